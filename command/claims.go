@@ -1,0 +1,216 @@
+package command
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/idemgate/idemgate/events"
+	"github.com/idemgate/idemgate/sqldb"
+)
+
+// ClaimRequest asks to claim (tenant, operation, key) for one request.
+type ClaimRequest struct {
+	Tenant      string
+	Operation   string
+	Key         string
+	Target      string // path parameter, part of the request's identity
+	Fingerprint []byte
+	Request     []byte // the normalised request the command event carries
+}
+
+// Claim is what the claim transaction found or made for a key.
+type Claim struct {
+	// Inserted: this request made the claim; its event must be emitted.
+	Inserted    bool
+	OperationID string
+	Fingerprint []byte
+	AcceptedAt  time.Time
+	// Response is the recorded outcome once the command is COMPLETED.
+	Response *StoredResponse
+}
+
+// StoredResponse is a recorded outcome, replayed byte for byte.
+type StoredResponse struct {
+	Status      int
+	ContentType string
+	Location    string
+	Body        []byte
+}
+
+// Claims is the SQL store of idempotency claims. Transactions stay inside
+// it; callers see claims, never a pgx.Tx.
+type Claims struct {
+	db        *sqldb.DB
+	lease     time.Duration
+	retention time.Duration
+}
+
+// NewClaims returns the claim store. lease is how long the API has to see
+// a claim's event acknowledged before the sweeper re-emits it; retention
+// is how long a key is remembered.
+func NewClaims(db *sqldb.DB, lease, retention time.Duration) *Claims {
+	return &Claims{db: db, lease: lease, retention: retention}
+}
+
+// ClaimKeys claims every request's key in ONE transaction and returns, in
+// order, what each request found. A key already claimed is returned as it
+// is (with its response once completed); a key past its retention is
+// claimed anew. Several requests may be grouped into one call to share a
+// commit; a key repeated within the group is claimed by its first request.
+func (s *Claims) ClaimKeys(ctx context.Context, reqs []ClaimRequest) ([]Claim, error) {
+	out := make([]Claim, len(reqs))
+	err := s.db.InTx(ctx, func(tx pgx.Tx) error {
+		for i, req := range reqs {
+			c, err := s.claimOne(ctx, tx, req)
+			if err != nil {
+				return err
+			}
+			out[i] = c
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim keys: %w", err)
+	}
+	return out, nil
+}
+
+const insertClaim = `
+INSERT INTO idempotency_claims
+    (tenant_id, operation, idem_key, operation_id, fingerprint, state, target, request,
+     created_at, lease_until, expires_at)
+VALUES ($1, $2, $3, $4, $5, 'ACCEPTED', $6, $7,
+     now(), now() + ($8::INT8 * INTERVAL '1 microsecond'), now() + ($9::INT8 * INTERVAL '1 microsecond'))
+ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
+RETURNING created_at`
+
+const selectClaim = `
+SELECT c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now(),
+       o.status, o.content_type, o.location, o.body
+FROM idempotency_claims c
+LEFT JOIN outbox o ON o.operation_id = c.operation_id AND c.state = 'COMPLETED'
+WHERE c.tenant_id = $1 AND c.operation = $2 AND c.idem_key = $3`
+
+func (s *Claims) claimOne(ctx context.Context, tx pgx.Tx, req ClaimRequest) (Claim, error) {
+	for range 2 {
+		id := uuid.NewString()
+		var created time.Time
+		err := tx.QueryRow(ctx, insertClaim, req.Tenant, req.Operation, req.Key, id, req.Fingerprint,
+			req.Target, req.Request, s.lease.Microseconds(), s.retention.Microseconds()).Scan(&created)
+		if err == nil {
+			return Claim{Inserted: true, OperationID: id, Fingerprint: req.Fingerprint, AcceptedAt: created}, nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return Claim{}, fmt.Errorf("insert claim: %w", err)
+		}
+		var c Claim
+		var expired bool
+		var status *int32
+		var ctype, loc *string
+		var body []byte
+		if err := tx.QueryRow(ctx, selectClaim, req.Tenant, req.Operation, req.Key).Scan(
+			&c.OperationID, &c.Fingerprint, &c.AcceptedAt, &expired, &status, &ctype, &loc, &body); err != nil {
+			return Claim{}, fmt.Errorf("read claim: %w", err)
+		}
+		if !expired {
+			if status != nil {
+				c.Response = &StoredResponse{Status: int(*status), ContentType: deref(ctype), Location: deref(loc), Body: body}
+			}
+			return c, nil
+		}
+		// Past retention and not yet deleted by the janitor: the key is
+		// free again, and this request is a new command.
+		if _, err := tx.Exec(ctx, `DELETE FROM idempotency_claims WHERE tenant_id = $1 AND operation = $2 AND idem_key = $3`,
+			req.Tenant, req.Operation, req.Key); err != nil {
+			return Claim{}, fmt.Errorf("delete expired claim: %w", err)
+		}
+	}
+	return Claim{}, errors.New("claim: key still taken after deleting its expired claim")
+}
+
+// OperationView is an operation as GET /v1/operations shows it.
+type OperationView struct {
+	OperationID string
+	Response    *StoredResponse // nil while pending
+}
+
+// Operation reads one of tenant's operations; found is false for an
+// unknown id or another tenant's operation.
+func (s *Claims) Operation(ctx context.Context, tenant, operationID string) (v OperationView, found bool, err error) {
+	var status *int32
+	var ctype, loc *string
+	var body []byte
+	err = s.db.Pool.QueryRow(ctx, `
+SELECT c.operation_id::TEXT, o.status, o.content_type, o.location, o.body
+FROM idempotency_claims c
+LEFT JOIN outbox o ON o.operation_id = c.operation_id AND c.state = 'COMPLETED'
+WHERE c.operation_id = $1 AND c.tenant_id = $2`, operationID, tenant).Scan(&v.OperationID, &status, &ctype, &loc, &body)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return v, false, nil
+	}
+	if err != nil {
+		return v, false, fmt.Errorf("read operation: %w", err)
+	}
+	if status != nil {
+		v.Response = &StoredResponse{Status: int(*status), ContentType: deref(ctype), Location: deref(loc), Body: body}
+	}
+	return v, true, nil
+}
+
+// MarkPublished moves claims whose event Kafka acknowledged from ACCEPTED
+// to PUBLISHED, so the sweeper leaves them alone. A claim already
+// COMPLETED stays so.
+func (s *Claims) MarkPublished(ctx context.Context, operationIDs []string) error {
+	_, err := s.db.Pool.Exec(ctx, `UPDATE idempotency_claims SET state = 'PUBLISHED'
+WHERE operation_id = ANY($1::UUID[]) AND state = 'ACCEPTED'`, operationIDs)
+	if err != nil {
+		return fmt.Errorf("mark published: %w", err)
+	}
+	return nil
+}
+
+// ExpiredLeases takes up to limit claims still ACCEPTED after their lease
+// and extends their lease, in one transaction, so that concurrent
+// sweepers never take the same claim at once. It returns their events.
+func (s *Claims) ExpiredLeases(ctx context.Context, limit int) ([]events.CommandAccepted, error) {
+	var out []events.CommandAccepted
+	err := s.db.InTx(ctx, func(tx pgx.Tx) error {
+		out = out[:0]
+		rows, err := tx.Query(ctx, `
+UPDATE idempotency_claims
+SET lease_until = now() + ($1::INT8 * INTERVAL '1 microsecond'), emit_attempts = emit_attempts + 1
+WHERE (tenant_id, operation, idem_key) IN (
+    SELECT tenant_id, operation, idem_key FROM idempotency_claims
+    WHERE state = 'ACCEPTED' AND lease_until < now()
+    ORDER BY lease_until LIMIT $2)
+  AND state = 'ACCEPTED' AND lease_until < now()
+RETURNING operation_id::TEXT, tenant_id, operation, idem_key, target, request, created_at`, s.lease.Microseconds(), limit)
+		if err != nil {
+			return fmt.Errorf("take expired leases: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var c events.CommandAccepted
+			var req []byte
+			if err := rows.Scan(&c.OperationID, &c.Tenant, &c.Operation, &c.IdempotencyKey, &c.Target, &req, &c.AcceptedAt); err != nil {
+				return fmt.Errorf("scan expired lease: %w", err)
+			}
+			c.Request = req
+			out = append(out, c)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

@@ -1,0 +1,135 @@
+package command
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/idemgate/idemgate/events"
+)
+
+// Emitter publishes accepted commands to the commands topic. It never
+// makes a request wait on Kafka: records are pipelined, and the claims
+// whose event was acknowledged are marked PUBLISHED in batches. A record
+// that fails stays ACCEPTED and the sweeper emits it again after its lease.
+type Emitter struct {
+	producer *events.Producer
+	topic    string
+	claims   *Claims
+	logger   *slog.Logger
+	acked    chan string
+	// ctx outlives requests: a record must not be cancelled because the
+	// request that emitted it has been answered.
+	ctx context.Context
+}
+
+// NewEmitter returns an emitter; call Run to record acknowledgements.
+func NewEmitter(ctx context.Context, producer *events.Producer, topic string, claims *Claims, logger *slog.Logger) *Emitter {
+	return &Emitter{producer: producer, topic: topic, claims: claims, logger: logger, acked: make(chan string, 4096), ctx: ctx}
+}
+
+// Emit sends the command event. It returns at once.
+func (e *Emitter) Emit(cmd events.CommandAccepted) {
+	env, err := cmd.Envelope()
+	if err != nil {
+		e.logger.Error("encode command event", "operation_id", cmd.OperationID, "err", err)
+		return
+	}
+	rec := env.Record(e.topic, events.IdentityKey(cmd.Tenant, cmd.Operation, cmd.IdempotencyKey))
+	e.producer.Emit(e.ctx, rec, func(_ *kgo.Record, err error) {
+		if err != nil {
+			e.logger.Warn("command event not acknowledged; the sweeper will re-emit it", "operation_id", cmd.OperationID, "err", err)
+			return
+		}
+		select {
+		case e.acked <- cmd.OperationID:
+		default:
+			// Backlogged: the claim stays ACCEPTED and the sweeper re-emits
+			// it; the projector deduplicates.
+		}
+	})
+}
+
+// Run marks acknowledged claims PUBLISHED, in batches, until ctx ends.
+func (e *Emitter) Run(ctx context.Context) error {
+	batch := make([]string, 0, 256)
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		if err := e.claims.MarkPublished(context.WithoutCancel(ctx), batch); err != nil {
+			e.logger.Warn("mark claims published", "n", len(batch), "err", err)
+		}
+		batch = batch[:0]
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			flush()
+			return nil
+		case id := <-e.acked:
+			batch = append(batch, id)
+			// Take whatever else is waiting, then write once.
+			for more := true; more && len(batch) < cap(batch); {
+				select {
+				case id := <-e.acked:
+					batch = append(batch, id)
+				default:
+					more = false
+				}
+			}
+			flush()
+		}
+	}
+}
+
+// Sweeper re-emits claims left ACCEPTED past their lease: the API died
+// between the claim commit and the Kafka acknowledgement, or Kafka was
+// down. Taking a claim extends its lease, so sweepers in several
+// processes never emit the same claim at the same moment.
+type Sweeper struct {
+	claims   *Claims
+	emitter  *Emitter
+	interval time.Duration
+	batch    int
+	logger   *slog.Logger
+}
+
+// NewSweeper returns a sweeper that looks every interval at up to batch
+// claims.
+func NewSweeper(claims *Claims, emitter *Emitter, interval time.Duration, batch int, logger *slog.Logger) *Sweeper {
+	return &Sweeper{claims: claims, emitter: emitter, interval: interval, batch: batch, logger: logger}
+}
+
+// Run sweeps until ctx ends.
+func (s *Sweeper) Run(ctx context.Context) error {
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		for {
+			cmds, err := s.claims.ExpiredLeases(ctx, s.batch)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.logger.Warn("sweep", "err", err)
+				}
+				break
+			}
+			for _, c := range cmds {
+				s.emitter.Emit(c)
+			}
+			if len(cmds) > 0 {
+				s.logger.Info("re-emitted commands past their lease", "n", len(cmds))
+			}
+			if len(cmds) < s.batch {
+				break
+			}
+		}
+	}
+}

@@ -1,0 +1,90 @@
+package command
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/idemgate/idemgate"
+)
+
+// Problem is idemgate's RFC 9457 problem; handlers return it as an error
+// and writeError is the one place that turns errors into HTTP answers.
+type Problem = idemgate.Problem
+
+// NewProblem builds a problem; see idemgate.NewProblem.
+func NewProblem(status int, name, title, detail string) *Problem {
+	return idemgate.NewProblem(status, name, title, detail)
+}
+
+// The problems of the HTTP contract.
+func errUnauthorized() *Problem {
+	return NewProblem(http.StatusUnauthorized, "unauthorized", "Unauthorized",
+		"send 'Authorization: Bearer <api key>' with a known API key")
+}
+
+func errKeyMissing() *Problem {
+	return NewProblem(http.StatusBadRequest, "idempotency-key-missing", "Idempotency-Key missing",
+		"every POST needs an Idempotency-Key header")
+}
+
+func errKeyMalformed(detail string) *Problem {
+	return NewProblem(http.StatusBadRequest, "idempotency-key-malformed", "Idempotency-Key malformed", detail)
+}
+
+func errUnsupportedMediaType(got string) *Problem {
+	return NewProblem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
+		fmt.Sprintf("the body must be application/json, not %q", got))
+}
+
+func errMalformedJSON(detail string) *Problem {
+	return NewProblem(http.StatusBadRequest, "malformed-json", "Malformed JSON", detail)
+}
+
+func errTooLarge(limit int64) *Problem {
+	return NewProblem(http.StatusRequestEntityTooLarge, "body-too-large", "Request body too large",
+		fmt.Sprintf("the body must not exceed %d bytes", limit))
+}
+
+func errValidation(detail string) *Problem {
+	return NewProblem(http.StatusUnprocessableEntity, "validation-failed", "Request body is invalid", detail)
+}
+
+func errKeyReused(status int) *Problem {
+	return NewProblem(status, "idempotency-key-reused", "Idempotency-Key reused",
+		"this Idempotency-Key was already used with a different request; use a new key for a new request")
+}
+
+func errNotFound(what string) *Problem {
+	return NewProblem(http.StatusNotFound, "not-found", "Not found", what+" does not exist")
+}
+
+func errUnavailable() *Problem {
+	return NewProblem(http.StatusServiceUnavailable, "unavailable", "Service unavailable",
+		"the database could not be reached; retry with the same Idempotency-Key")
+}
+
+func errInternal() *Problem {
+	return NewProblem(http.StatusInternalServerError, "internal", "Internal error",
+		"an internal error occurred; retry with the same Idempotency-Key")
+}
+
+// writeError answers err as a problem. Anything that is not a *Problem is
+// an internal fault: it is logged and answered 503 (retry safely), since
+// nothing was recorded for the client's request.
+func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
+	var p *Problem
+	if !errors.As(err, &p) {
+		logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		p = errUnavailable()
+		w.Header().Set("Retry-After", "1")
+	}
+	writeProblem(w, p)
+}
+
+func writeProblem(w http.ResponseWriter, p *Problem) {
+	w.Header().Set("Content-Type", idemgate.ContentTypeProblem)
+	w.WriteHeader(p.Status)
+	_, _ = w.Write(p.Body())
+}

@@ -1,0 +1,159 @@
+// Package config reads idemgate's settings from the environment.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting a role may need; each role reads what it uses.
+type Config struct {
+	// Addr is the API's listen address (IDEMGATE_ADDR).
+	Addr string
+	// DatabaseURL points at CockroachDB or PostgreSQL (DATABASE_URL).
+	DatabaseURL string
+	// KafkaBrokers are the seed brokers (KAFKA_BROKERS, comma-separated).
+	KafkaBrokers []string
+	// APIKeys maps API key to tenant (IDEMGATE_API_KEYS="k1=tenant-a,k2=tenant-b").
+	APIKeys map[string]string
+	// MismatchStatus answers a key reused with another body: 409 (default)
+	// or 422 (IDEMGATE_MISMATCH_STATUS).
+	MismatchStatus int
+	// TopicPrefix names the topics <prefix>.commands etc. (IDEMGATE_TOPIC_PREFIX).
+	TopicPrefix string
+	// Partitions of topics idemgate creates (IDEMGATE_PARTITIONS).
+	Partitions int32
+	// Group is the projectors' consumer group (IDEMGATE_GROUP).
+	Group string
+	// Lease is how long a claim may wait for its Kafka acknowledgement
+	// before the sweeper re-emits it (IDEMGATE_LEASE).
+	Lease time.Duration
+	// Retention is how long a key is remembered (IDEMGATE_RETENTION).
+	Retention time.Duration
+	// SweepInterval is how often the sweeper looks (IDEMGATE_SWEEP_INTERVAL).
+	SweepInterval time.Duration
+}
+
+// Defaults returns the settings used where the environment is silent.
+func Defaults() Config {
+	return Config{
+		Addr:           "127.0.0.1:8080",
+		MismatchStatus: 409,
+		TopicPrefix:    "idemgate",
+		Partitions:     6,
+		Group:          "idemgate-projector",
+		Lease:          10 * time.Second,
+		Retention:      24 * time.Hour,
+		SweepInterval:  time.Second,
+	}
+}
+
+// FromEnv reads the settings through getenv over the defaults.
+func FromEnv(getenv func(string) string) (Config, error) {
+	c := Defaults()
+	var errs []error
+	str := func(name string, dst *string) {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			*dst = v
+		}
+	}
+	dur := func(name string, dst *time.Duration) {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				errs = append(errs, fmt.Errorf("%s=%q is not a positive duration such as 10s", name, v))
+				return
+			}
+			*dst = d
+		}
+	}
+	str("IDEMGATE_ADDR", &c.Addr)
+	str("DATABASE_URL", &c.DatabaseURL)
+	str("IDEMGATE_TOPIC_PREFIX", &c.TopicPrefix)
+	str("IDEMGATE_GROUP", &c.Group)
+	if v := strings.TrimSpace(getenv("KAFKA_BROKERS")); v != "" {
+		for _, b := range strings.Split(v, ",") {
+			if b = strings.TrimSpace(b); b != "" {
+				c.KafkaBrokers = append(c.KafkaBrokers, b)
+			}
+		}
+	}
+	if v := getenv("IDEMGATE_API_KEYS"); strings.TrimSpace(v) != "" {
+		keys, err := ParseAPIKeys(v)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		c.APIKeys = keys
+	}
+	if v := strings.TrimSpace(getenv("IDEMGATE_MISMATCH_STATUS")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("IDEMGATE_MISMATCH_STATUS=%q is not 409 or 422", v))
+		}
+		c.MismatchStatus = n
+	}
+	if v := strings.TrimSpace(getenv("IDEMGATE_PARTITIONS")); v != "" {
+		n, err := strconv.ParseInt(v, 10, 32)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("IDEMGATE_PARTITIONS=%q is not a number", v))
+		}
+		c.Partitions = int32(n)
+	}
+	dur("IDEMGATE_LEASE", &c.Lease)
+	dur("IDEMGATE_RETENTION", &c.Retention)
+	dur("IDEMGATE_SWEEP_INTERVAL", &c.SweepInterval)
+	if err := errors.Join(errs...); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// Validate checks the settings that do not depend on the role.
+func (c Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("IDEMGATE_ADDR=%q is not host:port", c.Addr)
+	}
+	if c.MismatchStatus != 409 && c.MismatchStatus != 422 {
+		return fmt.Errorf("IDEMGATE_MISMATCH_STATUS must be 409 or 422, not %d", c.MismatchStatus)
+	}
+	if c.Partitions < 1 || c.Partitions > 1000 {
+		return fmt.Errorf("IDEMGATE_PARTITIONS must be 1 to 1000, not %d", c.Partitions)
+	}
+	if strings.ContainsAny(c.TopicPrefix, " /") {
+		return fmt.Errorf("IDEMGATE_TOPIC_PREFIX=%q may not contain spaces or '/'", c.TopicPrefix)
+	}
+	return nil
+}
+
+// ParseAPIKeys reads "key1=tenant-a,key2=tenant-b".
+func ParseAPIKeys(s string) (map[string]string, error) {
+	keys := map[string]string{}
+	for _, pair := range strings.Split(s, ",") {
+		pair = strings.TrimSpace(pair)
+		if pair == "" {
+			continue
+		}
+		k, tenant, ok := strings.Cut(pair, "=")
+		k, tenant = strings.TrimSpace(k), strings.TrimSpace(tenant)
+		if !ok || k == "" || tenant == "" || strings.Contains(tenant, "/") {
+			return nil, fmt.Errorf("IDEMGATE_API_KEYS: %q is not key=tenant (tenants may not contain '/')", pair)
+		}
+		if _, dup := keys[k]; dup {
+			return nil, fmt.Errorf("IDEMGATE_API_KEYS: key listed twice")
+		}
+		keys[k] = tenant
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("IDEMGATE_API_KEYS lists no key")
+	}
+	return keys, nil
+}
+
+// DevAPIKeys are the dev mode's default keys.
+func DevAPIKeys() map[string]string {
+	return map[string]string{"dev-key-a": "tenant-a", "dev-key-b": "tenant-b"}
+}

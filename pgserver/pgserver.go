@@ -1,0 +1,342 @@
+// Package pgserver runs a private PostgreSQL server from the machine's
+// server binaries (initdb, pg_ctl): the database of the embedded dev mode
+// and of tests when no DATABASE_URL is given.
+//
+// PostgreSQL refuses to run as root. When the process is root, the server
+// runs as the unprivileged "postgres" account, and its data folder is
+// owned by that account.
+package pgserver
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Config says where the server keeps its data and where it listens.
+type Config struct {
+	// DataDir is the cluster's folder; it is created and initialised when
+	// it holds no cluster yet, and reused (with its data) otherwise.
+	DataDir string
+	// Port on 127.0.0.1; 0 picks a free one.
+	Port int
+	// Database is created if missing. Default "idemgate".
+	Database string
+	// Logger receives one line per step; default slog.Default().
+	Logger *slog.Logger
+	// BinDir holds initdb and pg_ctl; default: $PG_BIN, `pg_config
+	// --bindir`, or the newest /usr/lib/postgresql/*/bin.
+	BinDir string
+}
+
+// Server is a running private PostgreSQL server.
+type Server struct {
+	cfg    Config
+	dir    string // the real cluster folder (may differ from DataDir, see Start)
+	port   int
+	runAs  *syscall.Credential
+	logger *slog.Logger
+}
+
+// Start initialises the cluster if needed and starts the server, or
+// adopts one already running on the same folder (as after a kill -9 of
+// the process that started it).
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("pgserver: no data folder given")
+	}
+	if cfg.Database == "" {
+		cfg.Database = "idemgate"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	bin, err := findBinDir(cfg.BinDir)
+	if err != nil {
+		return nil, err
+	}
+	cfg.BinDir = bin
+	abs, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, dir: abs, logger: cfg.Logger}
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			return nil, errors.New("pgserver: running as root, and PostgreSQL refuses root: an unprivileged 'postgres' account is needed but none exists")
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		s.runAs = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		if !traversableByOthers(filepath.Dir(abs)) {
+			// The postgres account cannot reach a folder under, say, /root.
+			// Keep the cluster in /tmp under a name derived from the data
+			// folder, so that the same --data-dir finds it again.
+			sum := sha256.Sum256([]byte(abs))
+			s.dir = filepath.Join(os.TempDir(), "idemgate-pg-"+hex.EncodeToString(sum[:6]))
+			cfg.Logger.Info("postgres cannot reach the data folder; keeping the cluster in /tmp", "data_dir", abs, "cluster", s.dir)
+		}
+	}
+	if err := s.initIfNeeded(ctx); err != nil {
+		return nil, err
+	}
+	if port, ok := s.runningPort(); ok {
+		s.port = port
+		cfg.Logger.Info("adopted the PostgreSQL server already running on the cluster", "cluster", s.dir, "port", port)
+	} else {
+		if err := s.start(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.ensureDatabase(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// URL is the connection string of the server's database.
+func (s *Server) URL() string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.port, s.cfg.Database)
+}
+
+// AdminURL connects to the maintenance database "postgres".
+func (s *Server) AdminURL() string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", s.port)
+}
+
+// Port is the TCP port the server listens on.
+func (s *Server) Port() int { return s.port }
+
+// Stop shuts the server down (fast mode: open transactions roll back,
+// committed data stays).
+func (s *Server) Stop(ctx context.Context) error {
+	return s.pgctl(ctx, "stop", "-D", s.dir, "-m", "fast", "-w")
+}
+
+func (s *Server) initIfNeeded(ctx context.Context) error {
+	if _, err := os.Stat(filepath.Join(s.dir, "PG_VERSION")); err == nil {
+		return nil
+	}
+	// The parent stays searchable by others so that the postgres account
+	// can reach the cluster below it.
+	if err := os.MkdirAll(filepath.Dir(s.dir), 0o755); err != nil {
+		return fmt.Errorf("pgserver: %w", err)
+	}
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return fmt.Errorf("pgserver: %w", err)
+	}
+	if s.runAs != nil {
+		if err := os.Chown(s.dir, int(s.runAs.Uid), int(s.runAs.Gid)); err != nil {
+			return fmt.Errorf("pgserver: %w", err)
+		}
+		s.logger.Info("initialising a PostgreSQL cluster as the unprivileged 'postgres' user (PostgreSQL refuses to run as root)", "cluster", s.dir)
+	} else {
+		s.logger.Info("initialising a PostgreSQL cluster", "cluster", s.dir)
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(s.cfg.BinDir, "initdb"), "-D", s.dir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C")
+	if out, err := s.run(cmd); err != nil {
+		return fmt.Errorf("pgserver: initdb: %w: %s", err, lastLines(out, 5))
+	}
+	conf := fmt.Sprintf(`
+# idemgate: a private server on loopback, SERIALIZABLE like CockroachDB.
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '%s'
+default_transaction_isolation = 'serializable'
+max_connections = 200
+shared_buffers = 128MB
+include_if_exists = 'idemgate-port.conf'
+`, s.dir)
+	f, err := os.OpenFile(filepath.Join(s.dir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("pgserver: %w", err)
+	}
+	defer f.Close()
+	_, err = f.WriteString(conf)
+	return err
+}
+
+func (s *Server) start(ctx context.Context) error {
+	port := s.cfg.Port
+	if port == 0 {
+		p, err := freePort()
+		if err != nil {
+			return err
+		}
+		port = p
+	}
+	portConf := filepath.Join(s.dir, "idemgate-port.conf")
+	if err := os.WriteFile(portConf, []byte(fmt.Sprintf("port = %d\n", port)), 0o600); err != nil {
+		return fmt.Errorf("pgserver: %w", err)
+	}
+	if s.runAs != nil {
+		_ = os.Chown(portConf, int(s.runAs.Uid), int(s.runAs.Gid))
+	}
+	if err := s.pgctl(ctx, "start", "-D", s.dir, "-l", filepath.Join(s.dir, "server.log"), "-w", "-t", "60"); err != nil {
+		log, _ := os.ReadFile(filepath.Join(s.dir, "server.log"))
+		return fmt.Errorf("%w; server.log: %s", err, lastLines(log, 5))
+	}
+	s.port = port
+	who := "the current user"
+	if s.runAs != nil {
+		who = "the unprivileged 'postgres' user (PostgreSQL refuses to run as root)"
+	}
+	s.logger.Info("started PostgreSQL as "+who, "cluster", s.dir, "port", port)
+	return nil
+}
+
+// runningPort reads postmaster.pid: a live postmaster there means the
+// server is still up (its starter was killed), and its fourth line is the
+// port.
+func (s *Server) runningPort() (int, bool) {
+	f, err := os.Open(filepath.Join(s.dir, "postmaster.pid"))
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	if len(lines) < 4 {
+		return 0, false
+	}
+	pid, err1 := strconv.Atoi(strings.TrimSpace(lines[0]))
+	port, err2 := strconv.Atoi(strings.TrimSpace(lines[3]))
+	if err1 != nil || err2 != nil || syscall.Kill(pid, 0) != nil {
+		return 0, false
+	}
+	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+	if err != nil {
+		return 0, false
+	}
+	c.Close()
+	return port, true
+}
+
+func (s *Server) ensureDatabase(ctx context.Context) error {
+	var conn *pgx.Conn
+	var err error
+	for i := 0; i < 50; i++ {
+		conn, err = pgx.Connect(ctx, s.AdminURL())
+		if err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		return fmt.Errorf("pgserver: connect: %w", err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_database WHERE datname = $1", s.cfg.Database).Scan(&n); err != nil {
+		return fmt.Errorf("pgserver: %w", err)
+	}
+	if n == 0 {
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{s.cfg.Database}.Sanitize()); err != nil {
+			return fmt.Errorf("pgserver: create database: %w", err)
+		}
+	}
+	return nil
+}
+
+func (s *Server) pgctl(ctx context.Context, args ...string) error {
+	cmd := exec.CommandContext(ctx, filepath.Join(s.cfg.BinDir, "pg_ctl"), args...)
+	if out, err := s.run(cmd); err != nil {
+		return fmt.Errorf("pgserver: pg_ctl %s: %w: %s", args[0], err, lastLines(out, 5))
+	}
+	return nil
+}
+
+// run runs cmd as the server's account. Output goes to a file, not a pipe:
+// pg_ctl's postmaster must not hold a pipe of ours open.
+func (s *Server) run(cmd *exec.Cmd) ([]byte, error) {
+	out, err := os.CreateTemp("", "pgserver-*.out")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(out.Name())
+	defer out.Close()
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Dir = os.TempDir()
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	if s.runAs != nil {
+		if err := os.Chmod(out.Name(), 0o666); err != nil {
+			return nil, err
+		}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.runAs, Setpgid: true}
+		cmd.Env = append(cmd.Env, "HOME="+s.dir)
+	} else {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
+	err = cmd.Run()
+	text, _ := os.ReadFile(out.Name())
+	return text, err
+}
+
+func findBinDir(given string) (string, error) {
+	candidates := []string{given, os.Getenv("PG_BIN")}
+	if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
+		candidates = append(candidates, strings.TrimSpace(string(out)))
+	}
+	globbed, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	for i := len(globbed) - 1; i >= 0; i-- {
+		candidates = append(candidates, globbed[i])
+	}
+	for _, c := range candidates {
+		if c == "" {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(c, "initdb")); err == nil {
+			return c, nil
+		}
+	}
+	return "", errors.New("pgserver: PostgreSQL server binaries (initdb, pg_ctl) not found; install postgresql or set PG_BIN")
+}
+
+// traversableByOthers reports whether every folder from / down to dir
+// lets other users pass (the execute bit for others).
+func traversableByOthers(dir string) bool {
+	for d := dir; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err == nil && fi.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		if d == filepath.Dir(d) {
+			return true
+		}
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("pgserver: pick a port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func lastLines(b []byte, n int) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}

@@ -1,0 +1,101 @@
+package sqldb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/cockroachdb/cockroach-go/v2/crdb"
+	crdbpgxv5 "github.com/cockroachdb/cockroach-go/v2/crdb/crdbpgxv5"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// maxRetries bounds how often a transaction is retried after a
+// serialization failure before the error is returned to the caller.
+const maxRetries = 30
+
+// InTx runs fn in one SERIALIZABLE transaction and retries the whole
+// transaction, commit included, when the server asks for a retry (SQLSTATE
+// 40001, or 40P01 on PostgreSQL).
+//
+// fn may run several times: it must have no effect outside the database,
+// and it must wrap errors with %w so that the SQLSTATE stays visible.
+//
+// On CockroachDB this is crdbpgxv5.ExecuteTx (savepoint-based retries). On
+// PostgreSQL it is NOT: ExecuteTx treats RELEASE SAVEPOINT as the commit,
+// which holds only on CockroachDB, and it drops the error of the real
+// COMMIT, so a serialization failure raised at commit would be lost and the
+// caller would believe work committed that never did. Here the retry loop
+// wraps BEGIN ... COMMIT instead.
+func (db *DB) InTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	if db.Flavor == CockroachDB {
+		return crdbpgxv5.ExecuteTx(crdb.WithMaxRetries(ctx, maxRetries), db.Pool, serializable, fn)
+	}
+	attempt := 0
+	return crdb.ExecuteCtx(crdb.WithMaxRetries(ctx, maxRetries), func(ctx context.Context, _ ...any) error {
+		if attempt > 0 {
+			if err := backoff(ctx, attempt); err != nil {
+				return err
+			}
+		}
+		attempt++
+		err := db.runOnce(ctx, fn)
+		if isDeadlock(err) {
+			// A deadlock is as retryable as a serialization failure; make
+			// crdb.ExecuteCtx see it as one.
+			return &retryable{err}
+		}
+		return err
+	})
+}
+
+func (db *DB) runOnce(ctx context.Context, fn func(pgx.Tx) error) error {
+	tx, err := db.Pool.BeginTx(ctx, serializable)
+	if err != nil {
+		return fmt.Errorf("sqldb: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("sqldb: commit: %w", err)
+	}
+	return nil
+}
+
+// backoff sleeps a little, with jitter, so that transactions that keep
+// colliding drift apart.
+func backoff(ctx context.Context, attempt int) error {
+	ceiling := time.Duration(min(attempt, 8)) * 2 * time.Millisecond
+	t := time.NewTimer(time.Duration(rand.Int64N(int64(ceiling)) + int64(time.Millisecond)))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// SQLState returns the SQLSTATE code in err's chain, or "".
+func SQLState(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}
+
+func isDeadlock(err error) bool { return SQLState(err) == "40P01" }
+
+// retryable presents a deadlock as a serialization failure to crdb's retry
+// loop while keeping the original error in the chain.
+type retryable struct{ err error }
+
+func (r *retryable) Error() string    { return r.err.Error() }
+func (r *retryable) Unwrap() error    { return r.err }
+func (r *retryable) SQLState() string { return "40001" }
