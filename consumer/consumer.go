@@ -28,7 +28,7 @@ type Config struct {
 	// ClientOptions connect to the brokers (events.ClientOptions).
 	ClientOptions []kgo.Opt
 	// Group is the consumer group; processes sharing it share partitions.
-	Group string
+	Group  string
 	Topics []string
 	Logger *slog.Logger
 	// IsPermanent reports whether an error can never succeed on retry;
