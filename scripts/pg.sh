@@ -19,11 +19,10 @@
 #   PG_PORT=15432
 #   PG_BIN=$(pg_config --bindir), else /usr/lib/postgresql/15/bin
 #   PG_FRESH=1                     start: 1 = wipe + initdb, 0 = reuse existing data
-#   PG_SYNC_COMMIT=off             synchronous_commit at initdb time. "off" can
+#   PG_SYNC_COMMIT=on              synchronous_commit at initdb time. "off" would
 #                                  lose the last ~0.6 s of acknowledged commits
-#                                  when the server is SIGKILLed; use "on" for
-#                                  chaos tests that kill -9 the server (with
-#                                  fsync=off it is still cheap).
+#                                  when the server is SIGKILLed, which the chaos
+#                                  tests do; with fsync=off "on" is still cheap.
 #
 # Human-readable messages go to stderr; stdout only carries DATABASE_URL=...
 set -euo pipefail
@@ -128,7 +127,7 @@ shared_buffers = 128MB
 # fsync/full_page_writes=off mean a machine crash can corrupt the cluster;
 # synchronous_commit=off means a killed server can lose recent commits.
 fsync = off
-synchronous_commit = ${PG_SYNC_COMMIT:-off}
+synchronous_commit = ${PG_SYNC_COMMIT:-on}
 full_page_writes = off
 EOF
 }
