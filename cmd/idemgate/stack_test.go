@@ -1,0 +1,259 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/idemgate/idemgate/events"
+	"github.com/idemgate/idemgate/sqldb"
+	"github.com/idemgate/idemgate/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) { testenv.Run(m, &env) }
+
+// stack is serve + project, started through run() exactly as the binary
+// starts them, on the test's own database and topics.
+type stack struct {
+	t       *testing.T
+	base    string
+	db      *sqldb.DB
+	brokers []string
+	topics  events.Topics
+	group   string
+	vars    map[string]string
+}
+
+func startStack(t *testing.T, extra ...string) *stack {
+	t.Helper()
+	dbURL := env.NewDatabase(t)
+	prefix := "t" + testenv.Random(4)
+	s := &stack{
+		t:       t,
+		db:      testenv.OpenDB(t, dbURL),
+		brokers: env.Kafka(t),
+		topics:  events.TopicsWithPrefix(prefix),
+		group:   "g" + testenv.Random(4),
+	}
+	s.base = "http://" + freeAddr(t)
+	s.vars = map[string]string{
+		"DATABASE_URL":          dbURL,
+		"KAFKA_BROKERS":         strings.Join(s.brokers, ","),
+		"IDEMGATE_API_KEYS":     "key-a=tenant-a,key-b=tenant-b",
+		"IDEMGATE_ADDR":         strings.TrimPrefix(s.base, "http://"),
+		"IDEMGATE_TOPIC_PREFIX": prefix,
+		"IDEMGATE_GROUP":        s.group,
+		"IDEMGATE_PARTITIONS":   "3",
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		s.vars[extra[i]] = extra[i+1]
+	}
+	s.startRole("serve")
+	s.startRole("project")
+	s.waitHealthy()
+	return s
+}
+
+// startRole runs one role until the test ends; its log is shown if the
+// test fails.
+func (s *stack) startRole(role string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	getenv := func(k string) string { return s.vars[k] }
+	go func() { done <- run(ctx, []string{role}, getenv, io.Discard, logs) }()
+	s.t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				s.t.Errorf("%s ended with: %v", role, err)
+			}
+		case <-time.After(30 * time.Second):
+			s.t.Errorf("%s did not stop within 30s of its context ending", role)
+		}
+		if s.t.Failed() {
+			s.t.Logf("--- %s log ---\n%s", role, logs.String())
+		}
+	})
+}
+
+func (s *stack) waitHealthy() {
+	s.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(s.base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.t.Fatalf("API at %s not ready within 60s", s.base)
+}
+
+// response is an HTTP answer read whole.
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (s *stack) do(method, path, apiKey, idemKey, contentType, body string) response {
+	s.t.Helper()
+	req, err := http.NewRequest(method, s.base+path, strings.NewReader(body))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+apiKey)
+	}
+	if idemKey != "" {
+		req.Header.Set("Idempotency-Key", idemKey)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+func (s *stack) postPayment(apiKey, idemKey, body string) response {
+	s.t.Helper()
+	return s.do("POST", "/v1/payments", apiKey, idemKey, "application/json", body)
+}
+
+// waitCompleted polls GET /v1/operations/{id} until it is completed.
+func (s *stack) waitCompleted(apiKey, location string) response {
+	s.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		r := s.do("GET", location, apiKey, "", "", "")
+		if r.Status == 200 && bytes.Contains(r.Body, []byte(`"status":"completed"`)) {
+			return r
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.t.Fatalf("%s not completed within 60s", location)
+	return response{}
+}
+
+func (s *stack) count(sql string, args ...any) int {
+	s.t.Helper()
+	var n int
+	if err := s.db.Pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		s.t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+// commandRecords reads every record of the commands topic.
+func (s *stack) commandRecords() []*kgo.Record {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm := s.admin()
+	ends, err := adm.ListEndOffsets(ctx, s.topics.Commands)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	want := int64(0)
+	ends.Each(func(o kadm.ListedOffset) { want += o.Offset })
+	cl, err := kgo.NewClient(append(events.ClientOptions(s.brokers),
+		kgo.ConsumeTopics(s.topics.Commands), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer cl.Close()
+	var out []*kgo.Record
+	for int64(len(out)) < want {
+		f := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			s.t.Fatalf("read %d of %d command records", len(out), want)
+		}
+		out = append(out, f.Records()...)
+	}
+	return out
+}
+
+func (s *stack) admin() *kadm.Client {
+	cl, err := kgo.NewClient(events.ClientOptions(s.brokers)...)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(cl.Close)
+	return kadm.NewClient(cl)
+}
+
+// waitCommittedPast waits until the projectors' group has committed an
+// offset beyond offset on the record's partition: everything up to it has
+// been applied.
+func (s *stack) waitCommittedPast(topic string, partition int32, offset int64) {
+	s.t.Helper()
+	adm := s.admin()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		offs, err := adm.FetchOffsets(context.Background(), s.group)
+		if err == nil {
+			if o, ok := offs.Lookup(topic, partition); ok && o.At > offset {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.t.Fatalf("group %s did not commit past %s/%d@%d within 60s", s.group, topic, partition, offset)
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func mustEqual[T comparable](t *testing.T, what string, got, want T) {
+	t.Helper()
+	if got != want {
+		t.Fatalf("%s = %v, want %v", what, got, want)
+	}
+}

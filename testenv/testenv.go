@@ -1,0 +1,158 @@
+// Package testenv gives integration tests real backends: a PostgreSQL
+// server (DATABASE_URL's, or a private one started for the test binary)
+// with a fresh database per test, and Kafka (KAFKA_BROKERS's real broker,
+// or an in-process kfake cluster per test) with topics of the test's own.
+// Nothing here is a mock.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/idemgate/idemgate/pgserver"
+	"github.com/idemgate/idemgate/sqldb"
+)
+
+// Env is the test binary's backends.
+type Env struct {
+	adminURL string
+	brokers  []string
+}
+
+// Run starts the backends, runs the tests and exits; call it from
+// TestMain:
+//
+//	var env *testenv.Env
+//	func TestMain(m *testing.M) { testenv.Run(m, &env) }
+func Run(m *testing.M, env **Env) {
+	e, stop, err := start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testenv:", err)
+		os.Exit(1)
+	}
+	*env = e
+	code := m.Run()
+	stop()
+	os.Exit(code)
+}
+
+func start() (*Env, func(), error) {
+	e := &Env{adminURL: os.Getenv("DATABASE_URL")}
+	if b := os.Getenv("KAFKA_BROKERS"); b != "" {
+		e.brokers = strings.Split(b, ",")
+	}
+	if e.adminURL != "" {
+		return e, func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "idemgate-testpg-")
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv, err := pgserver.Start(ctx, pgserver.Config{DataDir: dir + "/pg", Logger: quiet})
+	if err != nil {
+		return nil, nil, fmt.Errorf("no DATABASE_URL, and a private PostgreSQL could not start: %w", err)
+	}
+	e.adminURL = srv.URL()
+	return e, func() {
+		_ = srv.Stop(context.Background())
+		_ = os.RemoveAll(dir)
+	}, nil
+}
+
+// RealKafka reports whether tests run on a real broker (KAFKA_BROKERS).
+func (e *Env) RealKafka() bool { return len(e.brokers) > 0 }
+
+// NewDatabase creates an empty database for t, migrated to the current
+// schema, and drops it when t ends. It returns the database's URL.
+func (e *Env) NewDatabase(t testing.TB) string {
+	t.Helper()
+	ctx := context.Background()
+	name := "t_" + Random(6)
+	admin, err := pgx.Connect(ctx, e.adminURL)
+	if err != nil {
+		t.Fatalf("testenv: connect to %s: %v", redact(e.adminURL), err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("testenv: create database: %v", err)
+	}
+	u, _ := url.Parse(e.adminURL)
+	u.Path = "/" + name
+	dbURL := u.String()
+	t.Cleanup(func() {
+		c, err := pgx.Connect(ctx, e.adminURL)
+		if err != nil {
+			return
+		}
+		defer c.Close(ctx)
+		_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	})
+	db, err := sqldb.Open(ctx, dbURL, 2)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	defer db.Close()
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return dbURL
+}
+
+// OpenDB opens a pool on url, closed when t ends.
+func OpenDB(t testing.TB, url string) *sqldb.DB {
+	t.Helper()
+	db, err := sqldb.Open(context.Background(), url, 10)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(db.Close)
+	return db
+}
+
+// Kafka returns seed brokers for t: the real broker when KAFKA_BROKERS is
+// set, otherwise a kfake cluster of t's own.
+func (e *Env) Kafka(t testing.TB) []string {
+	t.Helper()
+	if len(e.brokers) > 0 {
+		return e.brokers
+	}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatalf("testenv: kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()
+}
+
+// Random returns n random bytes in hex: unique names for topics, groups
+// and databases.
+func Random(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func redact(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "DATABASE_URL"
+	}
+	return p.Redacted()
+}
