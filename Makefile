@@ -1,0 +1,41 @@
+# idemgate: `make run` starts the embedded dev mode, `make test` runs every
+# test against a real PostgreSQL 15 server and a real Kafka 4.x broker
+# (then again on kfake). See README.md.
+
+GO      ?= go
+BIN     := bin/idemgate
+DATADIR ?= .idemgate
+ADDR    ?= 127.0.0.1:8080
+
+.PHONY: all build run test vet bench fuzz kafka-start kafka-stop pg-start pg-stop clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/idemgate
+
+## run: the embedded default (private PostgreSQL + in-process Kafka in $(DATADIR))
+run: build
+	./$(BIN) dev --data-dir $(DATADIR) --addr $(ADDR)
+
+## test: vet, unit tests, integration tests on the real broker and on kfake
+test: build
+	scripts/test.sh
+
+vet:
+	$(GO) vet ./...
+
+bench: build
+	scripts/bench.sh
+
+kafka-start:
+	scripts/kafka.sh start
+kafka-stop:
+	scripts/kafka.sh stop
+pg-start:
+	scripts/pg.sh start
+pg-stop:
+	scripts/pg.sh stop
+
+clean:
+	rm -rf bin $(DATADIR)

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs idemgate's whole test suite on real backends: a throwaway PostgreSQL 15
+# server (scripts/pg.sh) and a real Apache Kafka broker in KRaft mode
+# (scripts/kafka.sh), then the integration tests once more on kfake, the
+# in-process Kafka. Both servers are stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { echo "test.sh: $*" >&2; }
+
+command -v go >/dev/null || { say "error: go is not on PATH"; exit 1; }
+
+cleanup() {
+  scripts/kafka.sh stop >/dev/null 2>&1 || true
+  scripts/pg.sh stop >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+say "go vet ./..."
+go vet ./...
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then say "error: gofmt would change: $unformatted"; exit 1; fi
+
+say "starting PostgreSQL (scripts/pg.sh)"
+db_line=$(scripts/pg.sh start) || { say "error: PostgreSQL did not start"; exit 1; }
+export "${db_line?}"
+say "starting the Kafka broker (scripts/kafka.sh)"
+kafka_line=$(scripts/kafka.sh start) || { say "error: the Kafka broker did not start (see above); refusing to test without it"; exit 1; }
+
+say "1/2: all tests, real PostgreSQL + real Kafka broker ($kafka_line)"
+env "$kafka_line" go test -count=1 -timeout 20m ./...
+
+say "2/2: integration tests again on kfake (KAFKA_BROKERS unset)"
+env -u KAFKA_BROKERS go test -count=1 -timeout 20m ./cmd/... ./projector/... ./consumer/...
