@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/idemgate/idemgate/events"
 )
@@ -61,7 +62,7 @@ func (a *API) accept(w http.ResponseWriter, r *http.Request, operation, target s
 			AcceptedAt:     c.AcceptedAt,
 		})
 		a.metrics.accepted.WithLabelValues(operation).Inc()
-		writePending(w, c.OperationID, false)
+		a.answerPending(w, r, tenant, c.OperationID, false)
 	case !bytes.Equal(c.Fingerprint, req.Fingerprint):
 		a.metrics.conflicts.WithLabelValues(operation, "different_request").Inc()
 		writeProblem(w, errKeyReused(a.mismatchStatus))
@@ -71,8 +72,24 @@ func (a *API) accept(w http.ResponseWriter, r *http.Request, operation, target s
 		writeStored(w, c.Response)
 	default:
 		a.metrics.replayed.WithLabelValues(operation, "pending").Inc()
-		writePending(w, c.OperationID, true)
+		a.answerPending(w, r, tenant, c.OperationID, true)
 	}
+}
+
+// answerPending answers a command not yet completed: 202, unless the
+// client asked to wait (Prefer: wait=N) and the outcome arrives in time.
+func (a *API) answerPending(w http.ResponseWriter, r *http.Request, tenant, operationID string, replayed bool) {
+	if wait := preferWait(r.Header.Values("Prefer")); wait > 0 {
+		if resp := a.awaitOutcome(r.Context(), tenant, operationID, time.Duration(wait)*time.Second); resp != nil {
+			w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(wait))
+			if replayed {
+				w.Header().Set("Idempotent-Replayed", "true")
+			}
+			writeStored(w, resp)
+			return
+		}
+	}
+	writePending(w, operationID, replayed)
 }
 
 func (a *API) reject(w http.ResponseWriter, p *Problem) {

@@ -92,6 +92,8 @@ func (a *API) Handler() http.Handler {
 		r.Use(a.authenticate)
 		r.Post("/payments", a.createPayment)
 		r.Get("/payments/{paymentID}", a.getPayment)
+		r.Post("/payments/{paymentID}/refunds", a.createRefund)
+		r.Get("/payments/{paymentID}/refunds/{refundID}", a.getRefund)
 		r.Get("/operations/{operationID}", a.getOperation)
 	})
 	return r

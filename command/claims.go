@@ -47,13 +47,13 @@ type StoredResponse struct {
 type Claims struct {
 	db        *sqldb.DB
 	lease     time.Duration
-	retention time.Duration
+	retention func(operation string) time.Duration
 }
 
 // NewClaims returns the claim store. lease is how long the API has to see
 // a claim's event acknowledged before the sweeper re-emits it; retention
-// is how long a key is remembered.
-func NewClaims(db *sqldb.DB, lease, retention time.Duration) *Claims {
+// says how long each operation's keys are remembered.
+func NewClaims(db *sqldb.DB, lease time.Duration, retention func(operation string) time.Duration) *Claims {
 	return &Claims{db: db, lease: lease, retention: retention}
 }
 
@@ -90,7 +90,7 @@ ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
 RETURNING created_at`
 
 const selectClaim = `
-SELECT c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now(),
+SELECT c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND c.state = 'COMPLETED',
        o.status, o.content_type, o.location, o.body
 FROM idempotency_claims c
 LEFT JOIN outbox o ON o.operation_id = c.operation_id AND c.state = 'COMPLETED'
@@ -101,7 +101,7 @@ func (s *Claims) claimOne(ctx context.Context, tx pgx.Tx, req ClaimRequest) (Cla
 		id := uuid.NewString()
 		var created time.Time
 		err := tx.QueryRow(ctx, insertClaim, req.Tenant, req.Operation, req.Key, id, req.Fingerprint,
-			req.Target, req.Request, s.lease.Microseconds(), s.retention.Microseconds()).Scan(&created)
+			req.Target, req.Request, s.lease.Microseconds(), s.retention(req.Operation).Microseconds()).Scan(&created)
 		if err == nil {
 			return Claim{Inserted: true, OperationID: id, Fingerprint: req.Fingerprint, AcceptedAt: created}, nil
 		}
@@ -123,8 +123,9 @@ func (s *Claims) claimOne(ctx context.Context, tx pgx.Tx, req ClaimRequest) (Cla
 			}
 			return c, nil
 		}
-		// Past retention and not yet deleted by the janitor: the key is
-		// free again, and this request is a new command.
+		// Completed, past retention and not yet deleted by the janitor:
+		// the key is free again, and this request is a new command. (A
+		// command not yet completed keeps its key whatever its age.)
 		if _, err := tx.Exec(ctx, `DELETE FROM idempotency_claims WHERE tenant_id = $1 AND operation = $2 AND idem_key = $3`,
 			req.Tenant, req.Operation, req.Key); err != nil {
 			return Claim{}, fmt.Errorf("delete expired claim: %w", err)
@@ -213,4 +214,51 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+// DeleteExpired deletes up to limit completed claims past their retention,
+// with their sent outbox rows, and returns how many claims it deleted.
+// The janitor calls it in a loop; CockroachDB's row-level TTL does the
+// same job there (migration 0003).
+func (s *Claims) DeleteExpired(ctx context.Context, limit int) (int, error) {
+	var n int
+	err := s.db.InTx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+DELETE FROM idempotency_claims
+WHERE (tenant_id, operation, idem_key) IN (
+    SELECT tenant_id, operation, idem_key FROM idempotency_claims
+    WHERE expires_at <= now() AND state = 'COMPLETED'
+    ORDER BY expires_at LIMIT $1)
+  AND expires_at <= now() AND state = 'COMPLETED'
+RETURNING operation_id`, limit)
+		if err != nil {
+			return fmt.Errorf("delete expired claims: %w", err)
+		}
+		var ids []uuid.UUID
+		for rows.Next() {
+			var id uuid.UUID
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return fmt.Errorf("delete expired claims: %w", err)
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("delete expired claims: %w", err)
+		}
+		n = len(ids)
+		if n == 0 {
+			return nil
+		}
+		strs := make([]string, n)
+		for i, id := range ids {
+			strs[i] = id.String()
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE operation_id = ANY($1::UUID[]) AND sent_at IS NOT NULL`, strs); err != nil {
+			return fmt.Errorf("delete expired outbox rows: %w", err)
+		}
+		return nil
+	})
+	return n, err
 }

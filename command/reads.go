@@ -24,15 +24,25 @@ func NewReads(db *sqldb.DB) *Reads { return &Reads{db: db} }
 
 // Payment is the read model of a payment.
 type Payment struct {
-	ID             string  `json:"id"`
-	OperationID    string  `json:"operation_id"`
-	Status         string  `json:"status"`
-	Amount         int64   `json:"amount"`
-	Currency       string  `json:"currency"`
-	Customer       string  `json:"customer"`
-	Description    *string `json:"description"`
-	RefundedAmount int64   `json:"refunded_amount"`
-	CreatedAt      string  `json:"created_at"`
+	ID             string   `json:"id"`
+	OperationID    string   `json:"operation_id"`
+	Status         string   `json:"status"`
+	Amount         int64    `json:"amount"`
+	Currency       string   `json:"currency"`
+	Customer       string   `json:"customer"`
+	Description    *string  `json:"description"`
+	RefundedAmount int64    `json:"refunded_amount"`
+	CreatedAt      string   `json:"created_at"`
+	Refunds        []Refund `json:"refunds"`
+}
+
+// Refund is the read model of a refund.
+type Refund struct {
+	ID        string `json:"id"`
+	PaymentID string `json:"payment_id"`
+	Amount    int64  `json:"amount"`
+	Status    string `json:"status"`
+	CreatedAt string `json:"created_at"`
 }
 
 // Payment reads one of tenant's payments; found is false otherwise.
@@ -49,13 +59,79 @@ FROM payments WHERE payment_id = $1 AND tenant_id = $2`, id, tenant).Scan(
 		return p, false, fmt.Errorf("read payment: %w", err)
 	}
 	p.CreatedAt = idemgate.FormatTime(created)
-	return p, true, nil
+	p.Refunds, err = s.refunds(ctx, tenant, id, "")
+	return p, true, err
+}
+
+// Refund reads one refund of one of tenant's payments.
+func (s *Reads) Refund(ctx context.Context, tenant, paymentID, refundID string) (Refund, bool, error) {
+	rs, err := s.refunds(ctx, tenant, paymentID, refundID)
+	if err != nil || len(rs) == 0 {
+		return Refund{}, false, err
+	}
+	return rs[0], true, nil
+}
+
+// refunds lists a payment's refunds (one, when refundID is given).
+func (s *Reads) refunds(ctx context.Context, tenant, paymentID, refundID string) ([]Refund, error) {
+	rows, err := s.db.Pool.Query(ctx, `
+SELECT refund_id::TEXT, payment_id::TEXT, amount, status, created_at FROM refunds
+WHERE payment_id = $1 AND tenant_id = $2 AND ($3 = '' OR refund_id::TEXT = $3)
+ORDER BY created_at, refund_id`, paymentID, tenant, refundID)
+	if err != nil {
+		return nil, fmt.Errorf("read refunds: %w", err)
+	}
+	defer rows.Close()
+	out := []Refund{}
+	for rows.Next() {
+		var r Refund
+		var created time.Time
+		if err := rows.Scan(&r.ID, &r.PaymentID, &r.Amount, &r.Status, &created); err != nil {
+			return nil, fmt.Errorf("read refunds: %w", err)
+		}
+		r.CreatedAt = idemgate.FormatTime(created)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func (a *API) getRefund(w http.ResponseWriter, r *http.Request) {
+	pid, ok1 := pathUUID(r, "paymentID")
+	rid, ok2 := pathUUID(r, "refundID")
+	if !ok1 || !ok2 {
+		writeProblem(w, errNotFound("refund "+chi.URLParam(r, "refundID")))
+		return
+	}
+	ref, found, err := a.reads.Refund(r.Context(), tenantOf(r), pid, rid)
+	if err != nil {
+		writeError(w, r, a.logger, err)
+		return
+	}
+	if !found {
+		writeProblem(w, errNotFound("refund "+rid))
+		return
+	}
+	writeJSON(w, http.StatusOK, ref)
+}
+
+// pathUUID reads a path parameter that must be a UUID in its canonical
+// 36-character spelling, returned in lower case.
+func pathUUID(r *http.Request, name string) (string, bool) {
+	s := chi.URLParam(r, name)
+	if len(s) != 36 {
+		return "", false
+	}
+	u, err := uuid.Parse(s)
+	if err != nil {
+		return "", false
+	}
+	return u.String(), true
 }
 
 func (a *API) getPayment(w http.ResponseWriter, r *http.Request) {
-	id := chi.URLParam(r, "paymentID")
-	if uuid.Validate(id) != nil {
-		writeProblem(w, errNotFound("payment "+id))
+	id, ok := pathUUID(r, "paymentID")
+	if !ok {
+		writeProblem(w, errNotFound("payment "+chi.URLParam(r, "paymentID")))
 		return
 	}
 	p, found, err := a.reads.Payment(r.Context(), tenantOf(r), id)
@@ -83,9 +159,9 @@ type storedResponse struct {
 }
 
 func (a *API) getOperation(w http.ResponseWriter, r *http.Request) {
-	id := chi.URLParam(r, "operationID")
-	if uuid.Validate(id) != nil {
-		writeProblem(w, errNotFound("operation "+id))
+	id, ok := pathUUID(r, "operationID")
+	if !ok {
+		writeProblem(w, errNotFound("operation "+chi.URLParam(r, "operationID")))
 		return
 	}
 	v, found, err := a.claims.Operation(r.Context(), tenantOf(r), id)

@@ -34,21 +34,36 @@ type Config struct {
 	Lease time.Duration
 	// Retention is how long a key is remembered (IDEMGATE_RETENTION).
 	Retention time.Duration
+	// RetentionByOperation overrides Retention per operation
+	// (IDEMGATE_RETENTION_BY_OPERATION="refunds.create=72h,...").
+	RetentionByOperation map[string]time.Duration
 	// SweepInterval is how often the sweeper looks (IDEMGATE_SWEEP_INTERVAL).
 	SweepInterval time.Duration
+	// JanitorInterval is how often expired keys are deleted
+	// (IDEMGATE_JANITOR_INTERVAL).
+	JanitorInterval time.Duration
+}
+
+// RetentionFor is how long keys of operation are remembered.
+func (c Config) RetentionFor(operation string) time.Duration {
+	if d, ok := c.RetentionByOperation[operation]; ok {
+		return d
+	}
+	return c.Retention
 }
 
 // Defaults returns the settings used where the environment is silent.
 func Defaults() Config {
 	return Config{
-		Addr:           "127.0.0.1:8080",
-		MismatchStatus: 409,
-		TopicPrefix:    "idemgate",
-		Partitions:     6,
-		Group:          "idemgate-projector",
-		Lease:          10 * time.Second,
-		Retention:      24 * time.Hour,
-		SweepInterval:  time.Second,
+		Addr:            "127.0.0.1:8080",
+		MismatchStatus:  409,
+		TopicPrefix:     "idemgate",
+		Partitions:      6,
+		Group:           "idemgate-projector",
+		Lease:           10 * time.Second,
+		Retention:       24 * time.Hour,
+		SweepInterval:   time.Second,
+		JanitorInterval: time.Minute,
 	}
 }
 
@@ -106,6 +121,19 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	dur("IDEMGATE_LEASE", &c.Lease)
 	dur("IDEMGATE_RETENTION", &c.Retention)
 	dur("IDEMGATE_SWEEP_INTERVAL", &c.SweepInterval)
+	dur("IDEMGATE_JANITOR_INTERVAL", &c.JanitorInterval)
+	if v := strings.TrimSpace(getenv("IDEMGATE_RETENTION_BY_OPERATION")); v != "" {
+		c.RetentionByOperation = map[string]time.Duration{}
+		for _, pair := range strings.Split(v, ",") {
+			op, d, ok := strings.Cut(strings.TrimSpace(pair), "=")
+			dd, err := time.ParseDuration(strings.TrimSpace(d))
+			if !ok || op == "" || err != nil || dd <= 0 {
+				errs = append(errs, fmt.Errorf("IDEMGATE_RETENTION_BY_OPERATION: %q is not operation=duration", pair))
+				continue
+			}
+			c.RetentionByOperation[strings.TrimSpace(op)] = dd
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return c, err
 	}

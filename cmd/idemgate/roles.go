@@ -72,7 +72,7 @@ func runAPI(ctx context.Context, d deps, l net.Listener) error {
 		return fmt.Errorf("kafka: %w", err)
 	}
 	producer := events.NewProducer(client)
-	claims := command.NewClaims(d.db, d.cfg.Lease, d.cfg.Retention)
+	claims := command.NewClaims(d.db, d.cfg.Lease, d.cfg.RetentionFor)
 	// The emitter's context outlives the HTTP server's shutdown so that
 	// the last requests' records are still delivered and marked.
 	emitCtx, stopEmit := context.WithCancel(context.WithoutCancel(ctx))
@@ -92,11 +92,13 @@ func runAPI(ctx context.Context, d deps, l net.Listener) error {
 	})
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.logger.Handler(), slog.LevelWarn)}
 	sweeper := command.NewSweeper(claims, emitter, d.cfg.SweepInterval, 500, d.logger)
+	janitor := command.NewJanitor(claims, d.cfg.JanitorInterval, 1000, d.logger)
 
 	g, gctx := errgroup.WithContext(ctx)
 	emitterDone := make(chan struct{})
 	go func() { _ = emitter.Run(emitCtx); close(emitterDone) }()
 	g.Go(func() error { return sweeper.Run(gctx) })
+	g.Go(func() error { return janitor.Run(gctx) })
 	g.Go(func() error {
 		if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -125,6 +127,7 @@ func runAPI(ctx context.Context, d deps, l net.Listener) error {
 func runProjector(ctx context.Context, d deps) error {
 	p := projector.New(d.db, "payments", map[string]projector.Applier{
 		idemgate.OpCreatePayment: projector.CreatePayment{},
+		idemgate.OpCreateRefund:  projector.CreateRefund{},
 	}, d.logger)
 	r, err := consumer.New(consumer.Config{
 		ClientOptions: d.kafka,

@@ -1,0 +1,51 @@
+package command
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// MaxWait caps Prefer: wait (RFC 7240), in seconds.
+const MaxWait = 30
+
+// preferWait reads the wait preference of Prefer headers: the number of
+// seconds the client is willing to wait for the outcome (0 when absent or
+// unreadable; at most MaxWait).
+func preferWait(values []string) int {
+	for _, v := range values {
+		for _, pref := range strings.Split(v, ",") {
+			name, val, ok := strings.Cut(strings.TrimSpace(strings.SplitN(pref, ";", 2)[0]), "=")
+			if !ok || !strings.EqualFold(strings.TrimSpace(name), "wait") {
+				continue
+			}
+			n, err := strconv.Atoi(strings.Trim(strings.TrimSpace(val), `"`))
+			if err != nil || n <= 0 {
+				return 0
+			}
+			return min(n, MaxWait)
+		}
+	}
+	return 0
+}
+
+// awaitOutcome polls the operation until it has a recorded response or
+// the wait (or the request) ends.
+func (a *API) awaitOutcome(ctx context.Context, tenant, operationID string, wait time.Duration) *StoredResponse {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	delay := 10 * time.Millisecond
+	for {
+		v, found, err := a.claims.Operation(ctx, tenant, operationID)
+		if err == nil && found && v.Response != nil {
+			return v.Response
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 200*time.Millisecond)
+	}
+}
