@@ -87,6 +87,7 @@ func (a *API) Handler() http.Handler {
 	})
 	r.Get("/healthz", a.healthz)
 	r.Get("/readyz", a.readyz)
+	r.Get("/openapi.json", a.openapi)
 	r.Handle("/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
 	r.Route("/v1", func(r chi.Router) {
 		r.Use(a.authenticate)
