@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/idemgate/idemgate/events"
+	"github.com/idemgate/idemgate/fault"
 )
 
 // validator checks a body against one operation's schema and returns the
@@ -52,6 +53,7 @@ func (a *API) accept(w http.ResponseWriter, r *http.Request, operation, target s
 	c := claims[0]
 	switch {
 	case c.Inserted:
+		a.faults.Hit(fault.AfterClaimCommit)
 		a.emitter.Emit(events.CommandAccepted{
 			OperationID:    c.OperationID,
 			Tenant:         tenant,

@@ -14,6 +14,8 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/idemgate/idemgate/fault"
 )
 
 // Checker reports whether a dependency answers; /readyz asks each.
@@ -33,6 +35,7 @@ type Config struct {
 	Reads          *Reads
 	Ready          map[string]Checker
 	Registry       *prometheus.Registry
+	Faults         *fault.Injector
 	Logger         *slog.Logger
 }
 
@@ -46,6 +49,7 @@ type API struct {
 	ready          map[string]Checker
 	registry       *prometheus.Registry
 	metrics        *metrics
+	faults         *fault.Injector
 	logger         *slog.Logger
 }
 
@@ -59,6 +63,7 @@ func New(cfg Config) *API {
 		reads:          cfg.Reads,
 		ready:          cfg.Ready,
 		registry:       cfg.Registry,
+		faults:         cfg.Faults,
 		logger:         cfg.Logger,
 	}
 	if a.mismatchStatus == 0 {

@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/idemgate/idemgate/events"
+	"github.com/idemgate/idemgate/fault"
 )
 
 // Emitter publishes accepted commands to the commands topic. It never
@@ -20,14 +21,15 @@ type Emitter struct {
 	claims   *Claims
 	logger   *slog.Logger
 	acked    chan string
+	faults   *fault.Injector
 	// ctx outlives requests: a record must not be cancelled because the
 	// request that emitted it has been answered.
 	ctx context.Context
 }
 
 // NewEmitter returns an emitter; call Run to record acknowledgements.
-func NewEmitter(ctx context.Context, producer *events.Producer, topic string, claims *Claims, logger *slog.Logger) *Emitter {
-	return &Emitter{producer: producer, topic: topic, claims: claims, logger: logger, acked: make(chan string, 4096), ctx: ctx}
+func NewEmitter(ctx context.Context, producer *events.Producer, topic string, claims *Claims, faults *fault.Injector, logger *slog.Logger) *Emitter {
+	return &Emitter{producer: producer, topic: topic, claims: claims, faults: faults, logger: logger, acked: make(chan string, 4096), ctx: ctx}
 }
 
 // Emit sends the command event. It returns at once.
@@ -43,6 +45,7 @@ func (e *Emitter) Emit(cmd events.CommandAccepted) {
 			e.logger.Warn("command event not acknowledged; the sweeper will re-emit it", "operation_id", cmd.OperationID, "err", err)
 			return
 		}
+		e.faults.Hit(fault.AfterKafkaAck)
 		select {
 		case e.acked <- cmd.OperationID:
 		default:

@@ -39,6 +39,12 @@ type Config struct {
 	RetentionByOperation map[string]time.Duration
 	// SweepInterval is how often the sweeper looks (IDEMGATE_SWEEP_INTERVAL).
 	SweepInterval time.Duration
+	// MaxAttempts bounds the attempts at an event that fails permanently
+	// before it is dead-lettered (IDEMGATE_MAX_ATTEMPTS).
+	MaxAttempts int
+	// MetricsAddr, when set, serves /metrics for the project and relay
+	// roles (IDEMGATE_METRICS_ADDR); the API serves its own.
+	MetricsAddr string
 	// JanitorInterval is how often expired keys are deleted
 	// (IDEMGATE_JANITOR_INTERVAL).
 	JanitorInterval time.Duration
@@ -64,6 +70,7 @@ func Defaults() Config {
 		Retention:       24 * time.Hour,
 		SweepInterval:   time.Second,
 		JanitorInterval: time.Minute,
+		MaxAttempts:     5,
 	}
 }
 
@@ -90,6 +97,14 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	str("DATABASE_URL", &c.DatabaseURL)
 	str("IDEMGATE_TOPIC_PREFIX", &c.TopicPrefix)
 	str("IDEMGATE_GROUP", &c.Group)
+	str("IDEMGATE_METRICS_ADDR", &c.MetricsAddr)
+	if v := strings.TrimSpace(getenv("IDEMGATE_MAX_ATTEMPTS")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			errs = append(errs, fmt.Errorf("IDEMGATE_MAX_ATTEMPTS=%q is not a number from 1 to 100", v))
+		}
+		c.MaxAttempts = n
+	}
 	if v := strings.TrimSpace(getenv("KAFKA_BROKERS")); v != "" {
 		for _, b := range strings.Split(v, ",") {
 			if b = strings.TrimSpace(b); b != "" {

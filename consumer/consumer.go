@@ -8,20 +8,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Handler processes one record. A nil return means its effect is
-// committed; ErrSkip-wrapped errors mean the record can never be processed
-// and is passed over (after being logged); any other error is transient
-// and the record is retried, with backoff, without moving past it.
+// committed. Otherwise the record is retried, with backoff, without moving
+// past it: for ever while the error is transient, and MaxAttempts times
+// when it is permanent, after which OnPoison disposes of it.
 type Handler func(ctx context.Context, rec *kgo.Record) error
-
-// ErrSkip marks a record that no retry can process.
-var ErrSkip = errors.New("consumer: record cannot be processed")
 
 // Config configures a Runner.
 type Config struct {
@@ -31,9 +30,18 @@ type Config struct {
 	Group  string
 	Topics []string
 	Logger *slog.Logger
-	// IsPermanent reports whether an error can never succeed on retry;
-	// such records are skipped. Default: errors.Is(err, ErrSkip).
+	// IsPermanent reports whether an error will recur on every retry.
+	// Default: no error is permanent.
 	IsPermanent func(error) bool
+	// MaxAttempts bounds the attempts at a record failing permanently
+	// (default 5).
+	MaxAttempts int
+	// OnPoison disposes of a record that failed MaxAttempts times (the
+	// projector dead-letters it); its offset is committed once OnPoison
+	// returns nil, so the partition behind it never stalls. Required.
+	OnPoison func(ctx context.Context, rec *kgo.Record, cause error) error
+	// Registry receives the consumer-lag gauge; may be nil.
+	Registry prometheus.Registerer
 }
 
 // Runner consumes the topics for one group.
@@ -41,6 +49,7 @@ type Runner struct {
 	client  *kgo.Client
 	handler Handler
 	cfg     Config
+	lag     *prometheus.GaugeVec
 }
 
 // New connects the group's client.
@@ -48,11 +57,17 @@ func New(cfg Config, handler Handler) (*Runner, error) {
 	if cfg.Group == "" || len(cfg.Topics) == 0 {
 		return nil, errors.New("consumer: a group and at least one topic are required")
 	}
+	if cfg.OnPoison == nil {
+		return nil, errors.New("consumer: OnPoison is required")
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.IsPermanent == nil {
-		cfg.IsPermanent = func(err error) bool { return errors.Is(err, ErrSkip) }
+		cfg.IsPermanent = func(error) bool { return false }
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 5
 	}
 	opts := append([]kgo.Opt{}, cfg.ClientOptions...)
 	opts = append(opts,
@@ -67,21 +82,34 @@ func New(cfg Config, handler Handler) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consumer: %w", err)
 	}
-	return &Runner{client: client, handler: handler, cfg: cfg}, nil
+	r := &Runner{client: client, handler: handler, cfg: cfg,
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "idemgate_consumer_lag_records",
+			Help: "Records behind the partition's high watermark after the last processed batch.",
+		}, []string{"group", "topic", "partition"})}
+	if cfg.Registry != nil {
+		if err := cfg.Registry.Register(r.lag); err != nil {
+			client.Close()
+			return nil, fmt.Errorf("consumer: %w", err)
+		}
+	}
+	return r, nil
 }
 
-// Run polls and processes until ctx ends, then commits what was
-// processed and leaves the group.
+// Run polls and processes until ctx ends. On shutdown the records being
+// handled finish (their transactions are not cut short), their offsets
+// are committed, and the client leaves the group.
 func (r *Runner) Run(ctx context.Context) error {
 	defer r.client.Close()
 	for {
 		fetches := r.client.PollFetches(ctx)
-		if ctx.Err() != nil {
-			r.client.AllowRebalance()
+		if fetches.IsClientClosed() {
 			return nil
 		}
 		fetches.EachError(func(topic string, partition int32, err error) {
-			r.cfg.Logger.Warn("fetch", "topic", topic, "partition", partition, "err", err)
+			if !errors.Is(err, context.Canceled) {
+				r.cfg.Logger.Warn("fetch", "topic", topic, "partition", partition, "err", err)
+			}
 		})
 		done := r.process(ctx, fetches)
 		if len(done) > 0 {
@@ -91,6 +119,9 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 		}
 		r.client.AllowRebalance()
+		if ctx.Err() != nil {
+			return nil
+		}
 	}
 }
 
@@ -111,30 +142,43 @@ func (r *Runner) process(ctx context.Context, fetches kgo.Fetches) []*kgo.Record
 			defer wg.Done()
 			for _, rec := range p.Records {
 				if !r.handle(ctx, rec) {
-					return // cancelled: the rest of the partition is redelivered
+					return // shutting down: the rest is redelivered
 				}
 				mu.Lock()
 				done = append(done, rec)
 				mu.Unlock()
+				if ctx.Err() != nil {
+					return
+				}
 			}
+			last := p.Records[len(p.Records)-1]
+			r.lag.WithLabelValues(r.cfg.Group, p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(0, p.HighWatermark-last.Offset-1)))
 		}()
 	})
 	wg.Wait()
 	return done
 }
 
-// handle retries rec until it succeeds, is permanently failed, or ctx
-// ends; it reports whether rec may be committed.
+// handle processes rec until it succeeds or is disposed of as poison; it
+// returns false when shutdown interrupts it first. Each attempt runs to
+// its end even when ctx ends meanwhile: shutdown waits for it.
 func (r *Runner) handle(ctx context.Context, rec *kgo.Record) bool {
 	delay := 50 * time.Millisecond
+	permanent := 0
 	for attempt := 1; ; attempt++ {
-		err := r.handler(ctx, rec)
+		err := r.attempt(ctx, func(actx context.Context) error { return r.handler(actx, rec) })
 		if err == nil {
 			return true
 		}
 		if r.cfg.IsPermanent(err) {
-			r.cfg.Logger.Error("skipping a record that cannot be processed", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
-			return true
+			permanent++
+			if permanent >= r.cfg.MaxAttempts {
+				perr := r.attempt(ctx, func(actx context.Context) error { return r.cfg.OnPoison(actx, rec, err) })
+				if perr == nil {
+					return true
+				}
+				err = fmt.Errorf("dispose of poison record: %w", perr)
+			}
 		}
 		if ctx.Err() != nil {
 			return false
@@ -147,4 +191,16 @@ func (r *Runner) handle(ctx context.Context, rec *kgo.Record) bool {
 		}
 		delay = min(delay*2, 5*time.Second)
 	}
+}
+
+// attemptTimeout bounds one attempt, so that a hung database cannot hold
+// a partition (or a shutdown) for ever.
+const attemptTimeout = 30 * time.Second
+
+// attempt runs fn with a context that shutdown does not cancel: an
+// attempt under way finishes rather than being cut short.
+func (r *Runner) attempt(ctx context.Context, fn func(context.Context) error) error {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), attemptTimeout)
+	defer cancel()
+	return fn(actx)
 }

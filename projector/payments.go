@@ -49,7 +49,7 @@ type CreatePayment struct {
 func (a CreatePayment) Apply(ctx context.Context, tx pgx.Tx, cmd events.CommandAccepted) (Outcome, error) {
 	var req idemgate.CreatePayment
 	if err := json.Unmarshal(cmd.Request, &req); err != nil {
-		return processingFailed("the command's request could not be read"), nil
+		return Outcome{}, fmt.Errorf("%w: the command's request could not be read", ErrPermanent)
 	}
 	if req.Amount > DeclineAbove {
 		return ProblemOutcome(idemgate.NewProblem(http.StatusPaymentRequired, "payment-declined", "Payment declined",

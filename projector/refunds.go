@@ -38,7 +38,7 @@ type CreateRefund struct {
 func (a CreateRefund) Apply(ctx context.Context, tx pgx.Tx, cmd events.CommandAccepted) (Outcome, error) {
 	var req idemgate.CreateRefund
 	if err := json.Unmarshal(cmd.Request, &req); err != nil || req.Amount <= 0 {
-		return processingFailed("the command's request could not be read"), nil
+		return Outcome{}, fmt.Errorf("%w: the command's request could not be read", ErrPermanent)
 	}
 	if uuid.Validate(cmd.Target) != nil {
 		return paymentNotFound(cmd.Target), nil

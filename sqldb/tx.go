@@ -99,3 +99,26 @@ type retryable struct{ err error }
 func (r *retryable) Error() string    { return r.err.Error() }
 func (r *retryable) Unwrap() error    { return r.err }
 func (r *retryable) SQLState() string { return "40001" }
+
+// IsTransient reports whether err is an infrastructure failure that a
+// later attempt may not meet (a lost connection, a server shutting down,
+// a serialization failure, a timeout), as opposed to an error the same
+// statement will raise again (a constraint violation, bad data).
+func IsTransient(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code[:2] {
+		case "08", "40", "53", "57", "58", "XX":
+			return true
+		}
+		return false
+	}
+	// Anything else comes from below SQL: the network, the pool.
+	return true
+}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/idemgate/idemgate/config"
+	"github.com/idemgate/idemgate/fault"
 	"github.com/idemgate/idemgate/pgserver"
 	"github.com/idemgate/idemgate/sqldb"
 )
@@ -24,7 +25,7 @@ import (
 // role in one process. Killed with -9 and started again on the same
 // folder, it finds its database and log again and completes every command
 // it had accepted. DATABASE_URL and KAFKA_BROKERS replace either backend.
-func runDev(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer, logger *slog.Logger) error {
+func runDev(ctx context.Context, cfg config.Config, faults *fault.Injector, args []string, stdout, stderr io.Writer, logger *slog.Logger) error {
 	fs := newFlagSet("dev")
 	addr := fs.String("addr", cfg.Addr, "API listen address")
 	dataDir := fs.String("data-dir", ".idemgate", "folder for the database and the Kafka log")
@@ -75,7 +76,7 @@ func runDev(ctx context.Context, cfg config.Config, args []string, stdout, stder
 	if err != nil {
 		return err
 	}
-	d, closeDB, err := connect(ctx, cfg, logger)
+	d, closeDB, err := connect(ctx, cfg, faults, logger)
 	if err != nil {
 		return err
 	}
@@ -88,6 +89,7 @@ func runDev(ctx context.Context, cfg config.Config, args []string, stdout, stder
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return runAPI(gctx, d, l) })
 	g.Go(func() error { return runProjector(gctx, d) })
+	g.Go(func() error { return runRelay(gctx, d) })
 	return g.Wait()
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/idemgate/idemgate/config"
+	"github.com/idemgate/idemgate/fault"
 )
 
 const usage = `usage: idemgate <command> [flags]
@@ -18,7 +19,9 @@ commands:
   dev      run everything in one process on a private PostgreSQL and an in-process Kafka
   serve    run the HTTP API (and its sweeper)
   project  run the projector (consumer group on the commands topic)
+  relay    publish recorded outcomes to the results topic
   migrate  apply the SQL schema
+  redrive  <operation_id>: drive a dead-lettered command again
 
 environment: DATABASE_URL, KAFKA_BROKERS, IDEMGATE_API_KEYS, IDEMGATE_ADDR, ...
 (see README.md)`
@@ -38,22 +41,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
+	faults, err := fault.FromEnv(getenv)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "dev":
-		return runDev(ctx, cfg, rest, stdout, stderr, logger)
+		return runDev(ctx, cfg, faults, rest, stdout, stderr, logger)
 	case "serve":
-		return runServe(ctx, cfg, rest, stderr, logger)
+		return runServe(ctx, cfg, faults, rest, stderr, logger)
 	case "project":
-		return runProject(ctx, cfg, rest, stderr, logger)
+		return runRole(runProjector)(ctx, cfg, faults, rest, stderr, logger)
+	case "relay":
+		return runRole(runRelay)(ctx, cfg, faults, rest, stderr, logger)
 	case "migrate":
-		return runMigrate(ctx, cfg, rest, stdout, stderr, logger)
+		return runMigrate(ctx, cfg, rest, stdout, stderr)
+	case "redrive":
+		return runRedrive(ctx, cfg, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
 	}
-	return &usageError{fmt.Sprintf("unknown command %q (try: dev, serve, project, migrate)", cmd)}
+	return &usageError{fmt.Sprintf("unknown command %q (try: dev, serve, project, relay, migrate, redrive)", cmd)}
 }
 
 // parseFlags parses a subcommand's flags, turning mistakes into usage
