@@ -61,6 +61,7 @@ func startStack(t *testing.T, extra ...string) *stack {
 	}
 	s.startRole("serve")
 	s.startRole("project")
+	s.startRole("relay")
 	s.waitHealthy()
 	return s
 }
@@ -171,17 +172,23 @@ func (s *stack) count(sql string, args ...any) int {
 // commandRecords reads every record of the commands topic.
 func (s *stack) commandRecords() []*kgo.Record {
 	s.t.Helper()
+	return s.topicRecords(s.topics.Commands)
+}
+
+// topicRecords reads every record of a topic, up to its end offsets now.
+func (s *stack) topicRecords(topic string) []*kgo.Record {
+	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	adm := s.admin()
-	ends, err := adm.ListEndOffsets(ctx, s.topics.Commands)
+	ends, err := adm.ListEndOffsets(ctx, topic)
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	want := int64(0)
 	ends.Each(func(o kadm.ListedOffset) { want += o.Offset })
 	cl, err := kgo.NewClient(append(events.ClientOptions(s.brokers),
-		kgo.ConsumeTopics(s.topics.Commands), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+		kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -190,7 +197,7 @@ func (s *stack) commandRecords() []*kgo.Record {
 	for int64(len(out)) < want {
 		f := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
-			s.t.Fatalf("read %d of %d command records", len(out), want)
+			s.t.Fatalf("read %d of %d records of %s", len(out), want, topic)
 		}
 		out = append(out, f.Records()...)
 	}
