@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -21,7 +22,17 @@ import (
 
 var env *testenv.Env
 
-func TestMain(m *testing.M) { testenv.Run(m, &env) }
+// TestMain runs the tests, or, when IDEMGATE_RUN_MAIN holds a command
+// line, acts as the idemgate binary: tests that need a process of its own
+// to kill re-execute this binary that way.
+func TestMain(m *testing.M) {
+	if args := os.Getenv("IDEMGATE_RUN_MAIN"); args != "" {
+		os.Args = append([]string{"idemgate"}, strings.Fields(args)...)
+		main()
+		return
+	}
+	testenv.Run(m, &env)
+}
 
 // stack is serve + project, started through run() exactly as the binary
 // starts them, on the test's own database and topics.

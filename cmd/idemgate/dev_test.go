@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestDevSurvivesKill9 runs `idemgate dev` as a process of its own (this
+// test binary, re-executed as the command), accepts commands, kills it
+// with -9 while they are in flight, and starts it again on the same
+// --data-dir: every command answered 202 completes, exactly once.
+func TestDevSurvivesKill9(t *testing.T) {
+	dir, err := os.MkdirTemp("", "idemgate-devkill-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(dir, 0o755)
+	t.Cleanup(func() { _ = os.RemoveAll(dir) }) // runs last, after both dev processes stopped
+	addr := freeAddr(t)
+	base := "http://" + addr
+
+	dev := startDev(t, dir, addr)
+	var mu sync.Mutex
+	accepted := map[string]string{} // idempotency key -> Location
+	var wg sync.WaitGroup
+	for c := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 30 {
+				key := fmt.Sprintf("k-%d-%d", c, i)
+				status, loc := postRaw(base, key)
+				if status == 202 {
+					mu.Lock()
+					accepted[key] = loc
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	time.Sleep(150 * time.Millisecond)
+	dev.kill9(t) // mid-load: some claims are committed, their events maybe not
+	wg.Wait()
+	if len(accepted) == 0 {
+		t.Fatal("no command was accepted before the kill")
+	}
+
+	startDev(t, dir, addr)
+	deadline := time.Now().Add(60 * time.Second)
+	for key, loc := range accepted {
+		for {
+			status, body := getRaw(base + loc)
+			if status == 200 && strings.Contains(body, `"status":"completed"`) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("command %s (%s) accepted before the kill never completed: %d %s", key, loc, status, body)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	// Each accepted command has exactly one payment.
+	ids := map[string]bool{}
+	for key := range accepted {
+		status, _ := postRaw(base, key)
+		mustEqual(t, "replay of "+key, status, 201)
+	}
+	for _, loc := range accepted {
+		_, body := getRaw(base + loc)
+		var v struct {
+			Response struct {
+				Body struct{ ID string } `json:"body"`
+			} `json:"response"`
+		}
+		_ = json.Unmarshal([]byte(body), &v)
+		if ids[v.Response.Body.ID] {
+			t.Fatalf("payment %s recorded for two commands", v.Response.Body.ID)
+		}
+		ids[v.Response.Body.ID] = true
+	}
+	t.Logf("%d commands accepted before kill -9; all completed once after restart", len(accepted))
+}
+
+type devProcess struct{ cmd *exec.Cmd }
+
+func startDev(t *testing.T, dir, addr string) *devProcess {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "IDEMGATE_RUN_MAIN=dev --data-dir "+dir+" --addr "+addr,
+		"DATABASE_URL=", "KAFKA_BROKERS=", "IDEMGATE_LEASE=1s", "IDEMGATE_SWEEP_INTERVAL=200ms")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, _ := cmd.StdoutPipe()
+	logs := &syncBuffer{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &devProcess{cmd: cmd}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+		if t.Failed() {
+			t.Logf("--- dev log ---\n%s", logs.String())
+		}
+	})
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "idemgate dev: API on") {
+				close(ready)
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case <-ready:
+	case <-time.After(90 * time.Second):
+		t.Fatalf("dev did not start within 90s:\n%s", logs.String())
+	}
+	return p
+}
+
+// kill9 kills the dev process alone (as kill -9 would); its PostgreSQL
+// server, a separate process, lives on and is adopted by the next start.
+func (p *devProcess) kill9(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = p.cmd.Process.Wait()
+}
+
+func postRaw(base, key string) (int, string) {
+	req, _ := http.NewRequest("POST", base+"/v1/payments", strings.NewReader(`{"amount":1234,"currency":"EUR","customer":"cus_k"}`))
+	req.Header.Set("Authorization", "Bearer dev-key-a")
+	req.Header.Set("Idempotency-Key", key)
+	req.Header.Set("Content-Type", "application/json")
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, resp.Header.Get("Location")
+}
+
+func getRaw(url string) (int, string) {
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Authorization", "Bearer dev-key-a")
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
