@@ -27,12 +27,14 @@ func (a *API) accept(w http.ResponseWriter, r *http.Request, operation, target s
 		a.reject(w, p)
 		return
 	}
-	_, canonical, p := readJSONBody(r)
+	body, canonical, p := readJSONBody(r)
 	if p != nil {
 		a.reject(w, p)
 		return
 	}
-	normalised, p := validate(canonical)
+	// Validate the body as sent: canonicalisation reads numbers as IEEE
+	// doubles, which would round 0.99999999999999999 to an integer.
+	normalised, p := validate(body)
 	if p != nil {
 		a.reject(w, p)
 		return

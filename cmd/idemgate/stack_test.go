@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 // stack is serve + project, started through run() exactly as the binary
 // starts them, on the test's own database and topics.
 type stack struct {
-	t       *testing.T
+	t       testing.TB
 	base    string
 	db      *sqldb.DB
 	brokers []string
@@ -46,7 +46,7 @@ type stack struct {
 	vars    map[string]string
 }
 
-func startStack(t *testing.T, extra ...string) *stack {
+func startStack(t testing.TB, extra ...string) *stack {
 	t.Helper()
 	dbURL := env.NewDatabase(t)
 	prefix := "t" + testenv.Random(4)
@@ -243,7 +243,7 @@ func (s *stack) waitCommittedPast(topic string, partition int32, offset int64) {
 	s.t.Fatalf("group %s did not commit past %s/%d@%d within 60s", s.group, topic, partition, offset)
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -269,7 +269,7 @@ func (b *syncBuffer) String() string {
 	return b.b.String()
 }
 
-func mustEqual[T comparable](t *testing.T, what string, got, want T) {
+func mustEqual[T comparable](t testing.TB, what string, got, want T) {
 	t.Helper()
 	if got != want {
 		t.Fatalf("%s = %v, want %v", what, got, want)
