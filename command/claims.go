@@ -143,36 +143,45 @@ type OperationView struct {
 // Operation reads one of tenant's operations; found is false for an
 // unknown id or another tenant's operation.
 func (s *Claims) Operation(ctx context.Context, tenant, operationID string) (v OperationView, found bool, err error) {
-	var status *int32
-	var ctype, loc *string
-	var body []byte
-	err = s.db.Pool.QueryRow(ctx, `
+	// In a retried transaction: at SERIALIZABLE even a lone SELECT can be
+	// chosen as the victim of a dependency cycle (seen on PostgreSQL under
+	// load), and that is no reason to answer 503.
+	err = s.db.InTx(ctx, func(tx pgx.Tx) error {
+		v, found = OperationView{}, false
+		var status *int32
+		var ctype, loc *string
+		var body []byte
+		err := tx.QueryRow(ctx, `
 SELECT c.operation_id::TEXT, o.status, o.content_type, o.location, o.body
 FROM idempotency_claims c
 LEFT JOIN outbox o ON o.operation_id = c.operation_id AND c.state = 'COMPLETED'
 WHERE c.operation_id = $1 AND c.tenant_id = $2`, operationID, tenant).Scan(&v.OperationID, &status, &ctype, &loc, &body)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return v, false, nil
-	}
-	if err != nil {
-		return v, false, fmt.Errorf("read operation: %w", err)
-	}
-	if status != nil {
-		v.Response = &StoredResponse{Status: int(*status), ContentType: deref(ctype), Location: deref(loc), Body: body}
-	}
-	return v, true, nil
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read operation: %w", err)
+		}
+		if status != nil {
+			v.Response = &StoredResponse{Status: int(*status), ContentType: deref(ctype), Location: deref(loc), Body: body}
+		}
+		found = true
+		return nil
+	})
+	return v, found, err
 }
 
 // MarkPublished moves claims whose event Kafka acknowledged from ACCEPTED
 // to PUBLISHED, so the sweeper leaves them alone. A claim already
 // COMPLETED stays so.
 func (s *Claims) MarkPublished(ctx context.Context, operationIDs []string) error {
-	_, err := s.db.Pool.Exec(ctx, `UPDATE idempotency_claims SET state = 'PUBLISHED'
-WHERE operation_id = ANY($1::UUID[]) AND state = 'ACCEPTED'`, operationIDs)
-	if err != nil {
-		return fmt.Errorf("mark published: %w", err)
-	}
-	return nil
+	return s.db.InTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE idempotency_claims SET state = 'PUBLISHED'
+WHERE operation_id = ANY($1::UUID[]) AND state = 'ACCEPTED'`, operationIDs); err != nil {
+			return fmt.Errorf("mark published: %w", err)
+		}
+		return nil
+	})
 }
 
 // ExpiredLeases takes up to limit claims still ACCEPTED after their lease

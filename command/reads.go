@@ -45,27 +45,41 @@ type Refund struct {
 	CreatedAt string `json:"created_at"`
 }
 
-// Payment reads one of tenant's payments; found is false otherwise.
+// Payment reads one of tenant's payments; found is false otherwise. The
+// payment and its refunds come from one transaction, so refunded_amount
+// and the refunds listed agree.
 func (s *Reads) Payment(ctx context.Context, tenant, id string) (p Payment, found bool, err error) {
-	var created time.Time
-	err = s.db.Pool.QueryRow(ctx, `
+	err = s.db.InTx(ctx, func(tx pgx.Tx) error {
+		p, found = Payment{}, false
+		var created time.Time
+		err := tx.QueryRow(ctx, `
 SELECT payment_id::TEXT, operation_id::TEXT, status, amount, currency, customer, description, refunded_amount, created_at
 FROM payments WHERE payment_id = $1 AND tenant_id = $2`, id, tenant).Scan(
-		&p.ID, &p.OperationID, &p.Status, &p.Amount, &p.Currency, &p.Customer, &p.Description, &p.RefundedAmount, &created)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return p, false, nil
-	}
-	if err != nil {
-		return p, false, fmt.Errorf("read payment: %w", err)
-	}
-	p.CreatedAt = idemgate.FormatTime(created)
-	p.Refunds, err = s.refunds(ctx, tenant, id, "")
-	return p, true, err
+			&p.ID, &p.OperationID, &p.Status, &p.Amount, &p.Currency, &p.Customer, &p.Description, &p.RefundedAmount, &created)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read payment: %w", err)
+		}
+		p.CreatedAt = idemgate.FormatTime(created)
+		if p.Refunds, err = refunds(ctx, tx, tenant, id, ""); err != nil {
+			return err
+		}
+		found = true
+		return nil
+	})
+	return p, found, err
 }
 
 // Refund reads one refund of one of tenant's payments.
 func (s *Reads) Refund(ctx context.Context, tenant, paymentID, refundID string) (Refund, bool, error) {
-	rs, err := s.refunds(ctx, tenant, paymentID, refundID)
+	var rs []Refund
+	err := s.db.InTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		rs, err = refunds(ctx, tx, tenant, paymentID, refundID)
+		return err
+	})
 	if err != nil || len(rs) == 0 {
 		return Refund{}, false, err
 	}
@@ -73,8 +87,8 @@ func (s *Reads) Refund(ctx context.Context, tenant, paymentID, refundID string) 
 }
 
 // refunds lists a payment's refunds (one, when refundID is given).
-func (s *Reads) refunds(ctx context.Context, tenant, paymentID, refundID string) ([]Refund, error) {
-	rows, err := s.db.Pool.Query(ctx, `
+func refunds(ctx context.Context, tx pgx.Tx, tenant, paymentID, refundID string) ([]Refund, error) {
+	rows, err := tx.Query(ctx, `
 SELECT refund_id::TEXT, payment_id::TEXT, amount, status, created_at FROM refunds
 WHERE payment_id = $1 AND tenant_id = $2 AND ($3 = '' OR refund_id::TEXT = $3)
 ORDER BY created_at, refund_id`, paymentID, tenant, refundID)
@@ -92,7 +106,10 @@ ORDER BY created_at, refund_id`, paymentID, tenant, refundID)
 		r.CreatedAt = idemgate.FormatTime(created)
 		out = append(out, r)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read refunds: %w", err)
+	}
+	return out, nil
 }
 
 func (a *API) getRefund(w http.ResponseWriter, r *http.Request) {
@@ -164,6 +181,8 @@ func (a *API) getOperation(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, errNotFound("operation "+chi.URLParam(r, "operationID")))
 		return
 	}
+	var v OperationView
+	var found bool
 	v, found, err := a.claims.Operation(r.Context(), tenantOf(r), id)
 	if err != nil {
 		writeError(w, r, a.logger, err)

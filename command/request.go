@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"regexp"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/gowebpki/jcs"
@@ -114,8 +115,8 @@ func positiveAmount(m map[string]json.RawMessage, name string, max int64) (int64
 	return n.Int64(), nil
 }
 
-// stringField reads a JSON string of minLen..maxLen characters; an absent
-// optional field (or null) gives ok=false.
+// stringField reads a JSON string of minLen..maxLen characters and no
+// NUL; an absent optional field (or null) gives present=false.
 func stringField(m map[string]json.RawMessage, name string, required bool, minLen, maxLen int) (s string, present bool, p *Problem) {
 	raw, ok := m[name]
 	if !ok || string(raw) == "null" {
@@ -126,6 +127,11 @@ func stringField(m map[string]json.RawMessage, name string, required bool, minLe
 	}
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return "", false, errValidation(fmt.Sprintf("%q must be a string", name))
+	}
+	// SQL text columns cannot hold NUL: refused here, a NUL would make
+	// the command fail in the projector and be recorded as a 500.
+	if strings.ContainsRune(s, 0) {
+		return "", false, errValidation(fmt.Sprintf("%q must not contain NUL (U+0000)", name))
 	}
 	if n := utf8.RuneCountInString(s); n < minLen || n > maxLen {
 		return "", false, errValidation(fmt.Sprintf("%q must be %d to %d characters long", name, minLen, maxLen))

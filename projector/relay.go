@@ -119,7 +119,10 @@ LIMIT $1`, r.batch)
 		return 0, err
 	}
 	r.faults.Hit(fault.AfterRelayPublish)
-	if _, err := r.db.Pool.Exec(ctx, `UPDATE outbox SET sent_at = now() WHERE operation_id = ANY($1::UUID[]) AND sent_at IS NULL`, ids); err != nil {
+	if err := r.db.InTx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE outbox SET sent_at = now() WHERE operation_id = ANY($1::UUID[]) AND sent_at IS NULL`, ids)
+		return err
+	}); err != nil {
 		return 0, fmt.Errorf("mark outbox sent: %w", err)
 	}
 	return len(recs), nil

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -174,7 +175,12 @@ func (s *stack) waitCompleted(apiKey, location string) response {
 func (s *stack) count(sql string, args ...any) int {
 	s.t.Helper()
 	var n int
-	if err := s.db.Pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+	// In a retried transaction: at SERIALIZABLE a read can be the victim
+	// of a dependency cycle with the projector's writes.
+	err := s.db.InTx(context.Background(), func(tx pgx.Tx) error {
+		return tx.QueryRow(context.Background(), sql, args...).Scan(&n)
+	})
+	if err != nil {
 		s.t.Fatalf("%s: %v", sql, err)
 	}
 	return n

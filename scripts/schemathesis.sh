@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Contract test: runs Schemathesis against a live `idemgate dev` and fails on
+# any 5xx and on any response (status, Content-Type, headers, body) that
+# command/openapi.json (served at /openapi.json) does not describe.
+#
+# Usage: scripts/schemathesis.sh [extra schemathesis run options]
+#
+# - builds bin/idemgate, starts `bin/idemgate dev` on a fresh data folder
+#   under /tmp (private PostgreSQL + in-process Kafka) on $ST_ADDR, waits for
+#   /readyz;
+# - installs the Schemathesis version (and openapi-spec-validator, which
+#   checks the document first) pinned in
+#   scripts/requirements-schemathesis.txt into
+#   ${IDEMGATE_CACHE:-$HOME/.cache/idemgate}/venv-schemathesis (once);
+# - runs it with a fixed seed and a bounded number of examples; all traffic
+#   goes to 127.0.0.1 only (proxies disabled, no redirects followed);
+# - always stops the dev process (SIGTERM: it stops its PostgreSQL) and
+#   removes the data folder.
+#
+# Environment (defaults):
+#   ST_ADDR=127.0.0.1:18089   listen address of the dev server (loopback only)
+#   ST_MAX_EXAMPLES=500       test cases per API operation and phase
+#   ST_SEED=20250601          Hypothesis seed (same seed, same test cases)
+#   ST_KEEP=0                 1: keep the data folder and logs for debugging
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+say() { echo "schemathesis.sh: $*" >&2; }
+fail() { echo "schemathesis.sh: FAIL: $*" >&2; exit 1; }
+
+ST_ADDR=${ST_ADDR:-127.0.0.1:18089}
+ST_MAX_EXAMPLES=${ST_MAX_EXAMPLES:-500}
+ST_SEED=${ST_SEED:-20250601}
+ST_KEEP=${ST_KEEP:-0}
+case "$ST_ADDR" in
+  127.0.0.1:[0-9]*) ;;
+  *) fail "ST_ADDR must be 127.0.0.1:<port>, not '$ST_ADDR'" ;;
+esac
+BASE="http://$ST_ADDR"
+
+# Nothing may leave the machine: no proxy for any client started here.
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
+export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
+
+command -v go >/dev/null || fail "go is not on PATH"
+command -v curl >/dev/null || fail "curl is not on PATH"
+
+# --- Schemathesis, pinned, in its own venv ----------------------------------
+REQS=$ROOT/scripts/requirements-schemathesis.txt
+CACHE=${IDEMGATE_CACHE:-$HOME/.cache/idemgate}
+VENV=$CACHE/venv-schemathesis
+STAMP=$VENV/.requirements.sha256
+want=$(sha256sum "$REQS" | cut -d' ' -f1)
+if [ ! -x "$VENV/bin/schemathesis" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
+  PY=${PYTHON:-$(command -v python3 || true)}
+  [ -n "$PY" ] || fail "python3 is not on PATH (needed to install Schemathesis)"
+  say "installing $(grep -v '^#' "$REQS" | xargs) into $VENV"
+  rm -rf "$VENV"
+  mkdir -p "$CACHE"
+  "$PY" -m venv "$VENV" || fail "could not create the venv $VENV (python3 -m venv; on Debian: apt-get install python3-venv)"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQS" ||
+    fail "pip could not install $REQS into $VENV"
+  echo "$want" >"$STAMP"
+fi
+ST="$VENV/bin/schemathesis"
+
+say "openapi-spec-validator command/openapi.json"
+"$VENV/bin/openapi-spec-validator" command/openapi.json >&2 ||
+  fail "command/openapi.json is not a valid OpenAPI 3.1 document (see above)"
+
+# --- the server ---------------------------------------------------------------
+say "go build -o bin/idemgate ./cmd/idemgate"
+go build -o bin/idemgate ./cmd/idemgate || fail "go build failed"
+
+if curl -s --noproxy '*' -o /dev/null --max-time 2 "$BASE/healthz"; then
+  fail "something already listens on $ST_ADDR; stop it or set ST_ADDR"
+fi
+
+WORK=$(mktemp -d /tmp/idemgate-schemathesis.XXXXXX)
+chmod 755 "$WORK" # the postgres account must reach the cluster below it
+DEV_PID=
+cleanup() {
+  local rc=$?
+  if [ -n "$DEV_PID" ] && kill -0 "$DEV_PID" 2>/dev/null; then
+    kill -TERM "$DEV_PID" 2>/dev/null || true
+    for _ in $(seq 1 300); do kill -0 "$DEV_PID" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$DEV_PID" 2>/dev/null; then
+      say "dev server did not stop within 30 s; killing it"
+      kill -KILL "$DEV_PID" 2>/dev/null || true
+    fi
+    wait "$DEV_PID" 2>/dev/null || true
+  fi
+  # Should the dev process have died without stopping its PostgreSQL.
+  if [ -f "$WORK/data/pg/postmaster.pid" ]; then
+    pgctl=$(ls /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | sort -V | tail -1)
+    [ -n "${PG_BIN:-}" ] && pgctl=$PG_BIN/pg_ctl
+    if [ -n "$pgctl" ]; then
+      if [ "$(id -u)" = 0 ]; then
+        su postgres -s /bin/sh -c "'$pgctl' stop -D '$WORK/data/pg' -m immediate -w" >/dev/null 2>&1 || true
+      else
+        "$pgctl" stop -D "$WORK/data/pg" -m immediate -w >/dev/null 2>&1 || true
+      fi
+    fi
+  fi
+  if [ "$ST_KEEP" = 1 ]; then
+    say "kept $WORK (ST_KEEP=1)"
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+say "starting bin/idemgate dev --data-dir $WORK/data --addr $ST_ADDR"
+# Private backends and the dev keys, whatever this shell has configured.
+env -u DATABASE_URL -u KAFKA_BROKERS -u IDEMGATE_API_KEYS \
+  bin/idemgate dev --data-dir "$WORK/data" --addr "$ST_ADDR" >"$WORK/dev.out" 2>"$WORK/dev.log" &
+DEV_PID=$!
+
+ready=0
+for _ in $(seq 1 600); do # 60 s
+  kill -0 "$DEV_PID" 2>/dev/null || { tail -20 "$WORK/dev.log" >&2; fail "idemgate dev exited before it was ready (log above)"; }
+  if grep -q "idemgate dev: API on" "$WORK/dev.out" 2>/dev/null &&
+    curl -sf --noproxy '*' -o /dev/null --max-time 2 "$BASE/readyz"; then
+    ready=1
+    break
+  fi
+  sleep 0.1
+done
+[ "$ready" = 1 ] || { tail -20 "$WORK/dev.log" >&2; fail "idemgate dev was not ready on $BASE/readyz within 60 s"; }
+say "idemgate dev ready on $BASE"
+
+# --- the run ------------------------------------------------------------------
+CHECKS=${ST_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection,missing_required_header,unsupported_method,allow_header_conformance,ignored_auth,use_after_free,ensure_resource_availability}
+# One worker: the same order of requests on every run; and Hypothesis can
+# hit CPython's "AST constructor recursion depth mismatch" across threads
+# (python/cpython#106905, fixed in 3.11.8 / 3.12.1).
+args=(
+  run "$BASE/openapi.json"
+  --url "$BASE"
+  --header "Authorization: Bearer dev-key-a"
+  --checks "$CHECKS"
+  --phases examples,coverage,fuzzing,stateful
+  --max-examples "$ST_MAX_EXAMPLES"
+  --seed "$ST_SEED"
+  --workers 1
+  --max-redirects 0
+  --request-timeout 40
+  --no-color
+  --report junit,ndjson --report-dir "$WORK/report"
+)
+say "running: schemathesis ${args[*]} $*"
+start=$(date +%s)
+set +e
+# Run from the work folder so that no schemathesis.toml or .hypothesis/ of
+# the caller's is read or written.
+(cd "$WORK" && "$ST" "${args[@]}" "$@")
+rc=$?
+set -e
+took=$(($(date +%s) - start))
+rm -rf "$ROOT/.tmp/schemathesis"
+if [ -d "$WORK/report" ]; then
+  mkdir -p "$ROOT/.tmp/schemathesis"
+  cp -r "$WORK/report/." "$ROOT/.tmp/schemathesis/"
+  cp "$WORK/dev.log" "$ROOT/.tmp/schemathesis/dev.log"
+fi
+if grep -q 'panic' "$WORK/dev.log"; then
+  grep -m5 'panic' "$WORK/dev.log" >&2
+  fail "the dev server logged a panic during the run (see above; log in .tmp/schemathesis/dev.log)"
+fi
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 1 ]; then
+  fail "schemathesis could not run (exit $rc, ${took}s; see its message above)"
+fi
+if [ "$rc" -ne 0 ]; then
+  fail "schemathesis found a 5xx or a response that breaks command/openapi.json, or hit an error (exit $rc, ${took}s; details above, report in .tmp/schemathesis/)"
+fi
+say "OK: no 5xx and every response matches command/openapi.json (${took}s)"
