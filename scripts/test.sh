@@ -2,7 +2,8 @@
 # Runs idemgate's whole test suite on real backends: a throwaway PostgreSQL 15
 # server (scripts/pg.sh) and a real Apache Kafka broker in KRaft mode
 # (scripts/kafka.sh), then the integration tests once more on kfake, the
-# in-process Kafka. Both servers are stopped on exit.
+# in-process Kafka. Before them, Schemathesis checks every response of a live
+# `idemgate dev` against the OpenAPI document. Both servers are stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,9 @@ say "go vet ./..."
 go vet ./...
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then say "error: gofmt would change: $unformatted"; exit 1; fi
+
+say "schemathesis: the OpenAPI document against a live idemgate dev (scripts/schemathesis.sh)"
+scripts/schemathesis.sh
 
 say "starting PostgreSQL (scripts/pg.sh)"
 db_line=$(scripts/pg.sh start) || { say "error: PostgreSQL did not start"; exit 1; }
