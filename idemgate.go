@@ -34,3 +34,27 @@ type CreateRefund struct {
 // FormatTime spells a timestamp the way every idemgate body does: UTC,
 // microseconds (what SQL keeps), RFC 3339.
 func FormatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00") }
+
+// Payment is a payment as the API shows it: the 201 body of
+// payments.create, and the read model's payment.
+type Payment struct {
+	ID             string  `json:"id"`
+	OperationID    string  `json:"operation_id"`
+	Status         string  `json:"status"`
+	Amount         int64   `json:"amount"`
+	Currency       string  `json:"currency"`
+	Customer       string  `json:"customer"`
+	Description    *string `json:"description"`
+	RefundedAmount int64   `json:"refunded_amount"`
+	CreatedAt      string  `json:"created_at"`
+}
+
+// Refund is a refund as the API shows it: the 201 body of refunds.create,
+// and the read model's refund.
+type Refund struct {
+	ID        string `json:"id"`
+	PaymentID string `json:"payment_id"`
+	Amount    int64  `json:"amount"`
+	Status    string `json:"status"`
+	CreatedAt string `json:"created_at"`
+}

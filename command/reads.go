@@ -22,28 +22,14 @@ type Reads struct{ db *sqldb.DB }
 // NewReads returns the read side.
 func NewReads(db *sqldb.DB) *Reads { return &Reads{db: db} }
 
-// Payment is the read model of a payment.
+// Payment is the read model of a payment, its refunds included.
 type Payment struct {
-	ID             string   `json:"id"`
-	OperationID    string   `json:"operation_id"`
-	Status         string   `json:"status"`
-	Amount         int64    `json:"amount"`
-	Currency       string   `json:"currency"`
-	Customer       string   `json:"customer"`
-	Description    *string  `json:"description"`
-	RefundedAmount int64    `json:"refunded_amount"`
-	CreatedAt      string   `json:"created_at"`
-	Refunds        []Refund `json:"refunds"`
+	idemgate.Payment
+	Refunds []Refund `json:"refunds"`
 }
 
 // Refund is the read model of a refund.
-type Refund struct {
-	ID        string `json:"id"`
-	PaymentID string `json:"payment_id"`
-	Amount    int64  `json:"amount"`
-	Status    string `json:"status"`
-	CreatedAt string `json:"created_at"`
-}
+type Refund = idemgate.Refund
 
 // Payment reads one of tenant's payments; found is false otherwise. The
 // payment and its refunds come from one transaction, so refunded_amount

@@ -26,19 +26,6 @@ func PaymentID(operationID string) string {
 	return uuid.NewSHA1(paymentIDSpace, []byte(operationID)).String()
 }
 
-// PaymentCreated is the 201 body of payments.create.
-type PaymentCreated struct {
-	ID             string  `json:"id"`
-	OperationID    string  `json:"operation_id"`
-	Status         string  `json:"status"`
-	Amount         int64   `json:"amount"`
-	Currency       string  `json:"currency"`
-	Customer       string  `json:"customer"`
-	Description    *string `json:"description"`
-	RefundedAmount int64   `json:"refunded_amount"`
-	CreatedAt      string  `json:"created_at"`
-}
-
 // CreatePayment applies payments.create to the payments read model.
 type CreatePayment struct {
 	// Now stamps created_at; default time.Now.
@@ -60,7 +47,7 @@ func (a CreatePayment) Apply(ctx context.Context, tx pgx.Tx, cmd events.CommandA
 		now = a.Now
 	}
 	created := now().UTC().Truncate(time.Microsecond)
-	p := PaymentCreated{
+	p := idemgate.Payment{
 		ID:          PaymentID(cmd.OperationID),
 		OperationID: cmd.OperationID,
 		Status:      "succeeded",

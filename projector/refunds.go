@@ -18,15 +18,6 @@ import (
 // refundIDSpace derives a refund's id from its operation's id.
 var refundIDSpace = uuid.MustParse("0b8e3c5a-2d7f-4f61-b1c9-3e5a7d9f1a2c")
 
-// RefundCreated is the 201 body of refunds.create.
-type RefundCreated struct {
-	ID        string `json:"id"`
-	PaymentID string `json:"payment_id"`
-	Amount    int64  `json:"amount"`
-	Status    string `json:"status"`
-	CreatedAt string `json:"created_at"`
-}
-
 // CreateRefund applies refunds.create: it refunds part of a payment of
 // the same tenant, never more than the payment's amount in total.
 type CreateRefund struct {
@@ -61,7 +52,7 @@ func (a CreateRefund) Apply(ctx context.Context, tx pgx.Tx, cmd events.CommandAc
 		now = a.Now
 	}
 	created := now().UTC().Truncate(time.Microsecond)
-	r := RefundCreated{
+	r := idemgate.Refund{
 		ID:        uuid.NewSHA1(refundIDSpace, []byte(cmd.OperationID)).String(),
 		PaymentID: cmd.Target,
 		Amount:    req.Amount,

@@ -19,9 +19,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
-
-	"github.com/idemgate/idemgate/events"
-	"github.com/idemgate/idemgate/testenv"
 )
 
 // ---- helpers (names distinct from stack_test.go's) ----
@@ -31,31 +28,7 @@ import (
 // (s.startRole("project")), which makes the pending state deterministic.
 func startAPIOnly(t *testing.T, extra ...string) *stack {
 	t.Helper()
-	dbURL := env.NewDatabase(t)
-	prefix := "t" + testenv.Random(4)
-	s := &stack{
-		t:       t,
-		db:      testenv.OpenDB(t, dbURL),
-		brokers: env.Kafka(t),
-		topics:  events.TopicsWithPrefix(prefix),
-		group:   "g" + testenv.Random(4),
-	}
-	s.base = "http://" + freeAddr(t)
-	s.vars = map[string]string{
-		"DATABASE_URL":          dbURL,
-		"KAFKA_BROKERS":         strings.Join(s.brokers, ","),
-		"IDEMGATE_API_KEYS":     "key-a=tenant-a,key-b=tenant-b",
-		"IDEMGATE_ADDR":         strings.TrimPrefix(s.base, "http://"),
-		"IDEMGATE_TOPIC_PREFIX": prefix,
-		"IDEMGATE_GROUP":        s.group,
-		"IDEMGATE_PARTITIONS":   "3",
-	}
-	for i := 0; i+1 < len(extra); i += 2 {
-		s.vars[extra[i]] = extra[i+1]
-	}
-	s.startRole("serve")
-	s.waitHealthy()
-	return s
+	return startRoles(t, []string{"serve"}, extra...)
 }
 
 // on returns a view of s whose helpers fail t (a subtest) rather than the

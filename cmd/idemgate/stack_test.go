@@ -47,7 +47,15 @@ type stack struct {
 	vars    map[string]string
 }
 
+// startStack starts serve, project and relay; extra are environment
+// variable name/value pairs over the defaults.
 func startStack(t testing.TB, extra ...string) *stack {
+	t.Helper()
+	return startRoles(t, []string{"serve", "project", "relay"}, extra...)
+}
+
+// startRoles starts the given roles on a fresh database and fresh topics.
+func startRoles(t testing.TB, roles []string, extra ...string) *stack {
 	t.Helper()
 	dbURL := env.NewDatabase(t)
 	prefix := "t" + testenv.Random(4)
@@ -71,9 +79,9 @@ func startStack(t testing.TB, extra ...string) *stack {
 	for i := 0; i+1 < len(extra); i += 2 {
 		s.vars[extra[i]] = extra[i+1]
 	}
-	s.startRole("serve")
-	s.startRole("project")
-	s.startRole("relay")
+	for _, role := range roles {
+		s.startRole(role)
+	}
 	s.waitHealthy()
 	return s
 }
