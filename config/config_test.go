@@ -1,0 +1,60 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestFromEnv(t *testing.T) {
+	t.Run("Defaults", func(t *testing.T) {
+		c, err := FromEnv(env(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Addr != "127.0.0.1:8080" || c.MismatchStatus != 409 || c.Retention != 24*time.Hour || c.TopicPrefix != "idemgate" {
+			t.Fatalf("defaults = %+v", c)
+		}
+	})
+	t.Run("OK", func(t *testing.T) {
+		c, err := FromEnv(env(map[string]string{
+			"IDEMGATE_API_KEYS":               " k1=tenant-a , k2=tenant-b ",
+			"KAFKA_BROKERS":                   "a:1, b:2",
+			"IDEMGATE_MISMATCH_STATUS":        "422",
+			"IDEMGATE_RETENTION_BY_OPERATION": "refunds.create=72h",
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.APIKeys["k1"] != "tenant-a" || c.APIKeys["k2"] != "tenant-b" || len(c.KafkaBrokers) != 2 || c.MismatchStatus != 422 {
+			t.Fatalf("config = %+v", c)
+		}
+		if got := c.RetentionFor("refunds.create"); got != 72*time.Hour {
+			t.Fatalf("refunds retention = %v", got)
+		}
+		if got := c.RetentionFor("payments.create"); got != 24*time.Hour {
+			t.Fatalf("payments retention = %v", got)
+		}
+	})
+	for name, tc := range map[string]struct{ key, value, want string }{
+		"ErrMismatchStatus": {"IDEMGATE_MISMATCH_STATUS", "418", "409 or 422"},
+		"ErrAPIKeyPair":     {"IDEMGATE_API_KEYS", "nokey", "not key=tenant"},
+		"ErrTenantSlash":    {"IDEMGATE_API_KEYS", "k=a/b", "may not contain '/'"},
+		"ErrDuration":       {"IDEMGATE_LEASE", "soon", "positive duration"},
+		"ErrAddr":           {"IDEMGATE_ADDR", "8080", "host:port"},
+		"ErrRetentionPair":  {"IDEMGATE_RETENTION_BY_OPERATION", "refunds.create", "operation=duration"},
+		"ErrMaxAttempts":    {"IDEMGATE_MAX_ATTEMPTS", "0", "1 to 100"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := FromEnv(env(map[string]string{tc.key: tc.value}))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one mentioning %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("err spans lines: %q", err)
+			}
+		})
+	}
+}
