@@ -1,0 +1,184 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// These tests run the runner against kfake, franz-go's in-process Kafka:
+// the real protocol, groups and offset commits.
+
+const topic = "t"
+
+func newCluster(t *testing.T, values ...string) []string {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for _, v := range values {
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: topic, Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c.ListenAddrs()
+}
+
+func committed(t *testing.T, brokers []string, group string) int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	offs, err := kadm.NewClient(cl).FetchOffsets(context.Background(), group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, ok := offs.Lookup(topic, 0)
+	if !ok {
+		return 0
+	}
+	return o.At
+}
+
+var errPermanent = errors.New("permanent")
+
+// runUntil runs a runner until done reports true (or 20 s pass), then
+// stops it and waits for Run to return.
+func runUntil(t *testing.T, cfg Config, h Handler, done func() bool) {
+	t.Helper()
+	r, err := New(cfg, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ended := make(chan error, 1)
+	go func() { ended <- r.Run(ctx) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for !done() {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatal("condition not reached within 20s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+}
+
+func TestRunnerRetriesTransientErrorsInOrder(t *testing.T) {
+	brokers := newCluster(t, "a", "b", "c", "d")
+	var mu sync.Mutex
+	var seen []string
+	failures := 0
+	h := func(_ context.Context, rec *kgo.Record) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if string(rec.Value) == "b" && failures < 2 {
+			failures++
+			return errors.New("database unreachable")
+		}
+		seen = append(seen, string(rec.Value))
+		return nil
+	}
+	cfg := Config{ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Group: "g1", Topics: []string{topic},
+		OnPoison: func(context.Context, *kgo.Record, error) error { t.Error("no record is poison here"); return nil }}
+	runUntil(t, cfg, h, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == 4 })
+	if got := fmt.Sprint(seen); got != "[a b c d]" || failures != 2 {
+		t.Fatalf("seen %s after %d failures; want [a b c d] after 2", got, failures)
+	}
+	if got := committed(t, brokers, "g1"); got != 4 {
+		t.Fatalf("committed offset = %d, want 4", got)
+	}
+}
+
+func TestRunnerDisposesOfPoisonAndMovesOn(t *testing.T) {
+	brokers := newCluster(t, "ok1", "poison", "ok2")
+	var mu sync.Mutex
+	attempts := 0
+	var poisoned, seen []string
+	h := func(_ context.Context, rec *kgo.Record) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if string(rec.Value) == "poison" {
+			attempts++
+			return errPermanent
+		}
+		seen = append(seen, string(rec.Value))
+		return nil
+	}
+	cfg := Config{ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Group: "g2", Topics: []string{topic},
+		MaxAttempts: 3, IsPermanent: func(err error) bool { return errors.Is(err, errPermanent) },
+		OnPoison: func(_ context.Context, rec *kgo.Record, cause error) error {
+			mu.Lock()
+			defer mu.Unlock()
+			poisoned = append(poisoned, string(rec.Value)+": "+cause.Error())
+			return nil
+		}}
+	runUntil(t, cfg, h, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == 2 })
+	if attempts != 3 || fmt.Sprint(poisoned) != "[poison: permanent]" || fmt.Sprint(seen) != "[ok1 ok2]" {
+		t.Fatalf("attempts %d, poisoned %v, seen %v", attempts, poisoned, seen)
+	}
+	if got := committed(t, brokers, "g2"); got != 3 {
+		t.Fatalf("committed offset = %d, want 3", got)
+	}
+}
+
+// TestRunnerShutdownFinishesTheRecordInHand cancels the runner while a
+// record is being handled: the handler's context is not cut short, the
+// record completes and its offset is committed before Run returns.
+func TestRunnerShutdownFinishesTheRecordInHand(t *testing.T) {
+	brokers := newCluster(t, "slow")
+	started := make(chan struct{})
+	release := make(chan struct{})
+	var handlerCtxErr error
+	h := func(ctx context.Context, _ *kgo.Record) error {
+		close(started)
+		<-release
+		handlerCtxErr = ctx.Err()
+		return nil
+	}
+	r, err := New(Config{ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Group: "g3", Topics: []string{topic},
+		OnPoison: func(context.Context, *kgo.Record, error) error { return nil }}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ended := make(chan error, 1)
+	go func() { ended <- r.Run(ctx) }()
+	<-started
+	cancel() // SIGTERM while the record is in hand
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	if err := <-ended; err != nil {
+		t.Fatal(err)
+	}
+	if handlerCtxErr != nil {
+		t.Fatalf("the handler's context ended (%v) before it finished", handlerCtxErr)
+	}
+	if got := committed(t, brokers, "g3"); got != 1 {
+		t.Fatalf("committed offset = %d, want 1", got)
+	}
+}
