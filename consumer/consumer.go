@@ -77,6 +77,12 @@ func New(cfg Config, handler Handler) (*Runner, error) {
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(200*time.Millisecond),
+		// A projector killed with -9 holds its partitions until its
+		// session times out: keep that short (franz-go's default is 45 s)
+		// so a restarted or surviving projector takes them over quickly.
+		kgo.SessionTimeout(10*time.Second),
+		kgo.HeartbeatInterval(time.Second),
+		kgo.RebalanceTimeout(20*time.Second),
 	)
 	client, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -100,7 +106,14 @@ func New(cfg Config, handler Handler) (*Runner, error) {
 // handled finish (their transactions are not cut short), their offsets
 // are committed, and the client leaves the group.
 func (r *Runner) Run(ctx context.Context) error {
-	defer r.client.Close()
+	defer func() {
+		// Leave the group so that the partitions move at once, but never
+		// wait long for an unreachable broker.
+		lctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = r.client.LeaveGroupContext(lctx)
+		cancel()
+		r.client.Close()
+	}()
 	for {
 		fetches := r.client.PollFetches(ctx)
 		if fetches.IsClientClosed() {
@@ -114,7 +127,11 @@ func (r *Runner) Run(ctx context.Context) error {
 		done := r.process(ctx, fetches)
 		if len(done) > 0 {
 			// The handlers' transactions have committed; now the offsets.
-			if err := r.client.CommitRecords(context.WithoutCancel(ctx), done...); err != nil {
+			// Bounded: an unreachable broker must not hold a shutdown.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			err := r.client.CommitRecords(cctx, done...)
+			cancel()
+			if err != nil {
 				r.cfg.Logger.Warn("commit offsets; the records will be redelivered and deduplicated", "err", err)
 			}
 		}
