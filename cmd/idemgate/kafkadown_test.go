@@ -1,0 +1,60 @@
+package main
+
+import (
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// TestKafkaDownStillAccepts stops Kafka under a running stack: the API
+// still answers 202 for new commands (the claim is SQL only), and once
+// Kafka is back the sweeper emits them and they complete (I2). The broker
+// is a kfake cluster of the test's own, with its log on disk, restarted on
+// the same port and folder, whichever Kafka the other tests use.
+func TestKafkaDownStillAccepts(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	start := func() *kfake.Cluster {
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dir), kfake.SyncWrites())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	cluster := start()
+	brokers := "127.0.0.1:" + strconv.Itoa(port)
+	s := startStack(t, "KAFKA_BROKERS", brokers, "IDEMGATE_LEASE", "1s", "IDEMGATE_SWEEP_INTERVAL", "200ms")
+	s.brokers = []string{brokers}
+
+	warm := s.postPayment("key-a", "before-outage", payment)
+	s.waitCompleted("key-a", warm.Header.Get("Location"))
+
+	cluster.Close() // Kafka is down
+	var locs []string
+	for i := range 5 {
+		r := s.postPayment("key-a", "during-outage-"+strconv.Itoa(i), payment)
+		mustEqual(t, "status while Kafka is down", r.Status, 202)
+		locs = append(locs, r.Header.Get("Location"))
+	}
+	time.Sleep(1500 * time.Millisecond) // past the lease: the sweeper tries, and fails
+	mustEqual(t, "completed while Kafka is down", s.count(`SELECT count(*) FROM idempotency_claims WHERE state = 'COMPLETED'`), 1)
+
+	cluster = start() // Kafka is back, with its log
+	t.Cleanup(cluster.Close)
+	for _, loc := range locs {
+		s.waitCompleted("key-a", loc)
+	}
+	mustEqual(t, "payments", s.count(`SELECT count(*) FROM payments`), 6)
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
