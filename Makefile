@@ -7,7 +7,7 @@ BIN     := bin/idemgate
 DATADIR ?= .idemgate
 ADDR    ?= 127.0.0.1:8080
 
-.PHONY: all build run test vet bench fuzz kafka-start kafka-stop pg-start pg-stop clean
+.PHONY: all build run test vet bench fuzz kafka-start kafka-stop pg-start pg-stop clean chaos
 
 all: build
 
@@ -21,6 +21,11 @@ run: build
 ## test: vet, unit tests, integration tests on the real broker and on kfake
 test: build
 	scripts/test.sh
+
+## chaos: the full-size chaos test (issue 4, RELIABILITY.md); CI runs a smaller one in `go test ./...`
+chaos:
+	CHAOS_COMMANDS=2000 CHAOS_KILLS=24 CHAOS_CLIENTS=32 CHAOS_DURATION=4m \
+		$(GO) test -count=1 -v -timeout 30m -run TestChaos ./chaos/
 
 vet:
 	$(GO) vet ./...

@@ -1,0 +1,177 @@
+package chaos
+
+// The chaos test's own backends: a real Kafka broker and a PostgreSQL
+// server started with the repository's scripts on ports and folders of
+// their own, so that they never meet the suite's servers.
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// script runs scripts/<name> <arg> with the chaos backends' settings and
+// returns its stdout (one KEY=VALUE line); its stderr goes to scripts.log.
+func (r *run) script(name, arg string, extra ...string) (string, error) {
+	cmd := exec.Command(filepath.Join(r.root, "scripts", name), arg)
+	cmd.Env = append(os.Environ(),
+		"KAFKA_PORT="+strconv.Itoa(r.cfg.kafkaPort),
+		"KAFKA_CONTROLLER_PORT="+strconv.Itoa(r.cfg.kafkaPort+1),
+		"KAFKA_RUN_DIR="+r.kafkaDir,
+		"PG_PORT="+strconv.Itoa(r.cfg.pgPort),
+		"PG_RUN_DIR="+r.pgDir,
+	)
+	cmd.Env = append(cmd.Env, extra...)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	logf, err := os.OpenFile(filepath.Join(r.logDir, "scripts.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return "", err
+	}
+	defer logf.Close()
+	fmt.Fprintf(logf, "chaos: --- t+%.1fs %s %s ---\n", r.since(), name, arg)
+	cmd.Stderr = logf
+	err = cmd.Run()
+	if err != nil {
+		return "", fmt.Errorf("scripts/%s %s: %w (see %s)", name, arg, err, logf.Name())
+	}
+	return strings.TrimSpace(out.String()), nil
+}
+
+// valueOf reads KEY=VALUE.
+func valueOf(line, key string) (string, error) {
+	v, ok := strings.CutPrefix(line, key+"=")
+	if !ok {
+		return "", fmt.Errorf("expected %s=..., got %q", key, line)
+	}
+	return v, nil
+}
+
+// startBackends starts a fresh broker and a fresh PostgreSQL (stopping
+// any left over by an earlier run on the same folders) and stops both
+// when the test ends.
+func (r *run) startBackends() {
+	t := r.t
+	_, _ = r.script("kafka.sh", "stop")
+	_, _ = r.script("pg.sh", "stop")
+	t.Cleanup(func() {
+		if _, err := r.script("kafka.sh", "stop"); err != nil {
+			t.Logf("stop Kafka: %v", err)
+		}
+		if _, err := r.script("pg.sh", "stop"); err != nil {
+			t.Logf("stop PostgreSQL: %v", err)
+		}
+	})
+	start := time.Now()
+	line, err := r.script("pg.sh", "start", "PG_FRESH=1")
+	if err != nil {
+		t.Fatalf("PostgreSQL did not start: %v\n%s", err, r.tail(filepath.Join(r.logDir, "scripts.log"), 30))
+	}
+	if r.dbURL, err = valueOf(line, "DATABASE_URL"); err != nil {
+		t.Fatal(err)
+	}
+	line, err = r.script("kafka.sh", "start", "KAFKA_FRESH=1")
+	if err != nil {
+		t.Fatalf("Kafka did not start: %v\n%s", err, r.tail(filepath.Join(r.logDir, "scripts.log"), 30))
+	}
+	if r.brokers, err = valueOf(line, "KAFKA_BROKERS"); err != nil {
+		t.Fatal(err)
+	}
+	r.logf("backends up in %v: %s, %s", time.Since(start).Round(time.Millisecond), r.dbURL, r.brokers)
+}
+
+// restartKafka restarts the broker, keeping its data (scripts/kafka.sh
+// restart: TERM, then start on the same log).
+func (r *run) restartKafka() {
+	r.logf("CHAOS: restarting the Kafka broker")
+	start := time.Now()
+	if _, err := r.script("kafka.sh", "restart"); err != nil {
+		r.fail("backend", "Kafka restart: %v", err)
+		return
+	}
+	r.mu.Lock()
+	r.kafkaRestarts++
+	r.kafkaDown += time.Since(start)
+	r.mu.Unlock()
+	r.logf("CHAOS: Kafka broker back after %v", time.Since(start).Round(time.Millisecond))
+}
+
+// crashPostgres kills the postmaster and every server process with -9
+// (a server crash: no shutdown checkpoint, WAL recovery at the next
+// start), keeps it down for hold, then starts it again on the same data
+// with scripts/pg.sh restart, which finds the stale pid file.
+func (r *run) crashPostgres(hold time.Duration) {
+	r.logf("CHAOS: kill -9 of PostgreSQL")
+	start := time.Now()
+	b, err := os.ReadFile(filepath.Join(r.pgDir, "data", "postmaster.pid"))
+	if err != nil {
+		r.fail("backend", "read postmaster.pid: %v", err)
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	if err != nil {
+		r.fail("backend", "postmaster.pid: %v", err)
+		return
+	}
+	children := childrenOf(pid)
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	for _, c := range children {
+		_ = syscall.Kill(c, syscall.SIGKILL)
+	}
+	for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	r.logf("CHAOS: killed the postmaster (pid %d) and %d server processes; down for %v", pid, len(children), hold)
+	time.Sleep(hold)
+	if _, err := r.script("pg.sh", "restart"); err != nil {
+		r.fail("backend", "PostgreSQL restart: %v", err)
+		return
+	}
+	r.mu.Lock()
+	r.pgRestarts++
+	r.pgDown += time.Since(start)
+	r.mu.Unlock()
+	r.logf("CHAOS: PostgreSQL back after %v", time.Since(start).Round(time.Millisecond))
+}
+
+// childrenOf lists the pids whose parent is pid.
+func childrenOf(pid int) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+		rest := string(b[bytes.LastIndexByte(b, ')')+1:])
+		f := strings.Fields(rest)
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, child)
+		}
+	}
+	return out
+}
+
+// tail returns the last n lines of a file.
+func (r *run) tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,467 @@
+package chaos
+
+// The clients: concurrent goroutines that send payments and refunds, each
+// command with its own Idempotency-Key and a fixed body, and retry it
+// (same key, same or equivalently spelled body) until they get an answer
+// that is not a transient failure.
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/idemgate/idemgate/projector"
+)
+
+var apiKeys = []struct{ key, tenant string }{{"key-a", "tenant-a"}, {"key-b", "tenant-b"}}
+
+const (
+	opPayment = "payments.create"
+	opRefund  = "refunds.create"
+)
+
+// command is one client command and what the clients saw of it.
+type command struct {
+	idx       int
+	key       string
+	apiKey    string
+	tenant    string
+	operation string
+	kind      string // payment, refund, refund-pending, refund-ghost, refund-other-tenant
+	path      string
+	target    string // refunds: the payment
+	amount    int64
+	body, alt string // the body, and an equivalent spelling of it
+	expect    int    // outcome known in advance (0: depends on ordering)
+
+	mu          sync.Mutex
+	opIDs       map[string]bool // from every 202 answer
+	accepted    bool            // the key is claimed: a 202 or a stored answer was seen
+	acceptedAt  time.Time
+	observed    []observation // recorded outcomes seen (direct replays, operation views)
+	attempts    int
+	settled     bool // an outcome was seen (drain)
+	firstAnswer int
+}
+
+// observation is a recorded outcome as a client saw it.
+type observation struct {
+	via    string // replay, operation-view
+	status int
+	ctype  string // "" for operation views
+	loc    string
+	body   []byte // compacted JSON
+}
+
+func (c *command) opID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id := range c.opIDs {
+		return id
+	}
+	return ""
+}
+
+// answer is an HTTP response read whole.
+type answer struct {
+	status   int
+	ctype    string
+	location string
+	replayed string
+	body     []byte
+}
+
+func (r *run) do(method, url, apiKey, idemKey, body string) (answer, error) {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		return answer{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	if idemKey != "" {
+		req.Header.Set("Idempotency-Key", idemKey)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return answer{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return answer{}, err
+	}
+	return answer{status: resp.StatusCode, ctype: resp.Header.Get("Content-Type"), location: resp.Header.Get("Location"),
+		replayed: resp.Header.Get("Idempotent-Replayed"), body: b}, nil
+}
+
+// randomServe is the base URL of a serve process picked at random.
+func (r *run) randomServe(rng *rand.Rand) string {
+	return r.serves[rng.IntN(len(r.serves))].url
+}
+
+func compact(b []byte) []byte {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		return b
+	}
+	return buf.Bytes()
+}
+
+func problemType(b []byte) string {
+	var p struct {
+		Type string `json:"type"`
+	}
+	_ = json.Unmarshal(b, &p)
+	return p.Type
+}
+
+// paymentRef is a payment the clients saw succeed: refunds target them.
+type paymentRef struct {
+	id, tenant string
+	amount     int64
+}
+
+// newCommand makes command i: mostly payments (a third of them above the
+// decline threshold), and refunds of payments seen to succeed, some of
+// them of another tenant's payment or of no payment at all (404).
+func (r *run) newCommand(i int, rng *rand.Rand) *command {
+	c := &command{idx: i, key: fmt.Sprintf("chaos-%s-%05d", r.runID, i), opIDs: map[string]bool{}}
+	k := apiKeys[rng.IntN(2)]
+	c.apiKey, c.tenant = k.key, k.tenant
+	r.mu.Lock()
+	var target paymentRef
+	refund := len(r.acceptedPays) > 0 && rng.Float64() < 0.3
+	pending := false
+	if refund {
+		// A payment seen to succeed, or one only accepted so far: then
+		// the refund races the payment's own projection (201, or 404 when
+		// it is applied first, or 422).
+		if len(r.paid) > 0 && rng.IntN(2) == 0 {
+			target = r.paid[rng.IntN(len(r.paid))]
+		} else {
+			target, pending = r.acceptedPays[rng.IntN(len(r.acceptedPays))], true
+		}
+	}
+	r.mu.Unlock()
+	if !refund {
+		c.operation, c.kind, c.path = opPayment, "payment", "/v1/payments"
+		c.amount = 1 + rng.Int64N(1_500_000)
+		cust := fmt.Sprintf("cus_%d", rng.IntN(40))
+		if rng.IntN(2) == 0 {
+			desc := fmt.Sprintf("chaos order %d", i)
+			c.body = fmt.Sprintf(`{"amount":%d,"currency":"EUR","customer":%q,"description":%q}`, c.amount, cust, desc)
+			c.alt = fmt.Sprintf("{ \"description\" : %q,\n \"customer\":%q, \"currency\":\"\\u0045UR\", \"amount\": %d.0 }", desc, cust, c.amount)
+		} else {
+			c.body = fmt.Sprintf(`{"amount":%d,"currency":"EUR","customer":%q}`, c.amount, cust)
+			c.alt = fmt.Sprintf(`{"customer":%q,"amount":%d.000,"currency":"EUR"}`, cust, c.amount)
+		}
+		c.expect = 201
+		if c.amount > 1_000_000 {
+			c.expect = 402
+		}
+		return c
+	}
+	c.operation = opRefund
+	roll := rng.Float64()
+	switch {
+	case roll < 0.1:
+		c.kind, c.target, c.expect = "refund-ghost", uuid.NewString(), 404
+		c.amount = 1 + rng.Int64N(1000)
+	case roll < 0.2:
+		c.kind, c.target, c.expect = "refund-other-tenant", target.id, 404
+		for _, k := range apiKeys {
+			if k.tenant != target.tenant {
+				c.apiKey, c.tenant = k.key, k.tenant
+			}
+		}
+		c.amount = 1 + rng.Int64N(max(1, target.amount))
+	default:
+		c.kind, c.target = "refund", target.id
+		if pending {
+			c.kind = "refund-pending"
+		}
+		for _, k := range apiKeys {
+			if k.tenant == target.tenant {
+				c.apiKey, c.tenant = k.key, k.tenant
+			}
+		}
+		// Mostly small refunds, so that a payment takes many (and a
+		// refund applied twice would fit, and show); one in ten asks for
+		// up to the whole amount, and may exceed what is left (422).
+		if rng.IntN(10) == 0 {
+			c.amount = 1 + rng.Int64N(max(1, target.amount))
+		} else {
+			c.amount = 1 + rng.Int64N(max(1, target.amount/25))
+		}
+	}
+	c.path = "/v1/payments/" + c.target + "/refunds"
+	c.body = fmt.Sprintf(`{"amount":%d}`, c.amount)
+	c.alt = fmt.Sprintf("{ \"amount\" : %d.0 }\n", c.amount)
+	return c
+}
+
+// errGiveUp ends a submission that met a non-retryable answer.
+var errGiveUp = errors.New("not retryable")
+
+// submit sends c until it is accepted (202) or answered with its recorded
+// outcome, retrying the same key with the same body (sometimes spelled
+// otherwise) on connection errors, time-outs and 5xx, to any instance.
+func (r *run) submit(c *command, rng *rand.Rand, deadline time.Time) error {
+	backoff := 50 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not accepted after %d attempts", attempt)
+		}
+		body := c.body
+		if attempt > 0 && rng.Float64() < 0.3 {
+			body = c.alt
+			r.stats.respelled.Add(1)
+		}
+		if attempt > 0 {
+			r.stats.retries.Add(1)
+		}
+		c.mu.Lock()
+		c.attempts++
+		c.mu.Unlock()
+		a, err := r.do("POST", r.randomServe(rng)+c.path, c.apiKey, c.key, body)
+		if err != nil {
+			r.stats.transportErrors.Add(1)
+		} else {
+			if attempt == 0 {
+				c.mu.Lock()
+				c.firstAnswer = a.status
+				c.mu.Unlock()
+			}
+			done, err := r.record(c, a, "submit")
+			if done || err != nil {
+				return err
+			}
+		}
+		time.Sleep(backoff + time.Duration(rng.Int64N(int64(backoff))))
+		backoff = min(backoff*2, time.Second)
+	}
+}
+
+// record files an answer to a POST of c. done: the command needs no more
+// submitting; err: the answer breaks the contract.
+func (r *run) record(c *command, a answer, via string) (done bool, err error) {
+	r.countStatus(a.status)
+	switch a.status {
+	case http.StatusAccepted:
+		id, ok := strings.CutPrefix(a.location, "/v1/operations/")
+		want := `{"operation_id":"` + id + `","status":"pending"}`
+		if !ok || uuid.Validate(id) != nil || string(a.body) != want {
+			r.fail("contract", "%s %s: 202 with Location %q body %s", via, c.key, a.location, a.body)
+			return true, errGiveUp
+		}
+		c.mu.Lock()
+		c.opIDs[id] = true
+		first := !c.accepted
+		if first {
+			c.accepted, c.acceptedAt = true, time.Now()
+		}
+		c.mu.Unlock()
+		r.stats.accepted202.Add(1)
+		if first && c.operation == opPayment && c.expect == http.StatusCreated {
+			r.mu.Lock()
+			r.acceptedPays = append(r.acceptedPays, paymentRef{id: projector.PaymentID(id), tenant: c.tenant, amount: c.amount})
+			r.mu.Unlock()
+		}
+		return true, nil
+	case http.StatusConflict:
+		r.fail("I4: 409 on an equivalent retry", "%s %s (%s): %s", via, c.key, c.kind, a.body)
+		return true, errGiveUp
+	case http.StatusCreated, http.StatusPaymentRequired, http.StatusNotFound, http.StatusUnprocessableEntity, http.StatusInternalServerError:
+		pt := problemType(a.body)
+		if a.status == http.StatusInternalServerError && !strings.HasSuffix(pt, "/processing-failed") {
+			r.stats.unexpected500.Add(1)
+			r.fail("500 other than a stored /processing-failed", "%s %s: %s", via, c.key, a.body)
+			return false, nil // retry: nothing was recorded for it
+		}
+		if a.replayed != "true" || strings.HasSuffix(pt, "/validation-failed") {
+			r.fail("contract", "%s %s: %d not a replay (Idempotent-Replayed=%q): %s", via, c.key, a.status, a.replayed, a.body)
+			return true, errGiveUp
+		}
+		r.stats.storedDirect.Add(1)
+		r.observe(c, observation{via: "replay", status: a.status, ctype: a.ctype, loc: a.location, body: compact(a.body)})
+		c.mu.Lock()
+		if !c.accepted {
+			c.accepted, c.acceptedAt = true, time.Now()
+		}
+		c.mu.Unlock()
+		return true, nil
+	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
+		return false, nil
+	default:
+		r.fail("contract", "%s %s: unexpected %d: %s", via, c.key, a.status, a.body)
+		return true, errGiveUp
+	}
+}
+
+func (r *run) countStatus(status int) {
+	r.mu.Lock()
+	r.statuses[status]++
+	r.mu.Unlock()
+}
+
+// observe files a recorded outcome seen by a client; a succeeded payment
+// becomes a refund target.
+func (r *run) observe(c *command, o observation) {
+	c.mu.Lock()
+	c.observed = append(c.observed, o)
+	c.settled = true
+	first := len(c.observed) == 1
+	c.mu.Unlock()
+	if first && c.operation == opPayment && o.status == http.StatusCreated {
+		var p struct {
+			ID     string `json:"id"`
+			Amount int64  `json:"amount"`
+		}
+		if json.Unmarshal(o.body, &p) == nil && p.ID != "" {
+			r.mu.Lock()
+			r.paid = append(r.paid, paymentRef{id: p.ID, tenant: c.tenant, amount: p.Amount})
+			r.mu.Unlock()
+		}
+	}
+}
+
+// poll asks GET /v1/operations/{id} once; true when the outcome is there.
+func (r *run) poll(c *command, rng *rand.Rand) bool {
+	id := c.opID()
+	if id == "" {
+		return false
+	}
+	a, err := r.do("GET", r.randomServe(rng)+"/v1/operations/"+id, c.apiKey, "", "")
+	if err != nil || a.status != http.StatusOK {
+		if err == nil && a.status != http.StatusServiceUnavailable {
+			r.fail("contract", "GET operation %s of %s: %d %s", id, c.key, a.status, a.body)
+		}
+		return false
+	}
+	var v struct {
+		OperationID string `json:"operation_id"`
+		Status      string `json:"status"`
+		Response    *struct {
+			Status int             `json:"status"`
+			Body   json.RawMessage `json:"body"`
+		} `json:"response"`
+	}
+	if err := json.Unmarshal(a.body, &v); err != nil || v.OperationID != id {
+		r.fail("contract", "GET operation %s: %s", id, a.body)
+		return false
+	}
+	if v.Status != "completed" || v.Response == nil {
+		return false
+	}
+	r.observe(c, observation{via: "operation-view", status: v.Response.Status, body: compact(v.Response.Body)})
+	return true
+}
+
+// load runs the clients: commands are released at an even pace over the
+// load duration and shared by cfg.clients goroutines.
+func (r *run) load(n int, start time.Time, duration time.Duration, clients int, seed uint64) {
+	tickets := make(chan int)
+	go func() {
+		defer close(tickets)
+		for i := 0; i < n; i++ {
+			at := start.Add(time.Duration(int64(duration) * int64(i) / int64(max(1, n))))
+			time.Sleep(time.Until(at))
+			tickets <- i
+		}
+	}()
+	r.runClients(tickets, clients, seed)
+}
+
+// runClients has clients goroutines take command indexes from tickets.
+func (r *run) runClients(tickets <-chan int, clients int, seed uint64) {
+	var wg sync.WaitGroup
+	for w := 0; w < clients; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(seed, uint64(w)+1))
+			for i := range tickets {
+				c := r.newCommand(i, rng)
+				r.mu.Lock()
+				r.cmds = append(r.cmds, c)
+				r.mu.Unlock()
+				if err := r.submit(c, rng, time.Now().Add(r.cfg.acceptWithin)); err != nil {
+					if !errors.Is(err, errGiveUp) {
+						r.fail("availability", "%s (%s): %v", c.key, c.kind, err)
+					}
+					continue
+				}
+				// Some clients send the same command again at once, spelled
+				// otherwise: 202 (same operation) or the recorded outcome,
+				// never 409.
+				if rng.Float64() < 0.15 {
+					r.stats.respelled.Add(1)
+					r.stats.duplicates.Add(1)
+					a, err := r.do("POST", r.randomServe(rng)+c.path, c.apiKey, c.key, c.alt)
+					if err == nil {
+						_, _ = r.record(c, a, "respelled duplicate")
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// pollWhileLoading watches pending payments through the API, so that
+// succeeded payments become refund targets, until stop closes.
+func (r *run) pollWhileLoading(stop <-chan struct{}, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 999))
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		var pending []*command
+		for _, c := range r.cmds {
+			c.mu.Lock()
+			if !c.settled && len(c.opIDs) > 0 {
+				pending = append(pending, c)
+			}
+			c.mu.Unlock()
+		}
+		r.mu.Unlock()
+		for i := 0; i < 8 && len(pending) > 0; i++ {
+			j := rng.IntN(len(pending))
+			c := pending[j]
+			pending = append(pending[:j], pending[j+1:]...)
+			if !r.poll(c, rng) || rng.IntN(3) != 0 {
+				continue
+			}
+			// A client retrying a command that has completed, while the
+			// chaos goes on: it gets the stored response.
+			body := c.body
+			if rng.IntN(2) == 0 {
+				body = c.alt
+			}
+			r.stats.lateRetries.Add(1)
+			if a, err := r.do("POST", r.randomServe(rng)+c.path, c.apiKey, c.key, body); err == nil {
+				_, _ = r.record(c, a, "late retry")
+			}
+		}
+	}
+}
