@@ -343,8 +343,10 @@ func (r *run) startProcesses() {
 		p.url = "http://" + addr
 		r.serves = append(r.serves, p)
 	}
-	add("project-1", "project")
-	add("project-2", "project")
+	// Static members: a projector restarted after kill -9 takes its
+	// partitions back at once instead of stalling the group.
+	add("project-1", "project", "IDEMGATE_INSTANCE_ID=project-1")
+	add("project-2", "project", "IDEMGATE_INSTANCE_ID=project-2")
 	add("relay-1", "relay")
 	r.t.Cleanup(func() {
 		for _, p := range r.procs {

@@ -42,6 +42,10 @@ type Config struct {
 	// MaxAttempts bounds the attempts at an event that fails permanently
 	// before it is dead-lettered (IDEMGATE_MAX_ATTEMPTS).
 	MaxAttempts int
+	// InstanceID makes a projector a static member of its group
+	// (IDEMGATE_INSTANCE_ID; one stable id per process, e.g. the pod
+	// name): restarted after a crash, it resumes its partitions at once.
+	InstanceID string
 	// MetricsAddr, when set, serves /metrics for the project and relay
 	// roles (IDEMGATE_METRICS_ADDR); the API serves its own.
 	MetricsAddr string
@@ -98,6 +102,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	str("IDEMGATE_TOPIC_PREFIX", &c.TopicPrefix)
 	str("IDEMGATE_GROUP", &c.Group)
 	str("IDEMGATE_METRICS_ADDR", &c.MetricsAddr)
+	str("IDEMGATE_INSTANCE_ID", &c.InstanceID)
 	if v := strings.TrimSpace(getenv("IDEMGATE_MAX_ATTEMPTS")); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 100 {

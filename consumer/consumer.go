@@ -42,6 +42,11 @@ type Config struct {
 	OnPoison func(ctx context.Context, rec *kgo.Record, cause error) error
 	// Registry receives the consumer-lag gauge; may be nil.
 	Registry prometheus.Registerer
+	// InstanceID, when set, makes this process a static member of the
+	// group (KIP-345): restarted with the same id after a crash, it takes
+	// its partitions back at once, with no rebalance of the others. Each
+	// process of the group needs its own stable id.
+	InstanceID string
 }
 
 // Runner consumes the topics for one group.
@@ -84,6 +89,9 @@ func New(cfg Config, handler Handler) (*Runner, error) {
 		kgo.HeartbeatInterval(time.Second),
 		kgo.RebalanceTimeout(20*time.Second),
 	)
+	if cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
+	}
 	client, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("consumer: %w", err)

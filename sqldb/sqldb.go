@@ -5,6 +5,7 @@ package sqldb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -27,13 +28,17 @@ type DB struct {
 	Flavor Flavor
 }
 
+// ErrBadURL reports a DATABASE_URL that cannot be parsed: a
+// configuration mistake, not an outage, so never worth retrying.
+var ErrBadURL = errors.New("sqldb: DATABASE_URL cannot be parsed")
+
 // Open connects to url, checks the server answers and detects its flavor
 // from version(). Every transaction idemgate opens is SERIALIZABLE,
 // whatever the server's default.
 func Open(ctx context.Context, url string, maxConns int32) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("sqldb: parse DATABASE_URL: %w", err)
+		return nil, fmt.Errorf("%w: %v", ErrBadURL, err)
 	}
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns

@@ -3,9 +3,15 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/idemgate/idemgate/sqldb"
 )
 
 // TestCLIErrors checks bad command lines and settings end in one readable
@@ -27,6 +33,7 @@ func TestCLIErrors(t *testing.T) {
 		"ErrServeWithoutKey": {args: []string{"serve"}, want: "IDEMGATE_API_KEYS is not set"},
 		"ErrMigrateNoDB":     {args: []string{"migrate"}, want: "DATABASE_URL is not set"},
 		"ErrProjectNoDB":     {args: []string{"project"}, want: "DATABASE_URL is not set"},
+		"ErrBadDatabaseURL":  {args: []string{"project"}, env: map[string]string{"DATABASE_URL": "postgres://a b@/", "KAFKA_BROKERS": "127.0.0.1:1"}, want: "DATABASE_URL cannot be parsed"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			getenv := func(k string) string { return tc.env[k] }
@@ -43,4 +50,41 @@ func TestCLIErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRetryStartup checks a role waits out a backend outage at start but
+// gives up at once on a configuration mistake.
+func TestRetryStartup(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	t.Run("OutageThenUp", func(t *testing.T) {
+		calls := 0
+		err := retryStartup(context.Background(), logger, "database", func() error {
+			calls++
+			if calls < 3 {
+				return &net.OpError{Op: "dial", Err: errors.New("connection refused")}
+			}
+			return nil
+		})
+		if err != nil || calls != 3 {
+			t.Fatalf("err %v after %d calls; want nil after 3", err, calls)
+		}
+	})
+	t.Run("ErrBadURL", func(t *testing.T) {
+		calls := 0
+		err := retryStartup(context.Background(), logger, "database", func() error {
+			calls++
+			return fmt.Errorf("%w: bad", sqldb.ErrBadURL)
+		})
+		if !errors.Is(err, sqldb.ErrBadURL) || calls != 1 {
+			t.Fatalf("err %v after %d calls; want ErrBadURL after 1", err, calls)
+		}
+	})
+	t.Run("StopsOnShutdown", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		err := retryStartup(ctx, logger, "kafka", func() error { return &net.OpError{Op: "dial", Err: errors.New("refused")} })
+		if err == nil || !strings.Contains(err.Error(), "kafka unreachable") {
+			t.Fatalf("err = %v", err)
+		}
+	})
 }

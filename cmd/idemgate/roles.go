@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
@@ -49,7 +50,11 @@ func connect(ctx context.Context, cfg config.Config, faults *fault.Injector, log
 	if len(cfg.KafkaBrokers) == 0 {
 		return deps{}, nil, errors.New("KAFKA_BROKERS is not set")
 	}
-	db, err := sqldb.Open(ctx, cfg.DatabaseURL, 0)
+	var db *sqldb.DB
+	err := retryStartup(ctx, logger, "database", func() (err error) {
+		db, err = sqldb.Open(ctx, cfg.DatabaseURL, 0)
+		return err
+	})
 	if err != nil {
 		return deps{}, nil, err
 	}
@@ -57,11 +62,43 @@ func connect(ctx context.Context, cfg config.Config, faults *fault.Injector, log
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d := deps{cfg: cfg, db: db, kafka: events.ClientOptions(cfg.KafkaBrokers), topics: events.TopicsWithPrefix(cfg.TopicPrefix),
 		faults: faults, registry: reg, logger: logger}
-	if err := ensureTopics(ctx, d); err != nil {
+	if err := retryStartup(ctx, logger, "kafka", func() error { return ensureTopics(ctx, d) }); err != nil {
 		db.Close()
 		return deps{}, nil, err
 	}
 	return d, db.Close, nil
+}
+
+// retryStartup retries a role's first connection to a backend with
+// backoff until it succeeds or ctx ends (SIGTERM): a backend that is
+// briefly down during a rollout must not make the process exit and a
+// supervisor back off from it. Configuration errors are not retried.
+func retryStartup(ctx context.Context, logger *slog.Logger, what string, connect func() error) error {
+	delay := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := connect()
+		if err == nil || errors.Is(err, sqldb.ErrBadURL) || !sqldb.IsTransient(err) && !isKafkaUnreachable(err) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s unreachable: %w", what, err)
+		}
+		logger.Warn("backend unreachable; retrying", "backend", what, "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s unreachable: %w", what, err)
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+// isKafkaUnreachable reports errors from creating the topics that a
+// later attempt may not meet.
+func isKafkaUnreachable(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kerr.CoordinatorNotAvailable) ||
+		errors.Is(err, kerr.NotController) || errors.Is(err, kerr.RequestTimedOut)
 }
 
 func ensureTopics(ctx context.Context, d deps) error {
@@ -172,6 +209,7 @@ func runProjector(ctx context.Context, d deps) error {
 		MaxAttempts:   d.cfg.MaxAttempts,
 		OnPoison:      p.DeadLetter,
 		Registry:      d.registry,
+		InstanceID:    d.cfg.InstanceID,
 	}, p.Handle)
 	if err != nil {
 		return err
