@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -226,10 +227,28 @@ func runRelay(ctx context.Context, d deps) error {
 	if err != nil {
 		return fmt.Errorf("kafka: %w", err)
 	}
-	defer client.Close()
+	var closeOnce sync.Once
+	closeClient := func() { closeOnce.Do(client.Close) }
+	defer closeClient()
 	relay := projector.NewRelay(d.db, events.NewProducer(client), d.topics.Results, 500, 200*time.Millisecond, d.faults, d.logger)
 	d.logger.Info("relay publishing", "topic", d.topics.Results)
-	err = relay.Run(ctx)
+	done := make(chan error, 1)
+	go func() { done <- relay.Run(ctx) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		select {
+		case err = <-done:
+		case <-time.After(5 * time.Second):
+			// A produce request already sent is retried by franz-go until
+			// its delivery timeout, whatever its context says; closing the
+			// client fails it. Its rows stay unsent and are published by
+			// the next relay: nothing is lost.
+			d.logger.Warn("relay: abandoning a publish in flight at shutdown")
+			closeClient()
+			err = <-done
+		}
+	}
 	d.logger.Info("relay stopped")
 	return err
 }
