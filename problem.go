@@ -2,7 +2,9 @@ package idemgate
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 )
 
 // ProblemBase prefixes every problem type URI.
@@ -32,4 +34,20 @@ func NewProblem(status int, name, title, detail string) *Problem {
 func (p *Problem) Body() []byte {
 	b, _ := json.Marshal(p) // a struct of strings and an int always encodes
 	return b
+}
+
+// ErrPermanent marks a command that can never be applied as it is (its
+// request cannot be read, say): it is dead-lettered after bounded
+// attempts instead of being retried for ever. Appliers wrap it.
+var ErrPermanent = errors.New("idemgate: command cannot be applied")
+
+// Invalid is the 422 problem of a body that breaks its operation's
+// schema; validation returns it, and it consumes no key.
+func Invalid(detail string) *Problem {
+	return NewProblem(http.StatusUnprocessableEntity, "validation-failed", "Request body is invalid", detail)
+}
+
+// NotFound is the 404 problem of a resource the tenant cannot see.
+func NotFound(what string) *Problem {
+	return NewProblem(http.StatusNotFound, "not-found", "Not found", what+" does not exist")
 }

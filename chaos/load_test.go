@@ -19,7 +19,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/idemgate/idemgate/projector"
+	"github.com/idemgate/idemgate/payments"
 )
 
 var apiKeys = []struct{ key, tenant string }{{"key-a", "tenant-a"}, {"key-b", "tenant-b"}}
@@ -279,7 +279,7 @@ func (r *run) record(c *command, a answer, via string) (done bool, err error) {
 		r.stats.accepted202.Add(1)
 		if first && c.operation == opPayment && c.expect == http.StatusCreated {
 			r.mu.Lock()
-			r.acceptedPays = append(r.acceptedPays, paymentRef{id: projector.PaymentID(id), tenant: c.tenant, amount: c.amount})
+			r.acceptedPays = append(r.acceptedPays, paymentRef{id: payments.PaymentID(id), tenant: c.tenant, amount: c.amount})
 			r.mu.Unlock()
 		}
 		return true, nil

@@ -2,81 +2,86 @@ package command
 
 import (
 	"bytes"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
-	"github.com/idemgate/idemgate/events"
+	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/fault"
 )
 
-// validator checks a body against one operation's schema and returns the
-// normalised request its command event carries.
-type validator func(body []byte) ([]byte, *Problem)
-
-// accept is the path every POST takes: key, body, fingerprint, claim, then
-// a 202 for a new command, a replay for a retry, or a 409 for a key reused
-// with another request. Every rejection happens before the claim, so none
-// consumes the key (I7).
-func (a *API) accept(w http.ResponseWriter, r *http.Request, operation, target string, validate validator) {
-	a.metrics.inFlight.Inc()
-	defer a.metrics.inFlight.Dec()
-	tenant := tenantOf(r)
-	key, p := ParseIdempotencyKey(r.Header.Values("Idempotency-Key"))
-	if p != nil {
-		a.reject(w, p)
-		return
-	}
-	body, canonical, p := readJSONBody(r)
-	if p != nil {
-		a.reject(w, p)
-		return
-	}
-	// Validate the body as sent: canonicalisation reads numbers as IEEE
-	// doubles, which would round 0.99999999999999999 to an integer.
-	normalised, p := validate(body)
-	if p != nil {
-		a.reject(w, p)
-		return
-	}
-	req := ClaimRequest{
-		Tenant:      tenant,
-		Operation:   operation,
-		Key:         key,
-		Target:      target,
-		Fingerprint: Fingerprint(operation, target, canonical),
-		Request:     normalised,
-	}
-	claims, err := a.claims.ClaimKeys(r.Context(), []ClaimRequest{req})
-	if err != nil {
-		writeError(w, r, a.logger, err)
-		return
-	}
-	c := claims[0]
-	switch {
-	case c.Inserted:
-		a.faults.Hit(fault.AfterClaimCommit)
-		a.emitter.Emit(events.CommandAccepted{
-			OperationID:    c.OperationID,
-			Tenant:         tenant,
-			Operation:      operation,
-			IdempotencyKey: key,
-			Target:         target,
-			Request:        normalised,
-			AcceptedAt:     c.AcceptedAt,
-		})
-		a.metrics.accepted.WithLabelValues(operation).Inc()
-		a.answerPending(w, r, tenant, c.OperationID, false)
-	case !bytes.Equal(c.Fingerprint, req.Fingerprint):
-		a.metrics.conflicts.WithLabelValues(operation, "different_request").Inc()
-		writeProblem(w, errKeyReused(a.mismatchStatus))
-	case c.Response != nil:
-		a.metrics.replayed.WithLabelValues(operation, "completed").Inc()
-		w.Header().Set("Idempotent-Replayed", "true")
-		writeStored(w, c.Response)
-	default:
-		a.metrics.replayed.WithLabelValues(operation, "pending").Inc()
-		a.answerPending(w, r, tenant, c.OperationID, true)
+// accept returns the handler of op's POST route: target, key, body,
+// fingerprint, claim, then a 202 for a new command, a replay for a retry,
+// or a 409 for a key reused with another request. Every rejection happens
+// before the claim, so none consumes the key (I7).
+func (a *API) accept(op idemgate.Operation) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		a.metrics.inFlight.Inc()
+		defer a.metrics.inFlight.Dec()
+		tenant := tenantOf(r)
+		target, err := op.TargetOf(pathParams(r, op.Path))
+		if err != nil {
+			a.reject(w, r, err)
+			return
+		}
+		key, p := ParseIdempotencyKey(r.Header.Values("Idempotency-Key"))
+		if p != nil {
+			a.reject(w, r, p)
+			return
+		}
+		body, canonical, p := readJSONBody(r)
+		if p != nil {
+			a.reject(w, r, p)
+			return
+		}
+		// Validate the body as sent: canonicalisation reads numbers as IEEE
+		// doubles, which would round 0.99999999999999999 to an integer.
+		request, err := op.Validate(body)
+		if err != nil {
+			a.reject(w, r, err)
+			return
+		}
+		req := idemgate.ClaimRequest{
+			Tenant:      tenant,
+			Operation:   op.Name,
+			Key:         key,
+			Target:      target,
+			Fingerprint: Fingerprint(op.Name, target, canonical),
+			Request:     request,
+			Retention:   a.cfg.Retention(op),
+		}
+		claims, err := a.cfg.Store.ClaimKeys(r.Context(), []idemgate.ClaimRequest{req})
+		if err != nil {
+			writeError(w, r, a.cfg.Logger, err)
+			return
+		}
+		c := claims[0]
+		switch {
+		case c.Inserted:
+			a.cfg.Faults.Hit(fault.AfterClaimCommit)
+			a.cfg.Emitter.Emit(idemgate.Command{
+				OperationID:    c.OperationID,
+				Tenant:         tenant,
+				Operation:      op.Name,
+				IdempotencyKey: key,
+				Target:         target,
+				Request:        request,
+				AcceptedAt:     c.AcceptedAt,
+			})
+			a.metrics.accepted.WithLabelValues(op.Name).Inc()
+			a.answerPending(w, r, tenant, c.OperationID, false)
+		case !bytes.Equal(c.Fingerprint, req.Fingerprint):
+			a.metrics.conflicts.WithLabelValues(op.Name, "different_request").Inc()
+			writeProblem(w, errKeyReused(a.cfg.MismatchStatus))
+		case c.Response != nil:
+			a.metrics.replayed.WithLabelValues(op.Name, "completed").Inc()
+			w.Header().Set("Idempotent-Replayed", "true")
+			writeResponse(w, c.Response)
+		default:
+			a.metrics.replayed.WithLabelValues(op.Name, "pending").Inc()
+			a.answerPending(w, r, tenant, c.OperationID, true)
+		}
 	}
 }
 
@@ -89,14 +94,20 @@ func (a *API) answerPending(w http.ResponseWriter, r *http.Request, tenant, oper
 			if replayed {
 				w.Header().Set("Idempotent-Replayed", "true")
 			}
-			writeStored(w, resp)
+			writeResponse(w, resp)
 			return
 		}
 	}
 	writePending(w, operationID, replayed)
 }
 
-func (a *API) reject(w http.ResponseWriter, p *Problem) {
+// reject answers a request refused before its claim. A validation error
+// that is not a *Problem is answered as a 422 with its message.
+func (a *API) reject(w http.ResponseWriter, r *http.Request, err error) {
+	var p *Problem
+	if !errors.As(err, &p) {
+		p = idemgate.Invalid(err.Error())
+	}
 	a.metrics.rejected.WithLabelValues(strconv.Itoa(p.Status)).Inc()
 	writeProblem(w, p)
 }
@@ -116,8 +127,8 @@ func writePending(w http.ResponseWriter, operationID string, replayed bool) {
 	_, _ = w.Write([]byte(`{"operation_id":"` + operationID + `","status":"pending"}`))
 }
 
-// writeStored replays a recorded response byte for byte.
-func writeStored(w http.ResponseWriter, s *StoredResponse) {
+// writeResponse answers a recorded response byte for byte.
+func writeResponse(w http.ResponseWriter, s *idemgate.Response) {
 	h := w.Header()
 	h.Set("Content-Type", s.ContentType)
 	if s.Location != "" {

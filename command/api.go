@@ -2,21 +2,26 @@
 // validates the request, fingerprints its canonical form, claims the
 // idempotency key in one SQL transaction, emits the command event and
 // answers 202, and replays the recorded response to clients that retry.
+// Its POST routes are the registry's operations; it knows none of them.
 package command
 
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/fault"
+	"github.com/idemgate/idemgate/store"
 )
 
 // Checker reports whether a dependency answers; /readyz asks each.
@@ -26,68 +31,72 @@ type Checker interface {
 
 // Config holds the API's settings and dependencies.
 type Config struct {
+	// Registry lists the operations whose routes the API serves.
+	Registry *idemgate.Registry
+	Store    *store.Store
+	Emitter  *Emitter
 	// APIKeys maps each bearer API key to its tenant.
 	APIKeys map[string]string
 	// MismatchStatus answers a key reused with a different body: 409 by
 	// default, 422 as the IETF draft says.
 	MismatchStatus int
-	Claims         *Claims
-	Emitter        *Emitter
-	Reads          *Reads
-	Ready          map[string]Checker
-	Registry       *prometheus.Registry
-	Faults         *fault.Injector
-	Logger         *slog.Logger
+	// Retention says how long an operation's completed keys are kept.
+	// Default: the operation's own Retention, else 24 hours.
+	Retention func(idemgate.Operation) time.Duration
+	Ready     map[string]Checker
+	Metrics   *prometheus.Registry
+	Faults    *fault.Injector
+	Logger    *slog.Logger
 }
 
 // API serves the HTTP contract.
 type API struct {
-	keys           map[[32]byte]string
-	mismatchStatus int
-	claims         *Claims
-	emitter        *Emitter
-	reads          *Reads
-	ready          map[string]Checker
-	registry       *prometheus.Registry
-	metrics        *metrics
-	faults         *fault.Injector
-	logger         *slog.Logger
+	cfg     Config
+	keys    map[[32]byte]string
+	metrics *metrics
+	openAPI []byte
 }
 
-// New returns the API.
-func New(cfg Config) *API {
-	a := &API{
-		keys:           make(map[[32]byte]string, len(cfg.APIKeys)),
-		mismatchStatus: cfg.MismatchStatus,
-		claims:         cfg.Claims,
-		emitter:        cfg.Emitter,
-		reads:          cfg.Reads,
-		ready:          cfg.Ready,
-		registry:       cfg.Registry,
-		faults:         cfg.Faults,
-		logger:         cfg.Logger,
+// New returns the API, or an error when the registered modules' OpenAPI
+// fragments cannot be merged into one document.
+func New(cfg Config) (*API, error) {
+	if cfg.Registry == nil || cfg.Store == nil || cfg.Emitter == nil {
+		return nil, errors.New("command: a registry, a store and an emitter are required")
 	}
-	if a.mismatchStatus == 0 {
-		a.mismatchStatus = http.StatusConflict
+	if cfg.MismatchStatus == 0 {
+		cfg.MismatchStatus = http.StatusConflict
 	}
-	if a.logger == nil {
-		a.logger = slog.Default()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
-	if a.registry == nil {
-		a.registry = prometheus.NewRegistry()
+	if cfg.Metrics == nil {
+		cfg.Metrics = prometheus.NewRegistry()
 	}
-	a.metrics = newMetrics(a.registry)
+	if cfg.Retention == nil {
+		cfg.Retention = func(op idemgate.Operation) time.Duration {
+			if op.Retention > 0 {
+				return op.Retention
+			}
+			return 24 * time.Hour
+		}
+	}
+	doc, err := openAPIDocument(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	a := &API{cfg: cfg, keys: make(map[[32]byte]string, len(cfg.APIKeys)), metrics: newMetrics(cfg.Metrics), openAPI: doc}
 	for k, tenant := range cfg.APIKeys {
 		a.keys[sha256.Sum256([]byte(k))] = tenant
 	}
-	return a
+	return a, nil
 }
 
-// Handler returns the router.
+// Handler returns the router: the built-in routes, then each registered
+// operation's POST route and each module's reads.
 func (a *API) Handler() http.Handler {
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer)
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeProblem(w, errNotFound("this resource")) })
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeProblem(w, idemgate.NotFound("this resource")) })
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
 		// RFC 9110 15.5.6: a 405 lists the methods the resource supports
 		// (chi's own 405 does, a custom one has to).
@@ -99,16 +108,43 @@ func (a *API) Handler() http.Handler {
 	r.Get("/healthz", a.healthz)
 	r.Get("/readyz", a.readyz)
 	r.Get("/openapi.json", a.openapi)
-	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
-	r.Route("/v1", func(r chi.Router) {
-		r.Use(a.authenticate)
-		r.Post("/payments", a.createPayment)
-		r.Get("/payments/{paymentID}", a.getPayment)
-		r.Post("/payments/{paymentID}/refunds", a.createRefund)
-		r.Get("/payments/{paymentID}/refunds/{refundID}", a.getRefund)
-		r.Get("/operations/{operationID}", a.getOperation)
+	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(a.cfg.Metrics, promhttp.HandlerOpts{}))
+	// Under /v1 authentication comes first, so that an unknown /v1 path
+	// tells an anonymous client nothing; routes registered elsewhere are
+	// authenticated too.
+	r.Route("/v1", func(v1 chi.Router) {
+		v1.Use(a.authenticate)
+		a.mount(v1, "/v1")
+	})
+	r.Group(func(g chi.Router) {
+		g.Use(a.authenticate)
+		a.mount(g, "")
 	})
 	return r
+}
+
+// mount adds the routes under prefix ("/v1"), or, with prefix "", the
+// routes outside /v1.
+func (a *API) mount(r chi.Router, prefix string) {
+	under := func(path string) (string, bool) {
+		if rest, ok := strings.CutPrefix(path, "/v1/"); ok {
+			return "/" + rest, prefix != ""
+		}
+		return path, prefix == ""
+	}
+	if p, ok := under("/v1/operations/{operationID}"); ok {
+		r.Get(p, a.getOperation)
+	}
+	for _, op := range a.cfg.Registry.Operations() {
+		if p, ok := under(op.Path); ok {
+			r.Post(p, a.accept(op))
+		}
+	}
+	for _, rd := range a.cfg.Registry.Reads() {
+		if p, ok := under(rd.Path); ok {
+			r.Get(p, a.read(rd))
+		}
+	}
 }
 
 // allowedMethods lists the methods routes serves for req's path, for the
@@ -167,13 +203,26 @@ func equalFoldASCII(a, b string) bool {
 	return true
 }
 
+// pathParams reads the route's {name} parameters.
+func pathParams(r *http.Request, path string) map[string]string {
+	names := idemgate.PathParams(path)
+	if len(names) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(names))
+	for _, n := range names {
+		out[n] = chi.URLParam(r, n)
+	}
+	return out
+}
+
 func (a *API) healthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write([]byte(`{"status":"ok"}`))
 }
 
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
-	for name, c := range a.ready {
+	for name, c := range a.cfg.Ready {
 		if err := c.Ping(r.Context()); err != nil {
 			writeProblem(w, NewProblem(http.StatusServiceUnavailable, "not-ready", "Not ready", name+" is not reachable"))
 			return

@@ -6,8 +6,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/events"
 	"github.com/idemgate/idemgate/fault"
+	"github.com/idemgate/idemgate/store"
 )
 
 // Emitter publishes accepted commands to the commands topic. It never
@@ -17,7 +19,7 @@ import (
 type Emitter struct {
 	producer *events.Producer
 	topic    string
-	claims   *Claims
+	store    *store.Store
 	logger   *slog.Logger
 	acked    chan string
 	faults   *fault.Injector
@@ -27,13 +29,13 @@ type Emitter struct {
 }
 
 // NewEmitter returns an emitter; call Run to record acknowledgements.
-func NewEmitter(ctx context.Context, producer *events.Producer, topic string, claims *Claims, faults *fault.Injector, logger *slog.Logger) *Emitter {
-	return &Emitter{producer: producer, topic: topic, claims: claims, faults: faults, logger: logger, acked: make(chan string, 4096), ctx: ctx}
+func NewEmitter(ctx context.Context, producer *events.Producer, topic string, st *store.Store, faults *fault.Injector, logger *slog.Logger) *Emitter {
+	return &Emitter{producer: producer, topic: topic, store: st, faults: faults, logger: logger, acked: make(chan string, 4096), ctx: ctx}
 }
 
 // Emit sends the command event. It returns at once.
-func (e *Emitter) Emit(cmd events.CommandAccepted) {
-	env, err := cmd.Envelope()
+func (e *Emitter) Emit(cmd idemgate.Command) {
+	env, err := events.CommandAccepted(cmd)
 	if err != nil {
 		e.logger.Error("encode command event", "operation_id", cmd.OperationID, "err", err)
 		return
@@ -61,7 +63,7 @@ func (e *Emitter) Run(ctx context.Context) error {
 		if len(batch) == 0 {
 			return
 		}
-		if err := e.claims.MarkPublished(context.WithoutCancel(ctx), batch); err != nil {
+		if err := e.store.MarkPublished(context.WithoutCancel(ctx), batch); err != nil {
 			e.logger.Warn("mark claims published", "n", len(batch), "err", err)
 		}
 		batch = batch[:0]

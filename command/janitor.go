@@ -4,20 +4,22 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"github.com/idemgate/idemgate/store"
 )
 
 // Janitor deletes keys past their retention, in bounded batches so that a
 // backlog never becomes one huge transaction.
 type Janitor struct {
-	claims   *Claims
+	store    *store.Store
 	interval time.Duration
 	batch    int
 	logger   *slog.Logger
 }
 
 // NewJanitor returns a janitor that runs every interval.
-func NewJanitor(claims *Claims, interval time.Duration, batch int, logger *slog.Logger) *Janitor {
-	return &Janitor{claims: claims, interval: interval, batch: batch, logger: logger}
+func NewJanitor(st *store.Store, interval time.Duration, batch int, logger *slog.Logger) *Janitor {
+	return &Janitor{store: st, interval: interval, batch: batch, logger: logger}
 }
 
 // Run deletes expired keys until ctx ends.
@@ -32,7 +34,7 @@ func (j *Janitor) Run(ctx context.Context) error {
 		}
 		total := 0
 		for {
-			n, err := j.claims.DeleteExpired(ctx, j.batch)
+			n, err := j.store.DeleteExpired(ctx, j.batch)
 			total += n
 			if err != nil {
 				if ctx.Err() == nil {

@@ -2,6 +2,8 @@ package command
 
 import (
 	"context"
+
+	"github.com/idemgate/idemgate"
 	"strconv"
 	"strings"
 	"time"
@@ -32,12 +34,12 @@ func preferWait(values []string) int {
 
 // awaitOutcome polls the operation until it has a recorded response or
 // the wait (or the request) ends.
-func (a *API) awaitOutcome(ctx context.Context, tenant, operationID string, wait time.Duration) *StoredResponse {
+func (a *API) awaitOutcome(ctx context.Context, tenant, operationID string, wait time.Duration) *idemgate.Response {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	delay := 10 * time.Millisecond
 	for {
-		v, found, err := a.claims.Operation(ctx, tenant, operationID)
+		v, found, err := a.cfg.Store.Operation(ctx, tenant, operationID)
 		if err == nil && found && v.Response != nil {
 			return v.Response
 		}

@@ -47,17 +47,9 @@ func errTooLarge(limit int64) *Problem {
 		fmt.Sprintf("the body must not exceed %d bytes", limit))
 }
 
-func errValidation(detail string) *Problem {
-	return NewProblem(http.StatusUnprocessableEntity, "validation-failed", "Request body is invalid", detail)
-}
-
 func errKeyReused(status int) *Problem {
 	return NewProblem(status, "idempotency-key-reused", "Idempotency-Key reused",
 		"this Idempotency-Key was already used with a different request; use a new key for a new request")
-}
-
-func errNotFound(what string) *Problem {
-	return NewProblem(http.StatusNotFound, "not-found", "Not found", what+" does not exist")
 }
 
 func errUnavailable() *Problem {

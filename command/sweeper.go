@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"github.com/idemgate/idemgate/store"
 )
 
 // Sweeper re-emits claims left ACCEPTED past their lease: the API died
@@ -11,7 +13,7 @@ import (
 // down. Taking a claim extends its lease, so sweepers in several
 // processes never emit the same claim at the same moment.
 type Sweeper struct {
-	claims   *Claims
+	store    *store.Store
 	emitter  *Emitter
 	interval time.Duration
 	batch    int
@@ -20,8 +22,8 @@ type Sweeper struct {
 
 // NewSweeper returns a sweeper that looks every interval at up to batch
 // claims.
-func NewSweeper(claims *Claims, emitter *Emitter, interval time.Duration, batch int, logger *slog.Logger) *Sweeper {
-	return &Sweeper{claims: claims, emitter: emitter, interval: interval, batch: batch, logger: logger}
+func NewSweeper(st *store.Store, emitter *Emitter, interval time.Duration, batch int, logger *slog.Logger) *Sweeper {
+	return &Sweeper{store: st, emitter: emitter, interval: interval, batch: batch, logger: logger}
 }
 
 // Run sweeps until ctx ends.
@@ -35,7 +37,7 @@ func (s *Sweeper) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		for {
-			cmds, err := s.claims.ExpiredLeases(ctx, s.batch)
+			cmds, err := s.store.ExpiredLeases(ctx, s.batch)
 			if err != nil {
 				if ctx.Err() == nil {
 					s.logger.Warn("sweep", "err", err)

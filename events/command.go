@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
+
+	"github.com/idemgate/idemgate"
 )
 
 // Event types and the source of idemgate's events.
@@ -15,19 +16,6 @@ const (
 	ContentTypeJSON      = "application/json"
 )
 
-// CommandAccepted is the body of a command event: everything a projector
-// needs to apply the command. It is built from the claim row alone, so the
-// API and the sweeper emit identical events.
-type CommandAccepted struct {
-	OperationID    string          `json:"operation_id"`
-	Tenant         string          `json:"tenant"`
-	Operation      string          `json:"operation"`
-	IdempotencyKey string          `json:"idempotency_key"`
-	Target         string          `json:"target,omitempty"` // path parameter, e.g. the payment of a refund
-	Request        json.RawMessage `json:"request"`          // canonical (RFC 8785) request body
-	AcceptedAt     time.Time       `json:"accepted_at"`
-}
-
 // IdentityKey is the record key of a command: tenant/operation/key. Tenant
 // and operation never contain '/', so the identity splits back unambiguously
 // even when the idempotency key does.
@@ -35,9 +23,9 @@ func IdentityKey(tenant, operation, key string) []byte {
 	return []byte(tenant + "/" + operation + "/" + key)
 }
 
-// Envelope wraps the command for the commands topic; the event id is the
-// operation id, the same on every re-emission.
-func (c CommandAccepted) Envelope() (Envelope, error) {
+// CommandAccepted wraps a command for the commands topic; the event id is
+// the operation id, the same on every re-emission.
+func CommandAccepted(c idemgate.Command) (Envelope, error) {
 	data, err := json.Marshal(c)
 	if err != nil {
 		return Envelope{}, fmt.Errorf("events: encode command: %w", err)
@@ -54,8 +42,8 @@ func (c CommandAccepted) Envelope() (Envelope, error) {
 }
 
 // DecodeCommand reads a command event's body.
-func DecodeCommand(e Envelope) (CommandAccepted, error) {
-	var c CommandAccepted
+func DecodeCommand(e Envelope) (idemgate.Command, error) {
+	var c idemgate.Command
 	if e.Type != TypeCommandAccepted {
 		return c, fmt.Errorf("events: unexpected event type %q", e.Type)
 	}

@@ -7,12 +7,14 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/idemgate/idemgate"
 )
 
 func TestCommandRoundTrip(t *testing.T) {
-	cmd := CommandAccepted{OperationID: "0b1c", Tenant: "tenant-a", Operation: "payments.create", IdempotencyKey: "a/b",
+	cmd := idemgate.Command{OperationID: "0b1c", Tenant: "tenant-a", Operation: "payments.create", IdempotencyKey: "a/b",
 		Request: json.RawMessage(`{"amount":1}`), AcceptedAt: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)}
-	env, err := cmd.Envelope()
+	env, err := CommandAccepted(cmd)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package sqldb
 
 import (
 	"context"
-	"embed"
 	"fmt"
 	"io/fs"
 	"sort"
@@ -12,11 +11,16 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-//go:embed migrations/*.sql
-var migrations embed.FS
+// MigrationSet is one module's schema: numbered SQL files at the root of
+// FS ("0001_init.sql"), applied in order and recorded under Module.
+type MigrationSet struct {
+	Module string
+	FS     fs.FS
+}
 
 // Migration is one numbered schema change.
 type Migration struct {
+	Module  string
 	Version int
 	Name    string
 	SQL     string
@@ -26,82 +30,107 @@ type Migration struct {
 	CockroachOnly bool
 }
 
-// Migrations lists the embedded migrations in order.
-func Migrations() ([]Migration, error) {
-	entries, err := fs.ReadDir(migrations, "migrations")
+// Migrations lists a set's migrations in order.
+func (s MigrationSet) Migrations() ([]Migration, error) {
+	if s.FS == nil {
+		return nil, nil
+	}
+	entries, err := fs.ReadDir(s.FS, ".")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sqldb: migrations of %s: %w", s.Module, err)
 	}
 	var out []Migration
+	seen := map[int]string{}
 	for _, e := range entries {
 		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, ".sql") {
+			continue
+		}
 		num, _, ok := strings.Cut(name, "_")
 		v, err := strconv.Atoi(num)
-		if !ok || err != nil {
-			return nil, fmt.Errorf("sqldb: migration %q does not start with a number", name)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("sqldb: migration %s/%s does not start with a positive number and '_'", s.Module, name)
 		}
-		body, err := migrations.ReadFile("migrations/" + name)
+		if other, dup := seen[v]; dup {
+			return nil, fmt.Errorf("sqldb: migrations %s/%s and %s share version %d", s.Module, other, name, v)
+		}
+		seen[v] = name
+		body, err := fs.ReadFile(s.FS, name)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, Migration{Version: v, Name: name, SQL: string(body), CockroachOnly: strings.HasSuffix(name, ".crdb.sql")})
+		out = append(out, Migration{Module: s.Module, Version: v, Name: name, SQL: string(body), CockroachOnly: strings.HasSuffix(name, ".crdb.sql")})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
 	return out, nil
 }
 
-// Migrate applies every migration not yet recorded in schema_migrations
-// and returns the names it applied. Several processes may migrate at once:
-// each migration and its record commit together, and the statements are
-// idempotent, so the loser of a race retries and finds the work done.
-func (db *DB) Migrate(ctx context.Context) ([]string, error) {
-	if _, err := db.Pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version INT NOT NULL PRIMARY KEY,
+// Migrate applies, set by set, every migration not yet recorded in
+// idemgate_migrations and returns the names it applied. Several processes
+// may migrate at once: each migration and its record commit together, and
+// the statements are idempotent (IF NOT EXISTS), so the loser of a race
+// finds the work done.
+func (db *DB) Migrate(ctx context.Context, sets ...MigrationSet) ([]string, error) {
+	if _, err := db.Pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS idemgate_migrations (
+		module TEXT NOT NULL,
+		version INT NOT NULL,
 		name TEXT NOT NULL,
-		applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`); err != nil {
-		return nil, fmt.Errorf("sqldb: create schema_migrations: %w", err)
-	}
-	all, err := Migrations()
-	if err != nil {
-		return nil, err
+		applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+		PRIMARY KEY (module, version))`); err != nil {
+		return nil, fmt.Errorf("sqldb: create idemgate_migrations: %w", err)
 	}
 	var applied []string
-	for _, m := range all {
-		if m.CockroachOnly && db.Flavor != CockroachDB {
-			continue
-		}
-		var did bool
-		err := db.InTx(ctx, func(tx pgx.Tx) error {
-			did = false
-			var n int
-			if err := tx.QueryRow(ctx, `SELECT count(*) FROM schema_migrations WHERE version = $1`, m.Version).Scan(&n); err != nil {
-				return fmt.Errorf("read schema_migrations: %w", err)
-			}
-			if n > 0 {
-				return nil
-			}
-			for _, stmt := range splitStatements(m.SQL) {
-				if _, err := tx.Exec(ctx, stmt); err != nil {
-					return fmt.Errorf("%s: %w", m.Name, err)
-				}
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2) ON CONFLICT (version) DO NOTHING`, m.Version, m.Name); err != nil {
-				return fmt.Errorf("record %s: %w", m.Name, err)
-			}
-			did = true
-			return nil
-		})
+	for _, set := range sets {
+		all, err := set.Migrations()
 		if err != nil {
-			if SQLState(err) == "23505" || SQLState(err) == "42P07" {
-				continue // another process created it at the same moment
-			}
-			return applied, fmt.Errorf("sqldb: migrate: %w", err)
+			return applied, err
 		}
-		if did {
-			applied = append(applied, m.Name)
+		for _, m := range all {
+			if m.CockroachOnly && db.Flavor != CockroachDB {
+				continue
+			}
+			did, err := db.apply(ctx, m)
+			if err != nil {
+				return applied, err
+			}
+			if did {
+				applied = append(applied, m.Module+"/"+m.Name)
+			}
 		}
 	}
 	return applied, nil
+}
+
+func (db *DB) apply(ctx context.Context, m Migration) (bool, error) {
+	var did bool
+	err := db.InTx(ctx, func(tx pgx.Tx) error {
+		did = false
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM idemgate_migrations WHERE module = $1 AND version = $2`, m.Module, m.Version).Scan(&n); err != nil {
+			return fmt.Errorf("read idemgate_migrations: %w", err)
+		}
+		if n > 0 {
+			return nil
+		}
+		for _, stmt := range splitStatements(m.SQL) {
+			if _, err := tx.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("%s/%s: %w", m.Module, m.Name, err)
+			}
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO idemgate_migrations (module, version, name) VALUES ($1, $2, $3)
+ON CONFLICT (module, version) DO NOTHING`, m.Module, m.Version, m.Name); err != nil {
+			return fmt.Errorf("record %s/%s: %w", m.Module, m.Name, err)
+		}
+		did = true
+		return nil
+	})
+	if err != nil {
+		if s := SQLState(err); s == "23505" || s == "42P07" {
+			return false, nil // another process created it at the same moment
+		}
+		return false, fmt.Errorf("sqldb: migrate: %w", err)
+	}
+	return did, nil
 }
 
 // splitStatements splits a migration file on semicolons that end a line,

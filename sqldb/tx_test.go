@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/idemgate/idemgate/sqldb"
+	"github.com/idemgate/idemgate/store"
 	"github.com/idemgate/idemgate/testenv"
 )
 
@@ -105,8 +106,9 @@ func TestInTxReturnsNonRetryableErrors(t *testing.T) {
 
 func TestMigrateIsIdempotent(t *testing.T) {
 	ctx := context.Background()
-	db := testenv.OpenDB(t, env.NewDatabase(t)) // NewDatabase migrated once
-	applied, err := db.Migrate(ctx)
+	core := store.Migrations()
+	db := testenv.OpenDB(t, env.NewDatabase(t, core)) // NewDatabase migrated once
+	applied, err := db.Migrate(ctx, core)
 	if err != nil {
 		t.Fatal(err)
 	}

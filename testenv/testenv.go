@@ -79,9 +79,10 @@ func start() (*Env, func(), error) {
 // RealKafka reports whether tests run on a real broker (KAFKA_BROKERS).
 func (e *Env) RealKafka() bool { return len(e.brokers) > 0 }
 
-// NewDatabase creates an empty database for t, migrated to the current
-// schema, and drops it when t ends. It returns the database's URL.
-func (e *Env) NewDatabase(t testing.TB) string {
+// NewDatabase creates an empty database for t, migrated with the given
+// sets (none: an empty database), and drops it when t ends. It returns
+// the database's URL.
+func (e *Env) NewDatabase(t testing.TB, migrations ...sqldb.MigrationSet) string {
 	t.Helper()
 	ctx := context.Background()
 	name := "t_" + Random(6)
@@ -109,7 +110,7 @@ func (e *Env) NewDatabase(t testing.TB) string {
 		t.Fatalf("testenv: %v", err)
 	}
 	defer db.Close()
-	if _, err := db.Migrate(ctx); err != nil {
+	if _, err := db.Migrate(ctx, migrations...); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
 	return dbURL

@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/command"
+	"github.com/idemgate/idemgate/store"
 	"github.com/idemgate/idemgate/testenv"
 )
 
@@ -20,15 +22,15 @@ import (
 func BenchmarkClaimKeys(b *testing.B) {
 	for _, batch := range []int{1, 16} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			db := testenv.OpenDB(b, env.NewDatabase(b))
-			claims := command.NewClaims(db, 10*time.Second, func(string) time.Duration { return time.Hour })
+			db := testenv.OpenDB(b, newDatabase(b))
+			claims := store.New(db, 10*time.Second)
 			body := []byte(`{"amount":1000,"currency":"EUR","customer":"c","description":null}`)
 			fp := command.Fingerprint("payments.create", "", body)
 			var n atomic.Int64
 			b.SetParallelism(4)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
-				reqs := make([]command.ClaimRequest, 0, batch)
+				reqs := make([]idemgate.ClaimRequest, 0, batch)
 				flush := func() {
 					if _, err := claims.ClaimKeys(context.Background(), reqs); err != nil {
 						b.Error(err)
@@ -36,8 +38,8 @@ func BenchmarkClaimKeys(b *testing.B) {
 					reqs = reqs[:0]
 				}
 				for pb.Next() {
-					reqs = append(reqs, command.ClaimRequest{Tenant: "t", Operation: "payments.create",
-						Key: fmt.Sprintf("k%d", n.Add(1)), Fingerprint: fp, Request: body})
+					reqs = append(reqs, idemgate.ClaimRequest{Tenant: "t", Operation: "payments.create",
+						Key: fmt.Sprintf("k%d", n.Add(1)), Fingerprint: fp, Request: body, Retention: time.Hour})
 					if len(reqs) == batch {
 						flush()
 					}

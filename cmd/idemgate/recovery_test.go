@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/command"
 	"github.com/idemgate/idemgate/events"
 )
@@ -87,8 +88,8 @@ func TestPoisonEventIsDeadLetteredAndRedriven(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	env, _ := events.CommandAccepted{OperationID: op, Tenant: "tenant-a", Operation: "payments.create", IdempotencyKey: "poison-1",
-		Request: json.RawMessage(`{"amount":"not a number"}`), AcceptedAt: time.Now()}.Envelope()
+	env, _ := events.CommandAccepted(idemgate.Command{OperationID: op, Tenant: "tenant-a", Operation: "payments.create", IdempotencyKey: "poison-1",
+		Request: json.RawMessage(`{"amount":"not a number"}`), AcceptedAt: time.Now()})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := cl.ProduceSync(ctx,

@@ -9,8 +9,11 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/config"
 	"github.com/idemgate/idemgate/fault"
+	"github.com/idemgate/idemgate/payments"
+	"github.com/idemgate/idemgate/roles"
 )
 
 const usage = `usage: idemgate <command> [flags]
@@ -25,6 +28,9 @@ commands:
 
 environment: DATABASE_URL, KAFKA_BROKERS, IDEMGATE_API_KEYS, IDEMGATE_ADDR, ...
 (see README.md)`
+
+const devHint = `try: curl -i -X POST http://{addr}/v1/payments -H 'Authorization: Bearer dev-key-a' -H 'Idempotency-Key: demo-1' -H 'Content-Type: application/json' -d '{"amount":1000,"currency":"EUR","customer":"cus_1"}'
+`
 
 // usageError is a mistake in the command line; main exits 2 for it.
 type usageError struct{ msg string }
@@ -45,26 +51,65 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	reg, err := registry()
+	if err != nil {
+		return err
+	}
+	o := roles.Options{
+		Config:   cfg,
+		Registry: reg,
+		Faults:   faults,
+		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "dev":
-		return runDev(ctx, cfg, faults, rest, stdout, stderr, logger)
-	case "serve":
-		return runServe(ctx, cfg, faults, rest, stderr, logger)
-	case "project":
-		return runRole(runProjector)(ctx, cfg, faults, rest, stderr, logger)
-	case "relay":
-		return runRole(runRelay)(ctx, cfg, faults, rest, stderr, logger)
+		fs := newFlagSet("dev")
+		dc := roles.DevConfig{Banner: stdout, Hint: devHint}
+		fs.StringVar(&dc.Addr, "addr", cfg.Addr, "API listen address")
+		fs.StringVar(&dc.DataDir, "data-dir", ".idemgate", "folder for the database and the Kafka log")
+		fs.IntVar(&dc.KafkaPort, "kafka-port", 0, "port of the in-process Kafka on 127.0.0.1 (0: any free port)")
+		if err := parseFlags(fs, rest, stderr); err != nil {
+			return err
+		}
+		return roles.Dev(ctx, o, dc)
+	case "serve", "project", "relay":
+		if err := parseFlags(newFlagSet(cmd), rest, stderr); err != nil {
+			return err
+		}
+		return map[string]func(context.Context, roles.Options) error{
+			"serve": roles.Serve, "project": roles.Project, "relay": roles.Relay,
+		}[cmd](ctx, o)
 	case "migrate":
-		return runMigrate(ctx, cfg, rest, stdout, stderr)
+		if err := parseFlags(newFlagSet("migrate"), rest, stderr); err != nil {
+			return err
+		}
+		applied, flavor, err := roles.Migrate(ctx, cfg.DatabaseURL, reg)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "migrated (%s): %d applied %v\n", flavor, len(applied), applied)
+		return nil
 	case "redrive":
-		return runRedrive(ctx, cfg, rest, stdout, stderr)
+		fs := newFlagSet("redrive")
+		if err := fs.Parse(rest); err != nil || fs.NArg() != 1 {
+			return &usageError{"usage: idemgate redrive <operation_id>"}
+		}
+		if err := roles.Redrive(ctx, cfg.DatabaseURL, fs.Arg(0)); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "operation %s will be emitted again by the sweeper of a running 'serve'\n", fs.Arg(0))
+		return nil
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
 	}
 	return &usageError{fmt.Sprintf("unknown command %q (try: dev, serve, project, relay, migrate, redrive)", cmd)}
+}
+
+// registry is the reference service's: the payments module.
+func registry() (*idemgate.Registry, error) {
+	return idemgate.NewRegistry(payments.Module(payments.Config{}))
 }
 
 // parseFlags parses a subcommand's flags, turning mistakes into usage
@@ -80,13 +125,6 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	}
 	if fs.NArg() > 0 {
 		return &usageError{fmt.Sprintf("%s: unexpected arguments: %s", fs.Name(), strings.Join(fs.Args(), " "))}
-	}
-	return nil
-}
-
-func requireSetting(name, value string) error {
-	if value == "" {
-		return fmt.Errorf("%s is not set", name)
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/idemgate/idemgate/events"
+	"github.com/idemgate/idemgate/roles"
 	"github.com/idemgate/idemgate/sqldb"
 	"github.com/idemgate/idemgate/testenv"
 )
@@ -33,6 +34,17 @@ func TestMain(m *testing.M) {
 		return
 	}
 	testenv.Run(m, &env)
+}
+
+// newDatabase is a database of t's own with the reference service's
+// schema, migrated the way `idemgate migrate` migrates it.
+func newDatabase(t testing.TB) string {
+	t.Helper()
+	reg, err := registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env.NewDatabase(t, roles.Migrations(reg)...)
 }
 
 // stack is serve + project, started through run() exactly as the binary
@@ -57,7 +69,7 @@ func startStack(t testing.TB, extra ...string) *stack {
 // startRoles starts the given roles on a fresh database and fresh topics.
 func startRoles(t testing.TB, roles []string, extra ...string) *stack {
 	t.Helper()
-	dbURL := env.NewDatabase(t)
+	dbURL := newDatabase(t)
 	prefix := "t" + testenv.Random(4)
 	s := &stack{
 		t:       t,

@@ -1,4 +1,4 @@
-package command
+package store
 
 import (
 	"context"
@@ -9,61 +9,16 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/idemgate/idemgate/events"
-	"github.com/idemgate/idemgate/sqldb"
+	"github.com/idemgate/idemgate"
 )
-
-// ClaimRequest asks to claim (tenant, operation, key) for one request.
-type ClaimRequest struct {
-	Tenant      string
-	Operation   string
-	Key         string
-	Target      string // path parameter, part of the request's identity
-	Fingerprint []byte
-	Request     []byte // the normalised request the command event carries
-}
-
-// Claim is what the claim transaction found or made for a key.
-type Claim struct {
-	// Inserted: this request made the claim; its event must be emitted.
-	Inserted    bool
-	OperationID string
-	Fingerprint []byte
-	AcceptedAt  time.Time
-	// Response is the recorded outcome once the command is COMPLETED.
-	Response *StoredResponse
-}
-
-// StoredResponse is a recorded outcome, replayed byte for byte.
-type StoredResponse struct {
-	Status      int
-	ContentType string
-	Location    string
-	Body        []byte
-}
-
-// Claims is the SQL store of idempotency claims. Transactions stay inside
-// it; callers see claims, never a pgx.Tx.
-type Claims struct {
-	db        *sqldb.DB
-	lease     time.Duration
-	retention func(operation string) time.Duration
-}
-
-// NewClaims returns the claim store. lease is how long the API has to see
-// a claim's event acknowledged before the sweeper re-emits it; retention
-// says how long each operation's keys are remembered.
-func NewClaims(db *sqldb.DB, lease time.Duration, retention func(operation string) time.Duration) *Claims {
-	return &Claims{db: db, lease: lease, retention: retention}
-}
 
 // ClaimKeys claims every request's key in ONE transaction and returns, in
 // order, what each request found. A key already claimed is returned as it
-// is (with its response once completed); a key past its retention is
-// claimed anew. Several requests may be grouped into one call to share a
-// commit; a key repeated within the group is claimed by its first request.
-func (s *Claims) ClaimKeys(ctx context.Context, reqs []ClaimRequest) ([]Claim, error) {
-	out := make([]Claim, len(reqs))
+// is (with its response once completed); a completed key past its
+// retention is claimed anew. Several requests may share one call, and so
+// one commit; a key repeated among them is claimed by the first.
+func (s *Store) ClaimKeys(ctx context.Context, reqs []idemgate.ClaimRequest) ([]idemgate.Claim, error) {
+	out := make([]idemgate.Claim, len(reqs))
 	err := s.db.InTx(ctx, func(tx pgx.Tx) error {
 		for i, req := range reqs {
 			c, err := s.claimOne(ctx, tx, req)
@@ -96,31 +51,27 @@ FROM idempotency_claims c
 LEFT JOIN outbox o ON o.operation_id = c.operation_id AND c.state = 'COMPLETED'
 WHERE c.tenant_id = $1 AND c.operation = $2 AND c.idem_key = $3`
 
-func (s *Claims) claimOne(ctx context.Context, tx pgx.Tx, req ClaimRequest) (Claim, error) {
+func (s *Store) claimOne(ctx context.Context, tx pgx.Tx, req idemgate.ClaimRequest) (idemgate.Claim, error) {
 	for range 2 {
 		id := uuid.NewString()
 		var created time.Time
 		err := tx.QueryRow(ctx, insertClaim, req.Tenant, req.Operation, req.Key, id, req.Fingerprint,
-			req.Target, req.Request, s.lease.Microseconds(), s.retention(req.Operation).Microseconds()).Scan(&created)
+			req.Target, []byte(req.Request), s.lease.Microseconds(), req.Retention.Microseconds()).Scan(&created)
 		if err == nil {
-			return Claim{Inserted: true, OperationID: id, Fingerprint: req.Fingerprint, AcceptedAt: created}, nil
+			return idemgate.Claim{Inserted: true, OperationID: id, Fingerprint: req.Fingerprint, AcceptedAt: created}, nil
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
-			return Claim{}, fmt.Errorf("insert claim: %w", err)
+			return idemgate.Claim{}, fmt.Errorf("insert claim: %w", err)
 		}
-		var c Claim
+		var c idemgate.Claim
 		var expired bool
-		var status *int32
-		var ctype, loc *string
-		var body []byte
+		var resp storedResponse
 		if err := tx.QueryRow(ctx, selectClaim, req.Tenant, req.Operation, req.Key).Scan(
-			&c.OperationID, &c.Fingerprint, &c.AcceptedAt, &expired, &status, &ctype, &loc, &body); err != nil {
-			return Claim{}, fmt.Errorf("read claim: %w", err)
+			&c.OperationID, &c.Fingerprint, &c.AcceptedAt, &expired, &resp.status, &resp.ctype, &resp.loc, &resp.body); err != nil {
+			return idemgate.Claim{}, fmt.Errorf("read claim: %w", err)
 		}
 		if !expired {
-			if status != nil {
-				c.Response = &StoredResponse{Status: int(*status), ContentType: deref(ctype), Location: deref(loc), Body: body}
-			}
+			c.Response = resp.response()
 			return c, nil
 		}
 		// Completed, past retention and not yet deleted by the janitor:
@@ -128,43 +79,55 @@ func (s *Claims) claimOne(ctx context.Context, tx pgx.Tx, req ClaimRequest) (Cla
 		// command not yet completed keeps its key whatever its age.)
 		if _, err := tx.Exec(ctx, `DELETE FROM idempotency_claims WHERE tenant_id = $1 AND operation = $2 AND idem_key = $3`,
 			req.Tenant, req.Operation, req.Key); err != nil {
-			return Claim{}, fmt.Errorf("delete expired claim: %w", err)
+			return idemgate.Claim{}, fmt.Errorf("delete expired claim: %w", err)
 		}
 	}
-	return Claim{}, errors.New("claim: key still taken after deleting its expired claim")
+	return idemgate.Claim{}, errors.New("claim: key still taken after deleting its expired claim")
+}
+
+// storedResponse scans the outbox columns of a LEFT JOIN: all NULL while
+// the command is pending.
+type storedResponse struct {
+	status     *int32
+	ctype, loc *string
+	body       []byte
+}
+
+func (r storedResponse) response() *idemgate.Response {
+	if r.status == nil {
+		return nil
+	}
+	return &idemgate.Response{Status: int(*r.status), ContentType: deref(r.ctype), Location: deref(r.loc), Body: r.body}
 }
 
 // OperationView is an operation as GET /v1/operations shows it.
 type OperationView struct {
 	OperationID string
-	Response    *StoredResponse // nil while pending
+	Operation   string
+	Response    *idemgate.Response // nil while pending
 }
 
 // Operation reads one of tenant's operations; found is false for an
 // unknown id or another tenant's operation.
-func (s *Claims) Operation(ctx context.Context, tenant, operationID string) (v OperationView, found bool, err error) {
+func (s *Store) Operation(ctx context.Context, tenant, operationID string) (v OperationView, found bool, err error) {
 	// In a retried transaction: at SERIALIZABLE even a lone SELECT can be
 	// chosen as the victim of a dependency cycle (seen on PostgreSQL under
 	// load), and that is no reason to answer 503.
 	err = s.db.InTx(ctx, func(tx pgx.Tx) error {
 		v, found = OperationView{}, false
-		var status *int32
-		var ctype, loc *string
-		var body []byte
+		var resp storedResponse
 		err := tx.QueryRow(ctx, `
-SELECT c.operation_id::TEXT, o.status, o.content_type, o.location, o.body
+SELECT c.operation_id::TEXT, c.operation, o.status, o.content_type, o.location, o.body
 FROM idempotency_claims c
 LEFT JOIN outbox o ON o.operation_id = c.operation_id AND c.state = 'COMPLETED'
-WHERE c.operation_id = $1 AND c.tenant_id = $2`, operationID, tenant).Scan(&v.OperationID, &status, &ctype, &loc, &body)
+WHERE c.operation_id = $1 AND c.tenant_id = $2`, operationID, tenant).Scan(&v.OperationID, &v.Operation, &resp.status, &resp.ctype, &resp.loc, &resp.body)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("read operation: %w", err)
 		}
-		if status != nil {
-			v.Response = &StoredResponse{Status: int(*status), ContentType: deref(ctype), Location: deref(loc), Body: body}
-		}
+		v.Response = resp.response()
 		found = true
 		return nil
 	})
@@ -174,7 +137,7 @@ WHERE c.operation_id = $1 AND c.tenant_id = $2`, operationID, tenant).Scan(&v.Op
 // MarkPublished moves claims whose event Kafka acknowledged from ACCEPTED
 // to PUBLISHED, so the sweeper leaves them alone. A claim already
 // COMPLETED stays so.
-func (s *Claims) MarkPublished(ctx context.Context, operationIDs []string) error {
+func (s *Store) MarkPublished(ctx context.Context, operationIDs []string) error {
 	return s.db.InTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE idempotency_claims SET state = 'PUBLISHED'
 WHERE operation_id = ANY($1::UUID[]) AND state = 'ACCEPTED'`, operationIDs); err != nil {
@@ -186,9 +149,9 @@ WHERE operation_id = ANY($1::UUID[]) AND state = 'ACCEPTED'`, operationIDs); err
 
 // ExpiredLeases takes up to limit claims still ACCEPTED after their lease
 // and extends their lease, in one transaction, so that concurrent
-// sweepers never take the same claim at once. It returns their events.
-func (s *Claims) ExpiredLeases(ctx context.Context, limit int) ([]events.CommandAccepted, error) {
-	var out []events.CommandAccepted
+// sweepers never take the same claim at once. It returns their commands.
+func (s *Store) ExpiredLeases(ctx context.Context, limit int) ([]idemgate.Command, error) {
+	var out []idemgate.Command
 	err := s.db.InTx(ctx, func(tx pgx.Tx) error {
 		out = out[:0]
 		rows, err := tx.Query(ctx, `
@@ -205,7 +168,7 @@ RETURNING operation_id::TEXT, tenant_id, operation, idem_key, target, request, c
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var c events.CommandAccepted
+			var c idemgate.Command
 			var req []byte
 			if err := rows.Scan(&c.OperationID, &c.Tenant, &c.Operation, &c.IdempotencyKey, &c.Target, &req, &c.AcceptedAt); err != nil {
 				return fmt.Errorf("scan expired lease: %w", err)
@@ -218,18 +181,11 @@ RETURNING operation_id::TEXT, tenant_id, operation, idem_key, target, request, c
 	return out, err
 }
 
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
-}
-
 // DeleteExpired deletes up to limit completed claims past their retention,
 // with their sent outbox rows, and returns how many claims it deleted.
 // The janitor calls it in a loop; CockroachDB's row-level TTL does the
-// same job there (migration 0003).
-func (s *Claims) DeleteExpired(ctx context.Context, limit int) (int, error) {
+// same job there (migration 0002_ttl.crdb.sql).
+func (s *Store) DeleteExpired(ctx context.Context, limit int) (int, error) {
 	var n int
 	err := s.db.InTx(ctx, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
@@ -239,32 +195,19 @@ WHERE (tenant_id, operation, idem_key) IN (
     WHERE expires_at <= now() AND state = 'COMPLETED'
     ORDER BY expires_at LIMIT $1)
   AND expires_at <= now() AND state = 'COMPLETED'
-RETURNING operation_id`, limit)
+RETURNING operation_id::TEXT`, limit)
 		if err != nil {
 			return fmt.Errorf("delete expired claims: %w", err)
 		}
-		var ids []uuid.UUID
-		for rows.Next() {
-			var id uuid.UUID
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return fmt.Errorf("delete expired claims: %w", err)
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
 			return fmt.Errorf("delete expired claims: %w", err)
 		}
 		n = len(ids)
 		if n == 0 {
 			return nil
 		}
-		strs := make([]string, n)
-		for i, id := range ids {
-			strs[i] = id.String()
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE operation_id = ANY($1::UUID[]) AND sent_at IS NOT NULL`, strs); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE operation_id = ANY($1::UUID[]) AND sent_at IS NOT NULL`, ids); err != nil {
 			return fmt.Errorf("delete expired outbox rows: %w", err)
 		}
 		return nil

@@ -1,0 +1,118 @@
+package payments
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/idemgate/idemgate"
+)
+
+// Payment and refund ids derive from their operation's id, so that a
+// retried transaction computes the same ids.
+var (
+	paymentIDSpace = uuid.MustParse("6f1c1f0e-8a43-4d3e-9d0a-6a1c8e1d2b7f")
+	refundIDSpace  = uuid.MustParse("0b8e3c5a-2d7f-4f61-b1c9-3e5a7d9f1a2c")
+)
+
+// PaymentID is the id of the payment an operation creates.
+func PaymentID(operationID string) string {
+	return uuid.NewSHA1(paymentIDSpace, []byte(operationID)).String()
+}
+
+// RefundID is the id of the refund an operation creates.
+func RefundID(operationID string) string {
+	return uuid.NewSHA1(refundIDSpace, []byte(operationID)).String()
+}
+
+// createPayment applies payments.create to the payments read model.
+type createPayment struct{ now func() time.Time }
+
+func (a createPayment) ApplyTx(ctx context.Context, tx pgx.Tx, cmd idemgate.Command) (idemgate.Response, error) {
+	var req CreatePayment
+	if err := json.Unmarshal(cmd.Request, &req); err != nil || req.Amount <= 0 {
+		return idemgate.Response{}, fmt.Errorf("%w: the command's request could not be read", idemgate.ErrPermanent)
+	}
+	if req.Amount > DeclineAbove {
+		return idemgate.ProblemResponse(idemgate.NewProblem(http.StatusPaymentRequired, "payment-declined", "Payment declined",
+			fmt.Sprintf("payments above %d minor units are declined", DeclineAbove))), nil
+	}
+	created := a.now().UTC().Truncate(time.Microsecond)
+	p := Payment{
+		ID:          PaymentID(cmd.OperationID),
+		OperationID: cmd.OperationID,
+		Status:      "succeeded",
+		Amount:      req.Amount,
+		Currency:    req.Currency,
+		Customer:    req.Customer,
+		Description: req.Description,
+		CreatedAt:   idemgate.FormatTime(created),
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO payments
+    (payment_id, tenant_id, operation_id, amount, currency, customer, description, status, refunded_amount, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9) ON CONFLICT (payment_id) DO NOTHING`,
+		p.ID, cmd.Tenant, p.OperationID, p.Amount, p.Currency, p.Customer, p.Description, p.Status, created); err != nil {
+		return idemgate.Response{}, fmt.Errorf("insert payment: %w", err)
+	}
+	return jsonResponse(http.StatusCreated, "/v1/payments/"+p.ID, p)
+}
+
+// createRefund applies refunds.create: it refunds part of a payment of the
+// same tenant, never more than the payment's amount in total.
+type createRefund struct{ now func() time.Time }
+
+func (a createRefund) ApplyTx(ctx context.Context, tx pgx.Tx, cmd idemgate.Command) (idemgate.Response, error) {
+	var req CreateRefund
+	if err := json.Unmarshal(cmd.Request, &req); err != nil || req.Amount <= 0 {
+		return idemgate.Response{}, fmt.Errorf("%w: the command's request could not be read", idemgate.ErrPermanent)
+	}
+	notFound := idemgate.ProblemResponse(idemgate.NotFound("payment " + cmd.Target))
+	if uuid.Validate(cmd.Target) != nil {
+		return notFound, nil
+	}
+	var amount, refunded int64
+	err := tx.QueryRow(ctx, `SELECT amount, refunded_amount FROM payments WHERE payment_id = $1 AND tenant_id = $2`,
+		cmd.Target, cmd.Tenant).Scan(&amount, &refunded)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return notFound, nil
+	}
+	if err != nil {
+		return idemgate.Response{}, fmt.Errorf("read payment: %w", err)
+	}
+	if refunded+req.Amount > amount {
+		return idemgate.ProblemResponse(idemgate.NewProblem(http.StatusUnprocessableEntity, "refund-exceeds-payment", "Refund exceeds payment",
+			fmt.Sprintf("payment %s has %d of %d minor units left to refund; %d were asked", cmd.Target, amount-refunded, amount, req.Amount))), nil
+	}
+	created := a.now().UTC().Truncate(time.Microsecond)
+	r := Refund{
+		ID:        RefundID(cmd.OperationID),
+		PaymentID: cmd.Target,
+		Amount:    req.Amount,
+		Status:    "succeeded",
+		CreatedAt: idemgate.FormatTime(created),
+	}
+	if _, err := tx.Exec(ctx, `UPDATE payments SET refunded_amount = refunded_amount + $1 WHERE payment_id = $2 AND tenant_id = $3`,
+		req.Amount, cmd.Target, cmd.Tenant); err != nil {
+		return idemgate.Response{}, fmt.Errorf("update payment: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO refunds (refund_id, tenant_id, payment_id, operation_id, amount, status, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)`, r.ID, cmd.Tenant, r.PaymentID, cmd.OperationID, r.Amount, r.Status, created); err != nil {
+		return idemgate.Response{}, fmt.Errorf("insert refund: %w", err)
+	}
+	return jsonResponse(http.StatusCreated, "/v1/payments/"+r.PaymentID+"/refunds/"+r.ID, r)
+}
+
+// jsonResponse encodes v as a JSON response.
+func jsonResponse(status int, location string, v any) (idemgate.Response, error) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return idemgate.Response{}, fmt.Errorf("encode response: %w", err)
+	}
+	return idemgate.Response{Status: status, ContentType: "application/json", Location: location, Body: body}, nil
+}

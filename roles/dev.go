@@ -1,0 +1,125 @@
+package roles
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/idemgate/idemgate"
+	"github.com/idemgate/idemgate/config"
+	"github.com/idemgate/idemgate/pgserver"
+)
+
+// DevConfig is where the dev mode keeps its data and listens.
+type DevConfig struct {
+	// Addr is the API's listen address.
+	Addr string
+	// DataDir holds the database and the Kafka log (".idemgate").
+	DataDir string
+	// KafkaPort is the in-process Kafka's port on 127.0.0.1 (0: any).
+	KafkaPort int
+	// Banner receives the address, the API keys and the routes once the
+	// API listens, then Hint (an example request, say).
+	Banner io.Writer
+	Hint   string
+}
+
+// Dev is the embedded default: a private PostgreSQL cluster and an
+// in-process Kafka (kfake) whose log lives in the data folder, the schema
+// migrated, and every role in one process. Killed with -9 and started
+// again on the same folder, it finds its database and log again and
+// completes every command it had accepted. DATABASE_URL and KAFKA_BROKERS
+// replace either backend.
+func Dev(ctx context.Context, o Options, dc DevConfig) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	logger := o.logger()
+	cfg := o.Config
+	if dc.DataDir == "" {
+		dc.DataDir = ".idemgate"
+	}
+	if dc.Addr == "" {
+		dc.Addr = cfg.Addr
+	}
+	if err := os.MkdirAll(dc.DataDir, 0o755); err != nil {
+		return fmt.Errorf("data folder: %w", err)
+	}
+	if cfg.DatabaseURL == "" {
+		pg, err := pgserver.Start(ctx, pgserver.Config{DataDir: filepath.Join(dc.DataDir, "pg"), Logger: logger})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := pg.Stop(stopCtx); err != nil {
+				logger.Warn("stop PostgreSQL", "err", err)
+			}
+		}()
+		cfg.DatabaseURL = pg.URL()
+	}
+	if len(cfg.KafkaBrokers) == 0 {
+		cluster, err := kfake.NewCluster(
+			kfake.NumBrokers(1),
+			kfake.Ports(dc.KafkaPort),
+			kfake.DataDir(filepath.Join(dc.DataDir, "kafka")),
+			kfake.SyncWrites(),
+		)
+		if err != nil {
+			return fmt.Errorf("in-process kafka: %w", err)
+		}
+		defer cluster.Close()
+		cfg.KafkaBrokers = cluster.ListenAddrs()
+		logger.Info("in-process Kafka (kfake) listening", "brokers", cfg.KafkaBrokers, "log", filepath.Join(dc.DataDir, "kafka"))
+	}
+	if len(cfg.APIKeys) == 0 {
+		cfg.APIKeys = config.DevAPIKeys()
+	}
+	if _, _, err := Migrate(ctx, cfg.DatabaseURL, o.Registry); err != nil {
+		return err
+	}
+	o.Config = cfg
+	b, closeDB, err := connect(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	l, err := net.Listen("tcp", dc.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if dc.Banner != nil {
+		printBanner(dc.Banner, l.Addr().String(), cfg.APIKeys, o.Registry)
+		fmt.Fprint(dc.Banner, strings.ReplaceAll(dc.Hint, "{addr}", l.Addr().String()))
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return b.serve(gctx, l) })
+	g.Go(func() error { return b.project(gctx) })
+	g.Go(func() error { return b.relay(gctx) })
+	return g.Wait()
+}
+
+func printBanner(w io.Writer, addr string, keys map[string]string, reg *idemgate.Registry) {
+	fmt.Fprintf(w, "idemgate dev: API on http://%s\n", addr)
+	names := make([]string, 0, len(keys))
+	for k := range keys {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		fmt.Fprintf(w, "  API key %s -> tenant %s\n", k, keys[k])
+	}
+	for _, op := range reg.Operations() {
+		fmt.Fprintf(w, "  POST %s (%s)\n", op.Path, op.Name)
+	}
+}

@@ -1,0 +1,129 @@
+package roles
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/idemgate/idemgate/consumer"
+	"github.com/idemgate/idemgate/events"
+	"github.com/idemgate/idemgate/projector"
+)
+
+// Project runs the projector: it consumes the commands topic in the
+// configured group and applies each event once, until ctx ends.
+func Project(ctx context.Context, o Options) error {
+	b, closeDB, err := connect(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	return b.withMetrics(ctx, b.project)
+}
+
+// Relay publishes recorded outcomes to the results topic until ctx ends.
+func Relay(ctx context.Context, o Options) error {
+	b, closeDB, err := connect(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	return b.withMetrics(ctx, b.relay)
+}
+
+func (b *backends) project(ctx context.Context) error {
+	dlq, err := kgo.NewClient(b.kafka...)
+	if err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	defer dlq.Close()
+	p, err := projector.New(projector.Config{
+		Store:           b.store,
+		Registry:        b.Registry,
+		Name:            ProjectorName,
+		Producer:        events.NewProducer(dlq),
+		DeadLetterTopic: b.topics.DeadLetter,
+		Faults:          b.Faults,
+		Registerer:      b.metrics,
+		Logger:          b.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	r, err := consumer.New(consumer.Config{
+		ClientOptions: b.kafka,
+		Group:         b.Config.Group,
+		Topics:        []string{b.topics.Commands},
+		Logger:        b.Logger,
+		IsPermanent:   projector.IsPermanent,
+		MaxAttempts:   b.Config.MaxAttempts,
+		OnPoison:      p.DeadLetter,
+		Registry:      b.metrics,
+		InstanceID:    b.Config.InstanceID,
+	}, p.Handle)
+	if err != nil {
+		return err
+	}
+	b.Logger.Info("projector consuming", "group", b.Config.Group, "topic", b.topics.Commands)
+	err = r.Run(ctx)
+	b.Logger.Info("projector stopped")
+	return err
+}
+
+func (b *backends) relay(ctx context.Context) error {
+	client, err := kgo.NewClient(b.kafka...)
+	if err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	var closeOnce sync.Once
+	closeClient := func() { closeOnce.Do(client.Close) }
+	defer closeClient()
+	relay := projector.NewRelay(b.store, events.NewProducer(client), b.topics.Results, 500, 200*time.Millisecond, b.Faults, b.Logger)
+	b.Logger.Info("relay publishing", "topic", b.topics.Results)
+	done := make(chan error, 1)
+	go func() { done <- relay.Run(ctx) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		select {
+		case err = <-done:
+		case <-time.After(5 * time.Second):
+			// A produce request already sent is retried by franz-go until
+			// its delivery timeout, whatever its context says; closing the
+			// client fails it. Its rows stay unsent and are published by
+			// the next relay: nothing is lost.
+			b.Logger.Warn("relay: abandoning a publish in flight at shutdown")
+			closeClient()
+			err = <-done
+		}
+	}
+	b.Logger.Info("relay stopped")
+	return err
+}
+
+// withMetrics runs role and, when IDEMGATE_METRICS_ADDR is set, serves
+// /metrics and /healthz beside it.
+func (b *backends) withMetrics(ctx context.Context, role func(context.Context) error) error {
+	if b.Config.MetricsAddr == "" {
+		return role(ctx)
+	}
+	l, err := net.Listen("tcp", b.Config.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("metrics listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(b.metrics, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{"status":"ok"}`)) })
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return serveUntilDone(gctx, srv, l) })
+	g.Go(func() error { return role(gctx) })
+	return g.Wait()
+}

@@ -1,0 +1,94 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/idemgate/idemgate"
+)
+
+// Outcome is a recorded response with the command it answers, as the
+// relay publishes it.
+type Outcome struct {
+	OperationID    string
+	Tenant         string
+	Operation      string
+	IdempotencyKey string
+	Response       idemgate.Response
+	RecordedAt     time.Time
+}
+
+// UnsentOutcomes reads up to limit recorded responses not yet published,
+// oldest first.
+func (s *Store) UnsentOutcomes(ctx context.Context, limit int) ([]Outcome, error) {
+	rows, err := s.db.Pool.Query(ctx, `
+SELECT o.operation_id::TEXT, o.tenant_id, o.operation, COALESCE(c.idem_key, ''), o.status, o.content_type, o.location, o.body, o.created_at
+FROM outbox o
+LEFT JOIN idempotency_claims c ON c.operation_id = o.operation_id
+WHERE o.sent_at IS NULL
+ORDER BY o.created_at
+LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Outcome, error) {
+		var o Outcome
+		err := row.Scan(&o.OperationID, &o.Tenant, &o.Operation, &o.IdempotencyKey, &o.Response.Status,
+			&o.Response.ContentType, &o.Response.Location, &o.Response.Body, &o.RecordedAt)
+		return o, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	return out, nil
+}
+
+// MarkSent records that the outcomes were published.
+func (s *Store) MarkSent(ctx context.Context, operationIDs []string) error {
+	return s.db.InTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE outbox SET sent_at = now() WHERE operation_id = ANY($1::UUID[]) AND sent_at IS NULL`, operationIDs); err != nil {
+			return fmt.Errorf("mark outbox sent: %w", err)
+		}
+		return nil
+	})
+}
+
+// ErrNotDeadLettered says a redrive was asked for a command that did not
+// end in a processing failure.
+var ErrNotDeadLettered = errors.New("the operation did not end in a processing failure")
+
+// Redrive drives a dead-lettered command again: it removes its stored 500
+// problem and projector's dedup record, and puts its claim back to
+// ACCEPTED with an expired lease, so that the sweeper emits it once more.
+// Nothing else was applied for it, so applying it now is its one effect.
+func (s *Store) Redrive(ctx context.Context, projector, operationID string) error {
+	return s.db.InTx(ctx, func(tx pgx.Tx) error {
+		var status int
+		err := tx.QueryRow(ctx, `SELECT status FROM outbox WHERE operation_id = $1`, operationID).Scan(&status)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("operation %s: %w (it has no recorded outcome)", operationID, ErrNotDeadLettered)
+		}
+		if err != nil {
+			return fmt.Errorf("read outcome: %w", err)
+		}
+		if status != http.StatusInternalServerError {
+			return fmt.Errorf("operation %s: %w (its outcome is %d)", operationID, ErrNotDeadLettered, status)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE operation_id = $1`, operationID); err != nil {
+			return fmt.Errorf("redrive: delete outcome: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM processed_events WHERE projector = $1 AND event_id = $2`, projector, operationID); err != nil {
+			return fmt.Errorf("redrive: delete dedup record: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE idempotency_claims SET state = 'ACCEPTED', completed_at = NULL, lease_until = now()
+WHERE operation_id = $1`, operationID); err != nil {
+			return fmt.Errorf("redrive: reopen claim: %w", err)
+		}
+		return nil
+	})
+}

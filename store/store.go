@@ -1,0 +1,58 @@
+// Package store owns every SQL statement on idemgate's core tables: the
+// claims (idempotency_claims), the recorded responses (outbox) and the
+// projectors' dedup records (processed_events). Everything else calls it.
+// Transactions stay inside: callers see claims and responses, and the one
+// closure that runs inside a transaction (an applier's effect) is handed
+// a pgx.Tx it must not keep.
+package store
+
+import (
+	"context"
+	"embed"
+	"io/fs"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/idemgate/idemgate/sqldb"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrations is the core schema, applied before any module's.
+func Migrations() sqldb.MigrationSet {
+	sub, _ := fs.Sub(migrations, "migrations") // a constant, valid path
+	return sqldb.MigrationSet{Module: "core", FS: sub}
+}
+
+// Store is the SQL store of the core tables.
+type Store struct {
+	db    *sqldb.DB
+	lease time.Duration
+}
+
+// New returns the store. lease is how long the API has to see a claim's
+// event acknowledged before the sweeper re-emits it.
+func New(db *sqldb.DB, lease time.Duration) *Store {
+	if lease <= 0 {
+		lease = 10 * time.Second
+	}
+	return &Store{db: db, lease: lease}
+}
+
+// DB is the database the store runs on.
+func (s *Store) DB() *sqldb.DB { return s.db }
+
+// Read runs fn in a retried read transaction: a module's read model
+// shares the database but not these tables. fn may run more than once.
+func (s *Store) Read(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return s.db.InTx(ctx, fn)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
