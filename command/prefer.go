@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"errors"
 
 	"github.com/idemgate/idemgate"
 	"strconv"
@@ -23,6 +24,9 @@ func preferWait(values []string) int {
 				continue
 			}
 			n, err := strconv.Atoi(strings.Trim(strings.TrimSpace(val), `"`))
+			if errors.Is(err, strconv.ErrRange) && n > 0 {
+				return MaxWait // more seconds than an int holds: capped like any long wait
+			}
 			if err != nil || n <= 0 {
 				return 0
 			}

@@ -96,18 +96,21 @@ func TestRunnerRetriesTransientErrorsInOrder(t *testing.T) {
 	h := func(_ context.Context, rec *kgo.Record) error {
 		mu.Lock()
 		defer mu.Unlock()
-		if string(rec.Value) == "b" && failures < 2 {
+		// More transient failures than MaxAttempts: a transient error is
+		// retried for ever, never disposed of as poison.
+		if string(rec.Value) == "b" && failures < 4 {
 			failures++
 			return errors.New("database unreachable")
 		}
 		seen = append(seen, string(rec.Value))
 		return nil
 	}
-	cfg := Config{ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Group: "g1", Topics: []string{topic},
-		OnPoison: func(context.Context, *kgo.Record, error) error { t.Error("no record is poison here"); return nil }}
+	cfg := Config{ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Group: "g1", Topics: []string{topic}, MaxAttempts: 2,
+		IsPermanent: func(err error) bool { return errors.Is(err, errPermanent) },
+		OnPoison:    func(context.Context, *kgo.Record, error) error { t.Error("no record is poison here"); return nil }}
 	runUntil(t, cfg, h, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == 4 })
-	if got := fmt.Sprint(seen); got != "[a b c d]" || failures != 2 {
-		t.Fatalf("seen %s after %d failures; want [a b c d] after 2", got, failures)
+	if got := fmt.Sprint(seen); got != "[a b c d]" || failures != 4 {
+		t.Fatalf("seen %s after %d failures; want [a b c d] after 4", got, failures)
 	}
 	if got := committed(t, brokers, "g1"); got != 4 {
 		t.Fatalf("committed offset = %d, want 4", got)
@@ -180,5 +183,50 @@ func TestRunnerShutdownFinishesTheRecordInHand(t *testing.T) {
 	}
 	if got := committed(t, brokers, "g3"); got != 1 {
 		t.Fatalf("committed offset = %d, want 1", got)
+	}
+}
+
+// TestRunnerCommitsOnlyAfterTheHandler holds a handler in the middle of its
+// record: until it returns, the group's committed offset must not cover
+// the record (a crash then would lose it), and once it returns it must.
+func TestRunnerCommitsOnlyAfterTheHandler(t *testing.T) {
+	brokers := newCluster(t, "first", "held")
+	started := make(chan struct{})
+	release := make(chan struct{})
+	h := func(_ context.Context, rec *kgo.Record) error {
+		if string(rec.Value) == "held" {
+			close(started)
+			<-release
+		}
+		return nil
+	}
+	r, err := New(Config{ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Group: "g4", Topics: []string{topic},
+		OnPoison: func(context.Context, *kgo.Record, error) error { return nil }}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ended := make(chan error, 1)
+	go func() { ended <- r.Run(ctx) }()
+	<-started
+	for range 10 {
+		if got := committed(t, brokers, "g4"); got > 1 {
+			close(release)
+			t.Fatalf("committed offset %d while the handler of offset 1 is still running", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	close(release)
+	deadline := time.Now().Add(20 * time.Second)
+	for committed(t, brokers, "g4") != 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("offset 2 not committed within 20s of the handler's return")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-ended; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,0 +1,96 @@
+package projector
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/idemgate/idemgate"
+	"github.com/idemgate/idemgate/events"
+	"github.com/idemgate/idemgate/sqldb"
+	"github.com/idemgate/idemgate/store"
+	"github.com/idemgate/idemgate/testenv"
+)
+
+// effects is a module whose applier appends a row per application, with
+// nothing to deduplicate it but the projector: a second application shows
+// as a second row.
+func effects(t *testing.T) (*Projector, *sqldb.DB) {
+	t.Helper()
+	db := testenv.OpenDB(t, env.NewDatabase(t, store.Migrations()))
+	if _, err := db.Pool.Exec(context.Background(), `CREATE TABLE effects (operation_id TEXT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	reg := idemgate.MustRegistry(idemgate.Module{Name: "effects", Operations: []idemgate.Operation{{
+		Name: "effects.add", Path: "/v1/effects",
+		Validate: func(b []byte) (json.RawMessage, error) { return b, nil },
+		Apply: idemgate.TxApplierFunc(func(ctx context.Context, tx pgx.Tx, cmd idemgate.Command) (idemgate.Response, error) {
+			if _, err := tx.Exec(ctx, `INSERT INTO effects (operation_id) VALUES ($1)`, cmd.OperationID); err != nil {
+				return idemgate.Response{}, fmt.Errorf("add effect: %w", err)
+			}
+			return idemgate.Response{Status: 201, ContentType: "application/json", Body: []byte(`{"ok":true}`)}, nil
+		}),
+	}}})
+	p, err := New(Config{Store: store.New(db, 0), Registry: reg, Name: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, db
+}
+
+// claimAndRecord claims a command as the API would and returns its event.
+func claimAndRecord(t *testing.T, db *sqldb.DB, op string) *kgo.Record {
+	t.Helper()
+	cmd := idemgate.Command{OperationID: uuid.NewString(), Tenant: "tenant-a", Operation: op, IdempotencyKey: "k-" + uuid.NewString(),
+		Request: json.RawMessage(`{}`), AcceptedAt: time.Now()}
+	claims, err := store.New(db, 0).ClaimKeys(context.Background(), []idemgate.ClaimRequest{{Tenant: cmd.Tenant, Operation: op,
+		Key: cmd.IdempotencyKey, Fingerprint: []byte{1}, Request: cmd.Request, Retention: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.OperationID = claims[0].OperationID
+	env, err := events.CommandAccepted(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env.Record("commands", events.IdentityKey(cmd.Tenant, op, cmd.IdempotencyKey))
+}
+
+// TestRedeliveryAppliesOnce delivers one event three times: the effect
+// happens once, every delivery succeeds (none is dead-lettered), and the
+// response is recorded once.
+func TestRedeliveryAppliesOnce(t *testing.T) {
+	p, db := effects(t)
+	rec := claimAndRecord(t, db, "effects.add")
+	for i := range 3 {
+		if err := p.Handle(context.Background(), rec); err != nil {
+			t.Fatalf("delivery %d: %v", i+1, err)
+		}
+	}
+	var n, outbox int
+	var state string
+	if err := db.Pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM effects), (SELECT count(*) FROM outbox),
+		(SELECT state FROM idempotency_claims)`).Scan(&n, &outbox, &state); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || outbox != 1 || state != idemgate.StateCompleted {
+		t.Fatalf("effects %d, outbox rows %d, claim %s; want 1, 1, COMPLETED", n, outbox, state)
+	}
+}
+
+// TestUnknownOperationIsPermanent: an event of an operation no longer
+// registered can never be applied; it must go to the dead-letter path,
+// not be retried for ever.
+func TestUnknownOperationIsPermanent(t *testing.T) {
+	p, db := effects(t)
+	err := p.Handle(context.Background(), claimAndRecord(t, db, "gone.create"))
+	if err == nil || !IsPermanent(err) {
+		t.Fatalf("err = %v, want a permanent error", err)
+	}
+}
