@@ -3,7 +3,7 @@
 // PostgreSQL server while concurrent clients drive commands with retries;
 // processes are killed with -9, die at every named fault point, the broker
 // restarts and PostgreSQL crashes. Then the database and the topics are
-// checked against the invariants of DESIGN.md (I1-I4).
+// checked against the invariants of docs/ARCHITECTURE.md (I1-I4).
 //
 //	go test -count=1 -v -run TestChaos ./chaos/    # CI size (default)
 //	make chaos                                       # full size
