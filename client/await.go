@@ -31,24 +31,27 @@ func (o *Operation) Completed() bool { return o.Status == "completed" && o.Respo
 
 // Operation reads the state of a command (GET /v1/operations/{id}).
 func (c *Client) Operation(ctx context.Context, operationID string) (*Operation, error) {
-	return c.operationAt(ctx, "/v1/operations/"+url.PathEscape(operationID))
+	op, _, err := c.operationAt(ctx, "/v1/operations/"+url.PathEscape(operationID))
+	return op, err
 }
 
-func (c *Client) operationAt(ctx context.Context, location string) (*Operation, error) {
+// operationAt reads the operation at a Location; the answer comes too,
+// for its Retry-After.
+func (c *Client) operationAt(ctx context.Context, location string) (*Operation, *Result, error) {
 	res, err := c.get(ctx, location)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var op Operation
 	if err := res.Decode(&op); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &op, nil
+	return &op, res, nil
 }
 
 // await waits for the outcome of a command answered 202. It polls the
-// operation the 202 pointed to, each time after the Retry-After the
-// server gave (else PollInterval), and once the operation is completed it
+// operation the 202 pointed to, each time after the Retry-After of the
+// last answer (else PollInterval), and once the operation is completed it
 // sends the command once more: the server replays the recorded answer
 // with its headers (Location, Content-Type), byte for byte.
 func (c *Client) await(ctx context.Context, cmd *command, pending *Result) (*Result, error) {
@@ -78,12 +81,12 @@ func (c *Client) await(ctx context.Context, cmd *command, pending *Result) (*Res
 			return nil, stopped(err)
 		}
 		if location != "" {
-			op, err := c.operationAt(actx, location)
+			op, res, err := c.operationAt(actx, location)
 			if err != nil {
 				return nil, stopped(err)
 			}
 			if !op.Completed() {
-				delay = c.cfg.PollInterval
+				delay = c.pollDelay(res)
 				continue
 			}
 		}

@@ -44,9 +44,10 @@ type CallOptions struct {
 	// NoAwait returns the first answer even when it is a 202 (the command
 	// accepted, its outcome pending): Result.Pending() then holds.
 	NoAwait bool
-	// Header adds headers to the request (e.g. for a gateway route).
-	// Authorization, Idempotency-Key, Content-Type and Prefer are the
-	// SDK's own and cannot be overridden.
+	// Header adds headers to the request (e.g. for a gateway route), or
+	// replaces the SDK's Accept and User-Agent. Authorization,
+	// Idempotency-Key, Content-Type and Prefer are the SDK's own and
+	// cannot be overridden.
 	Header http.Header
 }
 
@@ -194,9 +195,13 @@ func (c *Client) attempt(ctx context.Context, method, path string, body []byte, 
 	for k, vs := range h {
 		req.Header[k] = vs
 	}
+	if req.Header.Get("Accept") == "" {
+		req.Header.Set("Accept", "application/json, application/problem+json")
+	}
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", c.cfg.UserAgent)
+	}
 	req.Header.Set("Authorization", "Bearer "+c.cfg.APIKey)
-	req.Header.Set("Accept", "application/json, application/problem+json")
-	req.Header.Set("User-Agent", c.cfg.UserAgent)
 	resp, err := c.cfg.HTTPClient.Do(req)
 	if err != nil {
 		return nil, err

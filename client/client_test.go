@@ -101,6 +101,7 @@ func TestAnswerThatIsNotAProblem(t *testing.T) {
 }
 
 func TestRetryAfterIsHonouredWithTheSameKeyAndBytes(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		status int
@@ -282,11 +283,14 @@ func TestRetryAfterBeyondTheBudgetGivesUpAtOnce(t *testing.T) {
 }
 
 func TestAwaitPollsTheOperationUntilCompleted(t *testing.T) {
+	t.Parallel() // waits two Retry-After seconds
 	loc := "/v1/operations/" + testOpID
 	f := newFake(t, func(n int, w http.ResponseWriter, r *http.Request) {
 		switch {
 		case n == 1:
 			writeJSONAnswer(w, 202, pendingBody, map[string]string{"Location": loc, "Retry-After": "1"})
+		case r.Method == http.MethodGet && n == 2:
+			writeJSONAnswer(w, 200, pendingBody, map[string]string{"Retry-After": "1"})
 		case r.Method == http.MethodGet && n <= 4:
 			writeJSONAnswer(w, 200, pendingBody, nil)
 		case r.Method == http.MethodGet:
@@ -315,6 +319,12 @@ func TestAwaitPollsTheOperationUntilCompleted(t *testing.T) {
 	}
 	if gap := reqs[1].at.Sub(reqs[0].at); gap < time.Second {
 		t.Fatalf("first poll %s after the 202, before its Retry-After: 1", gap)
+	}
+	if gap := reqs[2].at.Sub(reqs[1].at); gap < time.Second {
+		t.Fatalf("second poll %s after the first, before its Retry-After: 1", gap)
+	}
+	if gap := reqs[3].at.Sub(reqs[2].at); gap > 900*time.Millisecond {
+		t.Fatalf("third poll %s after the second, not at PollInterval (10ms)", gap)
 	}
 	for _, i := range []int{0, 5} {
 		if reqs[i].header.Get("Idempotency-Key") != "k-poll" || !bytes.Equal(reqs[i].body, rawBody) {
@@ -517,5 +527,24 @@ func TestBaseURLPathPrefix(t *testing.T) {
 	}
 	if p := f.requests()[0].path; p != "/idemgate/v1/payments" {
 		t.Fatalf("path %q", p)
+	}
+}
+
+func TestCallerHeaders(t *testing.T) {
+	f := newFake(t, func(_ int, w http.ResponseWriter, _ *http.Request) { writeJSONAnswer(w, 201, `{}`, nil) })
+	c := newTestClient(t, f, nil)
+	h := http.Header{}
+	h.Set("X-Tenant-Region", "eu")
+	h.Set("Accept", "application/vnd.shop+json")
+	h.Set("Authorization", "Bearer stolen")
+	h.Set("Idempotency-Key", "not-this-one")
+	if _, err := c.Call(context.Background(), "/gw/orders", []byte(`{}`), CallOptions{IdempotencyKey: "mine", Header: h}); err != nil {
+		t.Fatal(err)
+	}
+	got := f.requests()[0].header
+	if got.Get("X-Tenant-Region") != "eu" || got.Get("Accept") != "application/vnd.shop+json" ||
+		got.Get("Authorization") != "Bearer test-key" || got.Get("Idempotency-Key") != "mine" ||
+		got.Get("Content-Type") != "application/json" || got.Get("User-Agent") != "idemgate-go-client" {
+		t.Fatalf("headers %v", got)
 	}
 }

@@ -55,7 +55,9 @@ type Refund struct {
 // CreatePayment creates a payment (payments.create) and waits for its
 // outcome. The Result is the outcome's whole answer (nil only with an
 // *IncompleteError). A declined payment is a recorded outcome returned as
-// a *Problem: errors.Is(err, ErrPaymentDeclined).
+// a *Problem: errors.Is(err, ErrPaymentDeclined). With
+// CallOptions.NoAwait, a pending command returns no Payment and no error:
+// Result.Pending() holds.
 func (c *Client) CreatePayment(ctx context.Context, p NewPayment, opts CallOptions) (*Payment, *Result, error) {
 	body, err := json.Marshal(p)
 	if err != nil {
