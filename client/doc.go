@@ -36,10 +36,11 @@
 //     request; the key makes the repetition safe);
 //   - 429, 502, 503 and 504 answers that are not a command's recorded
 //     outcome, that is without an Idempotent-Replayed: true or a
-//     Preference-Applied header, and (for POSTs) not a problem of type
-//     upstream-failed or processing-failed. These come from idemgate's own
-//     "unavailable" answer (nothing was recorded), a rate limiter or a
-//     proxy in front of it.
+//     Preference-Applied header, and not a problem of type upstream-failed
+//     or processing-failed (only ever recorded outcomes). These come from
+//     idemgate's own "unavailable" answer (nothing was recorded), a rate
+//     limiter or a proxy in front of it. Were one of them a recorded
+//     outcome after all, the retry would only get it again, replayed.
 //
 // Nothing else is retried: every other 4xx (the request itself is wrong),
 // 500 (a server fault that a repetition would only repeat), and any
