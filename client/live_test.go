@@ -1,0 +1,488 @@
+package client_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/idemgate/idemgate/client"
+)
+
+// TestLiveServer runs the real server (`idemgate dev`: a private
+// PostgreSQL and an in-process Kafka) as a child process and uses the SDK
+// against it: first through kill -9 restarts, then for the problems of
+// the contract.
+func TestLiveServer(t *testing.T) {
+	srv := startLiveServer(t)
+	t.Run("kill -9 while calls are in flight", func(t *testing.T) { testKill9(t, srv) })
+	t.Run("typed problems", func(t *testing.T) { testLiveProblems(t, srv) })
+}
+
+// testKill9 starts 48 concurrent callers that each create payments one
+// after another and await their outcome, and kills the server with -9
+// twice while they are in flight, restarting it each time on the same
+// data folder and port. The SDK's retries must carry every call to its
+// outcome, and the server's records must show exactly one payment per
+// key: the one the call got.
+func testKill9(t *testing.T, srv *liveServer) {
+	counter := &countingTransport{next: http.DefaultTransport}
+	c, err := client.New(client.Config{
+		BaseURL:      srv.base,
+		APIKey:       "dev-key-a",
+		HTTPClient:   &http.Client{Transport: counter},
+		Retry:        client.RetryPolicy{MaxAttempts: 1000, MaxElapsed: 90 * time.Second, BaseBackoff: 50 * time.Millisecond, MaxBackoff: time.Second},
+		PollInterval: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	const workers, perWorker = 48, 4
+	type call struct {
+		key string
+		req client.NewPayment
+		pay *client.Payment
+		res *client.Result
+		err error
+	}
+	calls := make([]call, workers*perWorker)
+	var started, finished atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range perWorker {
+				i := w*perWorker + j
+				cl := &calls[i]
+				cl.key = fmt.Sprintf("kill9-%03d", i)
+				cl.req = client.NewPayment{Amount: int64(100 + i), Currency: "EUR", Customer: fmt.Sprintf("cus_%d", i)}
+				opts := client.CallOptions{IdempotencyKey: cl.key}
+				if w%2 == 1 {
+					opts.Wait = -1 // half the callers poll the operation instead of waiting on the POST
+				}
+				started.Add(1)
+				cl.pay, cl.res, cl.err = c.CreatePayment(ctx, cl.req, opts)
+				finished.Add(1)
+			}
+		}()
+	}
+
+	// Kill twice, each time while calls are in flight.
+	for kill := 1; kill <= 2; kill++ {
+		// Let the (re)started server answer a good number of requests.
+		answered := counter.answers.Load()
+		waitFor(t, 30*time.Second, func() bool { return counter.answers.Load() >= answered+50 })
+		inFlight := started.Load() - finished.Load()
+		errsBefore := counter.failures.Load()
+		srv.kill9(t)
+		t.Logf("kill -9 #%d: %d calls in flight, %d finished", kill, inFlight, finished.Load())
+		if inFlight == 0 {
+			t.Fatalf("kill #%d found no call in flight", kill)
+		}
+		time.Sleep(200 * time.Millisecond) // callers meet a dead port
+		srv.start(t)
+		if counter.failures.Load() == errsBefore {
+			t.Errorf("kill #%d: no request failed, the kill did not hit the callers", kill)
+		}
+	}
+	wg.Wait()
+	t.Logf("%d calls, %d HTTP requests, %d transport failures", len(calls), counter.requests.Load(), counter.failures.Load())
+
+	// Every call got its payment, and the server agrees byte for byte.
+	paymentOf := map[string]string{} // payment id -> key
+	opOf := map[string]string{}      // operation id -> key
+	for _, cl := range calls {
+		if cl.err != nil {
+			t.Fatalf("%s: %v", cl.key, cl.err)
+		}
+		res, pay := cl.res, cl.pay
+		if res.StatusCode != 201 || !res.Completed || pay == nil || res.IdempotencyKey != cl.key {
+			t.Fatalf("%s: result %+v payment %+v", cl.key, res, pay)
+		}
+		if pay.Amount != cl.req.Amount || pay.Customer != cl.req.Customer || pay.Status != "succeeded" ||
+			res.Location() != "/v1/payments/"+pay.ID || res.OperationID != pay.OperationID {
+			t.Fatalf("%s: payment %+v for request %+v, Location %q", cl.key, pay, cl.req, res.Location())
+		}
+		if other, dup := paymentOf[pay.ID]; dup {
+			t.Fatalf("payment %s returned for %s and %s", pay.ID, other, cl.key)
+		}
+		if other, dup := opOf[pay.OperationID]; dup {
+			t.Fatalf("operation %s returned for %s and %s", pay.OperationID, other, cl.key)
+		}
+		paymentOf[pay.ID], opOf[pay.OperationID] = cl.key, cl.key
+
+		op, err := c.Operation(ctx, pay.OperationID)
+		if err != nil {
+			t.Fatalf("%s: operation: %v", cl.key, err)
+		}
+		if !op.Completed() || op.Response.Status != res.StatusCode || !bytes.Equal(op.Response.Body, res.Body) {
+			t.Fatalf("%s: the server recorded %+v (%s), the call returned %d %s", cl.key, op, op.Response.Body, res.StatusCode, res.Body)
+		}
+		again, err := c.Call(ctx, "/v1/payments", mustJSON(t, cl.req), client.CallOptions{IdempotencyKey: cl.key})
+		if err != nil || !again.Replayed || again.StatusCode != 201 || !bytes.Equal(again.Body, res.Body) || again.Location() != res.Location() {
+			t.Fatalf("%s: replay %+v (%v) differs from the outcome %s", cl.key, again, err, res.Body)
+		}
+		read, err := c.GetPayment(ctx, pay.ID)
+		if err != nil || read.Amount != pay.Amount || read.OperationID != pay.OperationID {
+			t.Fatalf("%s: read model %+v (%v)", cl.key, read, err)
+		}
+	}
+	// The database holds exactly these payments: one per key, no other.
+	var want []string
+	for id, key := range paymentOf {
+		want = append(want, id+" "+calls[indexOf(key)].pay.OperationID)
+	}
+	sort.Strings(want)
+	got := srv.query(t, `SELECT payment_id::TEXT || ' ' || operation_id::TEXT FROM payments WHERE tenant_id = 'tenant-a' ORDER BY 1`)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("the payments table holds %d payments, the calls returned %d:\n%s\nvs\n%s", len(got), len(want), strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// testLiveProblems checks the SDK's reading of the real server's answers:
+// recorded outcomes (declined, refund too large, unknown payment) and
+// rejections (key reused, validation, unauthorized) as typed problems.
+func testLiveProblems(t *testing.T, srv *liveServer) {
+	c, err := client.New(client.Config{BaseURL: srv.base, APIKey: "dev-key-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	problem := func(err error, kind client.Kind, status int, completed bool) *client.Problem {
+		t.Helper()
+		var p *client.Problem
+		if !errors.As(err, &p) || !errors.Is(err, kind) || p.Status != status || p.Completed() != completed || p.Result == nil {
+			t.Fatalf("error %v (%T), want a %d %s problem, completed %v", err, err, status, kind, completed)
+		}
+		return p
+	}
+
+	// A declined payment: a recorded outcome, replayed byte for byte.
+	declined := client.NewPayment{Amount: 2_000_000, Currency: "EUR", Customer: "cus_big"}
+	_, res, err := c.CreatePayment(ctx, declined, client.CallOptions{IdempotencyKey: "declined-1"})
+	problem(err, client.ErrPaymentDeclined, 402, true)
+	_, again, err := c.CreatePayment(ctx, declined, client.CallOptions{IdempotencyKey: "declined-1", Wait: -1})
+	if p := problem(err, client.ErrPaymentDeclined, 402, true); !p.Result.Replayed || !bytes.Equal(again.Body, res.Body) {
+		t.Fatalf("replay %q, first %q", again.Body, res.Body)
+	}
+
+	// The same key with another body: rejected, nothing recorded.
+	_, _, err = c.CreatePayment(ctx, client.NewPayment{Amount: 5, Currency: "EUR", Customer: "cus_big"}, client.CallOptions{IdempotencyKey: "declined-1"})
+	problem(err, client.ErrKeyReused, 409, false)
+
+	// An invalid body consumes no key: the key then serves a valid one,
+	// awaited by polling only.
+	_, _, err = c.CreatePayment(ctx, client.NewPayment{Amount: 0, Currency: "EUR", Customer: "c"}, client.CallOptions{IdempotencyKey: "fixed-later"})
+	problem(err, client.ErrValidation, 422, false)
+	pay, res, err := c.CreatePayment(ctx, client.NewPayment{Amount: 700, Currency: "EUR", Customer: "c"}, client.CallOptions{IdempotencyKey: "fixed-later", Wait: -1})
+	if err != nil || res.StatusCode != 201 || !res.Completed || res.OperationID == "" || pay.Amount != 700 {
+		t.Fatalf("payment %+v result %+v error %v", pay, res, err)
+	}
+
+	// Refunds: too large, and of a payment that does not exist: both
+	// recorded outcomes of refunds.create.
+	_, _, err = c.CreateRefund(ctx, pay.ID, client.NewRefund{Amount: 701}, client.CallOptions{})
+	problem(err, client.ErrRefundExceedsPayment, 422, true)
+	_, _, err = c.CreateRefund(ctx, "00000000-0000-4000-8000-000000000000", client.NewRefund{Amount: 1}, client.CallOptions{})
+	problem(err, client.ErrNotFound, 404, true)
+	ref, _, err := c.CreateRefund(ctx, pay.ID, client.NewRefund{Amount: 200}, client.CallOptions{})
+	if err != nil || ref.Amount != 200 || ref.PaymentID != pay.ID {
+		t.Fatalf("refund %+v error %v", ref, err)
+	}
+	read, err := c.GetPayment(ctx, pay.ID)
+	if err != nil || read.RefundedAmount != 200 || len(read.Refunds) != 1 || read.Refunds[0].ID != ref.ID {
+		t.Fatalf("payment %+v error %v", read, err)
+	}
+	if _, err := c.GetRefund(ctx, pay.ID, ref.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	// Reads of what does not exist, and a wrong API key.
+	_, err = c.GetPayment(ctx, "00000000-0000-4000-8000-000000000000")
+	problem(err, client.ErrNotFound, 404, false)
+	bad, err := client.New(client.Config{BaseURL: srv.base, APIKey: "not-a-key"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = bad.CreatePayment(ctx, declined, client.CallOptions{})
+	problem(err, client.ErrUnauthorized, 401, false)
+}
+
+func indexOf(key string) int {
+	n, _ := strconv.Atoi(strings.TrimPrefix(key, "kill9-"))
+	return n
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s", limit)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// countingTransport counts the HTTP requests the SDK makes, those
+// answered, and those that failed without an answer (the kills).
+type countingTransport struct {
+	next     http.RoundTripper
+	requests atomic.Int64
+	answers  atomic.Int64
+	failures atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.requests.Add(1)
+	resp, err := c.next.RoundTrip(r)
+	if err != nil {
+		c.failures.Add(1)
+	} else {
+		c.answers.Add(1)
+	}
+	return resp, err
+}
+
+// liveServer is `idemgate dev` run as a child process on a data folder
+// and a port that survive its restarts.
+type liveServer struct {
+	bin, dir, addr, base string
+	kafkaPort            int
+	log                  *os.File
+	cmd                  *exec.Cmd
+	exited               chan struct{}
+}
+
+func startLiveServer(t *testing.T) *liveServer {
+	t.Helper()
+	tmp, err := os.MkdirTemp("", "idemgate-client-kill9-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The private PostgreSQL runs as 'postgres' when the test is root: it
+	// must be able to reach the data folder.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	s := &liveServer{bin: buildIdemgate(t, tmp), dir: filepath.Join(tmp, "data"), kafkaPort: freePort(t)}
+	s.addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	s.base = "http://" + s.addr
+	if s.log, err = os.Create(filepath.Join(tmp, "idemgate.log")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stopping := time.Now()
+		s.stop(t)
+		t.Logf("idemgate dev and its PostgreSQL stopped in %s", time.Since(stopping).Round(time.Millisecond))
+		s.log.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(s.log.Name())
+			t.Logf("--- idemgate dev log (last 8 KB) ---\n%s", lastBytes(b, 8<<10))
+		}
+		_ = os.RemoveAll(tmp)
+	})
+	t.Logf("idemgate built in %s", time.Since(begin).Round(time.Millisecond))
+	begin = time.Now()
+	s.start(t)
+	t.Logf("idemgate dev ready in %s", time.Since(begin).Round(time.Millisecond))
+	return s
+}
+
+// buildIdemgate builds the server binary from this module's root.
+func buildIdemgate(t *testing.T, dir string) string {
+	t.Helper()
+	gomod, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil || strings.TrimSpace(string(gomod)) == "" || strings.TrimSpace(string(gomod)) == os.DevNull {
+		t.Fatalf("go env GOMOD: %q %v", gomod, err)
+	}
+	bin := filepath.Join(dir, "idemgate")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/idemgate")
+	build.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/idemgate: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// start runs the server and waits until /readyz answers 200.
+func (s *liveServer) start(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command(s.bin, "dev", "--data-dir", s.dir, "--addr", s.addr, "--kafka-port", strconv.Itoa(s.kafkaPort))
+	cmd.Env = append(os.Environ(),
+		"DATABASE_URL=", "KAFKA_BROKERS=", "IDEMGATE_API_KEYS=", "IDEMGATE_FAULTS=",
+		// A claim whose event died with the process is re-emitted after
+		// its lease: keep it short so that the test is.
+		"IDEMGATE_LEASE=1s", "IDEMGATE_SWEEP_INTERVAL=200ms")
+	cmd.Stdout, cmd.Stderr = s.log, s.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	fmt.Fprintf(s.log, "=== test: start %s ===\n", strings.Join(cmd.Args, " "))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.cmd, s.exited = cmd, make(chan struct{})
+	go func(exited chan struct{}) { _ = cmd.Wait(); close(exited) }(s.exited)
+	hc := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		select {
+		case <-s.exited:
+			t.Fatalf("idemgate dev exited during startup: %v", cmd.ProcessState)
+		default:
+		}
+		if resp, err := hc.Get(s.base + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("idemgate dev not ready within 90s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// kill9 kills the server process alone, as kill -9 would: its PostgreSQL
+// lives on and the next start adopts it.
+func (s *liveServer) kill9(t *testing.T) {
+	t.Helper()
+	fmt.Fprintln(s.log, "=== test: kill -9 ===")
+	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-s.exited
+}
+
+// stop ends the server with SIGTERM (it then stops its PostgreSQL), and
+// makes sure that PostgreSQL is stopped even if it did not.
+func (s *liveServer) stop(t *testing.T) {
+	if s.cmd != nil {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.exited:
+		case <-time.After(30 * time.Second):
+			_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+			<-s.exited
+		}
+	}
+	cluster := filepath.Join(s.dir, "pg")
+	if _, err := os.Stat(filepath.Join(cluster, "postmaster.pid")); err != nil {
+		return // stopped
+	}
+	pgctl := filepath.Join(pgBinDir(t), "pg_ctl")
+	cmd := exec.Command(pgctl, "stop", "-D", cluster, "-m", "immediate", "-w")
+	cmd.Dir = os.TempDir()
+	if os.Geteuid() == 0 { // pg_ctl refuses root: run it as the cluster's owner
+		fi, err := os.Stat(cluster)
+		if err == nil {
+			st := fi.Sys().(*syscall.Stat_t)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: st.Uid, Gid: st.Gid}}
+		}
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("pg_ctl stop %s: %v: %s", cluster, err, out)
+	}
+}
+
+// query runs SQL on the server's database with psql and returns the rows.
+func (s *liveServer) query(t *testing.T, sql string) []string {
+	t.Helper()
+	pid, err := os.ReadFile(filepath.Join(s.dir, "pg", "postmaster.pid"))
+	if err != nil {
+		t.Fatalf("the private PostgreSQL's postmaster.pid: %v", err)
+	}
+	lines := strings.Split(string(pid), "\n")
+	if len(lines) < 4 {
+		t.Fatalf("postmaster.pid: %q", pid)
+	}
+	psql := filepath.Join(pgBinDir(t), "psql")
+	if _, err := os.Stat(psql); err != nil {
+		if psql, err = exec.LookPath("psql"); err != nil {
+			t.Fatal("psql not found next to initdb nor on PATH")
+		}
+	}
+	cmd := exec.Command(psql, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+		"-h", "127.0.0.1", "-p", strings.TrimSpace(lines[3]), "-U", "postgres", "-d", "idemgate", "-c", sql)
+	cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=10")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("psql: %v", err)
+	}
+	var rows []string
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		if line := strings.TrimSpace(sc.Text()); line != "" {
+			rows = append(rows, line)
+		}
+	}
+	return rows
+}
+
+// pgBinDir finds the PostgreSQL server binaries as the dev mode does:
+// $PG_BIN, `pg_config --bindir`, or the newest /usr/lib/postgresql/*/bin.
+func pgBinDir(t *testing.T) string {
+	candidates := []string{os.Getenv("PG_BIN")}
+	if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
+		candidates = append(candidates, strings.TrimSpace(string(out)))
+	}
+	globbed, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Sort(sort.Reverse(sort.StringSlice(globbed)))
+	for _, c := range append(candidates, globbed...) {
+		if c == "" {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(c, "pg_ctl")); err == nil {
+			return c
+		}
+	}
+	t.Fatal("PostgreSQL binaries (pg_ctl) not found")
+	return ""
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func lastBytes(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
