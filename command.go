@@ -16,6 +16,9 @@ type Command struct {
 	Target         string          `json:"target,omitempty"` // from the path parameters, e.g. the payment of a refund
 	Request        json.RawMessage `json:"request"`          // what the operation's Validate returned
 	AcceptedAt     time.Time       `json:"accepted_at"`
+	// TraceParent is the W3C traceparent the client sent, if any. It
+	// travels beside the event (a record header), not in its body.
+	TraceParent string `json:"-"`
 }
 
 // Claim states. A claim is ACCEPTED when its key is taken (its event may
@@ -36,6 +39,7 @@ type ClaimRequest struct {
 	Fingerprint []byte
 	Request     json.RawMessage
 	Retention   time.Duration
+	TraceParent string
 }
 
 // Claim is what the claim transaction found or made for a key.

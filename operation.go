@@ -75,6 +75,17 @@ type CallApplier interface {
 	Call(ctx context.Context, cmd Command, attempt int) (Response, error)
 }
 
+// RetryableError is a Call attempt that failed in a way a later attempt
+// may not (a timeout, a refused connection, a 5xx, a 429): the projector
+// tries again after a backoff, at least After when it is set.
+type RetryableError struct {
+	Err   error
+	After time.Duration
+}
+
+func (e *RetryableError) Error() string { return e.Err.Error() }
+func (e *RetryableError) Unwrap() error { return e.Err }
+
 // Read is a GET route of a module (its read model). The API
 // authenticates the tenant, runs Handle in a read transaction and writes
 // the response; a *Problem error is answered as such.
@@ -97,7 +108,10 @@ type ReadRequest struct {
 // Module; a program protects its own commands with another.
 type Module struct {
 	// Name scopes the module's migrations.
-	Name       string
+	Name string
+	// Origin says where the module comes from ("routes file
+	// /etc/idemgate/routes.yaml"); registry errors name it. Optional.
+	Origin     string
 	Operations []Operation
 	Reads      []Read
 	// Migrations holds the module's schema as numbered SQL files at its

@@ -59,8 +59,12 @@ func NewRegistry(modules ...Module) (*Registry, error) {
 			return nil, fmt.Errorf("idemgate: module %q registered twice", m.Name)
 		}
 		modNames[m.Name] = true
+		origin := ""
+		if m.Origin != "" {
+			origin = " (" + m.Origin + ")"
+		}
 		for _, op := range m.Operations {
-			who := fmt.Sprintf("operation %q", op.Name)
+			who := fmt.Sprintf("operation %q%s", op.Name, origin)
 			switch {
 			case op.Name == "":
 				return nil, fmt.Errorf("idemgate: module %q: an operation has no name", m.Name)
@@ -88,7 +92,7 @@ func NewRegistry(modules ...Module) (*Registry, error) {
 			r.names = append(r.names, op.Name)
 		}
 		for _, rd := range m.Reads {
-			who := fmt.Sprintf("module %q read GET %s", m.Name, rd.Path)
+			who := fmt.Sprintf("module %q%s read GET %s", m.Name, origin, rd.Path)
 			if rd.Handle == nil {
 				return nil, fmt.Errorf("idemgate: %s has no handler", who)
 			}

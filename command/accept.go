@@ -50,6 +50,7 @@ func (a *API) accept(op idemgate.Operation) http.HandlerFunc {
 			Fingerprint: Fingerprint(op.Name, target, canonical),
 			Request:     request,
 			Retention:   a.cfg.Retention(op),
+			TraceParent: traceParent(r),
 		}
 		claims, err := a.cfg.Store.ClaimKeys(r.Context(), []idemgate.ClaimRequest{req})
 		if err != nil {
@@ -68,6 +69,7 @@ func (a *API) accept(op idemgate.Operation) http.HandlerFunc {
 				Target:         target,
 				Request:        request,
 				AcceptedAt:     c.AcceptedAt,
+				TraceParent:    req.TraceParent,
 			})
 			a.metrics.accepted.WithLabelValues(op.Name).Inc()
 			a.answerPending(w, r, tenant, c.OperationID, false)
@@ -130,10 +132,30 @@ func writePending(w http.ResponseWriter, operationID string, replayed bool) {
 // writeResponse answers a recorded response byte for byte.
 func writeResponse(w http.ResponseWriter, s *idemgate.Response) {
 	h := w.Header()
-	h.Set("Content-Type", s.ContentType)
+	if s.ContentType != "" {
+		h.Set("Content-Type", s.ContentType)
+	} else {
+		h["Content-Type"] = nil // an upstream that sent none: no sniffed type either
+	}
 	if s.Location != "" {
 		h.Set("Location", s.Location)
 	}
 	w.WriteHeader(s.Status)
 	_, _ = w.Write(s.Body)
+}
+
+// traceParent is the client's W3C traceparent header when it is well
+// formed (version-traceid-spanid-flags, 55 characters for version 00);
+// anything else is dropped rather than passed on.
+func traceParent(r *http.Request) string {
+	v := r.Header.Values("Traceparent")
+	if len(v) != 1 || len(v[0]) < 55 || len(v[0]) > 128 {
+		return ""
+	}
+	for _, c := range v[0] {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c == '-') {
+			return ""
+		}
+	}
+	return v[0]
 }

@@ -34,6 +34,15 @@ type operationView struct {
 	OperationID string        `json:"operation_id"`
 	Status      string        `json:"status"`
 	Response    *responseView `json:"response,omitempty"`
+	Upstream    *upstreamView `json:"upstream,omitempty"`
+}
+
+// upstreamView is the recovery point of a command applied by a call.
+type upstreamView struct {
+	Attempts       int    `json:"attempts"`
+	FirstAttemptAt string `json:"first_attempt_at"`
+	LastAttemptAt  string `json:"last_attempt_at"`
+	LastError      string `json:"last_error,omitempty"`
 }
 
 type responseView struct {
@@ -65,6 +74,10 @@ func (a *API) getOperation(w http.ResponseWriter, r *http.Request) {
 			// An upstream may answer text: shown as a JSON string.
 			out.Response.Body, _ = json.Marshal(string(v.Response.Body))
 		}
+	}
+	if c := v.Calls; c != nil {
+		out.Upstream = &upstreamView{Attempts: c.Attempts, FirstAttemptAt: idemgate.FormatTime(c.FirstAttemptAt),
+			LastAttemptAt: idemgate.FormatTime(c.LastAttemptAt), LastError: c.LastError}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

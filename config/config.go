@@ -52,6 +52,8 @@ type Config struct {
 	// JanitorInterval is how often expired keys are deleted
 	// (IDEMGATE_JANITOR_INTERVAL).
 	JanitorInterval time.Duration
+	// Routes is the gateway's routes file (IDEMGATE_ROUTES, or --routes).
+	Routes string
 }
 
 // RetentionFor is how long keys of operation are remembered.
@@ -103,6 +105,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	str("IDEMGATE_GROUP", &c.Group)
 	str("IDEMGATE_METRICS_ADDR", &c.MetricsAddr)
 	str("IDEMGATE_INSTANCE_ID", &c.InstanceID)
+	str("IDEMGATE_ROUTES", &c.Routes)
 	if v := strings.TrimSpace(getenv("IDEMGATE_MAX_ATTEMPTS")); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 100 {

@@ -1,6 +1,10 @@
-// Package consumer runs a franz-go consumer group and hands each record to
-// a handler, committing a record's offset only after the handler has
-// returned nil for it (that is, after its SQL transaction committed).
+// Package consumer runs a franz-go consumer group with one worker per
+// assigned partition. A worker hands each record to a handler, in order,
+// and commits a record's offset only after the handler has returned nil
+// for it (that is, after its SQL transaction committed). A slow partition
+// (a database retry, an upstream in backoff) holds back only itself: the
+// others go on and commit, and a rebalance takes the partition away from
+// it instead of waiting for it to succeed.
 package consumer
 
 import (
@@ -8,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
@@ -20,6 +23,11 @@ import (
 // committed. Otherwise the record is retried, with backoff, without moving
 // past it: for ever while the error is transient, and MaxAttempts times
 // when it is permanent, after which OnPoison disposes of it.
+//
+// ctx ends when the partition is revoked or the runner stops. The handler
+// should then finish the attempt in hand (a transaction is never cut
+// short) but start no new work: the partition's next owner redoes what
+// was not committed.
 type Handler func(ctx context.Context, rec *kgo.Record) error
 
 // Config configures a Runner.
@@ -47,6 +55,65 @@ type Config struct {
 	// its partitions back at once, with no rebalance of the others. Each
 	// process of the group needs its own stable id.
 	InstanceID string
+	// MaxPollRecords bounds the records one poll takes (default 1000).
+	MaxPollRecords int
+	// QueueLimit is how many fetched records may wait for one partition's
+	// worker before fetching that partition pauses (default 2000).
+	QueueLimit int
+	// LagInterval is how often the group's lag is measured (default 5 s).
+	LagInterval time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.IsPermanent == nil {
+		c.IsPermanent = func(error) bool { return false }
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 5
+	}
+	if c.MaxPollRecords <= 0 {
+		c.MaxPollRecords = 1000
+	}
+	if c.QueueLimit <= 0 {
+		c.QueueLimit = 2000
+	}
+	if c.LagInterval <= 0 {
+		c.LagInterval = 5 * time.Second
+	}
+}
+
+// Validate reports a configuration the runner cannot work with.
+func (c Config) Validate() error {
+	if c.Group == "" || len(c.Topics) == 0 {
+		return errors.New("consumer: a group and at least one topic are required")
+	}
+	if c.OnPoison == nil {
+		return errors.New("consumer: OnPoison is required")
+	}
+	return nil
+}
+
+// The group's timing. A record's attempt (a transaction, an upstream call)
+// must end well within the rebalance timeout, since a revoked worker
+// finishes its attempt before the rebalance goes on.
+const (
+	sessionTimeout   = 10 * time.Second
+	rebalanceTimeout = 60 * time.Second
+	// revokeWait bounds how long a revocation waits for a worker's attempt
+	// in hand; past it the worker is abandoned (its commit will fail, and
+	// the next owner redoes the record).
+	revokeWait = 45 * time.Second
+	// commitTimeout bounds an offset commit: an unreachable broker must
+	// not hold a revocation or a shutdown.
+	commitTimeout = 10 * time.Second
+)
+
+type partition struct {
+	topic string
+	id    int32
 }
 
 // Runner consumes the topics for one group.
@@ -55,39 +122,41 @@ type Runner struct {
 	handler Handler
 	cfg     Config
 	lag     *prometheus.GaugeVec
+
+	mu      sync.Mutex
+	workers map[partition]*worker
 }
 
 // New connects the group's client.
 func New(cfg Config, handler Handler) (*Runner, error) {
-	if cfg.Group == "" || len(cfg.Topics) == 0 {
-		return nil, errors.New("consumer: a group and at least one topic are required")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	if cfg.OnPoison == nil {
-		return nil, errors.New("consumer: OnPoison is required")
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.IsPermanent == nil {
-		cfg.IsPermanent = func(error) bool { return false }
-	}
-	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = 5
-	}
+	cfg.setDefaults()
+	r := &Runner{handler: handler, cfg: cfg, workers: map[partition]*worker{},
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "idemgate_consumer_lag_records",
+			Help: "Records of the partition not yet processed by the group: log-end offset minus the group's committed offset.",
+		}, []string{"group", "topic", "partition"})}
 	opts := append([]kgo.Opt{}, cfg.ClientOptions...)
 	opts = append(opts,
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Topics...),
 		kgo.DisableAutoCommit(),
+		// Between a poll and AllowRebalance the records are handed to the
+		// workers, never processed: the block lasts microseconds.
 		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(r.assigned),
+		kgo.OnPartitionsRevoked(r.revoked),
+		kgo.OnPartitionsLost(r.revoked),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(200*time.Millisecond),
 		// A projector killed with -9 holds its partitions until its
 		// session times out: keep that short (franz-go's default is 45 s)
 		// so a restarted or surviving projector takes them over quickly.
-		kgo.SessionTimeout(10*time.Second),
+		kgo.SessionTimeout(sessionTimeout),
 		kgo.HeartbeatInterval(time.Second),
-		kgo.RebalanceTimeout(20*time.Second),
+		kgo.RebalanceTimeout(rebalanceTimeout),
 	)
 	if cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
@@ -96,11 +165,7 @@ func New(cfg Config, handler Handler) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consumer: %w", err)
 	}
-	r := &Runner{client: client, handler: handler, cfg: cfg,
-		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "idemgate_consumer_lag_records",
-			Help: "Records behind the partition's high watermark after the last processed batch.",
-		}, []string{"group", "topic", "partition"})}
+	r.client = client
 	if cfg.Registry != nil {
 		if err := cfg.Registry.Register(r.lag); err != nil {
 			client.Close()
@@ -110,11 +175,17 @@ func New(cfg Config, handler Handler) (*Runner, error) {
 	return r, nil
 }
 
-// Run polls and processes until ctx ends. On shutdown the records being
-// handled finish (their transactions are not cut short), their offsets
-// are committed, and the client leaves the group.
+// Run polls until ctx ends. On shutdown every worker finishes the attempt
+// in hand and commits what it completed, then the client leaves the
+// group.
 func (r *Runner) Run(ctx context.Context) error {
+	lagCtx, stopLag := context.WithCancel(ctx)
+	lagDone := make(chan struct{})
+	go func() { defer close(lagDone); r.measureLag(lagCtx) }()
 	defer func() {
+		stopLag()
+		<-lagDone
+		r.stopAll()
 		// Leave the group so that the partitions move at once, but never
 		// wait long for an unreachable broker.
 		lctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -123,82 +194,113 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.client.Close()
 	}()
 	for {
-		fetches := r.client.PollFetches(ctx)
-		if fetches.IsClientClosed() {
+		fetches := r.client.PollRecords(ctx, r.cfg.MaxPollRecords)
+		if fetches.IsClientClosed() || ctx.Err() != nil {
+			r.client.AllowRebalance()
 			return nil
 		}
-		fetches.EachError(func(topic string, partition int32, err error) {
+		fetches.EachError(func(topic string, p int32, err error) {
 			if !errors.Is(err, context.Canceled) {
-				r.cfg.Logger.Warn("fetch", "topic", topic, "partition", partition, "err", err)
+				r.cfg.Logger.Warn("fetch", "topic", topic, "partition", p, "err", err)
 			}
 		})
-		done := r.process(ctx, fetches)
-		if len(done) > 0 {
-			// The handlers' transactions have committed; now the offsets.
-			// Bounded: an unreachable broker must not hold a shutdown.
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			err := r.client.CommitRecords(cctx, done...)
-			cancel()
-			if err != nil {
-				r.cfg.Logger.Warn("commit offsets; the records will be redelivered and deduplicated", "err", err)
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if len(p.Records) == 0 {
+				return
 			}
-		}
+			r.mu.Lock()
+			w := r.workers[partition{p.Topic, p.Partition}]
+			r.mu.Unlock()
+			if w == nil {
+				return // revoked meanwhile: the next owner fetches them again
+			}
+			if w.push(p.Records) >= r.cfg.QueueLimit {
+				r.client.PauseFetchPartitions(map[string][]int32{p.Topic: {p.Partition}})
+			}
+		})
 		r.client.AllowRebalance()
-		if ctx.Err() != nil {
-			return nil
+	}
+}
+
+// assigned starts a worker per new partition.
+func (r *Runner) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for topic, ps := range assigned {
+		for _, p := range ps {
+			tp := partition{topic, p}
+			if r.workers[tp] != nil {
+				continue
+			}
+			w := newWorker(r, tp)
+			r.workers[tp] = w
+			go w.run()
 		}
 	}
 }
 
-// process runs the partitions of a fetch concurrently, each in order, and
-// returns the records whose effect is committed.
-func (r *Runner) process(ctx context.Context, fetches kgo.Fetches) []*kgo.Record {
-	var (
-		mu   sync.Mutex
-		done []*kgo.Record
-		wg   sync.WaitGroup
-	)
-	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-		if len(p.Records) == 0 {
+// revoked stops the workers of partitions taken away: each stops retrying,
+// finishes its attempt in hand and commits what it completed, so that the
+// rebalance proceeds within the attempt's bound, whatever the state of
+// the database or an upstream.
+func (r *Runner) revoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	var ws []*worker
+	r.mu.Lock()
+	for topic, ps := range revoked {
+		for _, p := range ps {
+			tp := partition{topic, p}
+			if w := r.workers[tp]; w != nil {
+				ws = append(ws, w)
+				delete(r.workers, tp)
+			}
+		}
+	}
+	r.mu.Unlock()
+	r.stop(ws)
+	r.client.ResumeFetchPartitions(revoked)
+}
+
+func (r *Runner) stopAll() {
+	r.mu.Lock()
+	ws := make([]*worker, 0, len(r.workers))
+	for tp, w := range r.workers {
+		ws = append(ws, w)
+		delete(r.workers, tp)
+	}
+	r.mu.Unlock()
+	r.stop(ws)
+}
+
+func (r *Runner) stop(ws []*worker) {
+	for _, w := range ws {
+		w.cancel()
+	}
+	deadline := time.After(revokeWait)
+	for _, w := range ws {
+		select {
+		case <-w.done:
+		case <-deadline:
+			r.cfg.Logger.Warn("a partition's worker did not finish its record in time; the next owner redoes it",
+				"topic", w.tp.topic, "partition", w.tp.id)
 			return
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for _, rec := range p.Records {
-				if !r.handle(ctx, rec) {
-					return // shutting down: the rest is redelivered
-				}
-				mu.Lock()
-				done = append(done, rec)
-				mu.Unlock()
-				if ctx.Err() != nil {
-					return
-				}
-			}
-			last := p.Records[len(p.Records)-1]
-			r.lag.WithLabelValues(r.cfg.Group, p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(0, p.HighWatermark-last.Offset-1)))
-		}()
-	})
-	wg.Wait()
-	return done
+	}
 }
 
 // handle processes rec until it succeeds or is disposed of as poison; it
-// returns false when shutdown interrupts it first. Each attempt runs to
-// its end even when ctx ends meanwhile: shutdown waits for it.
+// returns false when ctx (revocation, shutdown) ends first.
 func (r *Runner) handle(ctx context.Context, rec *kgo.Record) bool {
 	delay := 50 * time.Millisecond
 	permanent := 0
 	for attempt := 1; ; attempt++ {
-		err := r.attempt(ctx, func(actx context.Context) error { return r.handler(actx, rec) })
+		err := r.handler(ctx, rec)
 		if err == nil {
 			return true
 		}
 		if r.cfg.IsPermanent(err) {
 			permanent++
 			if permanent >= r.cfg.MaxAttempts {
-				perr := r.attempt(ctx, func(actx context.Context) error { return r.cfg.OnPoison(actx, rec, err) })
+				perr := r.cfg.OnPoison(ctx, rec, err)
 				if perr == nil {
 					return true
 				}
@@ -218,14 +320,12 @@ func (r *Runner) handle(ctx context.Context, rec *kgo.Record) bool {
 	}
 }
 
-// attemptTimeout bounds one attempt, so that a hung database cannot hold
-// a partition (or a shutdown) for ever.
-const attemptTimeout = 30 * time.Second
-
-// attempt runs fn with a context that shutdown does not cancel: an
-// attempt under way finishes rather than being cut short.
-func (r *Runner) attempt(ctx context.Context, fn func(context.Context) error) error {
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), attemptTimeout)
+// commit commits the offset after rec, bounded in time.
+func (r *Runner) commit(rec *kgo.Record) {
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
-	return fn(actx)
+	if err := r.client.CommitRecords(ctx, rec); err != nil {
+		r.cfg.Logger.Warn("commit offsets; the records will be redelivered and deduplicated", "topic", rec.Topic,
+			"partition", rec.Partition, "offset", rec.Offset, "err", err)
+	}
 }

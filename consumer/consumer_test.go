@@ -150,18 +150,19 @@ func TestRunnerDisposesOfPoisonAndMovesOn(t *testing.T) {
 }
 
 // TestRunnerShutdownFinishesTheRecordInHand cancels the runner while a
-// record is being handled: the handler's context is not cut short, the
-// record completes and its offset is committed before Run returns.
+// record is being handled: the handler is told (its context ends) but
+// may finish its attempt; the record's offset is committed before Run
+// returns.
 func TestRunnerShutdownFinishesTheRecordInHand(t *testing.T) {
 	brokers := newCluster(t, "slow")
 	started := make(chan struct{})
 	release := make(chan struct{})
-	var handlerCtxErr error
+	var told bool
 	h := func(ctx context.Context, _ *kgo.Record) error {
 		close(started)
 		<-release
-		handlerCtxErr = ctx.Err()
-		return nil
+		told = ctx.Err() != nil
+		return nil // the attempt in hand completes
 	}
 	r, err := New(Config{ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Group: "g3", Topics: []string{topic},
 		OnPoison: func(context.Context, *kgo.Record, error) error { return nil }}, h)
@@ -178,8 +179,8 @@ func TestRunnerShutdownFinishesTheRecordInHand(t *testing.T) {
 	if err := <-ended; err != nil {
 		t.Fatal(err)
 	}
-	if handlerCtxErr != nil {
-		t.Fatalf("the handler's context ended (%v) before it finished", handlerCtxErr)
+	if !told {
+		t.Fatal("the handler's context did not end at shutdown")
 	}
 	if got := committed(t, brokers, "g3"); got != 1 {
 		t.Fatalf("committed offset = %d, want 1", got)
@@ -228,5 +229,79 @@ func TestRunnerCommitsOnlyAfterTheHandler(t *testing.T) {
 	cancel()
 	if err := <-ended; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRebalanceDuringAnOutage: one member retries a partition's record for
+// ever (a database outage); a second member joins. The rebalance must not
+// wait for the outage to end: the newcomer gets partitions and processes
+// their records while the first member is still failing.
+func TestRebalanceDuringAnOutage(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "t4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	brokers := c.ListenAddrs()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic("t4"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for p := range int32(4) {
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Partition: p, Value: []byte(fmt.Sprint(p))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	outage := errors.New("database unreachable")
+	var mu sync.Mutex
+	doneBy := map[string]int{}
+	member := func(name string, failing bool) (context.CancelFunc, chan error) {
+		h := func(ctx context.Context, rec *kgo.Record) error {
+			if failing {
+				return outage
+			}
+			mu.Lock()
+			doneBy[name]++
+			mu.Unlock()
+			return nil
+		}
+		r, err := New(Config{ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Group: "g5", Topics: []string{"t4"},
+			OnPoison: func(context.Context, *kgo.Record, error) error { t.Error("nothing is poison"); return nil }}, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		ended := make(chan error, 1)
+		go func() { ended <- r.Run(ctx) }()
+		return cancel, ended
+	}
+	stopA, endedA := member("a", true)
+	time.Sleep(2 * time.Second) // a owns all four partitions and keeps failing
+	stopB, endedB := member("b", false)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		n := doneBy["b"]
+		mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second member processed nothing within 30s: the rebalance waited for the outage")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stopB()
+	stopA()
+	for _, e := range []chan error{endedA, endedB} {
+		select {
+		case err := <-e:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("a member did not stop within 30s")
+		}
 	}
 }

@@ -38,6 +38,7 @@ func CommandAccepted(c idemgate.Command) (Envelope, error) {
 		Time:        c.AcceptedAt,
 		ContentType: ContentTypeJSON,
 		Data:        data,
+		TraceParent: c.TraceParent,
 	}, nil
 }
 
@@ -56,5 +57,6 @@ func DecodeCommand(e Envelope) (idemgate.Command, error) {
 	if c.OperationID == "" || c.Tenant == "" || c.Operation == "" || c.OperationID != e.ID {
 		return c, fmt.Errorf("events: command event %q is incomplete", e.ID)
 	}
+	c.TraceParent = e.TraceParent
 	return c, nil
 }

@@ -21,6 +21,9 @@ type Envelope struct {
 	Time        time.Time
 	ContentType string // content-type of Data
 	Data        []byte
+	// TraceParent is the W3C trace context of the request that caused
+	// the event (header traceparent), when there is one.
+	TraceParent string
 }
 
 // Header names of the CloudEvents Kafka binding.
@@ -32,6 +35,7 @@ const (
 	hSubject     = "ce_subject"
 	hTime        = "ce_time"
 	hContentType = "content-type"
+	hTraceParent = "traceparent"
 )
 
 // Record builds the Kafka record of e on topic with the given key.
@@ -48,6 +52,9 @@ func (e Envelope) Record(topic string, key []byte) *kgo.Record {
 	}
 	if !e.Time.IsZero() {
 		hs = append(hs, kgo.RecordHeader{Key: hTime, Value: []byte(e.Time.UTC().Format(time.RFC3339Nano))})
+	}
+	if e.TraceParent != "" {
+		hs = append(hs, kgo.RecordHeader{Key: hTraceParent, Value: []byte(e.TraceParent)})
 	}
 	return &kgo.Record{Topic: topic, Key: key, Value: e.Data, Headers: hs}
 }
@@ -74,6 +81,8 @@ func Decode(r *kgo.Record) (Envelope, error) {
 			e.Subject = v
 		case hContentType:
 			e.ContentType = v
+		case hTraceParent:
+			e.TraceParent = v
 		case hTime:
 			t, err := time.Parse(time.RFC3339Nano, v)
 			if err != nil {

@@ -18,16 +18,17 @@ import (
 
 // The named fault points.
 const (
-	AfterClaimCommit  = "api.after-claim-commit" // claim committed, event not yet emitted
-	AfterKafkaAck     = "api.after-kafka-ack"    // event acknowledged, claim not yet PUBLISHED
-	InProjectorTx     = "projector.in-tx"        // effect written, transaction not committed
-	AfterProjectorTx  = "projector.after-commit" // transaction committed, offset not committed
-	AfterRelayPublish = "relay.after-publish"    // result published, outbox row not marked sent
+	AfterClaimCommit  = "api.after-claim-commit"        // claim committed, event not yet emitted
+	AfterKafkaAck     = "api.after-kafka-ack"           // event acknowledged, claim not yet PUBLISHED
+	InProjectorTx     = "projector.in-tx"               // effect written, transaction not committed
+	AfterProjectorTx  = "projector.after-commit"        // transaction committed, offset not committed
+	AfterUpstreamCall = "projector.after-upstream-call" // upstream answered, its answer not yet recorded
+	AfterRelayPublish = "relay.after-publish"           // result published, outbox row not marked sent
 )
 
 // Points lists every fault point.
 func Points() []string {
-	return []string{AfterClaimCommit, AfterKafkaAck, InProjectorTx, AfterProjectorTx, AfterRelayPublish}
+	return []string{AfterClaimCommit, AfterKafkaAck, InProjectorTx, AfterProjectorTx, AfterUpstreamCall, AfterRelayPublish}
 }
 
 // Injector decides, at each named point, whether the process dies there.

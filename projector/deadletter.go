@@ -15,6 +15,15 @@ import (
 // a command, completes it with a stored 500 problem so that its client
 // gets an answer. `idemgate redrive` drives it again.
 func (p *Projector) DeadLetter(ctx context.Context, rec *kgo.Record, cause error) error {
+	return p.deadLetter(ctx, rec, cause, idemgate.NewProblem(http.StatusInternalServerError, "processing-failed", "Processing failed",
+		"the command could not be applied; an operator can drive it again"))
+}
+
+// deadLetter dead-letters rec and records failure as its command's
+// response.
+func (p *Projector) deadLetter(ctx context.Context, rec *kgo.Record, cause error, failure *idemgate.Problem) error {
+	ctx, cancel := attemptContext(ctx, attemptTimeout)
+	defer cancel()
 	dl := &kgo.Record{Topic: p.cfg.DeadLetterTopic, Key: rec.Key, Value: rec.Value,
 		Headers: append(append([]kgo.RecordHeader{}, rec.Headers...),
 			kgo.RecordHeader{Key: "idemgate_error", Value: []byte(cause.Error())},
@@ -28,9 +37,9 @@ func (p *Projector) DeadLetter(ctx context.Context, rec *kgo.Record, cause error
 		p.cfg.Logger.Error("dead-lettered an undecodable record", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", cause)
 		return nil
 	}
-	p.cfg.Logger.Error("dead-lettered a command; its client gets a 500 processing-failed", "operation_id", cmd.OperationID, "err", cause)
-	resp := idemgate.ProblemResponse(idemgate.NewProblem(http.StatusInternalServerError, "processing-failed", "Processing failed",
-		"the command could not be applied; an operator can drive it again (operation "+cmd.OperationID+")"))
+	p.cfg.Logger.Error("dead-lettered a command", "operation_id", cmd.OperationID, "status", failure.Status, "type", failure.Type, "err", cause)
+	failure.Detail += " (operation " + cmd.OperationID + ")"
+	resp := idemgate.ProblemResponse(failure)
 	fresh, err := p.cfg.Store.RecordOnce(ctx, p.cfg.Name, cmd, resp)
 	if err == nil && fresh {
 		p.observe(cmd, resp)

@@ -36,6 +36,24 @@ type Config struct {
 	Faults          *fault.Injector
 	Registerer      prometheus.Registerer
 	Logger          *slog.Logger
+	// MaxCallAttempts bounds the attempts at an upstream call that keeps
+	// failing in a retryable way (default 5); then the command is
+	// dead-lettered with a stored 502.
+	MaxCallAttempts int
+	// CallBackoff is the wait before the second attempt at a call; it
+	// doubles up to MaxCallBackoff (defaults 250 ms and 10 s).
+	CallBackoff, MaxCallBackoff time.Duration
+}
+
+// attemptTimeout bounds one attempt at the database (a transaction), so
+// that a hung database can hold neither a partition nor a rebalance for
+// long: it is well below the consumer group's rebalance timeout.
+const attemptTimeout = 10 * time.Second
+
+// attemptContext is the context of one attempt: shutdown and revocation
+// (the end of ctx) do not cut it short, its own bound does.
+func attemptContext(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), d)
 }
 
 // Projector routes command events to the applier of their operation.
@@ -44,6 +62,7 @@ type Projector struct {
 	latency prometheus.Histogram
 	applied *prometheus.CounterVec
 	dead    prometheus.Counter
+	waiting *prometheus.GaugeVec
 }
 
 // New returns a projector.
@@ -53,6 +72,15 @@ func New(cfg Config) (*Projector, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxCallAttempts <= 0 {
+		cfg.MaxCallAttempts = 5
+	}
+	if cfg.CallBackoff <= 0 {
+		cfg.CallBackoff = 250 * time.Millisecond
+	}
+	if cfg.MaxCallBackoff <= 0 {
+		cfg.MaxCallBackoff = 10 * time.Second
 	}
 	p := &Projector{
 		cfg: cfg,
@@ -67,9 +95,12 @@ func New(cfg Config) (*Projector, error) {
 		dead: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "idemgate_commands_deadlettered_total", Help: "Events sent to the dead-letter topic.",
 		}),
+		waiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "idemgate_upstream_waiting_commands", Help: "Commands whose upstream call (or its retry) is under way in this process.",
+		}, []string{"operation"}),
 	}
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{p.latency, p.applied, p.dead} {
+		for _, c := range []prometheus.Collector{p.latency, p.applied, p.dead, p.waiting} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("projector: %w", err)
 			}
@@ -88,7 +119,8 @@ func IsPermanent(err error) bool {
 
 // Handle applies one record. It returns nil once the event's effect and
 // outcome are committed (or were already), and an error otherwise (see
-// IsPermanent).
+// IsPermanent). When ctx ends (revocation, shutdown) the attempt in hand
+// completes, but no new one starts.
 func (p *Projector) Handle(ctx context.Context, rec *kgo.Record) error {
 	cmd, err := decode(rec)
 	if err != nil {
@@ -98,10 +130,12 @@ func (p *Projector) Handle(ctx context.Context, rec *kgo.Record) error {
 	if !ok {
 		return fmt.Errorf("%w: no operation %q is registered", idemgate.ErrPermanent, cmd.Operation)
 	}
-	if op.Apply == nil {
-		return fmt.Errorf("%w: operation %q has no applier this projector can run", idemgate.ErrPermanent, cmd.Operation)
+	if op.Call != nil {
+		return p.call(ctx, rec, cmd, op)
 	}
-	resp, fresh, err := p.cfg.Store.ApplyOnce(ctx, p.cfg.Name, cmd,
+	actx, cancel := attemptContext(ctx, attemptTimeout)
+	defer cancel()
+	resp, fresh, err := p.cfg.Store.ApplyOnce(actx, p.cfg.Name, cmd,
 		func(ctx context.Context, tx pgx.Tx) (idemgate.Response, error) { return op.Apply.ApplyTx(ctx, tx, cmd) },
 		func() { p.cfg.Faults.Hit(fault.InProjectorTx) })
 	if err != nil {

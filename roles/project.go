@@ -53,6 +53,7 @@ func (b *backends) project(ctx context.Context) error {
 		Faults:          b.Faults,
 		Registerer:      b.metrics,
 		Logger:          b.Logger,
+		MaxCallAttempts: b.Config.MaxAttempts,
 	})
 	if err != nil {
 		return err

@@ -39,6 +39,10 @@ type Options struct {
 	// Faults, when not nil, may kill the process at named points (tests).
 	Faults *fault.Injector
 	Logger *slog.Logger
+	// Metrics is the Prometheus registry the roles serve; modules that
+	// export metrics (the gateway's upstream calls) register on it too.
+	// Default: a new one.
+	Metrics *prometheus.Registry
 }
 
 func (o Options) validate() error {
@@ -128,8 +132,16 @@ func connect(ctx context.Context, o Options) (*backends, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := o.Metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		if err := reg.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
+			db.Close()
+			return nil, nil, fmt.Errorf("metrics: %w", err)
+		}
+	}
 	b := &backends{Options: o, db: db, store: store.New(db, cfg.Lease), kafka: events.ClientOptions(cfg.KafkaBrokers),
 		topics: events.TopicsWithPrefix(cfg.TopicPrefix), metrics: reg}
 	b.Logger = log

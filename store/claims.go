@@ -38,9 +38,9 @@ func (s *Store) ClaimKeys(ctx context.Context, reqs []idemgate.ClaimRequest) ([]
 const insertClaim = `
 INSERT INTO idempotency_claims
     (tenant_id, operation, idem_key, operation_id, fingerprint, state, target, request,
-     created_at, lease_until, expires_at)
+     created_at, lease_until, expires_at, traceparent)
 VALUES ($1, $2, $3, $4, $5, 'ACCEPTED', $6, $7,
-     now(), now() + ($8::INT8 * INTERVAL '1 microsecond'), now() + ($9::INT8 * INTERVAL '1 microsecond'))
+     now(), now() + ($8::INT8 * INTERVAL '1 microsecond'), now() + ($9::INT8 * INTERVAL '1 microsecond'), $10)
 ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
 RETURNING created_at`
 
@@ -56,7 +56,7 @@ func (s *Store) claimOne(ctx context.Context, tx pgx.Tx, req idemgate.ClaimReque
 		id := uuid.NewString()
 		var created time.Time
 		err := tx.QueryRow(ctx, insertClaim, req.Tenant, req.Operation, req.Key, id, req.Fingerprint,
-			req.Target, []byte(req.Request), s.lease.Microseconds(), req.Retention.Microseconds()).Scan(&created)
+			req.Target, []byte(req.Request), s.lease.Microseconds(), req.Retention.Microseconds(), req.TraceParent).Scan(&created)
 		if err == nil {
 			return idemgate.Claim{Inserted: true, OperationID: id, Fingerprint: req.Fingerprint, AcceptedAt: created}, nil
 		}
@@ -105,6 +105,17 @@ type OperationView struct {
 	OperationID string
 	Operation   string
 	Response    *idemgate.Response // nil while pending
+	// Calls is the recovery point of a command applied by an upstream
+	// call; nil when no call was attempted.
+	Calls *CallAttempts
+}
+
+// CallAttempts is how far a command applied by a call has got.
+type CallAttempts struct {
+	Attempts       int
+	FirstAttemptAt time.Time
+	LastAttemptAt  time.Time
+	LastError      string
 }
 
 // Operation reads one of tenant's operations; found is false for an
@@ -116,11 +127,17 @@ func (s *Store) Operation(ctx context.Context, tenant, operationID string) (v Op
 	err = s.db.InTx(ctx, func(tx pgx.Tx) error {
 		v, found = OperationView{}, false
 		var resp storedResponse
+		var attempts *int32
+		var first, last *time.Time
+		var lastErr *string
 		err := tx.QueryRow(ctx, `
-SELECT c.operation_id::TEXT, c.operation, o.status, o.content_type, o.location, o.body
+SELECT c.operation_id::TEXT, c.operation, o.status, o.content_type, o.location, o.body,
+       a.attempts, a.first_attempt_at, a.last_attempt_at, a.last_error
 FROM idempotency_claims c
 LEFT JOIN outbox o ON o.operation_id = c.operation_id AND c.state = 'COMPLETED'
-WHERE c.operation_id = $1 AND c.tenant_id = $2`, operationID, tenant).Scan(&v.OperationID, &v.Operation, &resp.status, &resp.ctype, &resp.loc, &resp.body)
+LEFT JOIN call_attempts a ON a.operation_id = c.operation_id
+WHERE c.operation_id = $1 AND c.tenant_id = $2`, operationID, tenant).Scan(&v.OperationID, &v.Operation,
+			&resp.status, &resp.ctype, &resp.loc, &resp.body, &attempts, &first, &last, &lastErr)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
@@ -128,6 +145,9 @@ WHERE c.operation_id = $1 AND c.tenant_id = $2`, operationID, tenant).Scan(&v.Op
 			return fmt.Errorf("read operation: %w", err)
 		}
 		v.Response = resp.response()
+		if attempts != nil {
+			v.Calls = &CallAttempts{Attempts: int(*attempts), FirstAttemptAt: *first, LastAttemptAt: *last, LastError: deref(lastErr)}
+		}
 		found = true
 		return nil
 	})
@@ -162,7 +182,7 @@ WHERE (tenant_id, operation, idem_key) IN (
     WHERE state = 'ACCEPTED' AND lease_until < now()
     ORDER BY lease_until LIMIT $2)
   AND state = 'ACCEPTED' AND lease_until < now()
-RETURNING operation_id::TEXT, tenant_id, operation, idem_key, target, request, created_at`, s.lease.Microseconds(), limit)
+RETURNING operation_id::TEXT, tenant_id, operation, idem_key, target, request, created_at, traceparent`, s.lease.Microseconds(), limit)
 		if err != nil {
 			return fmt.Errorf("take expired leases: %w", err)
 		}
@@ -170,7 +190,7 @@ RETURNING operation_id::TEXT, tenant_id, operation, idem_key, target, request, c
 		for rows.Next() {
 			var c idemgate.Command
 			var req []byte
-			if err := rows.Scan(&c.OperationID, &c.Tenant, &c.Operation, &c.IdempotencyKey, &c.Target, &req, &c.AcceptedAt); err != nil {
+			if err := rows.Scan(&c.OperationID, &c.Tenant, &c.Operation, &c.IdempotencyKey, &c.Target, &req, &c.AcceptedAt, &c.TraceParent); err != nil {
 				return fmt.Errorf("scan expired lease: %w", err)
 			}
 			c.Request = req

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -62,21 +63,26 @@ func (s *Store) MarkSent(ctx context.Context, operationIDs []string) error {
 // end in a processing failure.
 var ErrNotDeadLettered = errors.New("the operation did not end in a processing failure")
 
-// Redrive drives a dead-lettered command again: it removes its stored 500
-// problem and projector's dedup record, and puts its claim back to
-// ACCEPTED with an expired lease, so that the sweeper emits it once more.
-// Nothing else was applied for it, so applying it now is its one effect.
+// Redrive drives a dead-lettered command again: it removes its stored
+// failure (a 500 /processing-failed, or a 502 /upstream-failed once an
+// upstream's attempts ran out), projector's dedup record and its call
+// attempts, and puts its claim back to ACCEPTED with an expired lease, so
+// that the sweeper emits it once more. Nothing was recorded as applied
+// for it, so applying it now is its one effect (for an upstream, one more
+// call under the same Idempotency-Key).
 func (s *Store) Redrive(ctx context.Context, projector, operationID string) error {
 	return s.db.InTx(ctx, func(tx pgx.Tx) error {
 		var status int
-		err := tx.QueryRow(ctx, `SELECT status FROM outbox WHERE operation_id = $1`, operationID).Scan(&status)
+		var ctype string
+		var body []byte
+		err := tx.QueryRow(ctx, `SELECT status, content_type, body FROM outbox WHERE operation_id = $1`, operationID).Scan(&status, &ctype, &body)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("operation %s: %w (it has no recorded outcome)", operationID, ErrNotDeadLettered)
 		}
 		if err != nil {
 			return fmt.Errorf("read outcome: %w", err)
 		}
-		if status != http.StatusInternalServerError {
+		if !deadLettered(status, ctype, body) {
 			return fmt.Errorf("operation %s: %w (its outcome is %d)", operationID, ErrNotDeadLettered, status)
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE operation_id = $1`, operationID); err != nil {
@@ -85,10 +91,28 @@ func (s *Store) Redrive(ctx context.Context, projector, operationID string) erro
 		if _, err := tx.Exec(ctx, `DELETE FROM processed_events WHERE projector = $1 AND event_id = $2`, projector, operationID); err != nil {
 			return fmt.Errorf("redrive: delete dedup record: %w", err)
 		}
+		if _, err := tx.Exec(ctx, `DELETE FROM call_attempts WHERE operation_id = $1`, operationID); err != nil {
+			return fmt.Errorf("redrive: delete call attempts: %w", err)
+		}
 		if _, err := tx.Exec(ctx, `UPDATE idempotency_claims SET state = 'ACCEPTED', completed_at = NULL, lease_until = now()
 WHERE operation_id = $1`, operationID); err != nil {
 			return fmt.Errorf("redrive: reopen claim: %w", err)
 		}
 		return nil
 	})
+}
+
+// deadLettered tells the outcomes the projector stores when it gives up
+// (idemgate's own problems) from a response an applier or an upstream
+// gave, which must never be redriven.
+func deadLettered(status int, ctype string, body []byte) bool {
+	if ctype != idemgate.ContentTypeProblem {
+		return false
+	}
+	var p idemgate.Problem
+	if json.Unmarshal(body, &p) != nil {
+		return false
+	}
+	return status == http.StatusInternalServerError && p.Type == idemgate.ProblemBase+"processing-failed" ||
+		status == http.StatusBadGateway && p.Type == idemgate.ProblemBase+"upstream-failed"
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+
 	"errors"
 	"flag"
 	"fmt"
@@ -9,9 +10,12 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/config"
 	"github.com/idemgate/idemgate/fault"
+	"github.com/idemgate/idemgate/gateway"
 	"github.com/idemgate/idemgate/payments"
 	"github.com/idemgate/idemgate/roles"
 )
@@ -51,15 +55,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	reg, err := registry()
-	if err != nil {
-		return err
-	}
 	o := roles.Options{
-		Config:   cfg,
-		Registry: reg,
-		Faults:   faults,
-		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Config:  cfg,
+		Faults:  faults,
+		Logger:  slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Metrics: prometheus.NewRegistry(),
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
@@ -69,12 +69,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fs.StringVar(&dc.Addr, "addr", cfg.Addr, "API listen address")
 		fs.StringVar(&dc.DataDir, "data-dir", ".idemgate", "folder for the database and the Kafka log")
 		fs.IntVar(&dc.KafkaPort, "kafka-port", 0, "port of the in-process Kafka on 127.0.0.1 (0: any free port)")
+		fs.StringVar(&o.Config.Routes, "routes", cfg.Routes, "gateway routes file (YAML)")
 		if err := parseFlags(fs, rest, stderr); err != nil {
+			return err
+		}
+		if o.Registry, err = registry(o); err != nil {
 			return err
 		}
 		return roles.Dev(ctx, o, dc)
 	case "serve", "project", "relay":
-		if err := parseFlags(newFlagSet(cmd), rest, stderr); err != nil {
+		fs := newFlagSet(cmd)
+		if cmd != "relay" {
+			fs.StringVar(&o.Config.Routes, "routes", cfg.Routes, "gateway routes file (YAML)")
+		}
+		if err := parseFlags(fs, rest, stderr); err != nil {
+			return err
+		}
+		if o.Registry, err = registry(o); err != nil {
 			return err
 		}
 		return map[string]func(context.Context, roles.Options) error{
@@ -82,6 +93,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}[cmd](ctx, o)
 	case "migrate":
 		if err := parseFlags(newFlagSet("migrate"), rest, stderr); err != nil {
+			return err
+		}
+		reg, err := registry(o)
+		if err != nil {
 			return err
 		}
 		applied, flavor, err := roles.Migrate(ctx, cfg.DatabaseURL, reg)
@@ -107,9 +122,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return &usageError{fmt.Sprintf("unknown command %q (try: dev, serve, project, relay, migrate, redrive)", cmd)}
 }
 
-// registry is the reference service's: the payments module.
-func registry() (*idemgate.Registry, error) {
-	return idemgate.NewRegistry(payments.Module(payments.Config{}))
+// registry holds the reference payments module and, when a routes file
+// is given, the gateway's routes.
+func registry(o roles.Options) (*idemgate.Registry, error) {
+	mods := []idemgate.Module{payments.Module(payments.Config{})}
+	if o.Config.Routes != "" {
+		gw, err := gateway.Load(o.Config.Routes, gateway.Options{Registerer: o.Metrics})
+		if err != nil {
+			return nil, err
+		}
+		mods = append(mods, gw)
+	}
+	return idemgate.NewRegistry(mods...)
 }
 
 // parseFlags parses a subcommand's flags, turning mistakes into usage

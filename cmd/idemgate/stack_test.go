@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 // schema, migrated the way `idemgate migrate` migrates it.
 func newDatabase(t testing.TB) string {
 	t.Helper()
-	reg, err := registry()
+	reg, err := registry(roles.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
