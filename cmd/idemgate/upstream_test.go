@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// testUpstream is the service behind the gateway in these tests: an
+// orders service that honours Idempotency-Key (an answer recorded for a
+// key is replayed, never applied again) and counts its effects per key.
+// The request body's "case" picks how it misbehaves, and "nonce" ties the
+// attempts of one command together whatever key they carry.
+type testUpstream struct {
+	t    testing.TB
+	addr string
+
+	mu       sync.Mutex
+	srv      *http.Server
+	effects  map[string]int      // Idempotency-Key -> effects applied
+	answers  map[string][]byte   // Idempotency-Key -> the recorded answer
+	keys     map[string][]string // nonce -> the Idempotency-Key of every attempt
+	statuses map[string]int      // Idempotency-Key -> the recorded status
+	times    map[string][]time.Time
+	healed   map[string]bool
+}
+
+func startUpstream(t testing.TB) *testUpstream {
+	u := &testUpstream{t: t, addr: freeAddr(t), effects: map[string]int{}, answers: map[string][]byte{},
+		keys: map[string][]string{}, statuses: map[string]int{}, times: map[string][]time.Time{}, healed: map[string]bool{}}
+	u.up()
+	t.Cleanup(u.down)
+	return u
+}
+
+// up (re)starts serving on the same address.
+func (u *testUpstream) up() {
+	var l net.Listener
+	var err error
+	for range 50 { // the port was ours a moment ago
+		if l, err = net.Listen("tcp", u.addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		u.t.Fatalf("upstream listen %s: %v", u.addr, err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(u.serve)}
+	u.mu.Lock()
+	u.srv = srv
+	u.mu.Unlock()
+	go func() { _ = srv.Serve(l) }()
+}
+
+// down stops serving: connections are refused until up.
+func (u *testUpstream) down() {
+	u.mu.Lock()
+	srv := u.srv
+	u.srv = nil
+	u.mu.Unlock()
+	if srv != nil {
+		_ = srv.Close()
+	}
+}
+
+type orderRequest struct {
+	Case  string `json:"case"`
+	Nonce string `json:"nonce"`
+}
+
+func (u *testUpstream) serve(w http.ResponseWriter, r *http.Request) {
+	raw, _ := io.ReadAll(r.Body)
+	var req orderRequest
+	if err := json.Unmarshal(raw, &req); err != nil {
+		http.Error(w, "not JSON", 400)
+		return
+	}
+	key := r.Header.Get("Idempotency-Key")
+	u.mu.Lock()
+	u.keys[req.Nonce] = append(u.keys[req.Nonce], key)
+	u.times[req.Nonce] = append(u.times[req.Nonce], time.Now())
+	attempt := len(u.keys[req.Nonce])
+	if u.healed[req.Nonce] {
+		req.Case = "healed"
+	}
+	if ans, done := u.answers[key]; done {
+		status := u.statuses[key]
+		u.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Location", "/orders/"+key)
+		w.WriteHeader(status)
+		_, _ = w.Write(ans)
+		return
+	}
+	u.mu.Unlock()
+	switch {
+	case req.Case == "500-twice" && attempt <= 2, req.Case == "always-500":
+		w.WriteHeader(500)
+		return
+	case req.Case == "503-retry-after" && attempt == 1:
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(503)
+		return
+	}
+	status := 201
+	if req.Case == "422" {
+		status = 422
+	}
+	ans := []byte(fmt.Sprintf(`{"order":%q,"case":%q,"attempt":%d}`, key, req.Case, attempt))
+	u.mu.Lock()
+	u.effects[key]++
+	u.answers[key], u.statuses[key] = ans, status
+	u.mu.Unlock()
+	switch {
+	case req.Case == "drop" && attempt == 1:
+		// The effect is applied; the answer is lost with the connection.
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+		return
+	case req.Case == "slow" && attempt == 1:
+		time.Sleep(2500 * time.Millisecond) // past the route's 1 s timeout
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", "/orders/"+key)
+	w.WriteHeader(status)
+	_, _ = w.Write(ans)
+}
+
+// effectsOf is how often the upstream applied the command of nonce, the
+// keys its attempts carried, their times, and its recorded answer.
+func (u *testUpstream) effectsOf(nonce string) (effects int, keys []string, answer []byte) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	keys = append(keys, u.keys[nonce]...)
+	seen := map[string]bool{}
+	for _, k := range keys {
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		effects += u.effects[k]
+		if a, ok := u.answers[k]; ok {
+			answer = a
+		}
+	}
+	return effects, keys, answer
+}
+
+// attemptTimes lists when the attempts of nonce's command arrived.
+func (u *testUpstream) attemptTimes(nonce string) []time.Time {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]time.Time(nil), u.times[nonce]...)
+}
+
+// heal makes nonce's command succeed from now on (an operator fixed the
+// upstream).
+func (u *testUpstream) heal(nonce string) {
+	u.mu.Lock()
+	u.healed[nonce] = true
+	u.mu.Unlock()
+}
+
+// routesFile writes a routes file with orders.create in front of u.
+func (u *testUpstream) routesFile(t testing.TB) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "routes.yaml")
+	body := fmt.Sprintf(`routes:
+  - operation: orders.create
+    path: /v1/orders
+    upstream: http://%s/orders
+    timeout: 1s
+  - operation: orders.cancel
+    path: /v1/orders/{id}/cancel
+    upstream: http://%s/orders/{id}/cancel
+    timeout: 1s
+`, u.addr, u.addr)
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// waitEffects waits until the command of nonce has an effect recorded.
+func (u *testUpstream) waitEffects(t testing.TB, nonce string, within time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	for ctx.Err() == nil {
+		if n, _, _ := u.effectsOf(nonce); n > 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no effect for %s within %v", nonce, within)
+}
+
+func orderBody(c, nonce string) string {
+	return fmt.Sprintf(`{"case":%q,"nonce":%q}`, c, nonce)
+}
+
+func oneKey(keys []string) bool {
+	for _, k := range keys {
+		if k != keys[0] || !strings.Contains(k, "-") {
+			return false
+		}
+	}
+	return len(keys) > 0
+}
