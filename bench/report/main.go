@@ -255,8 +255,8 @@ func format(v float64) string {
 	switch {
 	case math.IsNaN(v):
 		return "n/a"
-	case v == 0:
-		return "0"
+	case v == math.Trunc(v) && math.Abs(v) < 1e15:
+		return fmt.Sprintf("%.0f", v) // counts
 	case math.Abs(v) >= 100:
 		return fmt.Sprintf("%.0f", v)
 	case math.Abs(v) >= 10:
