@@ -260,9 +260,9 @@ json_num() {
   grep "\"label\":\"$1\",\"round\":$round," "$RESULTS" | tail -n 1 | grep -o "\"$2\":[-0-9.e+]*" | head -n 1 | cut -d: -f2
 }
 
-log "warm-up: 3 s on each of S and idemgate (not recorded)"
-bin/loadgen -mode closed -url "$S_URL" -conns "$CONNS" -duration 3s -prefix "warmup-s-$RUN_ID" -key "$API_KEY" >/dev/null 2>&1
-bin/loadgen -mode closed -url "$I_URL" -conns "$CONNS" -duration 3s -prefix "warmup-i-$RUN_ID" -key "$API_KEY" -tenant "$TENANT" \
+log "warm-up: 5 s on each of S and idemgate (not recorded; the broker's JIT and the pools)"
+bin/loadgen -mode closed -url "$S_URL" -conns "$CONNS" -duration 5s -prefix "warmup-s-$RUN_ID" -key "$API_KEY" >/dev/null 2>&1
+bin/loadgen -mode closed -url "$I_URL" -conns "$CONNS" -duration 5s -prefix "warmup-i-$RUN_ID" -key "$API_KEY" -tenant "$TENANT" \
   -db "$IDB" -wait-complete >/dev/null 2>&1
 
 T0=$SECONDS
