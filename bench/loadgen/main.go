@@ -216,6 +216,7 @@ func finish(r *Result, before, after snapshot, hasDB bool) {
 		pg := &PGStats{Commits: after.commits - before.commits, Rollbacks: after.rollbacks - before.rollbacks}
 		if r.Commands > 0 {
 			pg.RollbackPerC = float64(pg.Rollbacks) / float64(r.Commands)
+			pg.CommitPerC = float64(pg.Commits) / float64(r.Commands)
 		}
 		r.PG = pg
 	}

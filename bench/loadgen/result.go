@@ -87,6 +87,7 @@ type PGStats struct {
 	Commits      int64   `json:"xact_commit"`
 	Rollbacks    int64   `json:"xact_rollback"`
 	RollbackPerC float64 `json:"xact_rollback_per_cmd"`
+	CommitPerC   float64 `json:"xact_commit_per_cmd"`
 }
 
 // summarise fills the request counters of r from the outcomes of a load
@@ -172,7 +173,8 @@ func human(w io.Writer, r Result) {
 		fmt.Fprintf(w, "  tx retries %.0f (%.4f per command), gave up %.0f\n", t.TxRetries, t.PerCmd, t.TxGaveUp)
 	}
 	if p := r.PG; p != nil {
-		fmt.Fprintf(w, "  pg_stat_database: %d commits, %d rollbacks (%.4f per command)\n", p.Commits, p.Rollbacks, p.RollbackPerC)
+		fmt.Fprintf(w, "  pg_stat_database: %d commits (%.2f per command), %d rollbacks (%.4f per command)\n",
+			p.Commits, p.CommitPerC, p.Rollbacks, p.RollbackPerC)
 	}
 	for _, s := range r.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", s)

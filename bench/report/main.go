@@ -106,6 +106,9 @@ func rows() []row {
 			Target: value("==", 0), Agg: sum},
 		{Measure: "PostgreSQL xact_rollback per command (coarse cross-check)", Idemgate: s("idemgate.e2e", "pg.xact_rollback_per_cmd"),
 			Baseline: p("S.closed", "pg.xact_rollback_per_cmd"), BaseName: "S"},
+		{Measure: "PostgreSQL commits per command (coarse: transactions of all roles)", Idemgate: s("idemgate.e2e", "pg.xact_commit_per_cmd"),
+			Baseline: p("S.closed", "pg.xact_commit_per_cmd"), BaseName: "S"},
+		{Measure: "projector drain: PostgreSQL commits per command (coarse)", Idemgate: s("idemgate.drain", "pg.xact_commit_per_cmd")},
 		{Measure: "serve peak RSS MB (VmHWM)", Idemgate: source{Label: "rss", Path: "serve_kb", Scale: 1.0 / 1024},
 			Baseline: &source{Label: "rss", Path: "syncclaim_kb", Scale: 1.0 / 1024}, BaseName: "syncclaim", Target: value("<=", 200), Agg: maxOf},
 	}
