@@ -284,7 +284,7 @@ ELAPSED=$((SECONDS - T0))
 
 # --- report ------------------------------------------------------------------
 {
-  echo "## $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' (with local changes)')"
+  echo "## Results: $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' (with local changes)')"
   echo
   echo "Command: \`ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS OPEN_CONNS=$OPEN_CONNS BACKLOG=$BACKLOG REPLAY_KEYS=$REPLAY_KEYS make bench\`" \
     "($((ELAPSED / 60)) min $((ELAPSED % 60)) s for the rounds)."
