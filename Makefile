@@ -30,6 +30,7 @@ chaos:
 vet:
 	$(GO) vet ./...
 
+## bench: idemgate against its baselines (pgbench, bench/syncclaim), fsync on; see BENCHMARKS.md
 bench: build
 	scripts/bench.sh
 

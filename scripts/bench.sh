@@ -1,26 +1,315 @@
 #!/usr/bin/env bash
-# Runs idemgate's benchmarks on the real backends (PostgreSQL 15 from
-# scripts/pg.sh, the Kafka broker from scripts/kafka.sh) and prints the
-# median of each over COUNT runs. Raw output: bench.out.
+# `make bench`: idemgate's throughput and latency measured against baselines
+# in one run, on a durable PostgreSQL (fsync=on, synchronous_commit=on: a 202
+# promises a durable claim) and the real Kafka broker, with serve, project
+# and relay as separate processes.
+#
+# Baselines, measured in the same run, interleaved with idemgate's figures:
+#   R  pgbench runs idemgate's claim INSERT (bench/pgbench/claim1.sql: one
+#      per transaction; claim16.sql: 16 per transaction).
+#   S  bench/syncclaim: a minimal synchronous claim middleware (net/http +
+#      pgx, one SERIALIZABLE INSERT ... ON CONFLICT per request, 201).
+# Each round runs: R1, R16; S closed loop / idemgate end-to-end; S / idemgate
+# replays; S / idemgate open loop at half of S's peak of the round; the
+# projector's drain of a backlog. Baseline and idemgate swap order every
+# round. The table reports medians over the rounds (bench/report).
+#
+# Environment (defaults):
+#   ROUNDS=3          interleaved rounds
+#   DURATION=10       seconds per measure
+#   CONNS=32          connections of the closed-loop measures and pgbench clients
+#   OPEN_CONNS=128    most requests in flight in the open loop
+#   BACKLOG=20000     commands accepted with project stopped, then drained
+#   REPLAY_KEYS=2000  keys created, completed, then retried at random
+#   BENCH_MICRO=0     1: also the old Go microbenchmarks (go test -bench ./cmd/idemgate)
+#   BENCH_OUT=bench/out   logs, results.jsonl, results.md (gitignored)
+#   BENCH_PORT=28080  serve; +1 syncclaim, +2 and +3 the metrics of project and relay
+#   BENCH_PG_PORT=25432  BENCH_PG_RUN_DIR=/tmp/idemgate-bench-pg
+#   BENCH_KAFKA_PORT=29092  BENCH_KAFKA_CONTROLLER_PORT=29093  BENCH_KAFKA_RUN_DIR=/tmp/idemgate-bench-kafka
+# The servers are the bench's own (own ports and run dirs), wiped at start and
+# stopped at exit with every process the script started. Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-COUNT=${COUNT:-5}
-BENCHTIME=${BENCHTIME:-2s}
 
-cleanup() { scripts/kafka.sh stop >/dev/null 2>&1 || true; scripts/pg.sh stop >/dev/null 2>&1 || true; }
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-32}
+OPEN_CONNS=${OPEN_CONNS:-128}
+BACKLOG=${BACKLOG:-20000}
+REPLAY_KEYS=${REPLAY_KEYS:-2000}
+BENCH_MICRO=${BENCH_MICRO:-0}
+BENCH_OUT=${BENCH_OUT:-bench/out}
+BENCH_PORT=${BENCH_PORT:-28080}
+
+export PG_RUN_DIR=${BENCH_PG_RUN_DIR:-/tmp/idemgate-bench-pg} PG_PORT=${BENCH_PG_PORT:-25432}
+export PG_FSYNC=on PG_SYNC_COMMIT=on PG_FRESH=1
+export KAFKA_RUN_DIR=${BENCH_KAFKA_RUN_DIR:-/tmp/idemgate-bench-kafka} KAFKA_PORT=${BENCH_KAFKA_PORT:-29092}
+export KAFKA_CONTROLLER_PORT=${BENCH_KAFKA_CONTROLLER_PORT:-29093} KAFKA_FRESH=1
+
+SERVE_ADDR=127.0.0.1:$BENCH_PORT
+SYNC_ADDR=127.0.0.1:$((BENCH_PORT + 1))
+PROJECT_METRICS=127.0.0.1:$((BENCH_PORT + 2))
+RELAY_METRICS=127.0.0.1:$((BENCH_PORT + 3))
+API_KEY=bench-key
+TENANT=tenant-bench
+RUN_ID=$(date +%s)
+LOGS=$BENCH_OUT/logs
+RESULTS=$BENCH_OUT/results.jsonl
+
+log() { echo "bench.sh: $*" >&2; }
+die() { echo "bench.sh: error: $*" >&2; exit 1; }
+need() { command -v "$1" >/dev/null 2>&1 || die "'$1' not found on PATH ($2)"; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for v in ROUNDS DURATION CONNS OPEN_CONNS BACKLOG REPLAY_KEYS BENCH_PORT; do
+  [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v='${!v}' is not a positive integer"
+done
+
+# --- tools -------------------------------------------------------------------
+need go "Go 1.26 builds idemgate and the load generator"
+need java "Java 17+ runs the Kafka broker"
+need curl "the readiness checks use it"
+PG_BIN=${PG_BIN:-}
+if [[ -z $PG_BIN ]]; then
+  for cand in "$(pg_config --bindir 2>/dev/null || true)" /usr/lib/postgresql/15/bin \
+    $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    if [[ -n $cand && -x $cand/initdb ]]; then PG_BIN=$cand; break; fi
+  done
+fi
+[[ -n $PG_BIN && -x $PG_BIN/initdb ]] || die "PostgreSQL server binaries (initdb) not found; set PG_BIN"
+PGBENCH=$PG_BIN/pgbench
+[[ -x $PGBENCH ]] || die "pgbench not found in $PG_BIN (it ships with the PostgreSQL server binaries)"
+PSQL=$PG_BIN/psql
+[[ -x $PSQL ]] || PSQL=$(command -v psql) || die "psql not found in $PG_BIN nor on PATH"
+export PG_BIN
+for p in "$BENCH_PORT" $((BENCH_PORT + 1)) $((BENCH_PORT + 2)) $((BENCH_PORT + 3)); do
+  port_open "$p" && die "port $p is in use (set BENCH_PORT to use 4 other ports)"
+done
+
+log "building bin/idemgate, bin/loadgen, bin/syncclaim, bin/report"
+go build -o bin/idemgate ./cmd/idemgate
+go build -o bin/ ./bench/loadgen ./bench/syncclaim ./bench/report
+mkdir -p "$LOGS"
+: >"$RESULTS"
+
+# --- processes: every one started here is stopped on exit --------------------
+PIDS=()
+stop_pid() {
+  local pid=$1 i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  local keep=() p
+  for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
+}
+cleanup() {
+  local rc=$? pid
+  trap - EXIT INT TERM
+  for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+  scripts/kafka.sh stop >/dev/null 2>&1 || log "could not stop the Kafka broker in $KAFKA_RUN_DIR"
+  scripts/pg.sh stop >/dev/null 2>&1 || log "could not stop PostgreSQL in $PG_RUN_DIR"
+  exit "$rc"
+}
 trap cleanup EXIT
-export "$(scripts/pg.sh start)"
-export "$(scripts/kafka.sh start)"
+trap 'exit 130' INT TERM
 
-go test -run '^$' -bench . -benchtime "$BENCHTIME" -count "$COUNT" ./cmd/idemgate/ | tee bench.out
+# start NAME CMD...: run CMD in the background, logging to $LOGS/NAME.log;
+# sets STARTED to its pid.
+start() {
+  local name=$1
+  shift
+  "$@" >>"$LOGS/$name.log" 2>&1 &
+  STARTED=$!
+  PIDS+=("$STARTED")
+}
+
+# ready NAME PID URL: wait until URL answers 2xx, or the process dies.
+ready() {
+  local name=$1 pid=$2 url=$3 i
+  for ((i = 0; i < 300; i++)); do
+    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$LOGS/$name.log" >&2; die "$name exited during startup (log: $LOGS/$name.log)"; }
+    curl -fsS --noproxy '*' -m 2 -o /dev/null "$url" 2>/dev/null && return 0
+    sleep 0.2
+  done
+  die "$name not ready at $url after 60 s (log: $LOGS/$name.log)"
+}
+
+# --- servers -----------------------------------------------------------------
+log "PostgreSQL with fsync=on, synchronous_commit=on, full_page_writes=on in $PG_RUN_DIR, port $PG_PORT"
+scripts/pg.sh stop >/dev/null 2>&1 || true
+scripts/pg.sh start >/dev/null
+PG_BASE=postgres://postgres@127.0.0.1:$PG_PORT
+IDB="$PG_BASE/idemgate?sslmode=disable"
+SDB="$PG_BASE/bench_sync?sslmode=disable"
+RDB="$PG_BASE/bench_pgbench?sslmode=disable"
+psql_() { "$PSQL" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres "$@"; }
+[[ $(psql_ -d postgres -tAc 'SHOW fsync') == on ]] || die "the server does not run with fsync=on"
+psql_ -d postgres -c 'CREATE DATABASE bench_sync' -c 'CREATE DATABASE bench_pgbench'
+PM_PID=$(head -n 1 "$PG_RUN_DIR/data/postmaster.pid")
+
+log "Kafka broker in $KAFKA_RUN_DIR, port $KAFKA_PORT"
+scripts/kafka.sh stop >/dev/null 2>&1 || true
+KAFKA=$(scripts/kafka.sh start) || die "the Kafka broker did not start"
+BROKERS=${KAFKA#KAFKA_BROKERS=}
+KAFKA_PID=$(<"$KAFKA_RUN_DIR/broker.pid")
+
+DATABASE_URL=$IDB bin/idemgate migrate >&2
+DATABASE_URL=$RDB bin/idemgate migrate >&2
+
+ROLE_ENV=(DATABASE_URL="$IDB" KAFKA_BROKERS="$BROKERS" IDEMGATE_API_KEYS="$API_KEY=$TENANT" IDEMGATE_ADDR="$SERVE_ADDR"
+  IDEMGATE_TOPIC_PREFIX=bench IDEMGATE_GROUP=bench-projector)
+start_project() {
+  start project env "${ROLE_ENV[@]}" IDEMGATE_METRICS_ADDR="$PROJECT_METRICS" bin/idemgate project
+  PROJECT_PID=$STARTED
+  ready project "$PROJECT_PID" "http://$PROJECT_METRICS/healthz"
+}
+start serve env "${ROLE_ENV[@]}" bin/idemgate serve
+SERVE_PID=$STARTED
+start relay env "${ROLE_ENV[@]}" IDEMGATE_METRICS_ADDR="$RELAY_METRICS" bin/idemgate relay
+RELAY_PID=$STARTED
+start syncclaim env DATABASE_URL="$SDB" bin/syncclaim -addr "$SYNC_ADDR" -keys "$API_KEY=$TENANT"
+SYNCCLAIM_PID=$STARTED
+ready serve "$SERVE_PID" "http://$SERVE_ADDR/readyz"
+ready relay "$RELAY_PID" "http://$RELAY_METRICS/healthz"
+ready syncclaim "$SYNCCLAIM_PID" "http://$SYNC_ADDR/healthz"
+start_project
+
+I_URL=http://$SERVE_ADDR
+S_URL=http://$SYNC_ADDR
+I_METRICS="serve=http://$SERVE_ADDR/metrics,project=http://$PROJECT_METRICS/metrics,relay=http://$RELAY_METRICS/metrics"
+i_watch() { echo "serve=$SERVE_PID,project=$PROJECT_PID,relay=$RELAY_PID,kafka=$KAFKA_PID,postgres=$PM_PID+"; }
+
+# --- measures ----------------------------------------------------------------
+round=0
+# settle: before each measure, the previous one's background work (relay,
+# autovacuum) gets a second, and a checkpoint is taken so that no measure
+# pays for another's dirty pages.
+settle() {
+  alive
+  sleep 1
+  psql_ -d postgres -c CHECKPOINT
+}
+
+# lg LABEL ARGS...: one loadgen measure, its JSON line appended to RESULTS.
+lg() {
+  local label=$1
+  shift
+  settle
+  bin/loadgen -label "$label" -round "$round" -prefix "$label-r$round-$RUN_ID" -key "$API_KEY" -tenant "$TENANT" "$@" >>"$RESULTS" ||
+    die "loadgen $label (round $round) failed"
+}
+
+# pgb LABEL SCRIPT ROWS_PER_TX: baseline R.
+pgb() {
+  local label=$1 script=$2 per=$3 prefix="$1-r$round-$RUN_ID" out tps n failed retried rows
+  settle
+  out=$("$PGBENCH" -h 127.0.0.1 -p "$PG_PORT" -U postgres -n -M prepared -c "$CONNS" -j "$((CONNS > 1 ? 2 : 1))" -T "$DURATION" \
+    --max-tries=30 -D prefix="$prefix" -D n=0 -f "bench/pgbench/$script" bench_pgbench 2>&1) ||
+    { echo "$out" >&2; die "pgbench $script failed"; }
+  tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out")
+  n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
+  failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<<"$out")
+  retried=$(sed -n 's/^number of transactions retried: \([0-9]*\).*/\1/p' <<<"$out")
+  [[ -n $tps && -n $n && -n $failed && -n $retried ]] || { echo "$out" >&2; die "cannot read pgbench's output"; }
+  rows=$(psql_ -d bench_pgbench -tAc "SELECT count(*) FROM idempotency_claims WHERE tenant_id = 'tenant-pgbench' AND idem_key LIKE '$prefix-%'")
+  ((rows == n * per)) || die "pgbench $script: $n transactions of $per claims but $rows rows: keys collided"
+  printf '{"label":"%s","round":%d,"mode":"pgbench","clients":%d,"tps":%s,"claims_per_s":%s,"transactions":%d,"failed":%d,"retried":%d}\n' \
+    "$label" "$round" "$CONNS" "$tps" "$(awk -v t="$tps" -v p="$per" 'BEGIN { printf "%.1f", t * p }')" "$n" "$failed" "$retried" >>"$RESULTS"
+  log "pgbench $label: $tps tps x $per = $(awk -v t="$tps" -v p="$per" 'BEGIN { printf "%.0f", t * p }') claims/s ($failed failed, $retried retried)"
+}
+
+# pair A B: run A then B in odd rounds, B then A in even ones.
+pair() {
+  if ((round % 2)); then "$1"; "$2"; else "$2"; "$1"; fi
+}
+
+s_closed() { lg S.closed -mode closed -url "$S_URL" -conns "$CONNS" -duration "${DURATION}s" -db "$SDB" -watch "syncclaim=$SYNCCLAIM_PID,postgres=$PM_PID+"; }
+i_e2e() { lg idemgate.e2e -mode closed -url "$I_URL" -conns "$CONNS" -duration "${DURATION}s" -db "$IDB" -wait-complete -watch "$(i_watch)" -metrics "$I_METRICS"; }
+s_replay() { lg S.replay -mode replay -url "$S_URL" -conns "$CONNS" -duration "${DURATION}s" -keys "$REPLAY_KEYS" -db "$SDB"; }
+i_replay() { lg idemgate.replay -mode replay -url "$I_URL" -conns "$CONNS" -duration "${DURATION}s" -keys "$REPLAY_KEYS" -db "$IDB" -wait-complete -watch "$(i_watch)" -metrics "$I_METRICS"; }
+s_open() { lg S.open -mode open -url "$S_URL" -conns "$OPEN_CONNS" -rate "$RATE" -duration "${DURATION}s" -db "$SDB"; }
+i_open() { lg idemgate.open -mode open -url "$I_URL" -conns "$OPEN_CONNS" -rate "$RATE" -duration "${DURATION}s" -db "$IDB" -wait-complete -watch "$(i_watch)" -metrics "$I_METRICS"; }
+
+# drain: accept BACKLOG commands with project stopped, then start it and
+# time until every one is COMPLETED.
+drain() {
+  stop_pid "$PROJECT_PID"
+  SKIP_PROJECT=1
+  lg idemgate.backlog -mode closed -url "$I_URL" -conns "$CONNS" -requests "$BACKLOG" -db "$IDB"
+  start_project
+  SKIP_PROJECT=0
+  bin/loadgen -label idemgate.drain -round "$round" -mode wait -prefix "idemgate.backlog-r$round-$RUN_ID" -tenant "$TENANT" \
+    -db "$IDB" -watch "$(i_watch)" -metrics "$I_METRICS" >>"$RESULTS" || die "loadgen idemgate.drain (round $round) failed"
+}
+SKIP_PROJECT=0
+alive() {
+  local name pid
+  for name in serve project relay syncclaim; do
+    [[ $name == project && $SKIP_PROJECT == 1 ]] && continue
+    pid=${name^^}_PID
+    kill -0 "${!pid}" 2>/dev/null || { tail -n 20 "$LOGS/$name.log" >&2; die "$name died (log: $LOGS/$name.log)"; }
+  done
+}
+
+# json_num LABEL FIELD: FIELD of this round's LABEL line in RESULTS.
+json_num() {
+  grep "\"label\":\"$1\",\"round\":$round," "$RESULTS" | tail -n 1 | grep -o "\"$2\":[-0-9.e+]*" | head -n 1 | cut -d: -f2
+}
+
+log "warm-up: 5 s on each of S and idemgate (not recorded; the broker's JIT and the pools)"
+bin/loadgen -mode closed -url "$S_URL" -conns "$CONNS" -duration 5s -prefix "warmup-s-$RUN_ID" -key "$API_KEY" >/dev/null 2>&1
+bin/loadgen -mode closed -url "$I_URL" -conns "$CONNS" -duration 5s -prefix "warmup-i-$RUN_ID" -key "$API_KEY" -tenant "$TENANT" \
+  -db "$IDB" -wait-complete >/dev/null 2>&1
+
+T0=$SECONDS
+for ((round = 1; round <= ROUNDS; round++)); do
+  log "round $round of $ROUNDS"
+  pgb R1 claim1.sql 1
+  pgb R16 claim16.sql 16
+  pair s_closed i_e2e
+  pair s_replay i_replay
+  RATE=$(awk -v p="$(json_num S.closed new_per_s)" 'BEGIN { printf "%.0f", p / 2 }')
+  ((RATE > 0)) || die "no peak of S in round $round"
+  log "open loop at $RATE requests/s (half of S's peak in this round)"
+  pair s_open i_open
+  drain
+  printf '{"label":"rss","round":%d,"serve_kb":%d,"syncclaim_kb":%d}\n' "$round" \
+    "$(awk '/^VmHWM/ { print $2 }' "/proc/$SERVE_PID/status")" "$(awk '/^VmHWM/ { print $2 }' "/proc/$SYNCCLAIM_PID/status")" >>"$RESULTS"
+done
+ELAPSED=$((SECONDS - T0))
+
+# --- report ------------------------------------------------------------------
+{
+  echo "## Results: $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' (with local changes)')"
+  echo
+  echo "Command: \`ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS OPEN_CONNS=$OPEN_CONNS BACKLOG=$BACKLOG REPLAY_KEYS=$REPLAY_KEYS make bench\`" \
+    "($((ELAPSED / 60)) min $((ELAPSED % 60)) s for the rounds)."
+  echo
+  echo "Machine: $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM," \
+    "Linux $(uname -r), $(go version | cut -d' ' -f3), PostgreSQL $(psql_ -d postgres -tAc 'SHOW server_version'), Kafka ${KAFKA_VERSION:-4.1.1}." \
+    "PostgreSQL: fsync=on, synchronous_commit=on, full_page_writes=on, SERIALIZABLE."
+  echo
+  bin/report "$RESULTS"
+} >"$BENCH_OUT/results.md"
+cp "$BENCH_OUT/results.md" bench.out
 echo
-echo "median of $COUNT runs (ns/op; lower is better), $(nproc) cores, $(uname -m):"
-awk '/^Benchmark/ { sub(/-[0-9]+$/, "", $1); print $1, $3 }' bench.out | sort -k1,1 -k2,2n |
-  awk '{ v[$1] = v[$1] " " $2 }
-  END {
-    for (k in v) {
-      n = split(substr(v[k], 2), a, " ")
-      m = (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-      printf "%-32s %12.0f ns/op  %10.0f ops/s\n", k, m, 1e9 / m
-    }
-  }' | sort
+cat "$BENCH_OUT/results.md"
+log "results: $BENCH_OUT/results.md (also bench.out), raw: $RESULTS, logs: $LOGS"
+
+if [[ $BENCH_MICRO == 1 ]]; then
+  log "Go microbenchmarks (BENCH_MICRO=1)"
+  DATABASE_URL=$IDB KAFKA_BROKERS=$BROKERS go test -run '^$' -bench . -benchtime 2s -count 5 ./cmd/idemgate/ | tee "$BENCH_OUT/micro.out"
+  awk '/^Benchmark/ { sub(/-[0-9]+$/, "", $1); print $1, $3 }' "$BENCH_OUT/micro.out" | sort -k1,1 -k2,2n |
+    awk '{ v[$1] = v[$1] " " $2 }
+    END {
+      for (k in v) {
+        n = split(substr(v[k], 2), a, " ")
+        m = (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+        printf "%-32s %12.0f ns/op  %10.0f ops/s\n", k, m, 1e9 / m
+      }
+    }' | sort
+fi

@@ -23,6 +23,10 @@
 #                                  lose the last ~0.6 s of acknowledged commits
 #                                  when the server is SIGKILLed, which the chaos
 #                                  tests do; with fsync=off "on" is still cheap.
+#   PG_FSYNC=off                   fsync and full_page_writes at initdb time.
+#                                  "on" for benchmarks (scripts/bench.sh): a
+#                                  202 promises a durable claim, so its cost
+#                                  must include the flush to disk.
 #
 # Human-readable messages go to stderr; stdout only carries DATABASE_URL=...
 set -euo pipefail
@@ -97,6 +101,10 @@ psql_() {
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 init_cluster() {
+  case ${PG_FSYNC:-off} in
+    on | off) ;;
+    *) die "PG_FSYNC='$PG_FSYNC' is not on or off" ;;
+  esac
   case $PG_RUN_DIR in
     "" | / | /tmp | /tmp/) die "refusing to wipe PG_RUN_DIR='$PG_RUN_DIR'" ;;
   esac
@@ -123,12 +131,13 @@ unix_socket_directories = '$PG_RUN_DIR'
 default_transaction_isolation = 'serializable'
 max_connections = 300
 shared_buffers = 128MB
-# Durability is switched off for speed. TESTS ONLY, never use in production:
-# fsync/full_page_writes=off mean a machine crash can corrupt the cluster;
-# synchronous_commit=off means a killed server can lose recent commits.
-fsync = off
+# Durability is switched off for speed by default (PG_FSYNC=off). TESTS ONLY,
+# never use in production: fsync/full_page_writes=off mean a machine crash can
+# corrupt the cluster; synchronous_commit=off means a killed server can lose
+# recent commits. Benchmarks set PG_FSYNC=on.
+fsync = ${PG_FSYNC:-off}
 synchronous_commit = ${PG_SYNC_COMMIT:-on}
-full_page_writes = off
+full_page_writes = ${PG_FSYNC:-off}
 EOF
 }
 
