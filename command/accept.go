@@ -22,12 +22,16 @@ func (a *API) accept(op idemgate.Operation) http.HandlerFunc {
 		tenant := tenantOf(r)
 		target, err := op.TargetOf(pathParams(r, op.Path))
 		if err != nil {
-			a.reject(w, r, err)
+			a.rejectUnread(w, err)
 			return
 		}
 		key, p := ParseIdempotencyKey(r.Header.Values("Idempotency-Key"))
 		if p != nil {
-			a.reject(w, r, p)
+			a.rejectUnread(w, p)
+			return
+		}
+		if p := checkContentHeaders(r); p != nil {
+			a.rejectUnread(w, p)
 			return
 		}
 		body, canonical, p := readJSONBody(r)
@@ -52,7 +56,9 @@ func (a *API) accept(op idemgate.Operation) http.HandlerFunc {
 			Retention:   a.cfg.Retention(op),
 			TraceParent: traceParent(r),
 		}
-		claims, err := a.cfg.Store.ClaimKeys(r.Context(), []idemgate.ClaimRequest{req})
+		ctx, cancel := a.dbContext(r)
+		claims, err := a.cfg.Store.ClaimKeys(ctx, []idemgate.ClaimRequest{req})
+		cancel()
 		if err != nil {
 			writeError(w, r, a.cfg.Logger, err)
 			return
@@ -106,12 +112,21 @@ func (a *API) answerPending(w http.ResponseWriter, r *http.Request, tenant, oper
 // reject answers a request refused before its claim. A validation error
 // that is not a *Problem is answered as a 422 with its message.
 func (a *API) reject(w http.ResponseWriter, r *http.Request, err error) {
+	writeProblem(w, a.rejection(err))
+}
+
+// rejectUnread is reject for a request whose body was not read yet.
+func (a *API) rejectUnread(w http.ResponseWriter, err error) {
+	rejectUnread(w, a.rejection(err))
+}
+
+func (a *API) rejection(err error) *Problem {
 	var p *Problem
 	if !errors.As(err, &p) {
 		p = idemgate.Invalid(err.Error())
 	}
 	a.metrics.rejected.WithLabelValues(strconv.Itoa(p.Status)).Inc()
-	writeProblem(w, p)
+	return p
 }
 
 // writePending answers 202 for a command not yet completed. The body and

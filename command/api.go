@@ -12,12 +12,12 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/fault"
@@ -47,14 +47,24 @@ type Config struct {
 	Metrics   *prometheus.Registry
 	Faults    *fault.Injector
 	Logger    *slog.Logger
+	// DBTimeout bounds each request's work in the database (default 2 s):
+	// a hung database gets a 503 with Retry-After in that time.
+	DBTimeout time.Duration
+	// ServeMetrics serves /metrics on the API's address (else it is
+	// served elsewhere, see roles); MetricsToken, when set, is required
+	// there as a bearer token.
+	ServeMetrics bool
+	MetricsToken string
 }
 
 // API serves the HTTP contract.
 type API struct {
-	cfg     Config
-	keys    map[[32]byte]string
-	metrics *metrics
-	openAPI []byte
+	cfg      Config
+	keys     map[[32]byte]string
+	metrics  *metrics
+	openAPI  []byte
+	draining chan struct{}
+	drain    sync.Once
 }
 
 // New returns the API, or an error when the registered modules' OpenAPI
@@ -72,6 +82,9 @@ func New(cfg Config) (*API, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = prometheus.NewRegistry()
 	}
+	if cfg.DBTimeout <= 0 {
+		cfg.DBTimeout = 2 * time.Second
+	}
 	if cfg.Retention == nil {
 		cfg.Retention = func(op idemgate.Operation) time.Duration {
 			if op.Retention > 0 {
@@ -84,7 +97,8 @@ func New(cfg Config) (*API, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &API{cfg: cfg, keys: make(map[[32]byte]string, len(cfg.APIKeys)), metrics: newMetrics(cfg.Metrics), openAPI: doc}
+	a := &API{cfg: cfg, keys: make(map[[32]byte]string, len(cfg.APIKeys)), metrics: newMetrics(cfg.Metrics), openAPI: doc,
+		draining: make(chan struct{})}
 	for k, tenant := range cfg.APIKeys {
 		a.keys[sha256.Sum256([]byte(k))] = tenant
 	}
@@ -96,6 +110,7 @@ func New(cfg Config) (*API, error) {
 func (a *API) Handler() http.Handler {
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer)
+	r.Use(middleware.GetHead) // HEAD wherever GET is served
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeProblem(w, idemgate.NotFound("this resource")) })
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
 		// RFC 9110 15.5.6: a 405 lists the methods the resource supports
@@ -108,7 +123,9 @@ func (a *API) Handler() http.Handler {
 	r.Get("/healthz", a.healthz)
 	r.Get("/readyz", a.readyz)
 	r.Get("/openapi.json", a.openapi)
-	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(a.cfg.Metrics, promhttp.HandlerOpts{}))
+	if a.cfg.ServeMetrics {
+		r.Method(http.MethodGet, "/metrics", MetricsHandler(a.cfg.Metrics, a.cfg.MetricsToken))
+	}
 	// Under /v1 authentication comes first, so that an unknown /v1 path
 	// tells an anonymous client nothing; routes registered elsewhere are
 	// authenticated too.
@@ -157,7 +174,8 @@ func allowedMethods(routes chi.Routes, req *http.Request) string {
 	var allowed []string
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
 		http.MethodPatch, http.MethodDelete, http.MethodOptions, http.MethodTrace} {
-		if routes.Match(chi.NewRouteContext(), m, path) {
+		// HEAD is served wherever GET is (middleware.GetHead).
+		if routes.Match(chi.NewRouteContext(), m, path) || m == http.MethodHead && routes.Match(chi.NewRouteContext(), http.MethodGet, path) {
 			allowed = append(allowed, m)
 		}
 	}
@@ -166,26 +184,59 @@ func allowedMethods(routes chi.Routes, req *http.Request) string {
 
 type tenantKey struct{}
 
-// authenticate maps the bearer API key to its tenant.
+// authenticate maps the bearer API key to its tenant. It runs before the
+// body is read: an unknown client is answered at once, and the
+// connection closed rather than drained of a body it may trickle for
+// ever. Two Authorization headers are refused, not resolved.
 func (a *API) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		const prefix = "Bearer "
-		h := r.Header.Get("Authorization")
-		if len(h) <= len(prefix) || !equalFoldASCII(h[:len(prefix)], prefix) {
-			a.metrics.rejected.WithLabelValues("401").Inc()
-			w.Header().Set("WWW-Authenticate", `Bearer realm="idemgate"`)
-			writeProblem(w, errUnauthorized())
-			return
+		vs := r.Header.Values("Authorization")
+		token, ok := "", len(vs) == 1
+		if ok {
+			token, ok = bearer(vs[0])
 		}
-		tenant, ok := a.keys[sha256.Sum256([]byte(h[len(prefix):]))]
 		if !ok {
 			a.metrics.rejected.WithLabelValues("401").Inc()
+			w.Header().Set("WWW-Authenticate", `Bearer realm="idemgate"`)
+			rejectUnread(w, errUnauthorized())
+			return
+		}
+		tenant, known := a.keys[sha256.Sum256([]byte(token))]
+		if !known {
+			a.metrics.rejected.WithLabelValues("401").Inc()
 			w.Header().Set("WWW-Authenticate", `Bearer realm="idemgate", error="invalid_token"`)
-			writeProblem(w, errUnauthorized())
+			rejectUnread(w, errUnauthorized())
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tenantKey{}, tenant)))
 	})
+}
+
+// bearer reads "Bearer <token>" (the scheme in any case).
+func bearer(h string) (string, bool) {
+	const prefix = "Bearer "
+	if len(h) <= len(prefix) || !equalFoldASCII(h[:len(prefix)], prefix) {
+		return "", false
+	}
+	return h[len(prefix):], true
+}
+
+// rejectUnread answers a request refused before its body was read and
+// closes the connection: the server would otherwise read the rest of the
+// body before answering, which a client trickling it can make last for
+// ever.
+func rejectUnread(w http.ResponseWriter, p *Problem) {
+	w.Header().Set("Connection", "close")
+	writeProblem(w, p)
+}
+
+// Drain makes requests waiting for an outcome (Prefer: wait) answer their
+// pending 202 now: the process is shutting down.
+func (a *API) Drain() { a.drain.Do(func() { close(a.draining) }) }
+
+// dbContext bounds a request's work in the database.
+func (a *API) dbContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), a.cfg.DBTimeout)
 }
 
 func tenantOf(r *http.Request) string { return r.Context().Value(tenantKey{}).(string) }
@@ -222,8 +273,11 @@ func (a *API) healthz(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := a.dbContext(r)
+	defer cancel()
 	for name, c := range a.cfg.Ready {
-		if err := c.Ping(r.Context()); err != nil {
+		if err := c.Ping(ctx); err != nil {
+			w.Header().Set("Retry-After", "1")
 			writeProblem(w, NewProblem(http.StatusServiceUnavailable, "not-ready", "Not ready", name+" is not reachable"))
 			return
 		}

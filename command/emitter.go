@@ -3,19 +3,22 @@ package command
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/events"
 	"github.com/idemgate/idemgate/fault"
+	"github.com/idemgate/idemgate/logging"
 	"github.com/idemgate/idemgate/store"
 )
 
 // Emitter publishes accepted commands to the commands topic. It never
-// makes a request wait on Kafka: records are pipelined, and the claims
-// whose event was acknowledged are marked PUBLISHED in batches. A record
-// that fails stays ACCEPTED and the sweeper emits it again after its lease.
+// makes a request wait on Kafka: records are pipelined, and the commands
+// whose event was acknowledged are recorded as published in batches. A
+// command whose record failed is not, and the sweeper emits it again
+// after its lease.
 type Emitter struct {
 	producer *events.Producer
 	topic    string
@@ -23,6 +26,7 @@ type Emitter struct {
 	logger   *slog.Logger
 	acked    chan string
 	faults   *fault.Injector
+	log      *logging.Throttle
 	// ctx outlives requests: a record must not be cancelled because the
 	// request that emitted it has been answered.
 	ctx context.Context
@@ -30,7 +34,8 @@ type Emitter struct {
 
 // NewEmitter returns an emitter; call Run to record acknowledgements.
 func NewEmitter(ctx context.Context, producer *events.Producer, topic string, st *store.Store, faults *fault.Injector, logger *slog.Logger) *Emitter {
-	return &Emitter{producer: producer, topic: topic, store: st, faults: faults, logger: logger, acked: make(chan string, 4096), ctx: ctx}
+	return &Emitter{producer: producer, topic: topic, store: st, faults: faults, logger: logger, acked: make(chan string, 4096), ctx: ctx,
+		log: logging.NewThrottle(logger, 30*time.Second)}
 }
 
 // Emit sends the command event. It returns at once.
@@ -43,7 +48,7 @@ func (e *Emitter) Emit(cmd idemgate.Command) {
 	rec := env.Record(e.topic, events.IdentityKey(cmd.Tenant, cmd.Operation, cmd.IdempotencyKey))
 	e.producer.Emit(e.ctx, rec, func(_ *kgo.Record, err error) {
 		if err != nil {
-			e.logger.Warn("command event not acknowledged; the sweeper will re-emit it", "operation_id", cmd.OperationID, "err", err)
+			e.log.Warn("command event not acknowledged; the sweeper will re-emit it", "operation_id", cmd.OperationID, "err", err)
 			return
 		}
 		e.faults.Hit(fault.AfterKafkaAck)
@@ -56,7 +61,9 @@ func (e *Emitter) Emit(cmd idemgate.Command) {
 	})
 }
 
-// Run marks acknowledged claims PUBLISHED, in batches, until ctx ends.
+// Run records acknowledged commands as published, in batches, until ctx
+// ends; then it records every acknowledgement already received before it
+// returns (the caller flushes the producer first).
 func (e *Emitter) Run(ctx context.Context) error {
 	batch := make([]string, 0, 256)
 	flush := func() {
@@ -64,26 +71,34 @@ func (e *Emitter) Run(ctx context.Context) error {
 			return
 		}
 		if err := e.store.MarkPublished(context.WithoutCancel(ctx), batch); err != nil {
-			e.logger.Warn("mark claims published", "n", len(batch), "err", err)
+			e.log.Warn("record published commands; the sweeper will re-emit them", "n", len(batch), "err", err)
 		}
 		batch = batch[:0]
+	}
+	// take adds whatever else is waiting, up to a batch.
+	take := func() {
+		for len(batch) < cap(batch) {
+			select {
+			case id := <-e.acked:
+				batch = append(batch, id)
+			default:
+				return
+			}
+		}
 	}
 	for {
 		select {
 		case <-ctx.Done():
-			flush()
-			return nil
+			for {
+				take()
+				if len(batch) == 0 {
+					return nil
+				}
+				flush()
+			}
 		case id := <-e.acked:
 			batch = append(batch, id)
-			// Take whatever else is waiting, then write once.
-			for more := true; more && len(batch) < cap(batch); {
-				select {
-				case id := <-e.acked:
-					batch = append(batch, id)
-				default:
-					more = false
-				}
-			}
+			take()
 			flush()
 		}
 	}

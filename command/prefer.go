@@ -36,19 +36,24 @@ func preferWait(values []string) int {
 	return 0
 }
 
-// awaitOutcome polls the operation until it has a recorded response or
-// the wait (or the request) ends.
+// awaitOutcome polls the operation until it has a recorded response, or
+// the wait or the request ends, or the process starts shutting down
+// (Drain): then nil, and the caller answers the pending 202.
 func (a *API) awaitOutcome(ctx context.Context, tenant, operationID string, wait time.Duration) *idemgate.Response {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	delay := 10 * time.Millisecond
 	for {
-		v, found, err := a.cfg.Store.Operation(ctx, tenant, operationID)
+		qctx, qcancel := context.WithTimeout(ctx, a.cfg.DBTimeout)
+		v, found, err := a.cfg.Store.Operation(qctx, tenant, operationID)
+		qcancel()
 		if err == nil && found && v.Response != nil {
 			return v.Response
 		}
 		select {
 		case <-ctx.Done():
+			return nil
+		case <-a.draining:
 			return nil
 		case <-time.After(delay):
 		}

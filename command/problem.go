@@ -38,6 +38,11 @@ func errUnsupportedMediaType(got string) *Problem {
 		fmt.Sprintf("the body must be application/json, not %q", got))
 }
 
+func errUnsupportedEncoding(enc string) *Problem {
+	return NewProblem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported content encoding",
+		fmt.Sprintf("the body must not be encoded (Content-Encoding %q is not supported); send it as is", enc))
+}
+
 func errMalformedJSON(detail string) *Problem {
 	return NewProblem(http.StatusBadRequest, "malformed-json", "Malformed JSON", detail)
 }

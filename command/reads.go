@@ -16,9 +16,11 @@ func (a *API) read(rd idemgate.Read) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		req := idemgate.ReadRequest{Tenant: tenantOf(r), Params: pathParams(r, rd.Path)}
 		var resp idemgate.Response
-		err := a.cfg.Store.Read(r.Context(), func(tx pgx.Tx) error {
+		ctx, cancel := a.dbContext(r)
+		defer cancel()
+		err := a.cfg.Store.Read(ctx, func(tx pgx.Tx) error {
 			var err error
-			resp, err = rd.Handle(r.Context(), tx, req)
+			resp, err = rd.Handle(ctx, tx, req)
 			return err
 		})
 		if err != nil {
@@ -57,7 +59,9 @@ func (a *API) getOperation(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, idemgate.NotFound("operation "+raw))
 		return
 	}
-	v, found, err := a.cfg.Store.Operation(r.Context(), tenantOf(r), id.String())
+	ctx, cancel := a.dbContext(r)
+	defer cancel()
+	v, found, err := a.cfg.Store.Operation(ctx, tenantOf(r), id.String())
 	if err != nil {
 		writeError(w, r, a.cfg.Logger, err)
 		return

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/idemgate/idemgate/logging"
 	"github.com/idemgate/idemgate/store"
 )
 
@@ -18,12 +19,13 @@ type Sweeper struct {
 	interval time.Duration
 	batch    int
 	logger   *slog.Logger
+	log      *logging.Throttle
 }
 
 // NewSweeper returns a sweeper that looks every interval at up to batch
 // claims.
 func NewSweeper(st *store.Store, emitter *Emitter, interval time.Duration, batch int, logger *slog.Logger) *Sweeper {
-	return &Sweeper{store: st, emitter: emitter, interval: interval, batch: batch, logger: logger}
+	return &Sweeper{store: st, emitter: emitter, interval: interval, batch: batch, logger: logger, log: logging.NewThrottle(logger, 30*time.Second)}
 }
 
 // Run sweeps until ctx ends.
@@ -36,23 +38,18 @@ func (s *Sweeper) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		for {
+		n, err := inBatches(ctx, s.batch, func(ctx context.Context) (int, error) {
 			cmds, err := s.store.ExpiredLeases(ctx, s.batch)
-			if err != nil {
-				if ctx.Err() == nil {
-					s.logger.Warn("sweep", "err", err)
-				}
-				break
-			}
 			for _, c := range cmds {
 				s.emitter.Emit(c)
 			}
-			if len(cmds) > 0 {
-				s.logger.Info("re-emitted commands past their lease", "n", len(cmds))
-			}
-			if len(cmds) < s.batch {
-				break
-			}
+			return len(cmds), err
+		})
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("sweeper: reading claims past their lease failed", "err", err)
+		}
+		if n > 0 {
+			s.logger.Info("re-emitted commands past their lease", "n", n)
 		}
 	}
 }

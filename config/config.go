@@ -54,6 +54,28 @@ type Config struct {
 	JanitorInterval time.Duration
 	// Routes is the gateway's routes file (IDEMGATE_ROUTES, or --routes).
 	Routes string
+	// DBTimeout bounds each request's work in the database, connection
+	// included: a hung database gets a 503 in this time, not a hang
+	// (IDEMGATE_DB_TIMEOUT).
+	DBTimeout time.Duration
+	// APIPoolSize bounds the API's database connections
+	// (IDEMGATE_API_POOL_SIZE).
+	APIPoolSize int32
+	// MaxConnections caps the API's concurrent client connections
+	// (IDEMGATE_MAX_CONNECTIONS); past it, new ones wait in the listen
+	// queue. It is lowered to leave file handles for the backends.
+	MaxConnections int
+	// MetricsToken, when set, is required as "Authorization: Bearer
+	// <token>" on /metrics (IDEMGATE_METRICS_TOKEN).
+	MetricsToken string
+	// LagInterval is how often the projector measures its group's lag
+	// (IDEMGATE_LAG_INTERVAL).
+	LagInterval time.Duration
+	// DedupWindow is how long the projectors' dedup records are kept
+	// (IDEMGATE_DEDUP_WINDOW); it must exceed the commands topic's
+	// retention (set to the same window less a day when idemgate creates
+	// the topic).
+	DedupWindow time.Duration
 }
 
 // RetentionFor is how long keys of operation are remembered.
@@ -77,6 +99,11 @@ func Defaults() Config {
 		SweepInterval:   time.Second,
 		JanitorInterval: time.Minute,
 		MaxAttempts:     5,
+		DBTimeout:       2 * time.Second,
+		APIPoolSize:     8,
+		MaxConnections:  4096,
+		LagInterval:     5 * time.Second,
+		DedupWindow:     8 * 24 * time.Hour,
 	}
 }
 
@@ -106,6 +133,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	str("IDEMGATE_METRICS_ADDR", &c.MetricsAddr)
 	str("IDEMGATE_INSTANCE_ID", &c.InstanceID)
 	str("IDEMGATE_ROUTES", &c.Routes)
+	str("IDEMGATE_METRICS_TOKEN", &c.MetricsToken)
 	if v := strings.TrimSpace(getenv("IDEMGATE_MAX_ATTEMPTS")); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 100 {
@@ -145,6 +173,21 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	dur("IDEMGATE_RETENTION", &c.Retention)
 	dur("IDEMGATE_SWEEP_INTERVAL", &c.SweepInterval)
 	dur("IDEMGATE_JANITOR_INTERVAL", &c.JanitorInterval)
+	dur("IDEMGATE_DB_TIMEOUT", &c.DBTimeout)
+	dur("IDEMGATE_LAG_INTERVAL", &c.LagInterval)
+	dur("IDEMGATE_DEDUP_WINDOW", &c.DedupWindow)
+	num := func(name string, min, max int, dst func(int)) {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < min || n > max {
+				errs = append(errs, fmt.Errorf("%s=%q is not a number from %d to %d", name, v, min, max))
+				return
+			}
+			dst(n)
+		}
+	}
+	num("IDEMGATE_API_POOL_SIZE", 1, 1000, func(n int) { c.APIPoolSize = int32(n) })
+	num("IDEMGATE_MAX_CONNECTIONS", 16, 1_000_000, func(n int) { c.MaxConnections = n })
 	if v := strings.TrimSpace(getenv("IDEMGATE_RETENTION_BY_OPERATION")); v != "" {
 		c.RetentionByOperation = map[string]time.Duration{}
 		for _, pair := range strings.Split(v, ",") {
@@ -173,6 +216,9 @@ func (c Config) Validate() error {
 	}
 	if c.Partitions < 1 || c.Partitions > 1000 {
 		return fmt.Errorf("IDEMGATE_PARTITIONS must be 1 to 1000, not %d", c.Partitions)
+	}
+	if c.DedupWindow < 2*24*time.Hour {
+		return fmt.Errorf("IDEMGATE_DEDUP_WINDOW must be at least 48h (a day of topic retention and a day of margin), not %s", c.DedupWindow)
 	}
 	if strings.ContainsAny(c.TopicPrefix, " /") {
 		return fmt.Errorf("IDEMGATE_TOPIC_PREFIX=%q may not contain spaces or '/'", c.TopicPrefix)

@@ -17,6 +17,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/idemgate/idemgate/logging"
 )
 
 // Handler processes one record. A nil return means its effect is
@@ -122,6 +124,7 @@ type Runner struct {
 	handler Handler
 	cfg     Config
 	lag     *prometheus.GaugeVec
+	log     *logging.Throttle
 
 	mu      sync.Mutex
 	workers map[partition]*worker
@@ -133,7 +136,7 @@ func New(cfg Config, handler Handler) (*Runner, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	r := &Runner{handler: handler, cfg: cfg, workers: map[partition]*worker{},
+	r := &Runner{handler: handler, cfg: cfg, workers: map[partition]*worker{}, log: logging.NewThrottle(cfg.Logger, 10*time.Second),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "idemgate_consumer_lag_records",
 			Help: "Records of the partition not yet processed by the group: log-end offset minus the group's committed offset.",
@@ -201,7 +204,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		fetches.EachError(func(topic string, p int32, err error) {
 			if !errors.Is(err, context.Canceled) {
-				r.cfg.Logger.Warn("fetch", "topic", topic, "partition", p, "err", err)
+				r.log.Warn("fetch failed", "topic", topic, "partition", p, "err", err)
 			}
 		})
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
@@ -310,7 +313,7 @@ func (r *Runner) handle(ctx context.Context, rec *kgo.Record) bool {
 		if ctx.Err() != nil {
 			return false
 		}
-		r.cfg.Logger.Warn("record failed; retrying", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "attempt", attempt, "err", err)
+		r.log.Warn("record failed; retrying", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "attempt", attempt, "err", err)
 		select {
 		case <-ctx.Done():
 			return false

@@ -3,6 +3,7 @@ package events
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/idemgate/idemgate"
@@ -22,8 +23,11 @@ type CommandCompleted struct {
 }
 
 // Completed wraps a recorded response for the results topic. A body that
-// is not JSON travels as a JSON string. The event id is the operation id:
-// a relay that publishes the same outcome twice publishes one event.
+// is not JSON travels as a JSON string. The event id names the operation
+// and the moment its response was recorded
+// ("<operation id>:completed:<unix microseconds>"): distinct from the
+// command event's id (the operation id), the same when a relay publishes
+// one outcome twice, and new when a redriven command records another.
 func Completed(c CommandCompleted, resp idemgate.Response, recordedAt time.Time) (Envelope, error) {
 	c.Status, c.ContentType, c.Location = resp.Status, resp.ContentType, resp.Location
 	c.Body = resp.Body
@@ -34,6 +38,12 @@ func Completed(c CommandCompleted, resp idemgate.Response, recordedAt time.Time)
 	if err != nil {
 		return Envelope{}, fmt.Errorf("events: encode result: %w", err)
 	}
-	return Envelope{ID: c.OperationID, Type: TypeCommandCompleted, Source: Source, Subject: c.Operation,
+	return Envelope{ID: CompletedID(c.OperationID, recordedAt), Type: TypeCommandCompleted, Source: Source, Subject: c.Operation,
 		Time: recordedAt, ContentType: ContentTypeJSON, Data: data}, nil
+}
+
+// CompletedID is the event id of the result recorded for operationID at
+// recordedAt.
+func CompletedID(operationID string, recordedAt time.Time) string {
+	return operationID + ":completed:" + strconv.FormatInt(recordedAt.UnixMicro(), 10)
 }

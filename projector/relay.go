@@ -2,52 +2,102 @@ package projector
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/idemgate/idemgate/events"
 	"github.com/idemgate/idemgate/fault"
+	"github.com/idemgate/idemgate/logging"
 	"github.com/idemgate/idemgate/store"
 )
 
+// RelayConfig configures a Relay.
+type RelayConfig struct {
+	Store    *store.Store
+	Producer *events.Producer
+	// Topic receives the result events.
+	Topic string
+	// Batch is the most rows published at once (default 500); Interval
+	// is how often the outbox is read when it was found empty (default
+	// 200 ms).
+	Batch    int
+	Interval time.Duration
+	Faults   *fault.Injector
+	Logger   *slog.Logger
+	// Registerer receives the relay's metrics; may be nil.
+	Registerer prometheus.Registerer
+}
+
 // Relay publishes recorded responses as result events and marks them
 // sent. It is at-least-once: a crash between the publish and the mark
-// publishes the row again, with the same event id (the operation id) for
-// consumers to deduplicate on.
+// publishes the row again, with the same event id for consumers to
+// deduplicate on.
 type Relay struct {
-	store    *store.Store
-	producer *events.Producer
-	topic    string
-	batch    int
-	interval time.Duration
-	faults   *fault.Injector
-	logger   *slog.Logger
+	cfg       RelayConfig
+	log       *logging.Throttle
+	backlog   prometheus.Gauge
+	oldest    prometheus.Gauge
+	published prometheus.Counter
 }
 
-// NewRelay returns a relay publishing to topic.
-func NewRelay(st *store.Store, producer *events.Producer, topic string, batch int, interval time.Duration, faults *fault.Injector, logger *slog.Logger) *Relay {
-	return &Relay{store: st, producer: producer, topic: topic, batch: batch, interval: interval, faults: faults, logger: logger}
+// NewRelay returns a relay.
+func NewRelay(cfg RelayConfig) (*Relay, error) {
+	if cfg.Store == nil || cfg.Producer == nil || cfg.Topic == "" {
+		return nil, errors.New("relay: a store, a producer and a topic are required")
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 500
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = 200 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	r := &Relay{cfg: cfg, log: logging.NewThrottle(cfg.Logger, 30*time.Second),
+		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "idemgate_relay_backlog", Help: "Recorded outcomes not yet published to the results topic.",
+		}),
+		oldest: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "idemgate_relay_oldest_unsent_age_seconds", Help: "Age of the oldest recorded outcome not yet published (0 when none).",
+		}),
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "idemgate_relay_published_total", Help: "Result events the relay published (a republished row counts again).",
+		}),
+	}
+	if cfg.Registerer != nil {
+		for _, c := range []prometheus.Collector{r.backlog, r.oldest, r.published} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return r, nil
 }
 
-// Run relays until ctx ends.
+// Run relays until ctx ends. During an outage of the database or Kafka
+// it logs a few lines a minute, and goes on once the outage is over.
 func (r *Relay) Run(ctx context.Context) error {
-	t := time.NewTicker(r.interval)
+	t := time.NewTicker(r.cfg.Interval)
 	defer t.Stop()
 	for {
 		for {
 			n, err := r.RelayOnce(ctx)
 			if err != nil {
 				if ctx.Err() == nil {
-					r.logger.Warn("relay", "err", err)
+					r.log.Warn("relay: publishing outcomes failed; retrying", "err", err)
 				}
 				break
 			}
-			if n < r.batch {
+			if n < r.cfg.Batch {
 				break
 			}
 		}
+		r.measure(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -56,10 +106,25 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 }
 
+func (r *Relay) measure(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	n, oldest, err := r.cfg.Store.OutboxBacklog(ctx)
+	if err != nil {
+		return
+	}
+	r.backlog.Set(float64(n))
+	if n == 0 {
+		r.oldest.Set(0)
+	} else {
+		r.oldest.Set(max(0, time.Since(oldest).Seconds()))
+	}
+}
+
 // RelayOnce publishes up to one batch of unsent responses and returns how
 // many it published.
 func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
-	outs, err := r.store.UnsentOutcomes(ctx, r.batch)
+	outs, err := r.cfg.Store.UnsentOutcomes(ctx, r.cfg.Batch)
 	if err != nil || len(outs) == 0 {
 		return 0, err
 	}
@@ -71,14 +136,15 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		recs = append(recs, env.Record(r.topic, events.IdentityKey(o.Tenant, o.Operation, o.IdempotencyKey)))
+		recs = append(recs, env.Record(r.cfg.Topic, events.IdentityKey(o.Tenant, o.Operation, o.IdempotencyKey)))
 		ids = append(ids, o.OperationID)
 	}
-	if err := r.producer.EmitSync(ctx, recs...); err != nil {
+	if err := r.cfg.Producer.EmitSync(ctx, recs...); err != nil {
 		return 0, err
 	}
-	r.faults.Hit(fault.AfterRelayPublish)
-	if err := r.store.MarkSent(ctx, ids); err != nil {
+	r.published.Add(float64(len(recs)))
+	r.cfg.Faults.Hit(fault.AfterRelayPublish)
+	if err := r.cfg.Store.MarkSent(ctx, ids); err != nil {
 		return 0, err
 	}
 	return len(recs), nil

@@ -74,6 +74,15 @@ func Dev(ctx context.Context, o Options, dc DevConfig) error {
 			kfake.Ports(dc.KafkaPort),
 			kfake.DataDir(filepath.Join(dc.DataDir, "kafka")),
 			kfake.SyncWrites(),
+			// Its accept loop would end on the first EMFILE: guarded, it
+			// waits for file handles and goes on.
+			kfake.ListenFn(func(network, addr string) (net.Listener, error) {
+				l, err := net.Listen(network, addr)
+				if err != nil {
+					return nil, err
+				}
+				return guard(l, logger), nil
+			}),
 		)
 		if err != nil {
 			return fmt.Errorf("in-process kafka: %w", err)
@@ -89,7 +98,7 @@ func Dev(ctx context.Context, o Options, dc DevConfig) error {
 		return err
 	}
 	o.Config = cfg
-	b, closeDB, err := connect(ctx, o)
+	b, closeDB, err := connect(ctx, o, "api")
 	if err != nil {
 		return err
 	}
@@ -102,11 +111,13 @@ func Dev(ctx context.Context, o Options, dc DevConfig) error {
 		printBanner(dc.Banner, l.Addr().String(), cfg.APIKeys, o.Registry)
 		fmt.Fprint(dc.Banner, strings.ReplaceAll(dc.Hint, "{addr}", l.Addr().String()))
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return b.serve(gctx, l) })
-	g.Go(func() error { return b.project(gctx) })
-	g.Go(func() error { return b.relay(gctx) })
-	return g.Wait()
+	return b.withMetrics(ctx, func(ctx context.Context) error {
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return b.serve(gctx, l) })
+		g.Go(func() error { return b.project(gctx) })
+		g.Go(func() error { return b.relay(gctx) })
+		return g.Wait()
+	})
 }
 
 func printBanner(w io.Writer, addr string, keys map[string]string, reg *idemgate.Registry) {

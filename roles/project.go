@@ -8,10 +8,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/idemgate/idemgate/command"
 	"github.com/idemgate/idemgate/consumer"
 	"github.com/idemgate/idemgate/events"
 	"github.com/idemgate/idemgate/projector"
@@ -20,7 +20,7 @@ import (
 // Project runs the projector: it consumes the commands topic in the
 // configured group and applies each event once, until ctx ends.
 func Project(ctx context.Context, o Options) error {
-	b, closeDB, err := connect(ctx, o)
+	b, closeDB, err := connect(ctx, o, "projector")
 	if err != nil {
 		return err
 	}
@@ -30,7 +30,7 @@ func Project(ctx context.Context, o Options) error {
 
 // Relay publishes recorded outcomes to the results topic until ctx ends.
 func Relay(ctx context.Context, o Options) error {
-	b, closeDB, err := connect(ctx, o)
+	b, closeDB, err := connect(ctx, o, "relay")
 	if err != nil {
 		return err
 	}
@@ -39,13 +39,17 @@ func Relay(ctx context.Context, o Options) error {
 }
 
 func (b *backends) project(ctx context.Context) error {
+	st, err := b.store(ctx, "projector")
+	if err != nil {
+		return err
+	}
 	dlq, err := kgo.NewClient(b.kafka...)
 	if err != nil {
 		return fmt.Errorf("kafka: %w", err)
 	}
 	defer dlq.Close()
 	p, err := projector.New(projector.Config{
-		Store:           b.store,
+		Store:           st,
 		Registry:        b.Registry,
 		Name:            ProjectorName,
 		Producer:        events.NewProducer(dlq),
@@ -68,6 +72,7 @@ func (b *backends) project(ctx context.Context) error {
 		OnPoison:      p.DeadLetter,
 		Registry:      b.metrics,
 		InstanceID:    b.Config.InstanceID,
+		LagInterval:   b.Config.LagInterval,
 	}, p.Handle)
 	if err != nil {
 		return err
@@ -79,6 +84,10 @@ func (b *backends) project(ctx context.Context) error {
 }
 
 func (b *backends) relay(ctx context.Context) error {
+	st, err := b.store(ctx, "relay")
+	if err != nil {
+		return err
+	}
 	client, err := kgo.NewClient(b.kafka...)
 	if err != nil {
 		return fmt.Errorf("kafka: %w", err)
@@ -86,7 +95,11 @@ func (b *backends) relay(ctx context.Context) error {
 	var closeOnce sync.Once
 	closeClient := func() { closeOnce.Do(client.Close) }
 	defer closeClient()
-	relay := projector.NewRelay(b.store, events.NewProducer(client), b.topics.Results, 500, 200*time.Millisecond, b.Faults, b.Logger)
+	relay, err := projector.NewRelay(projector.RelayConfig{Store: st, Producer: events.NewProducer(client), Topic: b.topics.Results,
+		Faults: b.Faults, Logger: b.Logger, Registerer: b.metrics})
+	if err != nil {
+		return err
+	}
 	b.Logger.Info("relay publishing", "topic", b.topics.Results)
 	done := make(chan error, 1)
 	go func() { done <- relay.Run(ctx) }()
@@ -110,7 +123,7 @@ func (b *backends) relay(ctx context.Context) error {
 }
 
 // withMetrics runs role and, when IDEMGATE_METRICS_ADDR is set, serves
-// /metrics and /healthz beside it.
+// /metrics and /healthz on that address beside it.
 func (b *backends) withMetrics(ctx context.Context, role func(context.Context) error) error {
 	if b.Config.MetricsAddr == "" {
 		return role(ctx)
@@ -120,11 +133,11 @@ func (b *backends) withMetrics(ctx context.Context, role func(context.Context) e
 		return fmt.Errorf("metrics listen: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(b.metrics, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{"status":"ok"}`)) })
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	mux.Handle("GET /metrics", command.MetricsHandler(b.metrics, b.Config.MetricsToken))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{"status":"ok"}`)) })
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, WriteTimeout: writeTimeout}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return serveUntilDone(gctx, srv, l) })
+	g.Go(func() error { return serveUntilDone(gctx, srv, guard(l, b.Logger), nil) })
 	g.Go(func() error { return role(gctx) })
 	return g.Wait()
 }

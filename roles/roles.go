@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -77,7 +78,7 @@ func Migrate(ctx context.Context, url string, reg *idemgate.Registry) (applied [
 	if url == "" {
 		return nil, "", errors.New("DATABASE_URL is not set")
 	}
-	db, err := sqldb.Open(ctx, url, 2)
+	db, err := sqldb.Open(ctx, url, sqldb.Options{MaxConns: 2, Name: "migrate"})
 	if err != nil {
 		return nil, "", err
 	}
@@ -92,7 +93,7 @@ func Redrive(ctx context.Context, url, operationID string) error {
 	if url == "" {
 		return errors.New("DATABASE_URL is not set")
 	}
-	db, err := sqldb.Open(ctx, url, 2)
+	db, err := sqldb.Open(ctx, url, sqldb.Options{MaxConns: 2, Name: "redrive"})
 	if err != nil {
 		return err
 	}
@@ -103,16 +104,32 @@ func Redrive(ctx context.Context, url, operationID string) error {
 // backends are the connections a role runs on.
 type backends struct {
 	Options
-	db      *sqldb.DB
-	store   *store.Store
-	kafka   []kgo.Opt
-	topics  events.Topics
-	metrics *prometheus.Registry
+	kafka     []kgo.Opt
+	topics    events.Topics
+	metrics   *prometheus.Registry
+	txMetrics *sqldb.TxMetrics
+
+	mu    sync.Mutex
+	pools map[string]*store.Store
 }
 
-// connect opens the database and checks Kafka answers, creating the
-// topics if they are missing. Both are retried while unreachable.
-func connect(ctx context.Context, o Options) (*backends, func(), error) {
+// Each part of a process has a pool of its own, so that none can starve
+// another: a projector stuck on a hung database cannot take the API's
+// connections, and a burst of requests cannot take the projector's.
+// Statement timeouts are a backstop beneath the callers' own deadlines.
+var poolSpecs = map[string]struct {
+	maxConns  int32
+	statement time.Duration
+}{
+	"api":        {8, 5 * time.Second},  // claims and reads; each request also has its own deadline
+	"background": {2, 30 * time.Second}, // the emitter's marks, the sweeper, the janitor
+	"projector":  {8, 15 * time.Second}, // one transaction at a time per partition
+	"relay":      {2, 15 * time.Second}, // the outbox relay
+}
+
+// connect opens the role's first pool and checks Kafka answers, creating
+// the topics if they are missing. Both are retried while unreachable.
+func connect(ctx context.Context, o Options, firstPool string) (*backends, func(), error) {
 	if err := o.validate(); err != nil {
 		return nil, nil, err
 	}
@@ -124,32 +141,61 @@ func connect(ctx context.Context, o Options) (*backends, func(), error) {
 		return nil, nil, errors.New("KAFKA_BROKERS is not set")
 	}
 	log := o.logger()
-	var db *sqldb.DB
-	err := RetryStartup(ctx, log, "database", func() (err error) {
-		db, err = sqldb.Open(ctx, cfg.DatabaseURL, 0)
-		return err
-	})
-	if err != nil {
-		return nil, nil, err
-	}
 	reg := o.Metrics
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
 	for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		if err := reg.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
-			db.Close()
 			return nil, nil, fmt.Errorf("metrics: %w", err)
 		}
 	}
-	b := &backends{Options: o, db: db, store: store.New(db, cfg.Lease), kafka: events.ClientOptions(cfg.KafkaBrokers),
-		topics: events.TopicsWithPrefix(cfg.TopicPrefix), metrics: reg}
+	txm, err := sqldb.NewTxMetrics(reg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("metrics: %w", err)
+	}
+	b := &backends{Options: o, kafka: events.ClientOptions(cfg.KafkaBrokers), topics: events.TopicsWithPrefix(cfg.TopicPrefix),
+		metrics: reg, txMetrics: txm, pools: map[string]*store.Store{}}
 	b.Logger = log
-	if err := RetryStartup(ctx, log, "kafka", func() error { return ensureTopics(ctx, b) }); err != nil {
-		db.Close()
+	if err := RetryStartup(ctx, log, "database", func() error { _, err := b.store(ctx, firstPool); return err }); err != nil {
 		return nil, nil, err
 	}
-	return b, db.Close, nil
+	if err := RetryStartup(ctx, log, "kafka", func() error { return ensureTopics(ctx, b) }); err != nil {
+		b.close()
+		return nil, nil, err
+	}
+	return b, b.close, nil
+}
+
+// store returns the store on the named pool, opening it the first time.
+func (b *backends) store(ctx context.Context, pool string) (*store.Store, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if st, ok := b.pools[pool]; ok {
+		return st, nil
+	}
+	spec := poolSpecs[pool]
+	maxConns := spec.maxConns
+	if pool == "api" && b.Config.APIPoolSize > 0 {
+		maxConns = b.Config.APIPoolSize
+	}
+	db, err := sqldb.Open(ctx, b.Config.DatabaseURL, sqldb.Options{MaxConns: maxConns, StatementTimeout: spec.statement,
+		Name: pool, Metrics: b.txMetrics})
+	if err != nil {
+		return nil, err
+	}
+	st := store.New(db, b.Config.Lease)
+	b.pools[pool] = st
+	return st, nil
+}
+
+func (b *backends) close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for name, st := range b.pools {
+		st.DB().Close()
+		delete(b.pools, name)
+	}
 }
 
 // RetryStartup retries a role's first connection to a backend with

@@ -16,12 +16,26 @@ import (
 	"github.com/idemgate/idemgate/events"
 )
 
+// The API's HTTP timeouts. A client has 5 s to send its headers and 15 s
+// for its whole request; an answer may take up to the longest Prefer:
+// wait (30 s) and its database work; an idle kept-alive connection is
+// closed after a minute.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 15 * time.Second
+	writeTimeout      = command.MaxWait*time.Second + 15*time.Second
+	idleTimeout       = 60 * time.Second
+	// shutdownGrace bounds how long requests in flight may take to finish
+	// at shutdown; waiters are released at once (Drain).
+	shutdownGrace = 15 * time.Second
+)
+
 // Serve runs the HTTP API on the configured address until ctx ends.
 func Serve(ctx context.Context, o Options) error {
 	if len(o.Config.APIKeys) == 0 {
 		return errors.New("IDEMGATE_API_KEYS is not set (e.g. key1=tenant-a,key2=tenant-b)")
 	}
-	b, closeDB, err := connect(ctx, o)
+	b, closeDB, err := connect(ctx, o, "api")
 	if err != nil {
 		return err
 	}
@@ -30,13 +44,21 @@ func Serve(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	return b.serve(ctx, l)
+	return b.withMetrics(ctx, func(ctx context.Context) error { return b.serve(ctx, l) })
 }
 
 // serve serves HTTP on l, with the emitter, the sweeper and the janitor,
-// until ctx ends; then in-flight requests finish, and the last records
-// are delivered, before it returns.
+// until ctx ends; then waiters get their 202, in-flight requests finish,
+// and the last records are delivered and recorded, before it returns.
 func (b *backends) serve(ctx context.Context, l net.Listener) error {
+	api, err := b.store(ctx, "api")
+	if err != nil {
+		return err
+	}
+	background, err := b.store(ctx, "background")
+	if err != nil {
+		return err
+	}
 	client, err := kgo.NewClient(b.kafka...)
 	if err != nil {
 		return fmt.Errorf("kafka: %w", err)
@@ -46,33 +68,45 @@ func (b *backends) serve(ctx context.Context, l net.Listener) error {
 	// the last requests' records are still delivered and marked.
 	emitCtx, stopEmit := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopEmit()
-	emitter := command.NewEmitter(emitCtx, producer, b.topics.Commands, b.store, b.Faults, b.Logger)
-	api, err := command.New(command.Config{
+	emitter := command.NewEmitter(emitCtx, producer, b.topics.Commands, background, b.Faults, b.Logger)
+	handler, err := command.New(command.Config{
 		Registry:       b.Registry,
-		Store:          b.store,
+		Store:          api,
 		Emitter:        emitter,
 		APIKeys:        b.Config.APIKeys,
 		MismatchStatus: b.Config.MismatchStatus,
 		Retention:      retention(b.Config),
-		Ready:          map[string]command.Checker{"database": b.db, "kafka": producer},
+		Ready:          map[string]command.Checker{"database": api.DB(), "kafka": producer},
 		Metrics:        b.metrics,
 		Faults:         b.Faults,
 		Logger:         b.Logger,
+		DBTimeout:      b.Config.DBTimeout,
+		ServeMetrics:   b.Config.MetricsAddr == "",
+		MetricsToken:   b.Config.MetricsToken,
 	})
 	if err != nil {
 		client.Close()
 		return err
 	}
-	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(b.Logger.Handler(), slog.LevelWarn)}
-	sweeper := command.NewSweeper(b.store, emitter, b.Config.SweepInterval, 500, b.Logger)
-	janitor := command.NewJanitor(b.store, b.Config.JanitorInterval, 1000, b.Logger)
+	srv := &http.Server{
+		Handler:           handler.Handler(),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(b.Logger.Handler(), slog.LevelWarn),
+	}
+	l = limitConnections(guard(l, b.Logger), b.Config.MaxConnections, b.Logger)
+	sweeper := command.NewSweeper(background, emitter, b.Config.SweepInterval, 500, b.Logger)
+	janitor := command.NewJanitor(background, b.Config.JanitorInterval, 1000, b.Config.DedupWindow, b.Logger)
 
 	g, gctx := errgroup.WithContext(ctx)
 	emitterDone := make(chan struct{})
 	go func() { _ = emitter.Run(emitCtx); close(emitterDone) }()
 	g.Go(func() error { return sweeper.Run(gctx) })
 	g.Go(func() error { return janitor.Run(gctx) })
-	g.Go(func() error { return serveUntilDone(gctx, srv, l) })
+	g.Go(func() error { return serveUntilDone(gctx, srv, l, handler.Drain) })
 	b.Logger.Info("API listening", "addr", l.Addr().String(), "operations", len(b.Registry.Operations()))
 	err = g.Wait()
 	// Let buffered records reach Kafka, then record their acknowledgement.
@@ -86,9 +120,10 @@ func (b *backends) serve(ctx context.Context, l net.Listener) error {
 	return err
 }
 
-// serveUntilDone serves until ctx ends, then lets in-flight requests
-// finish (up to 15 s).
-func serveUntilDone(ctx context.Context, srv *http.Server, l net.Listener) error {
+// serveUntilDone serves until ctx ends; then it calls drain (when set),
+// stops accepting, and lets in-flight requests finish (up to
+// shutdownGrace). A clean shutdown returns nil.
+func serveUntilDone(ctx context.Context, srv *http.Server, l net.Listener, drain func()) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {
@@ -96,7 +131,10 @@ func serveUntilDone(ctx context.Context, srv *http.Server, l net.Listener) error
 		return err
 	case <-ctx.Done():
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	if drain != nil {
+		drain()
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	err := srv.Shutdown(shutdownCtx)
 	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {

@@ -7,7 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -26,6 +28,23 @@ const (
 type DB struct {
 	Pool   *pgxpool.Pool
 	Flavor Flavor
+	// Name labels the pool's transaction metrics ("api", "projector").
+	Name    string
+	metrics *TxMetrics
+}
+
+// Options tune a pool.
+type Options struct {
+	// MaxConns bounds the pool (0: pgx's default, 4 or the CPU count).
+	MaxConns int32
+	// StatementTimeout bounds every statement on the server
+	// (statement_timeout; 0: the server's default), so that a statement
+	// never outlives the request or the attempt that issued it.
+	StatementTimeout time.Duration
+	// Name labels the pool's metrics; default "db".
+	Name string
+	// Metrics counts the pool's transaction retries; may be nil.
+	Metrics *TxMetrics
 }
 
 // ErrBadURL reports a DATABASE_URL that cannot be parsed: a
@@ -35,13 +54,19 @@ var ErrBadURL = errors.New("sqldb: DATABASE_URL cannot be parsed")
 // Open connects to url, checks the server answers and detects its flavor
 // from version(). Every transaction idemgate opens is SERIALIZABLE,
 // whatever the server's default.
-func Open(ctx context.Context, url string, maxConns int32) (*DB, error) {
+func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadURL, err)
 	}
-	if maxConns > 0 {
-		cfg.MaxConns = maxConns
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	if opts.StatementTimeout > 0 {
+		cfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(opts.StatementTimeout.Milliseconds(), 10)
+	}
+	if opts.Name == "" {
+		opts.Name = "db"
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -56,7 +81,7 @@ func Open(ctx context.Context, url string, maxConns int32) (*DB, error) {
 	if strings.Contains(version, "CockroachDB") {
 		flavor = CockroachDB
 	}
-	return &DB{Pool: pool, Flavor: flavor}, nil
+	return &DB{Pool: pool, Flavor: flavor, Name: opts.Name, metrics: opts.Metrics}, nil
 }
 
 // Close closes the pool.

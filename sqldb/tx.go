@@ -31,25 +31,39 @@ const maxRetries = 30
 // caller would believe work committed that never did. Here the retry loop
 // wraps BEGIN ... COMMIT instead.
 func (db *DB) InTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	if db.Flavor == CockroachDB {
-		return crdbpgxv5.ExecuteTx(crdb.WithMaxRetries(ctx, maxRetries), db.Pool, serializable, fn)
-	}
 	attempt := 0
-	return crdb.ExecuteCtx(crdb.WithMaxRetries(ctx, maxRetries), func(ctx context.Context, _ ...any) error {
-		if attempt > 0 {
-			if err := backoff(ctx, attempt); err != nil {
-				return err
+	var err error
+	if db.Flavor == CockroachDB {
+		err = crdbpgxv5.ExecuteTx(crdb.WithMaxRetries(ctx, maxRetries), db.Pool, serializable, func(tx pgx.Tx) error {
+			if attempt > 0 {
+				db.countRetry()
 			}
-		}
-		attempt++
-		err := db.runOnce(ctx, fn)
-		if isDeadlock(err) {
-			// A deadlock is as retryable as a serialization failure; make
-			// crdb.ExecuteCtx see it as one.
-			return &retryable{err}
-		}
-		return err
-	})
+			attempt++
+			return fn(tx)
+		})
+	} else {
+		err = crdb.ExecuteCtx(crdb.WithMaxRetries(ctx, maxRetries), func(ctx context.Context, _ ...any) error {
+			if attempt > 0 {
+				db.countRetry()
+				if err := backoff(ctx, attempt); err != nil {
+					return err
+				}
+			}
+			attempt++
+			err := db.runOnce(ctx, fn)
+			if isDeadlock(err) {
+				// A deadlock is as retryable as a serialization failure; make
+				// crdb.ExecuteCtx see it as one.
+				return &retryable{err}
+			}
+			return err
+		})
+	}
+	var maxErr *crdb.MaxRetriesExceededError
+	if errors.As(err, &maxErr) {
+		db.countGaveUp()
+	}
+	return err
 }
 
 func (db *DB) runOnce(ctx context.Context, fn func(pgx.Tx) error) error {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -16,10 +17,11 @@ import (
 type Effect func(ctx context.Context, tx pgx.Tx) (idemgate.Response, error)
 
 // ApplyOnce applies a command exactly once in effect, in ONE transaction:
-// it records cmd as processed by projector (a redelivered event finds the
-// record and does nothing more), runs effect, writes the response to the
-// outbox and completes the claim. fresh is false when the command had
-// already been processed; its response is then not returned.
+// it records cmd as processed by projector and completes its claim (a
+// redelivered event finds either done, or its claim gone with the key's
+// retention, and does nothing more), runs effect and writes the response
+// to the outbox. fresh is false when the command had already been
+// processed; its response is then not returned.
 //
 // The hook, when not nil, runs inside the transaction after the writes and
 // before the commit (a fault point).
@@ -29,11 +31,14 @@ func (s *Store) ApplyOnce(ctx context.Context, projector string, cmd idemgate.Co
 		if done, err := markProcessed(ctx, tx, projector, cmd.OperationID); err != nil || done {
 			return err
 		}
+		if open, err := completeClaim(ctx, tx, cmd.OperationID); err != nil || !open {
+			return err
+		}
 		var err error
 		if resp, err = effect(ctx, tx); err != nil {
 			return err
 		}
-		if err := complete(ctx, tx, cmd, resp); err != nil {
+		if err := writeOutbox(ctx, tx, cmd, resp); err != nil {
 			return err
 		}
 		if hook != nil {
@@ -42,8 +47,14 @@ func (s *Store) ApplyOnce(ctx context.Context, projector string, cmd idemgate.Co
 		fresh = true
 		return nil
 	})
+	if errors.Is(err, errNotOpen) {
+		return idemgate.Response{}, false, nil
+	}
 	return resp, fresh, err
 }
+
+// errNotOpen rolls back an application whose claim is completed or gone.
+var errNotOpen = errors.New("store: the claim is not open")
 
 // RecordOnce completes a command with resp and no other effect (a
 // dead-lettered command's 500, an upstream's answer), unless the command
@@ -64,16 +75,27 @@ ON CONFLICT (projector, event_id) DO NOTHING`, projector, eventID)
 	return tag.RowsAffected() == 0, nil
 }
 
-// complete writes the outbox row and moves the claim to COMPLETED.
-func complete(ctx context.Context, tx pgx.Tx, cmd idemgate.Command, resp idemgate.Response) error {
+// completeClaim moves the claim to COMPLETED; open is false when there
+// was no claim left to complete, and then errNotOpen rolls the whole
+// application back.
+func completeClaim(ctx context.Context, tx pgx.Tx, operationID string) (open bool, err error) {
+	tag, err := tx.Exec(ctx, `UPDATE idempotency_claims SET state = 'COMPLETED', completed_at = now()
+WHERE operation_id = $1 AND state <> 'COMPLETED'`, operationID)
+	if err != nil {
+		return false, fmt.Errorf("complete claim: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return false, errNotOpen
+	}
+	return true, nil
+}
+
+// writeOutbox records the response.
+func writeOutbox(ctx context.Context, tx pgx.Tx, cmd idemgate.Command, resp idemgate.Response) error {
 	if _, err := tx.Exec(ctx, `INSERT INTO outbox (operation_id, tenant_id, operation, status, content_type, location, body)
 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (operation_id) DO NOTHING`,
 		cmd.OperationID, cmd.Tenant, cmd.Operation, resp.Status, resp.ContentType, resp.Location, resp.Body); err != nil {
 		return fmt.Errorf("write outbox: %w", err)
-	}
-	if _, err := tx.Exec(ctx, `UPDATE idempotency_claims SET state = 'COMPLETED', completed_at = now()
-WHERE operation_id = $1 AND state <> 'COMPLETED'`, cmd.OperationID); err != nil {
-		return fmt.Errorf("complete claim: %w", err)
 	}
 	return nil
 }

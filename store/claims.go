@@ -154,22 +154,24 @@ WHERE c.operation_id = $1 AND c.tenant_id = $2`, operationID, tenant).Scan(&v.Op
 	return v, found, err
 }
 
-// MarkPublished moves claims whose event Kafka acknowledged from ACCEPTED
-// to PUBLISHED, so the sweeper leaves them alone. A claim already
-// COMPLETED stays so.
+// MarkPublished records that Kafka acknowledged the commands' events, so
+// the sweeper leaves them alone. It only inserts (command_published):
+// it never touches the claim row that the projector completes, so the two
+// cannot conflict.
 func (s *Store) MarkPublished(ctx context.Context, operationIDs []string) error {
 	return s.db.InTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE idempotency_claims SET state = 'PUBLISHED'
-WHERE operation_id = ANY($1::UUID[]) AND state = 'ACCEPTED'`, operationIDs); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO command_published (operation_id)
+SELECT unnest($1::UUID[]) ON CONFLICT (operation_id) DO NOTHING`, operationIDs); err != nil {
 			return fmt.Errorf("mark published: %w", err)
 		}
 		return nil
 	})
 }
 
-// ExpiredLeases takes up to limit claims still ACCEPTED after their lease
-// and extends their lease, in one transaction, so that concurrent
-// sweepers never take the same claim at once. It returns their commands.
+// ExpiredLeases takes up to limit claims whose event Kafka never
+// acknowledged and whose lease has passed, and extends their lease, in one
+// transaction, so that concurrent sweepers never take the same claim at
+// once. It returns their commands.
 func (s *Store) ExpiredLeases(ctx context.Context, limit int) ([]idemgate.Command, error) {
 	var out []idemgate.Command
 	err := s.db.InTx(ctx, func(tx pgx.Tx) error {
@@ -178,9 +180,10 @@ func (s *Store) ExpiredLeases(ctx context.Context, limit int) ([]idemgate.Comman
 UPDATE idempotency_claims
 SET lease_until = now() + ($1::INT8 * INTERVAL '1 microsecond'), emit_attempts = emit_attempts + 1
 WHERE (tenant_id, operation, idem_key) IN (
-    SELECT tenant_id, operation, idem_key FROM idempotency_claims
-    WHERE state = 'ACCEPTED' AND lease_until < now()
-    ORDER BY lease_until LIMIT $2)
+    SELECT c.tenant_id, c.operation, c.idem_key FROM idempotency_claims c
+    WHERE c.state = 'ACCEPTED' AND c.lease_until < now()
+      AND NOT EXISTS (SELECT 1 FROM command_published p WHERE p.operation_id = c.operation_id)
+    ORDER BY c.lease_until LIMIT $2)
   AND state = 'ACCEPTED' AND lease_until < now()
 RETURNING operation_id::TEXT, tenant_id, operation, idem_key, target, request, created_at, traceparent`, s.lease.Microseconds(), limit)
 		if err != nil {
@@ -230,6 +233,38 @@ RETURNING operation_id::TEXT`, limit)
 		if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE operation_id = ANY($1::UUID[]) AND sent_at IS NOT NULL`, ids); err != nil {
 			return fmt.Errorf("delete expired outbox rows: %w", err)
 		}
+		for _, stmt := range []string{
+			`DELETE FROM command_published WHERE operation_id = ANY($1::UUID[])`,
+			`DELETE FROM call_attempts WHERE operation_id = ANY($1::UUID[])`,
+		} {
+			if _, err := tx.Exec(ctx, stmt, ids); err != nil {
+				return fmt.Errorf("delete expired keys: %w", err)
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// DeleteOldDedupRecords deletes up to limit dedup records older than
+// window and returns how many it deleted. Past the window a redelivered
+// event is still a no-op: its claim is COMPLETED, or gone with its key's
+// retention, and ApplyOnce applies only a claim not yet completed. The
+// window covers the commands topic's retention, so that a consumer group
+// reset to the start of the topic finds every record.
+func (s *Store) DeleteOldDedupRecords(ctx context.Context, window time.Duration, limit int) (int, error) {
+	var n int
+	err := s.db.InTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
+DELETE FROM processed_events
+WHERE (projector, event_id) IN (
+    SELECT projector, event_id FROM processed_events
+    WHERE processed_at < now() - ($1::INT8 * INTERVAL '1 microsecond')
+    ORDER BY processed_at LIMIT $2)`, window.Microseconds(), limit)
+		if err != nil {
+			return fmt.Errorf("delete old dedup records: %w", err)
+		}
+		n = int(tag.RowsAffected())
 		return nil
 	})
 	return n, err

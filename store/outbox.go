@@ -49,6 +49,19 @@ LIMIT $1`, limit)
 	return out, nil
 }
 
+// OutboxBacklog counts the recorded responses not yet published and says
+// when the oldest was recorded.
+func (s *Store) OutboxBacklog(ctx context.Context) (n int, oldest time.Time, err error) {
+	var at *time.Time
+	if err := s.db.Pool.QueryRow(ctx, `SELECT count(*), min(created_at) FROM outbox WHERE sent_at IS NULL`).Scan(&n, &at); err != nil {
+		return 0, time.Time{}, fmt.Errorf("read outbox backlog: %w", err)
+	}
+	if at != nil {
+		oldest = *at
+	}
+	return n, oldest, nil
+}
+
 // MarkSent records that the outcomes were published.
 func (s *Store) MarkSent(ctx context.Context, operationIDs []string) error {
 	return s.db.InTx(ctx, func(tx pgx.Tx) error {
@@ -91,8 +104,13 @@ func (s *Store) Redrive(ctx context.Context, projector, operationID string) erro
 		if _, err := tx.Exec(ctx, `DELETE FROM processed_events WHERE projector = $1 AND event_id = $2`, projector, operationID); err != nil {
 			return fmt.Errorf("redrive: delete dedup record: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM call_attempts WHERE operation_id = $1`, operationID); err != nil {
-			return fmt.Errorf("redrive: delete call attempts: %w", err)
+		for _, stmt := range []string{
+			`DELETE FROM call_attempts WHERE operation_id = $1`,
+			`DELETE FROM command_published WHERE operation_id = $1`, // so that the sweeper emits it again
+		} {
+			if _, err := tx.Exec(ctx, stmt, operationID); err != nil {
+				return fmt.Errorf("redrive: %w", err)
+			}
 		}
 		if _, err := tx.Exec(ctx, `UPDATE idempotency_claims SET state = 'ACCEPTED', completed_at = NULL, lease_until = now()
 WHERE operation_id = $1`, operationID); err != nil {

@@ -105,7 +105,7 @@ func (e *Env) NewDatabase(t testing.TB, migrations ...sqldb.MigrationSet) string
 		defer c.Close(ctx)
 		_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
 	})
-	db, err := sqldb.Open(ctx, dbURL, 2)
+	db, err := sqldb.Open(ctx, dbURL, sqldb.Options{MaxConns: 2})
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
@@ -119,7 +119,7 @@ func (e *Env) NewDatabase(t testing.TB, migrations ...sqldb.MigrationSet) string
 // OpenDB opens a pool on url, closed when t ends.
 func OpenDB(t testing.TB, url string) *sqldb.DB {
 	t.Helper()
-	db, err := sqldb.Open(context.Background(), url, 10)
+	db, err := sqldb.Open(context.Background(), url, sqldb.Options{MaxConns: 10, Name: "test"})
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}

@@ -52,7 +52,11 @@ func TestResultsTopicGetsEveryOutcome(t *testing.T) {
 		if err := json.Unmarshal(env.Data, &c); err != nil {
 			t.Fatal(err)
 		}
-		mustEqual(t, "event id", env.ID, c.OperationID)
+		// Distinct from the command event's id (the operation id): the
+		// CloudEvents pair (source, id) names one event.
+		if !strings.HasPrefix(env.ID, c.OperationID+":completed:") {
+			t.Fatalf("result event id %q, want %s:completed:<recorded at>", env.ID, c.OperationID)
+		}
 		got[c.OperationID] = c.Status
 	}
 	for id, status := range want {
