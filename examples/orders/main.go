@@ -33,7 +33,7 @@ type entry struct {
 type service struct {
 	mu      sync.Mutex
 	file    *os.File
-	answers map[string]entry // by Idempotency-Key
+	answers map[string]entry  // by Idempotency-Key
 	orders  map[string]string // order id -> state
 }
 
