@@ -21,6 +21,7 @@ say "go vet ./..."
 go vet ./...
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then say "error: gofmt would change: $unformatted"; exit 1; fi
+scripts/check-deploy.sh # deploy/, docker-compose.yml, Dockerfile: offline validators
 
 say "schemathesis: the OpenAPI document against a live idemgate dev (scripts/schemathesis.sh)"
 scripts/schemathesis.sh
