@@ -54,6 +54,17 @@ type TxApplier interface {
 	ApplyTx(ctx context.Context, tx pgx.Tx, cmd Command) (Response, error)
 }
 
+// BatchTxApplier is a TxApplier that can also apply a run of its
+// operation's commands at once, with multi-row statements, inside the
+// projector's transaction for a batch of events. It returns one response
+// per command, in order. The same rules hold as for ApplyTx; the
+// projector falls back to ApplyTx, one command at a time, when a batch
+// fails.
+type BatchTxApplier interface {
+	TxApplier
+	ApplyTxBatch(ctx context.Context, tx pgx.Tx, cmds []Command) ([]Response, error)
+}
+
 // TxApplierFunc adapts a function to TxApplier.
 type TxApplierFunc func(ctx context.Context, tx pgx.Tx, cmd Command) (Response, error)
 

@@ -57,13 +57,12 @@ func (a *API) accept(op idemgate.Operation) http.HandlerFunc {
 			TraceParent: traceParent(r),
 		}
 		ctx, cancel := a.dbContext(r)
-		claims, err := a.cfg.Store.ClaimKeys(ctx, []idemgate.ClaimRequest{req})
+		c, err := a.claims.claim(ctx, req)
 		cancel()
 		if err != nil {
 			writeError(w, r, a.cfg.Logger, err)
 			return
 		}
-		c := claims[0]
 		switch {
 		case c.Inserted:
 			a.cfg.Faults.Hit(fault.AfterClaimCommit)

@@ -50,6 +50,9 @@ type Config struct {
 	// DBTimeout bounds each request's work in the database (default 2 s):
 	// a hung database gets a 503 with Retry-After in that time.
 	DBTimeout time.Duration
+	// ClaimConcurrency is how many claim transactions run at once
+	// (default 4); claims arriving meanwhile share the next one.
+	ClaimConcurrency int
 	// ServeMetrics serves /metrics on the API's address (else it is
 	// served elsewhere, see roles); MetricsToken, when set, is required
 	// there as a bearer token.
@@ -60,11 +63,13 @@ type Config struct {
 // API serves the HTTP contract.
 type API struct {
 	cfg      Config
+	claims   *claimer
 	keys     map[[32]byte]string
 	metrics  *metrics
 	openAPI  []byte
 	draining chan struct{}
 	drain    sync.Once
+	waiters  *waiters
 }
 
 // New returns the API, or an error when the registered modules' OpenAPI
@@ -85,6 +90,9 @@ func New(cfg Config) (*API, error) {
 	if cfg.DBTimeout <= 0 {
 		cfg.DBTimeout = 2 * time.Second
 	}
+	if cfg.ClaimConcurrency <= 0 {
+		cfg.ClaimConcurrency = 4
+	}
 	if cfg.Retention == nil {
 		cfg.Retention = func(op idemgate.Operation) time.Duration {
 			if op.Retention > 0 {
@@ -98,7 +106,8 @@ func New(cfg Config) (*API, error) {
 		return nil, err
 	}
 	a := &API{cfg: cfg, keys: make(map[[32]byte]string, len(cfg.APIKeys)), metrics: newMetrics(cfg.Metrics), openAPI: doc,
-		draining: make(chan struct{})}
+		draining: make(chan struct{}), waiters: newWaiters()}
+	a.claims = newClaimer(cfg.Store, cfg.ClaimConcurrency, 64, cfg.DBTimeout, a.metrics.claimGroups)
 	for k, tenant := range cfg.APIKeys {
 		a.keys[sha256.Sum256([]byte(k))] = tenant
 	}

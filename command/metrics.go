@@ -9,6 +9,8 @@ type metrics struct {
 	conflicts *prometheus.CounterVec
 	rejected  *prometheus.CounterVec
 	inFlight  prometheus.Gauge
+	// claimGroups observes how many claims each claim transaction made.
+	claimGroups prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -28,7 +30,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "idemgate_requests_in_flight", Help: "POST requests being handled.",
 		}),
+		claimGroups: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "idemgate_claim_group_size",
+			Help:    "Claims made per claim transaction (group commit).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
+		}),
 	}
-	reg.MustRegister(m.accepted, m.replayed, m.conflicts, m.rejected, m.inFlight)
+	reg.MustRegister(m.accepted, m.replayed, m.conflicts, m.rejected, m.inFlight, m.claimGroups)
 	return m
 }

@@ -36,13 +36,15 @@ func preferWait(values []string) int {
 	return 0
 }
 
-// awaitOutcome polls the operation until it has a recorded response, or
-// the wait or the request ends, or the process starts shutting down
-// (Drain): then nil, and the caller answers the pending 202.
+// awaitOutcome waits until the operation has a recorded response, or the
+// wait or the request ends, or the process starts shutting down (Drain):
+// then nil, and the caller answers the pending 202. It reads the database
+// once to start with and once per wake-up (see waiters), never in a loop.
 func (a *API) awaitOutcome(ctx context.Context, tenant, operationID string, wait time.Duration) *idemgate.Response {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	delay := 10 * time.Millisecond
+	wake, remove := a.waiters.add(operationID)
+	defer remove()
 	for {
 		qctx, qcancel := context.WithTimeout(ctx, a.cfg.DBTimeout)
 		v, found, err := a.cfg.Store.Operation(qctx, tenant, operationID)
@@ -55,8 +57,7 @@ func (a *API) awaitOutcome(ctx context.Context, tenant, operationID string, wait
 			return nil
 		case <-a.draining:
 			return nil
-		case <-time.After(delay):
+		case <-wake:
 		}
-		delay = min(delay*2, 200*time.Millisecond)
 	}
 }

@@ -64,6 +64,13 @@ type Config struct {
 	QueueLimit int
 	// LagInterval is how often the group's lag is measured (default 5 s).
 	LagInterval time.Duration
+	// BatchHandler, when set, is handed runs of up to BatchSize records of
+	// one partition at once (in order); nil means they are all committed.
+	// On an error the runner handles those records one at a time with
+	// Handler, with its retries and poison handling. Optional.
+	BatchHandler func(ctx context.Context, recs []*kgo.Record) error
+	// BatchSize bounds a run given to BatchHandler (default 200).
+	BatchSize int
 }
 
 func (c *Config) setDefaults() {
@@ -84,6 +91,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.LagInterval <= 0 {
 		c.LagInterval = 5 * time.Second
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 200
 	}
 }
 

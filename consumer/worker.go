@@ -81,13 +81,7 @@ func (w *worker) run() {
 		if batch == nil {
 			return
 		}
-		var last *kgo.Record
-		for _, rec := range batch {
-			if !w.r.handle(w.ctx, rec) {
-				break
-			}
-			last = rec
-		}
+		last := w.process(batch)
 		if last != nil {
 			w.r.commit(last)
 		}
@@ -95,4 +89,27 @@ func (w *worker) run() {
 			return // stopped in the middle: the rest is the next owner's
 		}
 	}
+}
+
+// process handles batch in order and returns the last record done: runs
+// of records go to the batch handler when there is one, and one at a time
+// when it fails (or there is none).
+func (w *worker) process(batch []*kgo.Record) (last *kgo.Record) {
+	size := w.r.cfg.BatchSize
+	for start := 0; start < len(batch); start += size {
+		run := batch[start:min(start+size, len(batch))]
+		if h := w.r.cfg.BatchHandler; h != nil && len(run) > 1 && w.ctx.Err() == nil {
+			if err := h(w.ctx, run); err == nil {
+				last = run[len(run)-1]
+				continue
+			}
+		}
+		for _, rec := range run {
+			if !w.r.handle(w.ctx, rec) {
+				return last
+			}
+			last = rec
+		}
+	}
+	return last
 }

@@ -34,33 +34,63 @@ func RefundID(operationID string) string {
 // createPayment applies payments.create to the payments read model.
 type createPayment struct{ now func() time.Time }
 
+var _ idemgate.BatchTxApplier = createPayment{}
+
 func (a createPayment) ApplyTx(ctx context.Context, tx pgx.Tx, cmd idemgate.Command) (idemgate.Response, error) {
-	var req CreatePayment
-	if err := json.Unmarshal(cmd.Request, &req); err != nil || req.Amount <= 0 {
-		return idemgate.Response{}, fmt.Errorf("%w: the command's request could not be read", idemgate.ErrPermanent)
+	out, err := a.ApplyTxBatch(ctx, tx, []idemgate.Command{cmd})
+	if err != nil {
+		return idemgate.Response{}, err
 	}
-	if req.Amount > DeclineAbove {
-		return idemgate.ProblemResponse(idemgate.NewProblem(http.StatusPaymentRequired, "payment-declined", "Payment declined",
-			fmt.Sprintf("payments above %d minor units are declined", DeclineAbove))), nil
-	}
+	return out[0], nil
+}
+
+// ApplyTxBatch applies a run of payments.create commands with one
+// multi-row insert (the projector's batches).
+func (a createPayment) ApplyTxBatch(ctx context.Context, tx pgx.Tx, cmds []idemgate.Command) ([]idemgate.Response, error) {
+	out := make([]idemgate.Response, len(cmds))
 	created := a.now().UTC().Truncate(time.Microsecond)
-	p := Payment{
-		ID:          PaymentID(cmd.OperationID),
-		OperationID: cmd.OperationID,
-		Status:      "succeeded",
-		Amount:      req.Amount,
-		Currency:    req.Currency,
-		Customer:    req.Customer,
-		Description: req.Description,
-		CreatedAt:   idemgate.FormatTime(created),
+	var rows struct {
+		ids, tenants, ops, currencies, customers, statuses []string
+		descs                                              []*string
+		amounts                                            []int64
+	}
+	for i, cmd := range cmds {
+		var req CreatePayment
+		if err := json.Unmarshal(cmd.Request, &req); err != nil || req.Amount <= 0 {
+			return nil, fmt.Errorf("%w: the command's request could not be read", idemgate.ErrPermanent)
+		}
+		if req.Amount > DeclineAbove {
+			out[i] = declined()
+			continue
+		}
+		p := Payment{ID: PaymentID(cmd.OperationID), OperationID: cmd.OperationID, Status: "succeeded", Amount: req.Amount,
+			Currency: req.Currency, Customer: req.Customer, Description: req.Description, CreatedAt: idemgate.FormatTime(created)}
+		resp, err := jsonResponse(http.StatusCreated, "/v1/payments/"+p.ID, p)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = resp
+		rows.ids, rows.tenants, rows.ops = append(rows.ids, p.ID), append(rows.tenants, cmd.Tenant), append(rows.ops, p.OperationID)
+		rows.amounts, rows.currencies, rows.customers = append(rows.amounts, p.Amount), append(rows.currencies, p.Currency), append(rows.customers, p.Customer)
+		rows.descs, rows.statuses = append(rows.descs, p.Description), append(rows.statuses, p.Status)
+	}
+	if len(rows.ids) == 0 {
+		return out, nil
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO payments
     (payment_id, tenant_id, operation_id, amount, currency, customer, description, status, refunded_amount, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9) ON CONFLICT (payment_id) DO NOTHING`,
-		p.ID, cmd.Tenant, p.OperationID, p.Amount, p.Currency, p.Customer, p.Description, p.Status, created); err != nil {
-		return idemgate.Response{}, fmt.Errorf("insert payment: %w", err)
+SELECT p, t, o, a, c, cu, d, s, 0, $9
+FROM unnest($1::UUID[], $2::TEXT[], $3::UUID[], $4::INT8[], $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[]) AS x(p, t, o, a, c, cu, d, s)
+ON CONFLICT (payment_id) DO NOTHING`, rows.ids, rows.tenants, rows.ops, rows.amounts, rows.currencies, rows.customers, rows.descs,
+		rows.statuses, created); err != nil {
+		return nil, fmt.Errorf("insert payments: %w", err)
 	}
-	return jsonResponse(http.StatusCreated, "/v1/payments/"+p.ID, p)
+	return out, nil
+}
+
+func declined() idemgate.Response {
+	return idemgate.ProblemResponse(idemgate.NewProblem(http.StatusPaymentRequired, "payment-declined", "Payment declined",
+		fmt.Sprintf("payments above %d minor units are declined", DeclineAbove)))
 }
 
 // createRefund applies refunds.create: it refunds part of a payment of the

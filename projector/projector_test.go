@@ -94,3 +94,35 @@ func TestUnknownOperationIsPermanent(t *testing.T) {
 		t.Fatalf("err = %v, want a permanent error", err)
 	}
 }
+
+// TestHandleBatch applies a run of records in one transaction: each
+// command once, a record repeated in the run or delivered again later no
+// second time, and a run holding a poison record refused whole (the
+// consumer then goes one record at a time).
+func TestHandleBatch(t *testing.T) {
+	p, db := effects(t)
+	ctx := context.Background()
+	recs := []*kgo.Record{claimAndRecord(t, db, "effects.add"), claimAndRecord(t, db, "effects.add"), claimAndRecord(t, db, "effects.add")}
+	run := append(append([]*kgo.Record{}, recs...), recs[1]) // recs[1] twice in the run
+	if err := p.HandleBatch(ctx, run); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.HandleBatch(ctx, recs); err != nil { // redelivered
+		t.Fatal(err)
+	}
+	count := func(sql string) int {
+		var n int
+		if err := db.Pool.QueryRow(ctx, sql).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if e, o, c := count(`SELECT count(*) FROM effects`), count(`SELECT count(*) FROM outbox`),
+		count(`SELECT count(*) FROM idempotency_claims WHERE state = 'COMPLETED'`); e != 3 || o != 3 || c != 3 {
+		t.Fatalf("effects %d, outbox rows %d, completed claims %d; want 3 each", e, o, c)
+	}
+	poison := &kgo.Record{Value: []byte("not an event")}
+	if err := p.HandleBatch(ctx, []*kgo.Record{claimAndRecord(t, db, "effects.add"), poison}); err == nil || !IsPermanent(err) {
+		t.Fatalf("a run with a poison record: err = %v, want a permanent error", err)
+	}
+}

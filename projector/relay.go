@@ -22,8 +22,8 @@ type RelayConfig struct {
 	// Topic receives the result events.
 	Topic string
 	// Batch is the most rows published at once (default 500); Interval
-	// is how often the outbox is read when it was found empty (default
-	// 200 ms).
+	// is how often the outbox is read when it was found empty (default 50 ms;
+	// Prefer: wait answers as soon as the result event is out).
 	Batch    int
 	Interval time.Duration
 	Faults   *fault.Injector
@@ -53,7 +53,7 @@ func NewRelay(cfg RelayConfig) (*Relay, error) {
 		cfg.Batch = 500
 	}
 	if cfg.Interval <= 0 {
-		cfg.Interval = 200 * time.Millisecond
+		cfg.Interval = 50 * time.Millisecond
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -73,6 +73,7 @@ func (b *backends) project(ctx context.Context) error {
 		Registry:      b.metrics,
 		InstanceID:    b.Config.InstanceID,
 		LagInterval:   b.Config.LagInterval,
+		BatchHandler:  p.HandleBatch,
 	}, p.Handle)
 	if err != nil {
 		return err

@@ -106,6 +106,8 @@ func (b *backends) serve(ctx context.Context, l net.Listener) error {
 	go func() { _ = emitter.Run(emitCtx); close(emitterDone) }()
 	g.Go(func() error { return sweeper.Run(gctx) })
 	g.Go(func() error { return janitor.Run(gctx) })
+	g.Go(func() error { return handler.FollowResults(gctx, b.kafka, b.topics.Results) })
+	g.Go(func() error { return handler.WatchWaiters(gctx, time.Second) })
 	g.Go(func() error { return serveUntilDone(gctx, srv, l, handler.Drain) })
 	b.Logger.Info("API listening", "addr", l.Addr().String(), "operations", len(b.Registry.Operations()))
 	err = g.Wait()

@@ -99,3 +99,105 @@ VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (operation_id) DO NOTHING`,
 	}
 	return nil
 }
+
+// BatchEffect applies a run of commands inside ApplyBatch's transaction
+// and returns their responses, in order. Like Effect, it may run more
+// than once and must have no effect outside tx.
+type BatchEffect func(ctx context.Context, tx pgx.Tx, cmds []idemgate.Command) ([]idemgate.Response, error)
+
+// Applied is a command ApplyBatch applied, with its response.
+type Applied struct {
+	Command  idemgate.Command
+	Response idemgate.Response
+}
+
+// ApplyBatch applies a batch of commands exactly once in effect, in ONE
+// transaction with multi-row statements: it records them as processed by
+// projector, completes the claims still open, runs effect on the
+// commands that were neither processed nor completed (in their order),
+// and writes their responses to the outbox. It returns what it applied;
+// the others had been applied before. cmds must have distinct operation
+// ids. The hook, when not nil, runs inside the transaction before the
+// commit (a fault point).
+func (s *Store) ApplyBatch(ctx context.Context, projector string, cmds []idemgate.Command, effect BatchEffect, hook func()) ([]Applied, error) {
+	ids := make([]string, len(cmds))
+	for i, c := range cmds {
+		ids[i] = c.OperationID
+	}
+	var applied []Applied
+	err := s.db.InTx(ctx, func(tx pgx.Tx) error {
+		applied = applied[:0]
+		rows, err := tx.Query(ctx, `INSERT INTO processed_events (projector, event_id)
+SELECT $1, id FROM unnest($2::TEXT[]) AS id
+ON CONFLICT (projector, event_id) DO NOTHING RETURNING event_id`, projector, ids)
+		if err != nil {
+			return fmt.Errorf("record events: %w", err)
+		}
+		fresh, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("record events: %w", err)
+		}
+		if len(fresh) == 0 {
+			return nil
+		}
+		rows, err = tx.Query(ctx, `UPDATE idempotency_claims SET state = 'COMPLETED', completed_at = now()
+WHERE operation_id = ANY($1::UUID[]) AND state <> 'COMPLETED' RETURNING operation_id::TEXT`, fresh)
+		if err != nil {
+			return fmt.Errorf("complete claims: %w", err)
+		}
+		opened, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("complete claims: %w", err)
+		}
+		open := make(map[string]bool, len(opened))
+		for _, id := range opened {
+			open[id] = true
+		}
+		todo := make([]idemgate.Command, 0, len(opened))
+		for _, c := range cmds {
+			if open[c.OperationID] {
+				todo = append(todo, c)
+			}
+		}
+		if len(todo) == 0 {
+			return nil
+		}
+		resps, err := effect(ctx, tx, todo)
+		if err != nil {
+			return err
+		}
+		if len(resps) != len(todo) {
+			return fmt.Errorf("%w: the applier returned %d responses for %d commands", idemgate.ErrPermanent, len(resps), len(todo))
+		}
+		if err := writeOutboxRows(ctx, tx, todo, resps); err != nil {
+			return err
+		}
+		if hook != nil {
+			hook()
+		}
+		for i, c := range todo {
+			applied = append(applied, Applied{Command: c, Response: resps[i]})
+		}
+		return nil
+	})
+	return applied, err
+}
+
+// writeOutboxRows records responses with one multi-row statement.
+func writeOutboxRows(ctx context.Context, tx pgx.Tx, cmds []idemgate.Command, resps []idemgate.Response) error {
+	n := len(cmds)
+	ids, tenants, ops := make([]string, n), make([]string, n), make([]string, n)
+	statuses := make([]int32, n)
+	ctypes, locs := make([]string, n), make([]string, n)
+	bodies := make([][]byte, n)
+	for i, c := range cmds {
+		ids[i], tenants[i], ops[i] = c.OperationID, c.Tenant, c.Operation
+		statuses[i], ctypes[i], locs[i], bodies[i] = int32(resps[i].Status), resps[i].ContentType, resps[i].Location, resps[i].Body
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO outbox (operation_id, tenant_id, operation, status, content_type, location, body)
+SELECT * FROM unnest($1::UUID[], $2::TEXT[], $3::TEXT[], $4::INT4[], $5::TEXT[], $6::TEXT[], $7::BYTEA[])
+ON CONFLICT (operation_id) DO NOTHING`, ids, tenants, ops, statuses, ctypes, locs, bodies); err != nil {
+		return fmt.Errorf("write outbox: %w", err)
+	}
+	return nil
+}

@@ -12,19 +12,29 @@ import (
 	"github.com/idemgate/idemgate"
 )
 
-// ClaimKeys claims every request's key in ONE transaction and returns, in
-// order, what each request found. A key already claimed is returned as it
-// is (with its response once completed); a completed key past its
-// retention is claimed anew. Several requests may share one call, and so
-// one commit; a key repeated among them is claimed by the first.
+// ClaimKeys claims every request's key in ONE transaction, sent in one
+// round trip, and returns, in order, what each request found. A key
+// already claimed is returned as it is (with its response once
+// completed); a completed key past its retention is claimed anew.
+// Several requests may share one call, and so one commit; a key repeated
+// among them is claimed by the first, and the others see that claim.
 func (s *Store) ClaimKeys(ctx context.Context, reqs []idemgate.ClaimRequest) ([]idemgate.Claim, error) {
 	out := make([]idemgate.Claim, len(reqs))
-	err := s.db.InTx(ctx, func(tx pgx.Tx) error {
-		for i, req := range reqs {
-			c, err := s.claimOne(ctx, tx, req)
-			if err != nil {
-				return err
+	expired := make([]bool, len(reqs))
+	err := s.db.InPipeline(ctx, func(b *pgx.Batch) {
+		for _, req := range reqs {
+			b.Queue(claimSQL, req.Tenant, req.Operation, req.Key, uuid.NewString(), req.Fingerprint,
+				req.Target, []byte(req.Request), s.lease.Microseconds(), req.Retention.Microseconds(), req.TraceParent)
+		}
+	}, func(br pgx.BatchResults) error {
+		for i := range reqs {
+			var c idemgate.Claim
+			var resp storedResponse
+			if err := br.QueryRow().Scan(&c.Inserted, &c.OperationID, &c.Fingerprint, &c.AcceptedAt, &expired[i],
+				&resp.status, &resp.ctype, &resp.loc, &resp.body); err != nil {
+				return fmt.Errorf("claim: %w", err)
 			}
+			c.Response = resp.response()
 			out[i] = c
 		}
 		return nil
@@ -32,57 +42,64 @@ func (s *Store) ClaimKeys(ctx context.Context, reqs []idemgate.ClaimRequest) ([]
 	if err != nil {
 		return nil, fmt.Errorf("claim keys: %w", err)
 	}
+	for i, req := range reqs {
+		if expired[i] {
+			// Completed and past its retention, not yet deleted by the
+			// janitor: the key is free again and this request is a new
+			// command (rare: a transaction of its own).
+			if out[i], err = s.reclaim(ctx, req); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return out, nil
 }
 
-const insertClaim = `
-INSERT INTO idempotency_claims
-    (tenant_id, operation, idem_key, operation_id, fingerprint, state, target, request,
-     created_at, lease_until, expires_at, traceparent)
-VALUES ($1, $2, $3, $4, $5, 'ACCEPTED', $6, $7,
-     now(), now() + ($8::INT8 * INTERVAL '1 microsecond'), now() + ($9::INT8 * INTERVAL '1 microsecond'), $10)
-ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
-RETURNING created_at`
-
-const selectClaim = `
-SELECT c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND c.state = 'COMPLETED',
+// claimSQL inserts the claim, or, when the key is taken, reads the claim
+// that holds it (with its response once completed): one statement, so
+// that a group of claims pipelines. In one transaction, a statement sees
+// the claims its predecessors inserted; at SERIALIZABLE, a key claimed by
+// a concurrent transaction that committed since this one began is a
+// serialization failure, and the retry sees it.
+const claimSQL = `
+WITH ins AS (
+    INSERT INTO idempotency_claims
+        (tenant_id, operation, idem_key, operation_id, fingerprint, state, target, request,
+         created_at, lease_until, expires_at, traceparent)
+    VALUES ($1, $2, $3, $4, $5, 'ACCEPTED', $6, $7,
+         now(), now() + ($8::INT8 * INTERVAL '1 microsecond'), now() + ($9::INT8 * INTERVAL '1 microsecond'), $10)
+    ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
+    RETURNING operation_id, fingerprint, created_at)
+SELECT true, operation_id::TEXT, fingerprint, created_at, false,
+       NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
+FROM ins
+UNION ALL
+SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND c.state = 'COMPLETED',
        o.status, o.content_type, o.location, o.body
 FROM idempotency_claims c
 LEFT JOIN outbox o ON o.operation_id = c.operation_id AND c.state = 'COMPLETED'
-WHERE c.tenant_id = $1 AND c.operation = $2 AND c.idem_key = $3`
+WHERE c.tenant_id = $1 AND c.operation = $2 AND c.idem_key = $3 AND NOT EXISTS (SELECT 1 FROM ins)`
 
-func (s *Store) claimOne(ctx context.Context, tx pgx.Tx, req idemgate.ClaimRequest) (idemgate.Claim, error) {
-	for range 2 {
-		id := uuid.NewString()
-		var created time.Time
-		err := tx.QueryRow(ctx, insertClaim, req.Tenant, req.Operation, req.Key, id, req.Fingerprint,
-			req.Target, []byte(req.Request), s.lease.Microseconds(), req.Retention.Microseconds(), req.TraceParent).Scan(&created)
-		if err == nil {
-			return idemgate.Claim{Inserted: true, OperationID: id, Fingerprint: req.Fingerprint, AcceptedAt: created}, nil
+// reclaim deletes a completed claim past its retention and claims its key
+// for req.
+func (s *Store) reclaim(ctx context.Context, req idemgate.ClaimRequest) (idemgate.Claim, error) {
+	var c idemgate.Claim
+	err := s.db.InTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM idempotency_claims WHERE tenant_id = $1 AND operation = $2 AND idem_key = $3
+AND state = 'COMPLETED' AND expires_at <= now()`, req.Tenant, req.Operation, req.Key); err != nil {
+			return fmt.Errorf("delete expired claim: %w", err)
 		}
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return idemgate.Claim{}, fmt.Errorf("insert claim: %w", err)
-		}
-		var c idemgate.Claim
 		var expired bool
 		var resp storedResponse
-		if err := tx.QueryRow(ctx, selectClaim, req.Tenant, req.Operation, req.Key).Scan(
-			&c.OperationID, &c.Fingerprint, &c.AcceptedAt, &expired, &resp.status, &resp.ctype, &resp.loc, &resp.body); err != nil {
-			return idemgate.Claim{}, fmt.Errorf("read claim: %w", err)
+		if err := tx.QueryRow(ctx, claimSQL, req.Tenant, req.Operation, req.Key, uuid.NewString(), req.Fingerprint,
+			req.Target, []byte(req.Request), s.lease.Microseconds(), req.Retention.Microseconds(), req.TraceParent).Scan(
+			&c.Inserted, &c.OperationID, &c.Fingerprint, &c.AcceptedAt, &expired, &resp.status, &resp.ctype, &resp.loc, &resp.body); err != nil {
+			return fmt.Errorf("claim: %w", err)
 		}
-		if !expired {
-			c.Response = resp.response()
-			return c, nil
-		}
-		// Completed, past retention and not yet deleted by the janitor:
-		// the key is free again, and this request is a new command. (A
-		// command not yet completed keeps its key whatever its age.)
-		if _, err := tx.Exec(ctx, `DELETE FROM idempotency_claims WHERE tenant_id = $1 AND operation = $2 AND idem_key = $3`,
-			req.Tenant, req.Operation, req.Key); err != nil {
-			return idemgate.Claim{}, fmt.Errorf("delete expired claim: %w", err)
-		}
-	}
-	return idemgate.Claim{}, errors.New("claim: key still taken after deleting its expired claim")
+		c.Response = resp.response()
+		return nil
+	})
+	return c, err
 }
 
 // storedResponse scans the outbox columns of a LEFT JOIN: all NULL while
@@ -152,6 +169,20 @@ WHERE c.operation_id = $1 AND c.tenant_id = $2`, operationID, tenant).Scan(&v.Op
 		return nil
 	})
 	return v, found, err
+}
+
+// Completed returns which of the operations are completed.
+func (s *Store) Completed(ctx context.Context, operationIDs []string) ([]string, error) {
+	rows, err := s.db.Pool.Query(ctx, `SELECT operation_id::TEXT FROM idempotency_claims
+WHERE operation_id = ANY($1::UUID[]) AND state = 'COMPLETED'`, operationIDs)
+	if err != nil {
+		return nil, fmt.Errorf("read completed: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read completed: %w", err)
+	}
+	return ids, nil
 }
 
 // MarkPublished records that Kafka acknowledged the commands' events, so

@@ -1,0 +1,106 @@
+package projector
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/idemgate/idemgate"
+	"github.com/idemgate/idemgate/fault"
+)
+
+// HandleBatch applies a run of one partition's records, in order, with as
+// few transactions as it can: each stretch of commands applied in the
+// database goes in one transaction (ApplyBatch: multi-row statements for
+// the dedup records, the completions and the outbox, and for the effects
+// of operations whose applier is an idemgate.BatchTxApplier), and each
+// command applied by an upstream call on its own, where it stands.
+//
+// It returns nil once every record is applied. On an error the consumer
+// handles the records one at a time, so that a poison record is found
+// and dead-lettered alone; what this call did commit is then found done.
+func (p *Projector) HandleBatch(ctx context.Context, recs []*kgo.Record) error {
+	seen := make(map[string]bool, len(recs))
+	var stretch []idemgate.Command
+	flush := func() error {
+		if len(stretch) == 0 {
+			return nil
+		}
+		err := p.applyBatch(ctx, stretch)
+		stretch = stretch[:0]
+		return err
+	}
+	for _, rec := range recs {
+		cmd, err := decode(rec)
+		if err != nil {
+			return err
+		}
+		if seen[cmd.OperationID] {
+			continue // delivered twice in one run: the first one applies it
+		}
+		seen[cmd.OperationID] = true
+		op, ok := p.cfg.Registry.Operation(cmd.Operation)
+		if !ok {
+			return fmt.Errorf("%w: no operation %q is registered", idemgate.ErrPermanent, cmd.Operation)
+		}
+		if op.Call != nil {
+			if err := flush(); err != nil {
+				return err
+			}
+			if err := p.call(ctx, rec, cmd, op); err != nil {
+				return err
+			}
+			continue
+		}
+		stretch = append(stretch, cmd)
+	}
+	return flush()
+}
+
+// applyBatch applies commands of in-database operations in one
+// transaction.
+func (p *Projector) applyBatch(ctx context.Context, cmds []idemgate.Command) error {
+	actx, cancel := attemptContext(ctx, attemptTimeout)
+	defer cancel()
+	applied, err := p.cfg.Store.ApplyBatch(actx, p.cfg.Name, cmds, p.effects, func() { p.cfg.Faults.Hit(fault.InProjectorTx) })
+	if err != nil {
+		return err
+	}
+	for _, a := range applied {
+		p.observe(a.Command, a.Response)
+	}
+	p.cfg.Faults.Hit(fault.AfterProjectorTx)
+	return nil
+}
+
+// effects applies commands in order, each run of one operation at once
+// when its applier can.
+func (p *Projector) effects(ctx context.Context, tx pgx.Tx, cmds []idemgate.Command) ([]idemgate.Response, error) {
+	out := make([]idemgate.Response, 0, len(cmds))
+	for i := 0; i < len(cmds); {
+		j := i + 1
+		for j < len(cmds) && cmds[j].Operation == cmds[i].Operation {
+			j++
+		}
+		op, _ := p.cfg.Registry.Operation(cmds[i].Operation) // HandleBatch checked it
+		if b, ok := op.Apply.(idemgate.BatchTxApplier); ok && j-i > 1 {
+			resps, err := b.ApplyTxBatch(ctx, tx, cmds[i:j])
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, resps...)
+		} else {
+			for _, c := range cmds[i:j] {
+				resp, err := op.Apply.ApplyTx(ctx, tx, c)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, resp)
+			}
+		}
+		i = j
+	}
+	return out, nil
+}
