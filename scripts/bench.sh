@@ -24,8 +24,8 @@
 #   BENCH_MICRO=0     1: also the old Go microbenchmarks (go test -bench ./cmd/idemgate)
 #   BENCH_OUT=bench/out   logs, results.jsonl, results.md (gitignored)
 #   BENCH_PORT=28080  serve; +1 syncclaim, +2 and +3 the metrics of project and relay
-#   BENCH_PG_PORT=25432  BENCH_PG_RUN_DIR=/tmp/idemgate-bench-pg
-#   BENCH_KAFKA_PORT=29092  BENCH_KAFKA_CONTROLLER_PORT=29093  BENCH_KAFKA_RUN_DIR=/tmp/idemgate-bench-kafka
+#   BENCH_PG_PORT=26432  BENCH_PG_RUN_DIR=/tmp/idemgate-bench-pg
+#   BENCH_KAFKA_PORT=26092  BENCH_KAFKA_CONTROLLER_PORT=26093  BENCH_KAFKA_RUN_DIR=/tmp/idemgate-bench-kafka
 # The servers are the bench's own (own ports and run dirs), wiped at start and
 # stopped at exit with every process the script started. Loopback only.
 set -euo pipefail
@@ -41,10 +41,10 @@ BENCH_MICRO=${BENCH_MICRO:-0}
 BENCH_OUT=${BENCH_OUT:-bench/out}
 BENCH_PORT=${BENCH_PORT:-28080}
 
-export PG_RUN_DIR=${BENCH_PG_RUN_DIR:-/tmp/idemgate-bench-pg} PG_PORT=${BENCH_PG_PORT:-25432}
+export PG_RUN_DIR=${BENCH_PG_RUN_DIR:-/tmp/idemgate-bench-pg} PG_PORT=${BENCH_PG_PORT:-26432}
 export PG_FSYNC=on PG_SYNC_COMMIT=on PG_FRESH=1
-export KAFKA_RUN_DIR=${BENCH_KAFKA_RUN_DIR:-/tmp/idemgate-bench-kafka} KAFKA_PORT=${BENCH_KAFKA_PORT:-29092}
-export KAFKA_CONTROLLER_PORT=${BENCH_KAFKA_CONTROLLER_PORT:-29093} KAFKA_FRESH=1
+export KAFKA_RUN_DIR=${BENCH_KAFKA_RUN_DIR:-/tmp/idemgate-bench-kafka} KAFKA_PORT=${BENCH_KAFKA_PORT:-26092}
+export KAFKA_CONTROLLER_PORT=${BENCH_KAFKA_CONTROLLER_PORT:-26093} KAFKA_FRESH=1
 
 SERVE_ADDR=127.0.0.1:$BENCH_PORT
 SYNC_ADDR=127.0.0.1:$((BENCH_PORT + 1))
