@@ -23,7 +23,9 @@ type Command struct {
 
 // Claim states. A claim is ACCEPTED when its key is taken (its event may
 // not be in Kafka yet), PUBLISHED once Kafka acknowledged the event, and
-// COMPLETED once its response is recorded; COMPLETED is final.
+// COMPLETED once its response is recorded; COMPLETED is final. The store
+// derives them: PUBLISHED from the published mark, COMPLETED from the
+// recorded response, so that no writer updates another's row.
 const (
 	StateAccepted  = "ACCEPTED"
 	StatePublished = "PUBLISHED"

@@ -31,10 +31,33 @@ const maxRetries = 30
 // caller would believe work committed that never did. Here the retry loop
 // wraps BEGIN ... COMMIT instead.
 func (db *DB) InTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return db.inTx(ctx, serializable, fn)
+}
+
+// InReadCommitted runs fn in a READ COMMITTED transaction, retried like
+// InTx. It is for work that needs no serializability and must not be
+// chosen as a serialization victim: the relay's scans and marks of the
+// outbox, the waiters' completion checks. (CockroachDB runs it
+// SERIALIZABLE unless READ COMMITTED is enabled there; the retries cover
+// that.)
+func (db *DB) InReadCommitted(ctx context.Context, fn func(pgx.Tx) error) error {
+	return db.inTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, fn)
+}
+
+// InSnapshot runs fn in a read-only REPEATABLE READ transaction: one
+// consistent snapshot, and, read-only, never a serialization failure nor
+// the cause of another's. For the API's reads (an operation, a read
+// model). (CockroachDB runs it SERIALIZABLE unless REPEATABLE READ is
+// enabled there; the retries cover that.)
+func (db *DB) InSnapshot(ctx context.Context, fn func(pgx.Tx) error) error {
+	return db.inTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn)
+}
+
+func (db *DB) inTx(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx) error) error {
 	attempt := 0
 	var err error
 	if db.Flavor == CockroachDB {
-		err = crdbpgxv5.ExecuteTx(crdb.WithMaxRetries(ctx, maxRetries), db.Pool, serializable, func(tx pgx.Tx) error {
+		err = crdbpgxv5.ExecuteTx(crdb.WithMaxRetries(ctx, maxRetries), db.Pool, opts, func(tx pgx.Tx) error {
 			if attempt > 0 {
 				db.countRetry()
 			}
@@ -50,7 +73,7 @@ func (db *DB) InTx(ctx context.Context, fn func(pgx.Tx) error) error {
 				}
 			}
 			attempt++
-			err := db.runOnce(ctx, fn)
+			err := db.runOnce(ctx, opts, fn)
 			if isDeadlock(err) {
 				// A deadlock is as retryable as a serialization failure; make
 				// crdb.ExecuteCtx see it as one.
@@ -66,8 +89,8 @@ func (db *DB) InTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return err
 }
 
-func (db *DB) runOnce(ctx context.Context, fn func(pgx.Tx) error) error {
-	tx, err := db.Pool.BeginTx(ctx, serializable)
+func (db *DB) runOnce(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx) error) error {
+	tx, err := db.Pool.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("sqldb: begin: %w", err)
 	}

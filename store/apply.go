@@ -17,11 +17,12 @@ import (
 type Effect func(ctx context.Context, tx pgx.Tx) (idemgate.Response, error)
 
 // ApplyOnce applies a command exactly once in effect, in ONE transaction:
-// it records cmd as processed by projector and completes its claim (a
-// redelivered event finds either done, or its claim gone with the key's
-// retention, and does nothing more), runs effect and writes the response
-// to the outbox. fresh is false when the command had already been
-// processed; its response is then not returned.
+// it records cmd as processed by projector and checks its claim is open
+// (a redelivered event finds either done, or its claim gone with the
+// key's retention, and does nothing more), runs effect and writes the
+// response to the outbox, which completes the claim. fresh is false when
+// the command had already been processed; its response is then not
+// returned.
 //
 // The hook, when not nil, runs inside the transaction after the writes and
 // before the commit (a fault point).
@@ -75,16 +76,28 @@ ON CONFLICT (projector, event_id) DO NOTHING`, projector, eventID)
 	return tag.RowsAffected() == 0, nil
 }
 
-// completeClaim moves the claim to COMPLETED; open is false when there
-// was no claim left to complete, and then errNotOpen rolls the whole
-// application back.
+// openClaims selects, among operationIDs of commands not yet processed
+// (their dedup record was just inserted), those whose claim still exists:
+// an event redelivered after its key's retention is not applied again.
+// It reads the claims and never writes them: the API writes them, and a
+// projector that updated them would collide with it. (Nor does it look in
+// the outbox: the dedup record answers that, and reading the outbox at
+// SERIALIZABLE is what made concurrent batches collide.)
+const openClaims = `SELECT c.operation_id::TEXT FROM idempotency_claims c WHERE c.operation_id = ANY($1::UUID[])`
+
+// completeClaim checks the claim is open (the outbox row written next
+// completes it); open is false otherwise, and then errNotOpen rolls the
+// whole application back.
 func completeClaim(ctx context.Context, tx pgx.Tx, operationID string) (open bool, err error) {
-	tag, err := tx.Exec(ctx, `UPDATE idempotency_claims SET state = 'COMPLETED', completed_at = now()
-WHERE operation_id = $1 AND state <> 'COMPLETED'`, operationID)
+	rows, err := tx.Query(ctx, openClaims, []string{operationID})
 	if err != nil {
-		return false, fmt.Errorf("complete claim: %w", err)
+		return false, fmt.Errorf("read claim: %w", err)
 	}
-	if tag.RowsAffected() == 0 {
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return false, fmt.Errorf("read claim: %w", err)
+	}
+	if len(ids) == 0 {
 		return false, errNotOpen
 	}
 	return true, nil
@@ -113,9 +126,9 @@ type Applied struct {
 
 // ApplyBatch applies a batch of commands exactly once in effect, in ONE
 // transaction with multi-row statements: it records them as processed by
-// projector, completes the claims still open, runs effect on the
-// commands that were neither processed nor completed (in their order),
-// and writes their responses to the outbox. It returns what it applied;
+// projector, finds the claims still open, runs effect on the commands
+// that were neither processed nor completed (in their order), and writes
+// their responses to the outbox, which completes their claims. It returns what it applied;
 // the others had been applied before. cmds must have distinct operation
 // ids. The hook, when not nil, runs inside the transaction before the
 // commit (a fault point).
@@ -140,14 +153,13 @@ ON CONFLICT (projector, event_id) DO NOTHING RETURNING event_id`, projector, ids
 		if len(fresh) == 0 {
 			return nil
 		}
-		rows, err = tx.Query(ctx, `UPDATE idempotency_claims SET state = 'COMPLETED', completed_at = now()
-WHERE operation_id = ANY($1::UUID[]) AND state <> 'COMPLETED' RETURNING operation_id::TEXT`, fresh)
+		rows, err = tx.Query(ctx, openClaims, fresh)
 		if err != nil {
-			return fmt.Errorf("complete claims: %w", err)
+			return fmt.Errorf("read claims: %w", err)
 		}
 		opened, err := pgx.CollectRows(rows, pgx.RowTo[string])
 		if err != nil {
-			return fmt.Errorf("complete claims: %w", err)
+			return fmt.Errorf("read claims: %w", err)
 		}
 		open := make(map[string]bool, len(opened))
 		for _, id := range opened {

@@ -74,10 +74,10 @@ SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
 UNION ALL
-SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND c.state = 'COMPLETED',
+SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND o.operation_id IS NOT NULL,
        o.status, o.content_type, o.location, o.body
 FROM idempotency_claims c
-LEFT JOIN outbox o ON o.operation_id = c.operation_id AND c.state = 'COMPLETED'
+LEFT JOIN outbox o ON o.operation_id = c.operation_id
 WHERE c.tenant_id = $1 AND c.operation = $2 AND c.idem_key = $3 AND NOT EXISTS (SELECT 1 FROM ins)`
 
 // reclaim deletes a completed claim past its retention and claims its key
@@ -85,8 +85,8 @@ WHERE c.tenant_id = $1 AND c.operation = $2 AND c.idem_key = $3 AND NOT EXISTS (
 func (s *Store) reclaim(ctx context.Context, req idemgate.ClaimRequest) (idemgate.Claim, error) {
 	var c idemgate.Claim
 	err := s.db.InTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `DELETE FROM idempotency_claims WHERE tenant_id = $1 AND operation = $2 AND idem_key = $3
-AND state = 'COMPLETED' AND expires_at <= now()`, req.Tenant, req.Operation, req.Key); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM idempotency_claims c WHERE tenant_id = $1 AND operation = $2 AND idem_key = $3
+AND expires_at <= now() AND EXISTS (SELECT 1 FROM outbox o WHERE o.operation_id = c.operation_id)`, req.Tenant, req.Operation, req.Key); err != nil {
 			return fmt.Errorf("delete expired claim: %w", err)
 		}
 		var expired bool
@@ -138,10 +138,9 @@ type CallAttempts struct {
 // Operation reads one of tenant's operations; found is false for an
 // unknown id or another tenant's operation.
 func (s *Store) Operation(ctx context.Context, tenant, operationID string) (v OperationView, found bool, err error) {
-	// In a retried transaction: at SERIALIZABLE even a lone SELECT can be
-	// chosen as the victim of a dependency cycle (seen on PostgreSQL under
-	// load), and that is no reason to answer 503.
-	err = s.db.InTx(ctx, func(tx pgx.Tx) error {
+	// A snapshot read: it neither fails nor makes the projector's
+	// transactions fail, as a SERIALIZABLE read of the outbox would.
+	err = s.db.InSnapshot(ctx, func(tx pgx.Tx) error {
 		v, found = OperationView{}, false
 		var resp storedResponse
 		var attempts *int32
@@ -151,7 +150,7 @@ func (s *Store) Operation(ctx context.Context, tenant, operationID string) (v Op
 SELECT c.operation_id::TEXT, c.operation, o.status, o.content_type, o.location, o.body,
        a.attempts, a.first_attempt_at, a.last_attempt_at, a.last_error
 FROM idempotency_claims c
-LEFT JOIN outbox o ON o.operation_id = c.operation_id AND c.state = 'COMPLETED'
+LEFT JOIN outbox o ON o.operation_id = c.operation_id
 LEFT JOIN call_attempts a ON a.operation_id = c.operation_id
 WHERE c.operation_id = $1 AND c.tenant_id = $2`, operationID, tenant).Scan(&v.OperationID, &v.Operation,
 			&resp.status, &resp.ctype, &resp.loc, &resp.body, &attempts, &first, &last, &lastErr)
@@ -172,17 +171,16 @@ WHERE c.operation_id = $1 AND c.tenant_id = $2`, operationID, tenant).Scan(&v.Op
 }
 
 // Completed returns which of the operations are completed.
-func (s *Store) Completed(ctx context.Context, operationIDs []string) ([]string, error) {
-	rows, err := s.db.Pool.Query(ctx, `SELECT operation_id::TEXT FROM idempotency_claims
-WHERE operation_id = ANY($1::UUID[]) AND state = 'COMPLETED'`, operationIDs)
-	if err != nil {
-		return nil, fmt.Errorf("read completed: %w", err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("read completed: %w", err)
-	}
-	return ids, nil
+func (s *Store) Completed(ctx context.Context, operationIDs []string) (ids []string, err error) {
+	err = s.db.InSnapshot(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT operation_id::TEXT FROM outbox WHERE operation_id = ANY($1::UUID[])`, operationIDs)
+		if err != nil {
+			return fmt.Errorf("read completed: %w", err)
+		}
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	return ids, err
 }
 
 // MarkPublished records that Kafka acknowledged the commands' events, so
@@ -212,10 +210,11 @@ UPDATE idempotency_claims
 SET lease_until = now() + ($1::INT8 * INTERVAL '1 microsecond'), emit_attempts = emit_attempts + 1
 WHERE (tenant_id, operation, idem_key) IN (
     SELECT c.tenant_id, c.operation, c.idem_key FROM idempotency_claims c
-    WHERE c.state = 'ACCEPTED' AND c.lease_until < now()
+    WHERE c.lease_until < now()
       AND NOT EXISTS (SELECT 1 FROM command_published p WHERE p.operation_id = c.operation_id)
+      AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.operation_id = c.operation_id)
     ORDER BY c.lease_until LIMIT $2)
-  AND state = 'ACCEPTED' AND lease_until < now()
+  AND lease_until < now()
 RETURNING operation_id::TEXT, tenant_id, operation, idem_key, target, request, created_at, traceparent`, s.lease.Microseconds(), limit)
 		if err != nil {
 			return fmt.Errorf("take expired leases: %w", err)
@@ -245,10 +244,9 @@ func (s *Store) DeleteExpired(ctx context.Context, limit int) (int, error) {
 		rows, err := tx.Query(ctx, `
 DELETE FROM idempotency_claims
 WHERE (tenant_id, operation, idem_key) IN (
-    SELECT tenant_id, operation, idem_key FROM idempotency_claims
-    WHERE expires_at <= now() AND state = 'COMPLETED'
-    ORDER BY expires_at LIMIT $1)
-  AND expires_at <= now() AND state = 'COMPLETED'
+    SELECT c.tenant_id, c.operation, c.idem_key FROM idempotency_claims c
+    WHERE c.expires_at <= now() AND EXISTS (SELECT 1 FROM outbox o WHERE o.operation_id = c.operation_id)
+    ORDER BY c.expires_at LIMIT $1)
 RETURNING operation_id::TEXT`, limit)
 		if err != nil {
 			return fmt.Errorf("delete expired claims: %w", err)
@@ -278,20 +276,22 @@ RETURNING operation_id::TEXT`, limit)
 }
 
 // DeleteOldDedupRecords deletes up to limit dedup records older than
-// window and returns how many it deleted. Past the window a redelivered
-// event is still a no-op: its claim is COMPLETED, or gone with its key's
-// retention, and ApplyOnce applies only a claim not yet completed. The
-// window covers the commands topic's retention, so that a consumer group
-// reset to the start of the topic finds every record.
+// window whose claim is gone (with its key's retention), and returns how
+// many it deleted. A redelivered event is then still a no-op: ApplyOnce
+// applies only a command whose claim exists, and a claim that exists
+// keeps its dedup record. The window covers the commands topic's
+// retention, so that a consumer group reset to the start of the topic
+// finds every record it could still redeliver.
 func (s *Store) DeleteOldDedupRecords(ctx context.Context, window time.Duration, limit int) (int, error) {
 	var n int
 	err := s.db.InTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `
 DELETE FROM processed_events
 WHERE (projector, event_id) IN (
-    SELECT projector, event_id FROM processed_events
-    WHERE processed_at < now() - ($1::INT8 * INTERVAL '1 microsecond')
-    ORDER BY processed_at LIMIT $2)`, window.Microseconds(), limit)
+    SELECT p.projector, p.event_id FROM processed_events p
+    WHERE p.processed_at < now() - ($1::INT8 * INTERVAL '1 microsecond')
+      AND NOT EXISTS (SELECT 1 FROM idempotency_claims c WHERE c.operation_id::TEXT = p.event_id)
+    ORDER BY p.processed_at LIMIT $2)`, window.Microseconds(), limit)
 		if err != nil {
 			return fmt.Errorf("delete old dedup records: %w", err)
 		}

@@ -26,8 +26,16 @@ type Outcome struct {
 
 // UnsentOutcomes reads up to limit recorded responses not yet published,
 // oldest first.
-func (s *Store) UnsentOutcomes(ctx context.Context, limit int) ([]Outcome, error) {
-	rows, err := s.db.Pool.Query(ctx, `
+func (s *Store) UnsentOutcomes(ctx context.Context, limit int) (out []Outcome, err error) {
+	err = s.db.InReadCommitted(ctx, func(tx pgx.Tx) error {
+		out, err = unsentOutcomes(ctx, tx, limit)
+		return err
+	})
+	return out, err
+}
+
+func unsentOutcomes(ctx context.Context, tx pgx.Tx, limit int) ([]Outcome, error) {
+	rows, err := tx.Query(ctx, `
 SELECT o.operation_id::TEXT, o.tenant_id, o.operation, COALESCE(c.idem_key, ''), o.status, o.content_type, o.location, o.body, o.created_at
 FROM outbox o
 LEFT JOIN idempotency_claims c ON c.operation_id = o.operation_id
@@ -53,7 +61,9 @@ LIMIT $1`, limit)
 // when the oldest was recorded.
 func (s *Store) OutboxBacklog(ctx context.Context) (n int, oldest time.Time, err error) {
 	var at *time.Time
-	if err := s.db.Pool.QueryRow(ctx, `SELECT count(*), min(created_at) FROM outbox WHERE sent_at IS NULL`).Scan(&n, &at); err != nil {
+	if err := s.db.InReadCommitted(ctx, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT count(*), min(created_at) FROM outbox WHERE sent_at IS NULL`).Scan(&n, &at)
+	}); err != nil {
 		return 0, time.Time{}, fmt.Errorf("read outbox backlog: %w", err)
 	}
 	if at != nil {
@@ -62,9 +72,11 @@ func (s *Store) OutboxBacklog(ctx context.Context) (n int, oldest time.Time, err
 	return n, oldest, nil
 }
 
-// MarkSent records that the outcomes were published.
+// MarkSent records that the outcomes were published. The mark is
+// idempotent, so it runs at READ COMMITTED, where it cannot collide with
+// the projectors recording new outcomes.
 func (s *Store) MarkSent(ctx context.Context, operationIDs []string) error {
-	return s.db.InTx(ctx, func(tx pgx.Tx) error {
+	return s.db.InReadCommitted(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE outbox SET sent_at = now() WHERE operation_id = ANY($1::UUID[]) AND sent_at IS NULL`, operationIDs); err != nil {
 			return fmt.Errorf("mark outbox sent: %w", err)
 		}

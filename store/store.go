@@ -44,10 +44,11 @@ func New(db *sqldb.DB, lease time.Duration) *Store {
 // DB is the database the store runs on.
 func (s *Store) DB() *sqldb.DB { return s.db }
 
-// Read runs fn in a retried read transaction: a module's read model
-// shares the database but not these tables. fn may run more than once.
+// Read runs fn in a read-only snapshot (sqldb.InSnapshot): a module's
+// read model shares the database but not these tables. fn may run more
+// than once.
 func (s *Store) Read(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	return s.db.InTx(ctx, fn)
+	return s.db.InSnapshot(ctx, fn)
 }
 
 func deref(s *string) string {

@@ -37,7 +37,9 @@ func pgCounters(ctx context.Context, db *pgx.Conn) (commits, rollbacks int64, er
 
 // The run's claims are found by tenant and key prefix (the prefix holds
 // no LIKE wildcard: Validate allows only [A-Za-z0-9.-]).
-const runClaims = `FROM idempotency_claims c
+// A claim is completed when its outbox row exists; the row's created_at
+// is the completion time (store/migrations/0005_completion.sql).
+const runClaims = `FROM idempotency_claims c LEFT JOIN outbox o ON o.operation_id = c.operation_id
 WHERE c.tenant_id = $1 AND c.operation = 'payments.create' AND c.idem_key LIKE $2 || '-%'`
 
 // progress is one look at the run's claims.
@@ -48,7 +50,7 @@ type progress struct {
 
 func readProgress(ctx context.Context, db *pgx.Conn, tenant, prefix string) (progress, error) {
 	var p progress
-	err := db.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE c.state = 'COMPLETED'), min(c.completed_at), max(c.completed_at) `+runClaims,
+	err := db.QueryRow(ctx, `SELECT count(*), count(o.operation_id), min(o.created_at), max(o.created_at) `+runClaims,
 		tenant, prefix).Scan(&p.claims, &p.completed, &p.first, &p.last)
 	if err != nil {
 		return p, fmt.Errorf("read claims: %w", err)
@@ -89,7 +91,7 @@ func waitComplete(ctx context.Context, db *pgx.Conn, tenant, prefix string, want
 	var p50, p90, p99, mx *float64
 	err = db.QueryRow(ctx, `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY d), percentile_cont(0.9) WITHIN GROUP (ORDER BY d),
        percentile_cont(0.99) WITHIN GROUP (ORDER BY d), max(d)
-FROM (SELECT extract(epoch FROM c.completed_at - c.created_at) * 1000 AS d `+runClaims+` AND c.state = 'COMPLETED') s`,
+FROM (SELECT extract(epoch FROM o.created_at - c.created_at) * 1000 AS d `+runClaims+` AND o.operation_id IS NOT NULL) s`,
 		tenant, prefix).Scan(&p50, &p90, &p99, &mx)
 	if err != nil {
 		return nil, fmt.Errorf("completion latency: %w", err)

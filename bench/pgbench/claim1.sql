@@ -23,10 +23,10 @@ SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
 UNION ALL
-SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND c.state = 'COMPLETED',
+SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND o.operation_id IS NOT NULL,
        o.status, o.content_type, o.location, o.body
 FROM idempotency_claims c
-LEFT JOIN outbox o ON o.operation_id = c.operation_id AND c.state = 'COMPLETED'
+LEFT JOIN outbox o ON o.operation_id = c.operation_id
 WHERE c.tenant_id = 'tenant-pgbench' AND c.operation = 'payments.create'
   AND c.idem_key = :prefix::TEXT || '-' || :client_id::INT8 || '-' || :n::INT8 AND NOT EXISTS (SELECT 1 FROM ins);
 COMMIT;

@@ -23,10 +23,10 @@ SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
 UNION ALL
-SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND c.state = 'COMPLETED',
+SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND o.operation_id IS NOT NULL,
        o.status, o.content_type, o.location, o.body
 FROM idempotency_claims c
-LEFT JOIN outbox o ON o.operation_id = c.operation_id AND c.state = 'COMPLETED'
+LEFT JOIN outbox o ON o.operation_id = c.operation_id
 WHERE c.tenant_id = 'tenant-pgbench' AND c.operation = 'payments.create'
   AND c.idem_key = :prefix::TEXT || '-' || :client_id::INT8 || '-' || :n::INT8 AND NOT EXISTS (SELECT 1 FROM ins);
 \set n :n + 1
@@ -44,10 +44,10 @@ SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
 UNION ALL
-SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND c.state = 'COMPLETED',
+SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND o.operation_id IS NOT NULL,
        o.status, o.content_type, o.location, o.body
 FROM idempotency_claims c
-LEFT JOIN outbox o ON o.operation_id = c.operation_id AND c.state = 'COMPLETED'
+LEFT JOIN outbox o ON o.operation_id = c.operation_id
 WHERE c.tenant_id = 'tenant-pgbench' AND c.operation = 'payments.create'
   AND c.idem_key = :prefix::TEXT || '-' || :client_id::INT8 || '-' || :n::INT8 AND NOT EXISTS (SELECT 1 FROM ins);
 \set n :n + 1
@@ -65,10 +65,10 @@ SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
 UNION ALL
-SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND c.state = 'COMPLETED',
+SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND o.operation_id IS NOT NULL,
        o.status, o.content_type, o.location, o.body
 FROM idempotency_claims c
-LEFT JOIN outbox o ON o.operation_id = c.operation_id AND c.state = 'COMPLETED'
+LEFT JOIN outbox o ON o.operation_id = c.operation_id
 WHERE c.tenant_id = 'tenant-pgbench' AND c.operation = 'payments.create'
   AND c.idem_key = :prefix::TEXT || '-' || :client_id::INT8 || '-' || :n::INT8 AND NOT EXISTS (SELECT 1 FROM ins);
 \set n :n + 1
@@ -86,10 +86,10 @@ SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
 UNION ALL
-SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND c.state = 'COMPLETED',
+SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND o.operation_id IS NOT NULL,
        o.status, o.content_type, o.location, o.body
 FROM idempotency_claims c
-LEFT JOIN outbox o ON o.operation_id = c.operation_id AND c.state = 'COMPLETED'
+LEFT JOIN outbox o ON o.operation_id = c.operation_id
 WHERE c.tenant_id = 'tenant-pgbench' AND c.operation = 'payments.create'
   AND c.idem_key = :prefix::TEXT || '-' || :client_id::INT8 || '-' || :n::INT8 AND NOT EXISTS (SELECT 1 FROM ins);
 \set n :n + 1
@@ -107,10 +107,10 @@ SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
 UNION ALL
-SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND c.state = 'COMPLETED',
+SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND o.operation_id IS NOT NULL,
        o.status, o.content_type, o.location, o.body
 FROM idempotency_claims c
-LEFT JOIN outbox o ON o.operation_id = c.operation_id AND c.state = 'COMPLETED'
+LEFT JOIN outbox o ON o.operation_id = c.operation_id
 WHERE c.tenant_id = 'tenant-pgbench' AND c.operation = 'payments.create'
   AND c.idem_key = :prefix::TEXT || '-' || :client_id::INT8 || '-' || :n::INT8 AND NOT EXISTS (SELECT 1 FROM ins);
 \set n :n + 1
@@ -128,10 +128,10 @@ SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
 UNION ALL
-SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND c.state = 'COMPLETED',
+SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND o.operation_id IS NOT NULL,
        o.status, o.content_type, o.location, o.body
 FROM idempotency_claims c
-LEFT JOIN outbox o ON o.operation_id = c.operation_id AND c.state = 'COMPLETED'
+LEFT JOIN outbox o ON o.operation_id = c.operation_id
 WHERE c.tenant_id = 'tenant-pgbench' AND c.operation = 'payments.create'
   AND c.idem_key = :prefix::TEXT || '-' || :client_id::INT8 || '-' || :n::INT8 AND NOT EXISTS (SELECT 1 FROM ins);
 \set n :n + 1
@@ -149,10 +149,10 @@ SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
 UNION ALL
-SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND c.state = 'COMPLETED',
+SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND o.operation_id IS NOT NULL,
        o.status, o.content_type, o.location, o.body
 FROM idempotency_claims c
-LEFT JOIN outbox o ON o.operation_id = c.operation_id AND c.state = 'COMPLETED'
+LEFT JOIN outbox o ON o.operation_id = c.operation_id
 WHERE c.tenant_id = 'tenant-pgbench' AND c.operation = 'payments.create'
   AND c.idem_key = :prefix::TEXT || '-' || :client_id::INT8 || '-' || :n::INT8 AND NOT EXISTS (SELECT 1 FROM ins);
 \set n :n + 1
@@ -170,10 +170,10 @@ SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
 UNION ALL
-SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND c.state = 'COMPLETED',
+SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND o.operation_id IS NOT NULL,
        o.status, o.content_type, o.location, o.body
 FROM idempotency_claims c
-LEFT JOIN outbox o ON o.operation_id = c.operation_id AND c.state = 'COMPLETED'
+LEFT JOIN outbox o ON o.operation_id = c.operation_id
 WHERE c.tenant_id = 'tenant-pgbench' AND c.operation = 'payments.create'
   AND c.idem_key = :prefix::TEXT || '-' || :client_id::INT8 || '-' || :n::INT8 AND NOT EXISTS (SELECT 1 FROM ins);
 \set n :n + 1
@@ -191,10 +191,10 @@ SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
 UNION ALL
-SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND c.state = 'COMPLETED',
+SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND o.operation_id IS NOT NULL,
        o.status, o.content_type, o.location, o.body
 FROM idempotency_claims c
-LEFT JOIN outbox o ON o.operation_id = c.operation_id AND c.state = 'COMPLETED'
+LEFT JOIN outbox o ON o.operation_id = c.operation_id
 WHERE c.tenant_id = 'tenant-pgbench' AND c.operation = 'payments.create'
   AND c.idem_key = :prefix::TEXT || '-' || :client_id::INT8 || '-' || :n::INT8 AND NOT EXISTS (SELECT 1 FROM ins);
 \set n :n + 1
@@ -212,10 +212,10 @@ SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
 UNION ALL
-SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND c.state = 'COMPLETED',
+SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND o.operation_id IS NOT NULL,
        o.status, o.content_type, o.location, o.body
 FROM idempotency_claims c
-LEFT JOIN outbox o ON o.operation_id = c.operation_id AND c.state = 'COMPLETED'
+LEFT JOIN outbox o ON o.operation_id = c.operation_id
 WHERE c.tenant_id = 'tenant-pgbench' AND c.operation = 'payments.create'
   AND c.idem_key = :prefix::TEXT || '-' || :client_id::INT8 || '-' || :n::INT8 AND NOT EXISTS (SELECT 1 FROM ins);
 \set n :n + 1
@@ -233,10 +233,10 @@ SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
 UNION ALL
-SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND c.state = 'COMPLETED',
+SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND o.operation_id IS NOT NULL,
        o.status, o.content_type, o.location, o.body
 FROM idempotency_claims c
-LEFT JOIN outbox o ON o.operation_id = c.operation_id AND c.state = 'COMPLETED'
+LEFT JOIN outbox o ON o.operation_id = c.operation_id
 WHERE c.tenant_id = 'tenant-pgbench' AND c.operation = 'payments.create'
   AND c.idem_key = :prefix::TEXT || '-' || :client_id::INT8 || '-' || :n::INT8 AND NOT EXISTS (SELECT 1 FROM ins);
 \set n :n + 1
@@ -254,10 +254,10 @@ SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
 UNION ALL
-SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND c.state = 'COMPLETED',
+SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND o.operation_id IS NOT NULL,
        o.status, o.content_type, o.location, o.body
 FROM idempotency_claims c
-LEFT JOIN outbox o ON o.operation_id = c.operation_id AND c.state = 'COMPLETED'
+LEFT JOIN outbox o ON o.operation_id = c.operation_id
 WHERE c.tenant_id = 'tenant-pgbench' AND c.operation = 'payments.create'
   AND c.idem_key = :prefix::TEXT || '-' || :client_id::INT8 || '-' || :n::INT8 AND NOT EXISTS (SELECT 1 FROM ins);
 \set n :n + 1
@@ -275,10 +275,10 @@ SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
 UNION ALL
-SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND c.state = 'COMPLETED',
+SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND o.operation_id IS NOT NULL,
        o.status, o.content_type, o.location, o.body
 FROM idempotency_claims c
-LEFT JOIN outbox o ON o.operation_id = c.operation_id AND c.state = 'COMPLETED'
+LEFT JOIN outbox o ON o.operation_id = c.operation_id
 WHERE c.tenant_id = 'tenant-pgbench' AND c.operation = 'payments.create'
   AND c.idem_key = :prefix::TEXT || '-' || :client_id::INT8 || '-' || :n::INT8 AND NOT EXISTS (SELECT 1 FROM ins);
 \set n :n + 1
@@ -296,10 +296,10 @@ SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
 UNION ALL
-SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND c.state = 'COMPLETED',
+SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND o.operation_id IS NOT NULL,
        o.status, o.content_type, o.location, o.body
 FROM idempotency_claims c
-LEFT JOIN outbox o ON o.operation_id = c.operation_id AND c.state = 'COMPLETED'
+LEFT JOIN outbox o ON o.operation_id = c.operation_id
 WHERE c.tenant_id = 'tenant-pgbench' AND c.operation = 'payments.create'
   AND c.idem_key = :prefix::TEXT || '-' || :client_id::INT8 || '-' || :n::INT8 AND NOT EXISTS (SELECT 1 FROM ins);
 \set n :n + 1
@@ -317,10 +317,10 @@ SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
 UNION ALL
-SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND c.state = 'COMPLETED',
+SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND o.operation_id IS NOT NULL,
        o.status, o.content_type, o.location, o.body
 FROM idempotency_claims c
-LEFT JOIN outbox o ON o.operation_id = c.operation_id AND c.state = 'COMPLETED'
+LEFT JOIN outbox o ON o.operation_id = c.operation_id
 WHERE c.tenant_id = 'tenant-pgbench' AND c.operation = 'payments.create'
   AND c.idem_key = :prefix::TEXT || '-' || :client_id::INT8 || '-' || :n::INT8 AND NOT EXISTS (SELECT 1 FROM ins);
 \set n :n + 1
@@ -338,10 +338,10 @@ SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
 UNION ALL
-SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND c.state = 'COMPLETED',
+SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND o.operation_id IS NOT NULL,
        o.status, o.content_type, o.location, o.body
 FROM idempotency_claims c
-LEFT JOIN outbox o ON o.operation_id = c.operation_id AND c.state = 'COMPLETED'
+LEFT JOIN outbox o ON o.operation_id = c.operation_id
 WHERE c.tenant_id = 'tenant-pgbench' AND c.operation = 'payments.create'
   AND c.idem_key = :prefix::TEXT || '-' || :client_id::INT8 || '-' || :n::INT8 AND NOT EXISTS (SELECT 1 FROM ins);
 COMMIT;

@@ -40,7 +40,7 @@ func TestKafkaDownStillAccepts(t *testing.T) {
 		locs = append(locs, r.Header.Get("Location"))
 	}
 	time.Sleep(1500 * time.Millisecond) // past the lease: the sweeper tries, and fails
-	mustEqual(t, "completed while Kafka is down", s.count(`SELECT count(*) FROM idempotency_claims WHERE state = 'COMPLETED'`), 1)
+	mustEqual(t, "completed while Kafka is down", s.count(`SELECT count(*) FROM outbox`), 1)
 
 	cluster = start() // Kafka is back, with its log
 	t.Cleanup(cluster.Close)
