@@ -2,6 +2,11 @@ package command
 
 import (
 	"bytes"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"errors"
 	"net/http"
 	"strconv"
@@ -9,6 +14,7 @@ import (
 
 	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/fault"
+	"github.com/idemgate/idemgate/tracing"
 )
 
 // accept returns the handler of op's POST route: target, key, body,
@@ -54,19 +60,28 @@ func (a *API) accept(op idemgate.Operation) http.HandlerFunc {
 			Fingerprint: Fingerprint(op.Name, target, canonical),
 			Request:     request,
 			Retention:   a.cfg.Retention(op),
-			TraceParent: traceParent(r),
+			TraceParent: tracing.TraceParent(r.Context()),
 		}
 		ctx, cancel := a.dbContext(r)
+		ctx, span := a.tracer.Start(ctx, "idemgate.claim", trace.WithAttributes(
+			attribute.String("idemgate.operation", op.Name), attribute.String("db.system.name", "postgresql")))
 		c, err := a.claims.claim(ctx, req)
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "claim failed")
+		}
+		span.SetAttributes(attribute.Bool("idemgate.claim.inserted", c.Inserted))
+		span.End()
 		cancel()
 		if err != nil {
 			writeError(w, r, a.cfg.Logger, err)
 			return
 		}
+		infoOf(r.Context()).operationID = c.OperationID
 		switch {
 		case c.Inserted:
 			a.cfg.Faults.Hit(fault.AfterClaimCommit)
-			a.cfg.Emitter.Emit(idemgate.Command{
+			a.cfg.Emitter.Emit(r.Context(), idemgate.Command{
 				OperationID:    c.OperationID,
 				Tenant:         tenant,
 				Operation:      op.Name,
@@ -156,20 +171,4 @@ func writeResponse(w http.ResponseWriter, s *idemgate.Response) {
 	}
 	w.WriteHeader(s.Status)
 	_, _ = w.Write(s.Body)
-}
-
-// traceParent is the client's W3C traceparent header when it is well
-// formed (version-traceid-spanid-flags, 55 characters for version 00);
-// anything else is dropped rather than passed on.
-func traceParent(r *http.Request) string {
-	v := r.Header.Values("Traceparent")
-	if len(v) != 1 || len(v[0]) < 55 || len(v[0]) > 128 {
-		return ""
-	}
-	for _, c := range v[0] {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c == '-') {
-			return ""
-		}
-	}
-	return v[0]
 }

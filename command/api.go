@@ -18,10 +18,15 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/fault"
 	"github.com/idemgate/idemgate/store"
+	"github.com/idemgate/idemgate/tracing"
 )
 
 // Checker reports whether a dependency answers; /readyz asks each.
@@ -43,7 +48,8 @@ type Config struct {
 	// Retention says how long an operation's completed keys are kept.
 	// Default: the operation's own Retention, else 24 hours.
 	Retention func(idemgate.Operation) time.Duration
-	Ready     map[string]Checker
+	// Ready lists what /readyz checks.
+	Ready     []Dependency
 	Metrics   *prometheus.Registry
 	Faults    *fault.Injector
 	Logger    *slog.Logger
@@ -53,6 +59,9 @@ type Config struct {
 	// ClaimConcurrency is how many claim transactions run at once
 	// (default 4); claims arriving meanwhile share the next one.
 	ClaimConcurrency int
+	// TracerProvider records the API's spans (the request, the claim);
+	// default: none recorded, the trace context still passed on.
+	TracerProvider trace.TracerProvider
 	// ServeMetrics serves /metrics on the API's address (else it is
 	// served elsewhere, see roles); MetricsToken, when set, is required
 	// there as a bearer token.
@@ -62,7 +71,9 @@ type Config struct {
 
 // API serves the HTTP contract.
 type API struct {
-	cfg      Config
+	cfg         Config
+	httpMetrics *httpMetrics
+	tracer      trace.Tracer
 	claims   *claimer
 	keys     map[[32]byte]string
 	metrics  *metrics
@@ -90,6 +101,9 @@ func New(cfg Config) (*API, error) {
 	if cfg.DBTimeout <= 0 {
 		cfg.DBTimeout = 2 * time.Second
 	}
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = noop.NewTracerProvider()
+	}
 	if cfg.ClaimConcurrency <= 0 {
 		cfg.ClaimConcurrency = 4
 	}
@@ -108,6 +122,8 @@ func New(cfg Config) (*API, error) {
 	a := &API{cfg: cfg, keys: make(map[[32]byte]string, len(cfg.APIKeys)), metrics: newMetrics(cfg.Metrics), openAPI: doc,
 		draining: make(chan struct{}), waiters: newWaiters()}
 	a.claims = newClaimer(cfg.Store, cfg.ClaimConcurrency, 64, cfg.DBTimeout, a.metrics.claimGroups)
+	a.httpMetrics = newHTTPMetrics(cfg.Metrics)
+	a.tracer = cfg.TracerProvider.Tracer(tracing.Name)
 	for k, tenant := range cfg.APIKeys {
 		a.keys[sha256.Sum256([]byte(k))] = tenant
 	}
@@ -118,6 +134,9 @@ func New(cfg Config) (*API, error) {
 // operation's POST route and each module's reads.
 func (a *API) Handler() http.Handler {
 	r := chi.NewRouter()
+	r.Use(otelhttp.NewMiddleware("idemgate", otelhttp.WithTracerProvider(a.cfg.TracerProvider),
+		otelhttp.WithPropagators(tracing.Propagator()), otelhttp.WithMeterProvider(metricnoop.NewMeterProvider())))
+	r.Use(a.accessLog)
 	r.Use(middleware.Recoverer)
 	r.Use(middleware.GetHead) // HEAD wherever GET is served
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeProblem(w, idemgate.NotFound("this resource")) })
@@ -130,7 +149,7 @@ func (a *API) Handler() http.Handler {
 		writeProblem(w, NewProblem(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed", req.Method+" is not allowed here"))
 	})
 	r.Get("/healthz", a.healthz)
-	r.Get("/readyz", a.readyz)
+	r.Get("/readyz", ReadyHandler(a.cfg.Ready, a.cfg.DBTimeout))
 	r.Get("/openapi.json", a.openapi)
 	if a.cfg.ServeMetrics {
 		r.Method(http.MethodGet, "/metrics", MetricsHandler(a.cfg.Metrics, a.cfg.MetricsToken))
@@ -217,6 +236,7 @@ func (a *API) authenticate(next http.Handler) http.Handler {
 			rejectUnread(w, errUnauthorized())
 			return
 		}
+		infoOf(r.Context()).tenant = tenant
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tenantKey{}, tenant)))
 	})
 }
@@ -279,18 +299,4 @@ func pathParams(r *http.Request, path string) map[string]string {
 func (a *API) healthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write([]byte(`{"status":"ok"}`))
-}
-
-func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := a.dbContext(r)
-	defer cancel()
-	for name, c := range a.cfg.Ready {
-		if err := c.Ping(ctx); err != nil {
-			w.Header().Set("Retry-After", "1")
-			writeProblem(w, NewProblem(http.StatusServiceUnavailable, "not-ready", "Not ready", name+" is not reachable"))
-			return
-		}
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write([]byte(`{"status":"ready"}`))
 }

@@ -38,14 +38,18 @@ func NewEmitter(ctx context.Context, producer *events.Producer, topic string, st
 		log: logging.NewThrottle(logger, 30*time.Second)}
 }
 
-// Emit sends the command event. It returns at once.
-func (e *Emitter) Emit(cmd idemgate.Command) {
+// Emit sends the command event. It returns at once. ctx carries the
+// trace the record joins (the request's); its end does not cancel the
+// record: once claimed, a command must reach Kafka whether or not its
+// request is still there.
+func (e *Emitter) Emit(ctx context.Context, cmd idemgate.Command) {
 	env, err := events.CommandAccepted(cmd)
 	if err != nil {
 		e.logger.Error("encode command event", "operation_id", cmd.OperationID, "err", err)
 		return
 	}
 	rec := env.Record(e.topic, events.IdentityKey(cmd.Tenant, cmd.Operation, cmd.IdempotencyKey))
+	rec.Context = context.WithoutCancel(ctx)
 	e.producer.Emit(e.ctx, rec, func(_ *kgo.Record, err error) {
 		if err != nil {
 			e.log.Warn("command event not acknowledged; the sweeper will re-emit it", "operation_id", cmd.OperationID, "err", err)

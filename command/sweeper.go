@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/idemgate/idemgate/logging"
+	"github.com/idemgate/idemgate/tracing"
 	"github.com/idemgate/idemgate/store"
 )
 
@@ -41,7 +42,7 @@ func (s *Sweeper) Run(ctx context.Context) error {
 		n, err := inBatches(ctx, s.batch, func(ctx context.Context) (int, error) {
 			cmds, err := s.store.ExpiredLeases(ctx, s.batch)
 			for _, c := range cmds {
-				s.emitter.Emit(c)
+				s.emitter.Emit(tracing.FromTraceParent(ctx, c.TraceParent), c)
 			}
 			return len(cmds), err
 		})

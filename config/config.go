@@ -71,6 +71,10 @@ type Config struct {
 	// LagInterval is how often the projector measures its group's lag
 	// (IDEMGATE_LAG_INTERVAL).
 	LagInterval time.Duration
+	// LogFormat is text (default) or json (IDEMGATE_LOG_FORMAT);
+	// LogLevel is debug, info (default), warn or error
+	// (IDEMGATE_LOG_LEVEL).
+	LogFormat, LogLevel string
 	// DedupWindow is how long the projectors' dedup records are kept
 	// (IDEMGATE_DEDUP_WINDOW); it must exceed the commands topic's
 	// retention (set to the same window less a day when idemgate creates
@@ -134,6 +138,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	str("IDEMGATE_INSTANCE_ID", &c.InstanceID)
 	str("IDEMGATE_ROUTES", &c.Routes)
 	str("IDEMGATE_METRICS_TOKEN", &c.MetricsToken)
+	str("IDEMGATE_LOG_FORMAT", &c.LogFormat)
+	str("IDEMGATE_LOG_LEVEL", &c.LogLevel)
 	if v := strings.TrimSpace(getenv("IDEMGATE_MAX_ATTEMPTS")); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 100 {

@@ -38,7 +38,6 @@ func CommandAccepted(c idemgate.Command) (Envelope, error) {
 		Time:        c.AcceptedAt,
 		ContentType: ContentTypeJSON,
 		Data:        data,
-		TraceParent: c.TraceParent,
 	}, nil
 }
 

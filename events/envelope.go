@@ -21,8 +21,10 @@ type Envelope struct {
 	Time        time.Time
 	ContentType string // content-type of Data
 	Data        []byte
-	// TraceParent is the W3C trace context of the request that caused
-	// the event (header traceparent), when there is one.
+	// TraceParent is the W3C trace context the record carries (header
+	// traceparent), read when decoding. It is written by the producer's
+	// tracing hook (kotel), from the context the record is produced with,
+	// so that the span that sent it parents the one that applies it.
 	TraceParent string
 }
 
@@ -52,9 +54,6 @@ func (e Envelope) Record(topic string, key []byte) *kgo.Record {
 	}
 	if !e.Time.IsZero() {
 		hs = append(hs, kgo.RecordHeader{Key: hTime, Value: []byte(e.Time.UTC().Format(time.RFC3339Nano))})
-	}
-	if e.TraceParent != "" {
-		hs = append(hs, kgo.RecordHeader{Key: hTraceParent, Value: []byte(e.TraceParent)})
 	}
 	return &kgo.Record{Topic: topic, Key: key, Value: e.Data, Headers: hs}
 }

@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/idemgate/idemgate"
+	"github.com/idemgate/idemgate/tracing"
 )
 
 // caller is what every route's upstream shares: the HTTP client and the
@@ -97,9 +99,9 @@ func (u *upstream) Call(ctx context.Context, cmd idemgate.Command, attempt int) 
 	h.Set("Idemgate-Tenant", cmd.Tenant)
 	h.Set("Idemgate-Operation", cmd.Operation)
 	h.Set("Idemgate-Attempt", strconv.Itoa(attempt))
-	if cmd.TraceParent != "" {
-		h.Set("Traceparent", cmd.TraceParent)
-	}
+	// The trace context of the call (the projector's span, or the
+	// client's traceparent passed along when tracing is off).
+	tracing.Propagator().Inject(ctx, propagation.HeaderCarrier(h))
 	start := time.Now()
 	resp, data, err := u.do(req)
 	u.latency.WithLabelValues(u.operation).Observe(time.Since(start).Seconds())

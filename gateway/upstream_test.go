@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/idemgate/idemgate"
+	"github.com/idemgate/idemgate/tracing"
 )
 
 // callOnce loads one route in front of srv and calls it once.
@@ -27,7 +28,8 @@ func callOnce(t *testing.T, upstreamURL, timeout, body string, cmd idemgate.Comm
 	}
 	req, _ := json.Marshal(body)
 	cmd.Request = req
-	return mod.Operations[0].Call.Call(context.Background(), cmd, 1)
+	// The projector calls with the command's trace in ctx.
+	return mod.Operations[0].Call.Call(tracing.FromTraceParent(context.Background(), cmd.TraceParent), cmd, 1)
 }
 
 func TestCall(t *testing.T) {

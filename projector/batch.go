@@ -6,6 +6,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/fault"
@@ -24,12 +26,19 @@ import (
 func (p *Projector) HandleBatch(ctx context.Context, recs []*kgo.Record) error {
 	seen := make(map[string]bool, len(recs))
 	var stretch []idemgate.Command
+	var spans []trace.Span // one per command of the stretch, in its own trace
 	flush := func() error {
 		if len(stretch) == 0 {
 			return nil
 		}
 		err := p.applyBatch(ctx, stretch)
-		stretch = stretch[:0]
+		for _, s := range spans {
+			if err != nil {
+				s.SetStatus(codes.Error, err.Error())
+			}
+			s.End()
+		}
+		stretch, spans = stretch[:0], spans[:0]
 		return err
 	}
 	for _, rec := range recs {
@@ -49,11 +58,16 @@ func (p *Projector) HandleBatch(ctx context.Context, recs []*kgo.Record) error {
 			if err := flush(); err != nil {
 				return err
 			}
-			if err := p.call(ctx, rec, cmd, op); err != nil {
+			cctx, span := p.startApply(ctx, rec, cmd)
+			err := p.call(cctx, rec, cmd, op)
+			span.End()
+			if err != nil {
 				return err
 			}
 			continue
 		}
+		_, span := p.startApply(ctx, rec, cmd)
+		spans = append(spans, span)
 		stretch = append(stretch, cmd)
 	}
 	return flush()

@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/fault"
@@ -77,7 +80,19 @@ func (p *Projector) beginAttempt(ctx context.Context, cmd idemgate.Command) (int
 func (p *Projector) attemptCall(ctx context.Context, cmd idemgate.Command, op idemgate.Operation, n int) (idemgate.Response, error) {
 	actx, cancel := attemptContext(ctx, callTimeout)
 	defer cancel()
-	return op.Call.Call(actx, cmd, n)
+	actx, span := p.tracer.Start(actx, "idemgate.upstream.call "+cmd.Operation, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("idemgate.operation", cmd.Operation), attribute.String("idemgate.operation_id", cmd.OperationID),
+			attribute.Int("idemgate.attempt", n)))
+	defer span.End()
+	resp, err := op.Call.Call(actx, cmd, n)
+	switch {
+	case err != nil:
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "call failed")
+	default:
+		span.SetAttributes(attribute.Int("http.response.status_code", resp.Status))
+	}
+	return resp, err
 }
 
 func (p *Projector) record(ctx context.Context, cmd idemgate.Command, resp idemgate.Response) error {

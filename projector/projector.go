@@ -15,12 +15,16 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/events"
 	"github.com/idemgate/idemgate/fault"
 	"github.com/idemgate/idemgate/sqldb"
 	"github.com/idemgate/idemgate/store"
+	"github.com/idemgate/idemgate/tracing"
 )
 
 // Config configures a Projector.
@@ -43,6 +47,9 @@ type Config struct {
 	// CallBackoff is the wait before the second attempt at a call; it
 	// doubles up to MaxCallBackoff (defaults 250 ms and 10 s).
 	CallBackoff, MaxCallBackoff time.Duration
+	// TracerProvider records the apply and upstream-call spans, children
+	// of the span that sent each record; default: none recorded.
+	TracerProvider trace.TracerProvider
 }
 
 // attemptTimeout bounds one attempt at the database (a transaction), so
@@ -59,6 +66,7 @@ func attemptContext(ctx context.Context, d time.Duration) (context.Context, cont
 // Projector routes command events to the applier of their operation.
 type Projector struct {
 	cfg     Config
+	tracer  trace.Tracer
 	latency prometheus.Histogram
 	applied *prometheus.CounterVec
 	dead    prometheus.Counter
@@ -72,6 +80,9 @@ func New(cfg Config) (*Projector, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = noop.NewTracerProvider()
 	}
 	if cfg.MaxCallAttempts <= 0 {
 		cfg.MaxCallAttempts = 5
@@ -99,6 +110,7 @@ func New(cfg Config) (*Projector, error) {
 			Name: "idemgate_upstream_waiting_commands", Help: "Commands whose upstream call (or its retry) is under way in this process.",
 		}, []string{"operation"}),
 	}
+	p.tracer = cfg.TracerProvider.Tracer(tracing.Name)
 	if cfg.Registerer != nil {
 		for _, c := range []prometheus.Collector{p.latency, p.applied, p.dead, p.waiting} {
 			if err := cfg.Registerer.Register(c); err != nil {
@@ -130,6 +142,8 @@ func (p *Projector) Handle(ctx context.Context, rec *kgo.Record) error {
 	if !ok {
 		return fmt.Errorf("%w: no operation %q is registered", idemgate.ErrPermanent, cmd.Operation)
 	}
+	ctx, span := p.startApply(ctx, rec, cmd)
+	defer span.End()
 	if op.Call != nil {
 		return p.call(ctx, rec, cmd, op)
 	}
@@ -163,4 +177,20 @@ func decode(rec *kgo.Record) (idemgate.Command, error) {
 		return idemgate.Command{}, fmt.Errorf("%w: %w", idemgate.ErrPermanent, err)
 	}
 	return cmd, nil
+}
+
+// startApply starts the span of a command's application, a child of the
+// span that sent the record (the tracing hook's receive span when there
+// is one, else the record's traceparent).
+func (p *Projector) startApply(ctx context.Context, rec *kgo.Record, cmd idemgate.Command) (context.Context, trace.Span) {
+	parent := tracing.FromTraceParent(ctx, cmd.TraceParent)
+	if rec.Context != nil {
+		if sc := trace.SpanContextFromContext(rec.Context); sc.IsValid() {
+			parent = trace.ContextWithSpanContext(ctx, sc)
+		}
+	}
+	return p.tracer.Start(parent, "idemgate.apply "+cmd.Operation, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("idemgate.operation", cmd.Operation), attribute.String("idemgate.operation_id", cmd.OperationID),
+			attribute.String("messaging.system", "kafka"), attribute.String("messaging.operation.type", "process"),
+			attribute.String("messaging.destination.name", rec.Topic)))
 }

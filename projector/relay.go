@@ -8,11 +8,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/idemgate/idemgate/events"
 	"github.com/idemgate/idemgate/fault"
 	"github.com/idemgate/idemgate/logging"
 	"github.com/idemgate/idemgate/store"
+	"github.com/idemgate/idemgate/tracing"
 )
 
 // RelayConfig configures a Relay.
@@ -30,6 +34,9 @@ type RelayConfig struct {
 	Logger   *slog.Logger
 	// Registerer receives the relay's metrics; may be nil.
 	Registerer prometheus.Registerer
+	// TracerProvider records a publish span per outcome, in the trace of
+	// the request that claimed its command; default: none recorded.
+	TracerProvider trace.TracerProvider
 }
 
 // Relay publishes recorded responses as result events and marks them
@@ -38,6 +45,7 @@ type RelayConfig struct {
 // deduplicate on.
 type Relay struct {
 	cfg       RelayConfig
+	tracer    trace.Tracer
 	log       *logging.Throttle
 	backlog   prometheus.Gauge
 	oldest    prometheus.Gauge
@@ -58,7 +66,10 @@ func NewRelay(cfg RelayConfig) (*Relay, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	r := &Relay{cfg: cfg, log: logging.NewThrottle(cfg.Logger, 30*time.Second),
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = noop.NewTracerProvider()
+	}
+	r := &Relay{cfg: cfg, tracer: cfg.TracerProvider.Tracer(tracing.Name), log: logging.NewThrottle(cfg.Logger, 30*time.Second),
 		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "idemgate_relay_backlog", Help: "Recorded outcomes not yet published to the results topic.",
 		}),
@@ -130,13 +141,25 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	}
 	recs := make([]*kgo.Record, 0, len(outs))
 	ids := make([]string, 0, len(outs))
+	spans := make([]trace.Span, 0, len(outs))
+	defer func() {
+		for _, s := range spans {
+			s.End()
+		}
+	}()
 	for _, o := range outs {
 		env, err := events.Completed(events.CommandCompleted{OperationID: o.OperationID, Tenant: o.Tenant,
 			Operation: o.Operation, IdempotencyKey: o.IdempotencyKey}, o.Response, o.RecordedAt)
 		if err != nil {
 			return 0, err
 		}
-		recs = append(recs, env.Record(r.cfg.Topic, events.IdentityKey(o.Tenant, o.Operation, o.IdempotencyKey)))
+		rec := env.Record(r.cfg.Topic, events.IdentityKey(o.Tenant, o.Operation, o.IdempotencyKey))
+		sctx, span := r.tracer.Start(tracing.FromTraceParent(ctx, o.TraceParent), "idemgate.relay.publish "+o.Operation,
+			trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attribute.String("idemgate.operation_id", o.OperationID),
+				attribute.String("messaging.system", "kafka"), attribute.String("messaging.destination.name", r.cfg.Topic)))
+		rec.Context = sctx // the tracing hook parents its send span on it
+		spans = append(spans, span)
+		recs = append(recs, rec)
 		ids = append(ids, o.OperationID)
 	}
 	if err := r.cfg.Producer.EmitSync(ctx, recs...); err != nil {

@@ -111,7 +111,7 @@ func Dev(ctx context.Context, o Options, dc DevConfig) error {
 		printBanner(dc.Banner, l.Addr().String(), cfg.APIKeys, o.Registry)
 		fmt.Fprint(dc.Banner, strings.ReplaceAll(dc.Hint, "{addr}", l.Addr().String()))
 	}
-	return b.withMetrics(ctx, func(ctx context.Context) error {
+	return b.withMetrics(ctx, "background", func(ctx context.Context) error {
 		g, gctx := errgroup.WithContext(ctx)
 		g.Go(func() error { return b.serve(gctx, l) })
 		g.Go(func() error { return b.project(gctx) })

@@ -25,7 +25,7 @@ func Project(ctx context.Context, o Options) error {
 		return err
 	}
 	defer closeDB()
-	return b.withMetrics(ctx, b.project)
+	return b.withMetrics(ctx, "projector", b.project)
 }
 
 // Relay publishes recorded outcomes to the results topic until ctx ends.
@@ -35,7 +35,7 @@ func Relay(ctx context.Context, o Options) error {
 		return err
 	}
 	defer closeDB()
-	return b.withMetrics(ctx, b.relay)
+	return b.withMetrics(ctx, "relay", b.relay)
 }
 
 func (b *backends) project(ctx context.Context) error {
@@ -58,6 +58,7 @@ func (b *backends) project(ctx context.Context) error {
 		Registerer:      b.metrics,
 		Logger:          b.Logger,
 		MaxCallAttempts: b.Config.MaxAttempts,
+		TracerProvider:  b.TracerProvider,
 	})
 	if err != nil {
 		return err
@@ -97,7 +98,7 @@ func (b *backends) relay(ctx context.Context) error {
 	closeClient := func() { closeOnce.Do(client.Close) }
 	defer closeClient()
 	relay, err := projector.NewRelay(projector.RelayConfig{Store: st, Producer: events.NewProducer(client), Topic: b.topics.Results,
-		Faults: b.Faults, Logger: b.Logger, Registerer: b.metrics})
+		Faults: b.Faults, Logger: b.Logger, Registerer: b.metrics, TracerProvider: b.TracerProvider})
 	if err != nil {
 		return err
 	}
@@ -124,18 +125,35 @@ func (b *backends) relay(ctx context.Context) error {
 }
 
 // withMetrics runs role and, when IDEMGATE_METRICS_ADDR is set, serves
-// /metrics and /healthz on that address beside it.
-func (b *backends) withMetrics(ctx context.Context, role func(context.Context) error) error {
+// beside it /metrics, /healthz (the process works) and /readyz (the
+// role can do its job: the database, through pool, and Kafka answer).
+func (b *backends) withMetrics(ctx context.Context, pool string, role func(context.Context) error) error {
 	if b.Config.MetricsAddr == "" {
 		return role(ctx)
 	}
+	st, err := b.store(ctx, pool)
+	if err != nil {
+		return err
+	}
+	pinger, err := kgo.NewClient(b.kafka...)
+	if err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	defer pinger.Close()
 	l, err := net.Listen("tcp", b.Config.MetricsAddr)
 	if err != nil {
 		return fmt.Errorf("metrics listen: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", command.MetricsHandler(b.metrics, b.Config.MetricsToken))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{"status":"ok"}`)) })
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
+	mux.Handle("GET /readyz", command.ReadyHandler([]command.Dependency{
+		{Name: "database", Check: st.DB(), Required: true},
+		{Name: "kafka", Check: events.NewProducer(pinger), Required: true},
+	}, b.Config.DBTimeout))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, WriteTimeout: writeTimeout}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveUntilDone(gctx, srv, guard(l, b.Logger), nil) })

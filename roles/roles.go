@@ -19,6 +19,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kotel"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/config"
@@ -26,6 +29,7 @@ import (
 	"github.com/idemgate/idemgate/fault"
 	"github.com/idemgate/idemgate/sqldb"
 	"github.com/idemgate/idemgate/store"
+	"github.com/idemgate/idemgate/tracing"
 )
 
 // ProjectorName scopes the projectors' dedup records (processed_events).
@@ -44,6 +48,9 @@ type Options struct {
 	// export metrics (the gateway's upstream calls) register on it too.
 	// Default: a new one.
 	Metrics *prometheus.Registry
+	// TracerProvider records the spans (see package tracing); default:
+	// none recorded, the trace context still passed on.
+	TracerProvider trace.TracerProvider
 }
 
 func (o Options) validate() error {
@@ -154,7 +161,15 @@ func connect(ctx context.Context, o Options, firstPool string) (*backends, func(
 	if err != nil {
 		return nil, nil, fmt.Errorf("metrics: %w", err)
 	}
-	b := &backends{Options: o, kafka: events.ClientOptions(cfg.KafkaBrokers), topics: events.TopicsWithPrefix(cfg.TopicPrefix),
+	if o.TracerProvider == nil {
+		o.TracerProvider = noop.NewTracerProvider()
+	}
+	// The tracing hook writes each produced record's trace context in its
+	// headers and reads it back from the records consumed (W3C trace
+	// context, as the OpenTelemetry messaging conventions have it).
+	traced := kotel.NewKotel(kotel.WithTracer(kotel.NewTracer(kotel.TracerProvider(o.TracerProvider),
+		kotel.TracerPropagator(tracing.Propagator()), kotel.ConsumerGroup(cfg.Group))))
+	b := &backends{Options: o, kafka: events.ClientOptions(cfg.KafkaBrokers, traced.Hooks()...), topics: events.TopicsWithPrefix(cfg.TopicPrefix),
 		metrics: reg, txMetrics: txm, pools: map[string]*store.Store{}}
 	b.Logger = log
 	if err := RetryStartup(ctx, log, "database", func() error { _, err := b.store(ctx, firstPool); return err }); err != nil {

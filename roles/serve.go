@@ -44,7 +44,7 @@ func Serve(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	return b.withMetrics(ctx, func(ctx context.Context) error { return b.serve(ctx, l) })
+	return b.withMetrics(ctx, "background", func(ctx context.Context) error { return b.serve(ctx, l) })
 }
 
 // serve serves HTTP on l, with the emitter, the sweeper and the janitor,
@@ -76,12 +76,16 @@ func (b *backends) serve(ctx context.Context, l net.Listener) error {
 		APIKeys:        b.Config.APIKeys,
 		MismatchStatus: b.Config.MismatchStatus,
 		Retention:      retention(b.Config),
-		Ready:          map[string]command.Checker{"database": api.DB(), "kafka": producer},
+		Ready: []command.Dependency{
+			{Name: "database", Check: api.DB(), Required: true},
+			{Name: "kafka", Check: producer}, // down: degraded, still claiming
+		},
 		Metrics:        b.metrics,
 		Faults:         b.Faults,
 		Logger:         b.Logger,
 		DBTimeout:      b.Config.DBTimeout,
 		ServeMetrics:   b.Config.MetricsAddr == "",
+		TracerProvider: b.TracerProvider,
 		MetricsToken:   b.Config.MetricsToken,
 	})
 	if err != nil {

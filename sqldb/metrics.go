@@ -43,3 +43,12 @@ func (db *DB) countGaveUp() {
 		db.metrics.gaveUp.WithLabelValues(db.Name).Inc()
 	}
 }
+
+// initMetrics exports the pool's counters at 0, so that "no retry" reads
+// as 0 rather than as a missing series.
+func (db *DB) initMetrics() {
+	if db.metrics != nil {
+		db.metrics.retries.WithLabelValues(db.Name)
+		db.metrics.gaveUp.WithLabelValues(db.Name)
+	}
+}

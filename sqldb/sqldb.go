@@ -81,7 +81,9 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if strings.Contains(version, "CockroachDB") {
 		flavor = CockroachDB
 	}
-	return &DB{Pool: pool, Flavor: flavor, Name: opts.Name, metrics: opts.Metrics}, nil
+	db := &DB{Pool: pool, Flavor: flavor, Name: opts.Name, metrics: opts.Metrics}
+	db.initMetrics()
+	return db, nil
 }
 
 // Close closes the pool.

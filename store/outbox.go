@@ -22,6 +22,8 @@ type Outcome struct {
 	IdempotencyKey string
 	Response       idemgate.Response
 	RecordedAt     time.Time
+	// TraceParent is the trace of the request that claimed the command.
+	TraceParent string
 }
 
 // UnsentOutcomes reads up to limit recorded responses not yet published,
@@ -36,7 +38,8 @@ func (s *Store) UnsentOutcomes(ctx context.Context, limit int) (out []Outcome, e
 
 func unsentOutcomes(ctx context.Context, tx pgx.Tx, limit int) ([]Outcome, error) {
 	rows, err := tx.Query(ctx, `
-SELECT o.operation_id::TEXT, o.tenant_id, o.operation, COALESCE(c.idem_key, ''), o.status, o.content_type, o.location, o.body, o.created_at
+SELECT o.operation_id::TEXT, o.tenant_id, o.operation, COALESCE(c.idem_key, ''), o.status, o.content_type, o.location, o.body, o.created_at,
+       COALESCE(c.traceparent, '')
 FROM outbox o
 LEFT JOIN idempotency_claims c ON c.operation_id = o.operation_id
 WHERE o.sent_at IS NULL
@@ -48,7 +51,7 @@ LIMIT $1`, limit)
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Outcome, error) {
 		var o Outcome
 		err := row.Scan(&o.OperationID, &o.Tenant, &o.Operation, &o.IdempotencyKey, &o.Response.Status,
-			&o.Response.ContentType, &o.Response.Location, &o.Response.Body, &o.RecordedAt)
+			&o.Response.ContentType, &o.Response.Location, &o.Response.Body, &o.RecordedAt, &o.TraceParent)
 		return o, err
 	})
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,8 +15,10 @@ import (
 	"github.com/idemgate/idemgate/config"
 	"github.com/idemgate/idemgate/fault"
 	"github.com/idemgate/idemgate/gateway"
+	"github.com/idemgate/idemgate/logging"
 	"github.com/idemgate/idemgate/payments"
 	"github.com/idemgate/idemgate/roles"
+	"github.com/idemgate/idemgate/tracing"
 )
 
 const usage = `usage: idemgate <command> [flags]
@@ -29,6 +30,7 @@ commands:
   relay    publish recorded outcomes to the results topic
   migrate  apply the SQL schema
   redrive  <operation_id>: drive a dead-lettered command again
+  healthcheck [--url URL]: exit 0 when the role's /readyz answers 200 (for images without a shell)
 
 environment: DATABASE_URL, KAFKA_BROKERS, IDEMGATE_API_KEYS, IDEMGATE_ADDR, ...
 (see README.md)`
@@ -55,13 +57,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	o := roles.Options{
-		Config:  cfg,
-		Faults:  faults,
-		Logger:  slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
-		Metrics: prometheus.NewRegistry(),
+	logger, err := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
 	}
 	cmd, rest := args[0], args[1:]
+	tp, stopTracing, err := tracing.Setup(ctx, getenv, "idemgate-"+cmd)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	defer func() { _ = stopTracing(context.WithoutCancel(ctx)) }()
+	o := roles.Options{
+		Config:         cfg,
+		Faults:         faults,
+		Logger:         logger,
+		Metrics:        prometheus.NewRegistry(),
+		TracerProvider: tp,
+	}
 	switch cmd {
 	case "dev":
 		fs := newFlagSet("dev")
@@ -115,11 +127,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		fmt.Fprintf(stdout, "operation %s will be emitted again by the sweeper of a running 'serve'\n", fs.Arg(0))
 		return nil
+	case "healthcheck":
+		return healthcheck(ctx, cfg.Addr, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
 	}
-	return &usageError{fmt.Sprintf("unknown command %q (try: dev, serve, project, relay, migrate, redrive)", cmd)}
+	return &usageError{fmt.Sprintf("unknown command %q (try: dev, serve, project, relay, migrate, redrive, healthcheck)", cmd)}
 }
 
 // registry holds the reference payments module and, when a routes file

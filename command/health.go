@@ -1,0 +1,79 @@
+package command
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/idemgate/idemgate"
+)
+
+// Dependency is a backend a role's readiness checks.
+type Dependency struct {
+	Name  string
+	Check Checker
+	// Required: the role cannot do its job without it. An optional one
+	// that does not answer makes the role "degraded", still ready: the
+	// API keeps claiming while Kafka is down (claims are durable, the
+	// sweeper emits them later), so a probe must not take it out.
+	Required bool
+}
+
+// ReadyHandler answers /readyz. Ready (200): every required dependency
+// answers within timeout; the body says "ready", or "degraded" when an
+// optional one does not, and lists each one's state. Not ready (503, a
+// problem with the same list and Retry-After): a required one does not.
+// The checks run at once, so the answer comes within timeout.
+func ReadyHandler(deps []Dependency, timeout time.Duration) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
+		defer cancel()
+		checks := make(map[string]string, len(deps))
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		ready, degraded := true, false
+		for _, d := range deps {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				state := "ok"
+				if err := d.Check.Ping(ctx); err != nil {
+					state = "unreachable"
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				checks[d.Name] = state
+				if state != "ok" {
+					if d.Required {
+						ready = false
+					} else {
+						degraded = true
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if !ready {
+			p := NewProblem(http.StatusServiceUnavailable, "not-ready", "Not ready", "a dependency this role needs is not reachable")
+			body, _ := json.Marshal(struct {
+				*idemgate.Problem
+				Checks map[string]string `json:"checks"`
+			}{p, checks})
+			w.Header().Set("Content-Type", idemgate.ContentTypeProblem)
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write(body)
+			return
+		}
+		status := "ready"
+		if degraded {
+			status = "degraded"
+		}
+		writeJSON(w, http.StatusOK, struct {
+			Status string            `json:"status"`
+			Checks map[string]string `json:"checks"`
+		}{status, checks})
+	}
+}
