@@ -49,10 +49,10 @@ type Config struct {
 	// Default: the operation's own Retention, else 24 hours.
 	Retention func(idemgate.Operation) time.Duration
 	// Ready lists what /readyz checks.
-	Ready     []Dependency
-	Metrics   *prometheus.Registry
-	Faults    *fault.Injector
-	Logger    *slog.Logger
+	Ready   []Dependency
+	Metrics *prometheus.Registry
+	Faults  *fault.Injector
+	Logger  *slog.Logger
 	// DBTimeout bounds each request's work in the database (default 2 s):
 	// a hung database gets a 503 with Retry-After in that time.
 	DBTimeout time.Duration
@@ -74,13 +74,13 @@ type API struct {
 	cfg         Config
 	httpMetrics *httpMetrics
 	tracer      trace.Tracer
-	claims   *claimer
-	keys     map[[32]byte]string
-	metrics  *metrics
-	openAPI  []byte
-	draining chan struct{}
-	drain    sync.Once
-	waiters  *waiters
+	claims      *claimer
+	keys        map[[32]byte]string
+	metrics     *metrics
+	openAPI     []byte
+	draining    chan struct{}
+	drain       sync.Once
+	waiters     *waiters
 }
 
 // New returns the API, or an error when the registered modules' OpenAPI

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/idemgate/idemgate/logging"
-	"github.com/idemgate/idemgate/tracing"
 	"github.com/idemgate/idemgate/store"
+	"github.com/idemgate/idemgate/tracing"
 )
 
 // Sweeper re-emits claims left ACCEPTED past their lease: the API died
