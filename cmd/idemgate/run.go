@@ -141,7 +141,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 func registry(o roles.Options) (*idemgate.Registry, error) {
 	mods := []idemgate.Module{payments.Module(payments.Config{})}
 	if o.Config.Routes != "" {
-		gw, err := gateway.Load(o.Config.Routes, gateway.Options{Registerer: o.Metrics})
+		var metrics prometheus.Registerer
+		if o.Metrics != nil { // a nil *Registry in the interface would not be nil
+			metrics = o.Metrics
+		}
+		gw, err := gateway.Load(o.Config.Routes, gateway.Options{Registerer: metrics})
 		if err != nil {
 			return nil, err
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -94,7 +95,9 @@ func startRoles(t testing.TB, roles []string, extra ...string) *stack {
 	for _, role := range roles {
 		s.startRole(role)
 	}
-	s.waitHealthy()
+	if len(roles) > 0 {
+		s.waitHealthy()
+	}
 	return s
 }
 
@@ -301,3 +304,5 @@ func mustEqual[T comparable](t testing.TB, what string, got, want T) {
 		t.Fatalf("%s = %v, want %v", what, got, want)
 	}
 }
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -32,11 +32,13 @@ type testUpstream struct {
 	statuses map[string]int      // Idempotency-Key -> the recorded status
 	times    map[string][]time.Time
 	healed   map[string]bool
+	// traceparents is the traceparent of each command's last attempt.
+	traceparents map[string]string
 }
 
 func startUpstream(t testing.TB) *testUpstream {
 	u := &testUpstream{t: t, addr: freeAddr(t), effects: map[string]int{}, answers: map[string][]byte{},
-		keys: map[string][]string{}, statuses: map[string]int{}, times: map[string][]time.Time{}, healed: map[string]bool{}}
+		keys: map[string][]string{}, statuses: map[string]int{}, times: map[string][]time.Time{}, healed: map[string]bool{}, traceparents: map[string]string{}}
 	u.up()
 	t.Cleanup(u.down)
 	return u
@@ -89,6 +91,7 @@ func (u *testUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	u.mu.Lock()
 	u.keys[req.Nonce] = append(u.keys[req.Nonce], key)
 	u.times[req.Nonce] = append(u.times[req.Nonce], time.Now())
+	u.traceparents[req.Nonce] = r.Header.Get("Traceparent")
 	attempt := len(u.keys[req.Nonce])
 	if u.healed[req.Nonce] {
 		req.Case = "healed"
