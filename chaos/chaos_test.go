@@ -239,8 +239,10 @@ func TestChaos(t *testing.T) {
 	}
 	r.prefix = "chaos" + r.runID
 	r.group = "chaos-" + r.runID + "-projector"
-	r.kafkaDir = "/tmp/idemgate-chaos-kafka"
-	r.pgDir = "/tmp/idemgate-chaos-pg"
+	// Folders named by port: runs on other ports never share them, and a
+	// run on the same ports stops what an earlier one left running.
+	r.kafkaDir = fmt.Sprintf("/tmp/idemgate-chaos-kafka-%d", cfg.kafkaPort)
+	r.pgDir = fmt.Sprintf("/tmp/idemgate-chaos-pg-%d", cfg.pgPort)
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/idemgate/idemgate/fault"
+	"github.com/idemgate/idemgate/roles"
 )
 
 type claimRow struct {
@@ -141,7 +142,9 @@ func (r *run) check() tally {
 	rows.Close()
 
 	processed := map[string]int{}
-	rows, err = r.db.Query(ctx, `SELECT event_id FROM processed_events WHERE projector = 'payments'`)
+	// The dedup records of the project role (named once for every
+	// operation since the registry refactor).
+	rows, err = r.db.Query(ctx, `SELECT event_id FROM processed_events WHERE projector = $1`, roles.ProjectorName)
 	if err != nil {
 		r.t.Fatalf("read processed_events: %v", err)
 	}
