@@ -17,7 +17,8 @@
 // CHAOS_CLIENTS (16), CHAOS_DURATION (60s: how long the load lasts),
 // CHAOS_DRAIN (3m: how long every command may take to complete once the
 // chaos stops), CHAOS_SEED (random), CHAOS_BIN (test this idemgate binary
-// instead of building ../cmd/idemgate), CHAOS_KAFKA_PORT (29092, and the next
+// instead of building ../cmd/idemgate), CHAOS_ORDERS_BIN (likewise, for
+// ../examples/orders), CHAOS_KAFKA_PORT (29092, and the next
 // port for its controller), CHAOS_PG_PORT (25432). See RELIABILITY.md.
 package chaos
 

@@ -33,8 +33,13 @@ type upstream struct {
 	stopped bool
 }
 
-// buildOrders compiles the demo upstream.
+// buildOrders compiles the demo upstream (CHAOS_ORDERS_BIN: use that
+// binary instead, as the mutation checks of RELIABILITY.md do).
 func (r *run) buildOrders() string {
+	if b := os.Getenv("CHAOS_ORDERS_BIN"); b != "" {
+		r.logf("orders service under test: %s (CHAOS_ORDERS_BIN)", b)
+		return b
+	}
 	bin := filepath.Join(r.t.TempDir(), "orders")
 	cmd := exec.Command("go", "build", "-o", bin, "./examples/orders")
 	cmd.Dir = r.root
