@@ -139,6 +139,7 @@ type run struct {
 	pgDown        time.Duration
 	upRestarts    int
 	upDown        time.Duration
+	upIsDown      atomic.Bool                         // the orders service is down: every new command is an order
 	midCall       struct{ planned, done, missed int } // kills of a projector while its call is in flight
 	orders        []string                            // orders seen created: cancels target them
 	topUpCommands int
@@ -221,7 +222,7 @@ var topUpOdds = map[string]float64{
 // the commands applied in the database (all but orderShare) pass in-tx
 // and after-commit; the orders pass after-upstream-call instead, once per
 // call attempt, that is about once per order plus the retries: it aims at
-// 6 deaths.
+// 8 deaths.
 func chooseOdds(commands int, load time.Duration) map[string]float64 {
 	const want = 4.0
 	n := float64(commands)
@@ -232,7 +233,7 @@ func chooseOdds(commands int, load time.Duration) map[string]float64 {
 		fault.AfterKafkaAck:     want / n,
 		fault.InProjectorTx:     2 * want / inDB,
 		fault.AfterProjectorTx:  2 * want / (3 * inDB),
-		fault.AfterUpstreamCall: 1.5 * want / (orderShare * n),
+		fault.AfterUpstreamCall: 2 * want / (orderShare * n),
 		fault.AfterRelayPublish: max(want/max(batches, 10), 0.08), // a relay death costs little
 	}
 	for p, o := range odds {

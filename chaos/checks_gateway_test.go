@@ -24,7 +24,7 @@ type orderTally struct {
 	upstreamFailed                   int            // stored 502 /upstream-failed
 	attempts, called, maxAttempts    int            // call_attempts
 	byAttempts                       map[string]int // commands by attempts begun
-	failedAttempt                    int            // commands with a failed attempt noted
+	failedAttempt, refused           int            // commands with a failed attempt noted; of which connection refused
 }
 
 // checkOrder compares a completed order command's recorded outcome with
@@ -132,7 +132,7 @@ WHERE c.operation IN ($1, $2)`, opOrderCreate, opOrderCancel).Scan(&ot.called, &
 		r.fail("harness", "read call_attempts: %v", err)
 	}
 	ot.byAttempts = map[string]int{}
-	rows, err := r.db.Query(ctx, `SELECT a.attempts, a.last_error <> '' FROM call_attempts a
+	rows, err := r.db.Query(ctx, `SELECT a.attempts, a.last_error <> '', a.last_error LIKE '%connection refused%' FROM call_attempts a
 JOIN idempotency_claims c ON c.operation_id = a.operation_id WHERE c.operation IN ($1, $2)`, opOrderCreate, opOrderCancel)
 	if err != nil {
 		r.fail("harness", "read call_attempts: %v", err)
@@ -141,8 +141,8 @@ JOIN idempotency_claims c ON c.operation_id = a.operation_id WHERE c.operation I
 	defer rows.Close()
 	for rows.Next() {
 		var n int
-		var failed bool
-		if err := rows.Scan(&n, &failed); err != nil {
+		var failed, refused bool
+		if err := rows.Scan(&n, &failed, &refused); err != nil {
 			r.fail("harness", "read call_attempts: %v", err)
 			return
 		}
@@ -150,6 +150,12 @@ JOIN idempotency_claims c ON c.operation_id = a.operation_id WHERE c.operation I
 		if failed {
 			ot.failedAttempt++
 		}
+		if refused {
+			ot.refused++
+		}
+	}
+	if ot.refused == 0 {
+		r.fail("harness", "no call met the orders service's outage (no attempt failed with connection refused)")
 	}
 	if ot.called != ot.acceptedCreates+ot.acceptedCancels {
 		r.fail("gateway: recovery points", "%d commands have call attempts, %d order commands were accepted", ot.called, ot.acceptedCreates+ot.acceptedCancels)

@@ -150,7 +150,7 @@ func (r *run) newCommand(i int, rng *rand.Rand) *command {
 	c := &command{idx: i, key: fmt.Sprintf("chaos-%s-%05d", r.runID, i), opIDs: map[string]bool{}}
 	k := apiKeys[rng.IntN(2)]
 	c.apiKey, c.tenant = k.key, k.tenant
-	if rng.Float64() < orderShare {
+	if rng.Float64() < orderShare || r.upIsDown.Load() {
 		return r.newOrderCommand(c, rng)
 	}
 	r.mu.Lock()

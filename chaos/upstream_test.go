@@ -163,11 +163,14 @@ func (u *upstream) kill() (pid int) {
 // are on disk: it syncs each before sending it), keeps it down for hold
 // (the tap stops listening too, so that calls meet a refused
 // connection, as they would at the service's own port), then starts it
-// again on the same port and data file.
+// again on the same port and data file. While it is down, every new
+// command is an order, so that calls do meet the outage.
 func (r *run) restartUpstream(hold time.Duration) {
 	u := r.up
 	r.logf("CHAOS: kill -9 of the orders service (the gateway's upstream)")
 	start := time.Now()
+	r.upIsDown.Store(true)
+	defer r.upIsDown.Store(false)
 	u.tap.close()
 	pid := u.kill()
 	r.logf("CHAOS: killed the orders service (pid %d); down for %v", pid, hold)
