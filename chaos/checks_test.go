@@ -557,7 +557,7 @@ func (r *run) summary(tl tally) {
 	fmt.Fprintf(&b, "PostgreSQL restarts   %d (kill -9, down %v)\n", r.pgRestarts, r.pgDown.Round(100*time.Millisecond))
 	fmt.Fprintf(&b, "upstream restarts     %d (orders service kill -9, down %v)\n", r.upRestarts, r.upDown.Round(100*time.Millisecond))
 	o := tl.orders
-	fmt.Fprintf(&b, "gateway orders        orders.create: %d accepted, %d effects at the upstream (201 answers recorded there); duplicates %d (data file: %d lines, %d keys)\n",
+	fmt.Fprintf(&b, "gateway orders        orders.create: %d accepted, %d effects at the upstream (orders created, from its data file); duplicates %d (data file: %d lines, %d keys)\n",
 		o.acceptedCreates, o.effects, o.duplicates, o.fileLines, o.fileKeys)
 	fmt.Fprintf(&b, "gateway cancels       %d accepted: %s; orders cancelled %d\n", o.acceptedCancels, formatCounts(o.cancelOutcomes), o.cancelled)
 	fmt.Fprintf(&b, "upstream calls        %d attempts begun for %d commands (commands by attempts: %s; %d with a failed attempt noted, %d of them connection refused); %d kill -9 with a call in flight; %d deaths at %s\n",

@@ -206,6 +206,7 @@ type upstreamView struct {
 	lines    map[string]int        // data file lines by key: a second effect would append a second line
 	nLines   int
 	badLines int // lines that are not an entry (cut short)
+	created  int // lines that created an order (create, 201): the effects
 }
 
 // readUpstream reads GET /orders and the data file.
@@ -248,6 +249,9 @@ func (r *run) readUpstream(ctx context.Context) (upstreamView, error) {
 			continue
 		}
 		v.lines[e.Key]++
+		if e.Action == "create" && e.Status == http.StatusCreated {
+			v.created++
+		}
 	}
 	return v, sc.Err()
 }
