@@ -30,10 +30,6 @@ type orderTally struct {
 // checkOrder compares a completed order command's recorded outcome with
 // the answer the orders service recorded under its operation id.
 func (r *run) checkOrder(c *command, cl claimRow, o outboxRow, up upstreamView, ot *orderTally) {
-	e, ok := up.listed[cl.opID]
-	if !ok {
-		return // reported by checkUpstream, from the claims
-	}
 	action := "create"
 	if c.operation == opOrderCancel {
 		action = "cancel"
@@ -41,6 +37,12 @@ func (r *run) checkOrder(c *command, cl claimRow, o outboxRow, up upstreamView, 
 			ot.cancelOutcomes = map[string]int{}
 		}
 		ot.cancelOutcomes[fmt.Sprintf("%s %d", c.kind, o.status)]++
+	}
+	e, ok := up.listed[cl.opID]
+	if !ok {
+		return // reported by checkUpstream, from the claims
+	}
+	if c.operation == opOrderCancel {
 		if e.Order != c.target {
 			r.fail("I3: one upstream effect per command", "%s (operation %s) cancels %s, the service recorded a cancel of %s", c.key, cl.opID, c.target, e.Order)
 		}
