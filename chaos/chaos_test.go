@@ -108,16 +108,17 @@ type run struct {
 	start time.Time
 	runID string
 
-	root, logDir, bin string
-	kafkaDir, pgDir   string
-	dbURL, brokers    string
-	prefix, group     string
-	db                *pgxpool.Pool
-	client            *http.Client
-	procs             []*proc
-	serves            []*proc
-	up                *upstream // the gateway's upstream (orders service)
-	routesFile        string
+	root, logDir    string
+	bin, ordersBin  string
+	kafkaDir, pgDir string
+	dbURL, brokers  string
+	prefix, group   string
+	db              *pgxpool.Pool
+	client          *http.Client
+	procs           []*proc
+	serves          []*proc
+	up              *upstream // the gateway's upstream (orders service)
+	routesFile      string
 
 	// faultMode: 0 = load odds, 1 = top-up (only the points that have not
 	// fired yet), 2 = off.
@@ -321,17 +322,30 @@ func randomHex(n int) string {
 }
 
 // build compiles the binary under test (CHAOS_BIN: use that one).
+// The demo orders service, the gateway's upstream, is built with it, in
+// the same go build (CHAOS_ORDERS_BIN: use that one).
 func (r *run) build() {
-	if b := os.Getenv("CHAOS_BIN"); b != "" {
-		r.bin = b
-		r.logf("binary under test: %s (CHAOS_BIN)", b)
+	dir := r.t.TempDir()
+	var pkgs []string
+	if r.bin = os.Getenv("CHAOS_BIN"); r.bin != "" {
+		r.logf("binary under test: %s (CHAOS_BIN)", r.bin)
+	} else {
+		r.bin = filepath.Join(dir, "idemgate")
+		pkgs = append(pkgs, "./cmd/idemgate")
+	}
+	if r.ordersBin = os.Getenv("CHAOS_ORDERS_BIN"); r.ordersBin != "" {
+		r.logf("orders service under test: %s (CHAOS_ORDERS_BIN)", r.ordersBin)
+	} else {
+		r.ordersBin = filepath.Join(dir, "orders")
+		pkgs = append(pkgs, "./examples/orders")
+	}
+	if len(pkgs) == 0 {
 		return
 	}
-	r.bin = filepath.Join(r.t.TempDir(), "idemgate")
-	cmd := exec.Command("go", "build", "-o", r.bin, "./cmd/idemgate")
+	cmd := exec.Command("go", append([]string{"build", "-o", dir + string(filepath.Separator)}, pkgs...)...)
 	cmd.Dir = r.root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		r.t.Fatalf("go build: %v\n%s", err, out)
+		r.t.Fatalf("go build %v: %v\n%s", pkgs, err, out)
 	}
 }
 

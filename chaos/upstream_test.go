@@ -33,27 +33,11 @@ type upstream struct {
 	stopped bool
 }
 
-// buildOrders compiles the demo upstream (CHAOS_ORDERS_BIN: use that
-// binary instead, as the mutation checks of RELIABILITY.md do).
-func (r *run) buildOrders() string {
-	if b := os.Getenv("CHAOS_ORDERS_BIN"); b != "" {
-		r.logf("orders service under test: %s (CHAOS_ORDERS_BIN)", b)
-		return b
-	}
-	bin := filepath.Join(r.t.TempDir(), "orders")
-	cmd := exec.Command("go", "build", "-o", bin, "./examples/orders")
-	cmd.Dir = r.root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		r.t.Fatalf("go build ./examples/orders: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // startUpstream starts the orders service and its tap on free loopback
 // ports, with its data file among the run's logs, and writes the routes
 // file that serve and project are given.
 func (r *run) startUpstream() {
-	u := &upstream{bin: r.buildOrders(), addr: freeAddr(r.t),
+	u := &upstream{bin: r.ordersBin, addr: freeAddr(r.t),
 		data: filepath.Join(r.logDir, "orders.jsonl"), logPath: filepath.Join(r.logDir, "orders.log")}
 	u.tap = &tap{listen: freeAddr(r.t), target: u.addr, armed: make(chan *catch, 1)}
 	r.up = u
