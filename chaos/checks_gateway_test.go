@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"time"
 )
 
 // orderTally is what the summary reports of the gateway.
@@ -25,6 +26,7 @@ type orderTally struct {
 	attempts, called, maxAttempts    int            // call_attempts
 	byAttempts                       map[string]int // commands by attempts begun
 	failedAttempt, refused           int            // commands with a failed attempt noted; of which connection refused
+	longestSpan                      time.Duration  // first to last attempt of one command
 }
 
 // checkOrder compares a completed order command's recorded outcome with
@@ -133,7 +135,8 @@ WHERE c.operation IN ($1, $2)`, opOrderCreate, opOrderCancel).Scan(&ot.called, &
 		r.fail("harness", "read call_attempts: %v", err)
 	}
 	ot.byAttempts = map[string]int{}
-	rows, err := r.db.Query(ctx, `SELECT a.attempts, a.last_error <> '', a.last_error LIKE '%connection refused%' FROM call_attempts a
+	rows, err := r.db.Query(ctx, `SELECT a.attempts, a.last_error <> '', a.last_error LIKE '%connection refused%',
+       extract(epoch FROM a.last_attempt_at - a.first_attempt_at)::float8 FROM call_attempts a
 JOIN idempotency_claims c ON c.operation_id = a.operation_id WHERE c.operation IN ($1, $2)`, opOrderCreate, opOrderCancel)
 	if err != nil {
 		r.fail("harness", "read call_attempts: %v", err)
@@ -143,7 +146,8 @@ JOIN idempotency_claims c ON c.operation_id = a.operation_id WHERE c.operation I
 	for rows.Next() {
 		var n int
 		var failed, refused bool
-		if err := rows.Scan(&n, &failed, &refused); err != nil {
+		var span float64
+		if err := rows.Scan(&n, &failed, &refused, &span); err != nil {
 			r.fail("harness", "read call_attempts: %v", err)
 			return
 		}
@@ -154,6 +158,7 @@ JOIN idempotency_claims c ON c.operation_id = a.operation_id WHERE c.operation I
 		if refused {
 			ot.refused++
 		}
+		ot.longestSpan = max(ot.longestSpan, time.Duration(span*float64(time.Second)))
 	}
 	if ot.refused == 0 {
 		r.fail("harness", "no call met the orders service's outage (no attempt failed with connection refused)")

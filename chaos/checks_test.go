@@ -560,8 +560,8 @@ func (r *run) summary(tl tally) {
 	fmt.Fprintf(&b, "gateway orders        orders.create: %d accepted, %d effects at the upstream (orders created, from its data file); duplicates %d (data file: %d lines, %d keys)\n",
 		o.acceptedCreates, o.effects, o.duplicates, o.fileLines, o.fileKeys)
 	fmt.Fprintf(&b, "gateway cancels       %d accepted: %s; orders cancelled %d\n", o.acceptedCancels, formatCounts(o.cancelOutcomes), o.cancelled)
-	fmt.Fprintf(&b, "upstream calls        %d attempts begun for %d commands (commands by attempts: %s; %d with a failed attempt noted, %d of them connection refused); %d kill -9 with a call in flight; %d deaths at %s\n",
-		o.attempts, o.called, formatCounts(o.byAttempts), o.failedAttempt, o.refused, r.midCall.done, tl.faultHits[fault.AfterUpstreamCall], fault.AfterUpstreamCall)
+	fmt.Fprintf(&b, "upstream calls        %d attempts begun for %d commands (commands by attempts: %s; %d with a failed attempt noted, %d of them connection refused; longest first-to-last attempt %v); %d kill -9 with a call in flight; %d deaths at %s\n",
+		o.attempts, o.called, formatCounts(o.byAttempts), o.failedAttempt, o.refused, o.longestSpan.Round(100*time.Millisecond), r.midCall.done, tl.faultHits[fault.AfterUpstreamCall], fault.AfterUpstreamCall)
 	fmt.Fprintf(&b, "claims                %d, completed %d, processed events %d\n", tl.claims, tl.completed, tl.processed)
 	fmt.Fprintf(&b, "completion lag        p50 %v, p99 %v, max %v (claim commit -> outcome recorded)\n",
 		tl.lagP50.Round(time.Millisecond), tl.lagP99.Round(time.Millisecond), tl.lagMax.Round(time.Millisecond))
