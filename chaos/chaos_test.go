@@ -240,6 +240,10 @@ func chooseOdds(commands int, load time.Duration) map[string]float64 {
 	for p, o := range odds {
 		odds[p] = min(o, 0.2)
 	}
+	// The calls of a small run that meet the upstream's outage pass
+	// after-upstream-call many times: at 0.13, a CI-size run died there
+	// 11 to 21 times.
+	odds[fault.AfterUpstreamCall] = min(odds[fault.AfterUpstreamCall], 0.08)
 	return odds
 }
 
