@@ -1,9 +1,14 @@
-// Package chaos is idemgate's chaos test (issue 4): the serve, project and
-// relay roles run as separate processes on a real Kafka broker and a real
-// PostgreSQL server while concurrent clients drive commands with retries;
-// processes are killed with -9, die at every named fault point, the broker
-// restarts and PostgreSQL crashes. Then the database and the topics are
-// checked against the invariants of docs/ARCHITECTURE.md (I1-I4).
+// Package chaos is idemgate's chaos test (issues 4 and 8): the serve,
+// project and relay roles run as separate processes on a real Kafka broker
+// and a real PostgreSQL server, with the gateway's routes in front of the
+// demo orders service (examples/orders, a process of its own), while
+// concurrent clients drive payments, refunds and orders with retries;
+// processes are killed with -9 (some projectors while their call to the
+// orders service is in flight), die at every named fault point, the broker
+// restarts, PostgreSQL crashes and the orders service crashes. Then the
+// database, the topics and the orders service are checked against the
+// invariants of docs/ARCHITECTURE.md (I1-I4): among them, one effect at
+// the orders service per accepted order, and none other.
 //
 //	go test -count=1 -v -run TestChaos ./chaos/    # CI size (default)
 //	make chaos                                       # full size
@@ -12,7 +17,8 @@
 // CHAOS_CLIENTS (16), CHAOS_DURATION (60s: how long the load lasts),
 // CHAOS_DRAIN (3m: how long every command may take to complete once the
 // chaos stops), CHAOS_SEED (random), CHAOS_BIN (test this idemgate binary
-// instead of building ../cmd/idemgate), CHAOS_KAFKA_PORT (29092, and the next
+// instead of building ../cmd/idemgate), CHAOS_ORDERS_BIN (likewise, for
+// ../examples/orders), CHAOS_KAFKA_PORT (29092, and the next
 // port for its controller), CHAOS_PG_PORT (25432). See RELIABILITY.md.
 package chaos
 
@@ -102,14 +108,17 @@ type run struct {
 	start time.Time
 	runID string
 
-	root, logDir, bin string
-	kafkaDir, pgDir   string
-	dbURL, brokers    string
-	prefix, group     string
-	db                *pgxpool.Pool
-	client            *http.Client
-	procs             []*proc
-	serves            []*proc
+	root, logDir    string
+	bin, ordersBin  string
+	kafkaDir, pgDir string
+	dbURL, brokers  string
+	prefix, group   string
+	db              *pgxpool.Pool
+	client          *http.Client
+	procs           []*proc
+	serves          []*proc
+	up              *upstream // the gateway's upstream (orders service)
+	routesFile      string
 
 	// faultMode: 0 = load odds, 1 = top-up (only the points that have not
 	// fired yet), 2 = off.
@@ -129,6 +138,11 @@ type run struct {
 	pgRestarts    int
 	kafkaDown     time.Duration
 	pgDown        time.Duration
+	upRestarts    int
+	upDown        time.Duration
+	upIsDown      atomic.Bool                         // the orders service is down: every new command is an order
+	midCall       struct{ planned, done, missed int } // kills of a projector while its call is in flight
+	orders        []string                            // orders seen created: cancels target them
 	topUpCommands int
 	injected      int
 	phases        []string
@@ -136,7 +150,7 @@ type run struct {
 	stats struct {
 		retries, respelled, duplicates, transportErrors atomic.Int64
 		accepted202, storedDirect, unexpected500        atomic.Int64
-		lateRetries                                     atomic.Int64
+		lateRetries, conflicts                          atomic.Int64
 	}
 }
 
@@ -163,7 +177,7 @@ func (r *run) phase(name string, start time.Time) {
 // Fault points by role, and the odds each is given during the load.
 var pointsOf = map[string][]string{
 	"serve":   {fault.AfterClaimCommit, fault.AfterKafkaAck},
-	"project": {fault.InProjectorTx, fault.AfterProjectorTx},
+	"project": {fault.InProjectorTx, fault.AfterProjectorTx, fault.AfterUpstreamCall},
 	"relay":   {fault.AfterRelayPublish},
 }
 
@@ -194,6 +208,7 @@ var topUpOdds = map[string]float64{
 	fault.AfterKafkaAck:     0.1,
 	fault.InProjectorTx:     0.05,
 	fault.AfterProjectorTx:  0.05,
+	fault.AfterUpstreamCall: 0.5,
 	fault.AfterRelayPublish: 0.5,
 }
 
@@ -204,21 +219,31 @@ var topUpOdds = map[string]float64{
 // (the test delivers each event about three times), where in-tx is passed
 // by first deliveries only. Every projector death stalls the consumer
 // group (see RELIABILITY.md), so only part of the commands are projected
-// while the load lasts: the projectors' points get twice the odds.
+// while the load lasts: the projectors' points get twice the odds. Only
+// the commands applied in the database (all but orderShare) pass in-tx
+// and after-commit; the orders pass after-upstream-call instead, once per
+// call attempt, that is about once per order plus the retries: it aims at
+// 8 deaths.
 func chooseOdds(commands int, load time.Duration) map[string]float64 {
 	const want = 4.0
 	n := float64(commands)
+	inDB := n * (1 - orderShare)
 	batches := min(n, load.Seconds()/0.2) / 2
 	odds := map[string]float64{
 		fault.AfterClaimCommit:  want / n,
 		fault.AfterKafkaAck:     want / n,
-		fault.InProjectorTx:     2 * want / n,
-		fault.AfterProjectorTx:  2 * want / (3 * n),
+		fault.InProjectorTx:     2 * want / inDB,
+		fault.AfterProjectorTx:  2 * want / (3 * inDB),
+		fault.AfterUpstreamCall: 2 * want / (orderShare * n),
 		fault.AfterRelayPublish: max(want/max(batches, 10), 0.08), // a relay death costs little
 	}
 	for p, o := range odds {
 		odds[p] = min(o, 0.2)
 	}
+	// The calls of a small run that meet the upstream's outage pass
+	// after-upstream-call many times: at 0.13, a CI-size run died there
+	// 11 to 21 times.
+	odds[fault.AfterUpstreamCall] = min(odds[fault.AfterUpstreamCall], 0.08)
 	return odds
 }
 
@@ -239,8 +264,10 @@ func TestChaos(t *testing.T) {
 	}
 	r.prefix = "chaos" + r.runID
 	r.group = "chaos-" + r.runID + "-projector"
-	r.kafkaDir = "/tmp/idemgate-chaos-kafka"
-	r.pgDir = "/tmp/idemgate-chaos-pg"
+	// Folders named by port: runs on other ports never share them, and a
+	// run on the same ports stops what an earlier one left running.
+	r.kafkaDir = fmt.Sprintf("/tmp/idemgate-chaos-kafka-%d", cfg.kafkaPort)
+	r.pgDir = fmt.Sprintf("/tmp/idemgate-chaos-pg-%d", cfg.pgPort)
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
@@ -269,6 +296,7 @@ func TestChaos(t *testing.T) {
 	r.build()
 	r.startBackends()
 	r.migrate()
+	r.startUpstream()
 	r.startProcesses()
 	r.phase("setup", phase)
 
@@ -298,17 +326,30 @@ func randomHex(n int) string {
 }
 
 // build compiles the binary under test (CHAOS_BIN: use that one).
+// The demo orders service, the gateway's upstream, is built with it, in
+// the same go build (CHAOS_ORDERS_BIN: use that one).
 func (r *run) build() {
-	if b := os.Getenv("CHAOS_BIN"); b != "" {
-		r.bin = b
-		r.logf("binary under test: %s (CHAOS_BIN)", b)
+	dir := r.t.TempDir()
+	var pkgs []string
+	if r.bin = os.Getenv("CHAOS_BIN"); r.bin != "" {
+		r.logf("binary under test: %s (CHAOS_BIN)", r.bin)
+	} else {
+		r.bin = filepath.Join(dir, "idemgate")
+		pkgs = append(pkgs, "./cmd/idemgate")
+	}
+	if r.ordersBin = os.Getenv("CHAOS_ORDERS_BIN"); r.ordersBin != "" {
+		r.logf("orders service under test: %s (CHAOS_ORDERS_BIN)", r.ordersBin)
+	} else {
+		r.ordersBin = filepath.Join(dir, "orders")
+		pkgs = append(pkgs, "./examples/orders")
+	}
+	if len(pkgs) == 0 {
 		return
 	}
-	r.bin = filepath.Join(r.t.TempDir(), "idemgate")
-	cmd := exec.Command("go", "build", "-o", r.bin, "./cmd/idemgate")
+	cmd := exec.Command("go", append([]string{"build", "-o", dir + string(filepath.Separator)}, pkgs...)...)
 	cmd.Dir = r.root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		r.t.Fatalf("go build: %v\n%s", err, out)
+		r.t.Fatalf("go build %v: %v\n%s", pkgs, err, out)
 	}
 }
 
@@ -400,8 +441,10 @@ func (r *run) waitReady(within time.Duration) {
 }
 
 // chaosLoad runs the clients for cfg.duration while the killer kills
-// random processes with -9 at random moments, the broker restarts once
-// and PostgreSQL crashes once.
+// random processes with -9 at random moments (a sixth of the kills, at
+// least one, hit a projector whose call to the upstream is in flight),
+// the broker restarts once, PostgreSQL crashes once and the upstream
+// crashes once.
 func (r *run) chaosLoad() {
 	cfg := r.cfg
 	rng := mrand.New(mrand.NewPCG(cfg.seed, 0))
@@ -414,7 +457,12 @@ func (r *run) chaosLoad() {
 		kills = append(kills, at(0.05, 0.95))
 	}
 	sort.Slice(kills, func(i, j int) bool { return kills[i] < kills[j] })
-	kafkaAt, pgAt, dupAt := at(0.2, 0.35), at(0.55, 0.7), at(0.4, 0.5)
+	midCall := map[int]bool{}
+	r.midCall.planned = max(1, cfg.kills/6)
+	for _, i := range rng.Perm(cfg.kills)[:min(cfg.kills, r.midCall.planned)] {
+		midCall[i] = true
+	}
+	kafkaAt, pgAt, dupAt, upAt := at(0.2, 0.35), at(0.55, 0.7), at(0.4, 0.5), at(0.75, 0.88)
 
 	var wg sync.WaitGroup
 	wg.Add(3)
@@ -426,9 +474,13 @@ func (r *run) chaosLoad() {
 	go func() { // the killer
 		defer wg.Done()
 		krng := mrand.New(mrand.NewPCG(cfg.seed, 1))
-		for _, k := range kills {
+		for i, k := range kills {
 			time.Sleep(time.Until(start.Add(k)))
-			r.killOne(krng)
+			if midCall[i] {
+				r.killMidCall(krng)
+			} else {
+				r.killOne(krng)
+			}
 		}
 	}()
 	go func() { // the backends
@@ -437,6 +489,8 @@ func (r *run) chaosLoad() {
 		r.restartKafka()
 		time.Sleep(time.Until(start.Add(pgAt)))
 		r.crashPostgres(2 * time.Second)
+		time.Sleep(time.Until(start.Add(upAt)))
+		r.restartUpstream(2 * time.Second)
 	}()
 	stopPoll := make(chan struct{})
 	go r.pollWhileLoading(stopPoll, cfg.seed)
@@ -455,10 +509,7 @@ func (r *run) killOne(rng *mrand.Rand) {
 		if pid, ok := p.signal(syscall.SIGKILL); ok {
 			r.mu.Lock()
 			r.kills[p.kind]++
-			n := 0
-			for _, v := range r.kills {
-				n += v
-			}
+			n := r.totalKills()
 			r.mu.Unlock()
 			r.logf("CHAOS: kill -9 %s (pid %d) [kill %d/%d]", p.name, pid, n, r.cfg.kills)
 			return
@@ -466,6 +517,74 @@ func (r *run) killOne(rng *mrand.Rand) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	r.fail("harness", "no running process to kill")
+}
+
+// killMidCall kills a projector with -9 while its call to the upstream is
+// in flight: the tap holds the next answer the upstream gives (its effect
+// is recorded), the killer finds the projector that holds the connection
+// and kills it, then the answer is dropped. The command's event is
+// delivered again and the call repeated under the same Idempotency-Key.
+// When no call comes within 30 s, a random projector is killed instead
+// (and the check reports the miss).
+func (r *run) killMidCall(rng *mrand.Rand) {
+	caller, release, ok := r.up.tap.catchCall(30 * time.Second)
+	if ok {
+		defer release()
+		var projects []*proc
+		var pids []int
+		for _, p := range r.procs {
+			if pid, _ := p.state(); p.kind == "project" && pid != 0 {
+				projects = append(projects, p)
+				pids = append(pids, pid)
+			}
+		}
+		owner, err := socketOwner(caller, r.up.tap.listen, pids)
+		for _, p := range projects {
+			if err == nil && p.signalPID(owner, syscall.SIGKILL) {
+				r.mu.Lock()
+				r.kills[p.kind]++
+				r.midCall.done++
+				n := r.totalKills()
+				r.mu.Unlock()
+				r.logf("CHAOS: kill -9 %s (pid %d) while its call is in flight: the upstream has answered, the answer is held [kill %d/%d]",
+					p.name, owner, n, r.cfg.kills)
+				return
+			}
+		}
+		r.logf("the caller of a held answer is not a running projector (%v)", err)
+	}
+	r.mu.Lock()
+	r.midCall.missed++
+	r.mu.Unlock()
+	r.logf("no call in flight caught; a random projector is killed instead")
+	for try := 0; try < 50; try++ {
+		var projects []*proc
+		for _, p := range r.procs {
+			if p.kind == "project" {
+				projects = append(projects, p)
+			}
+		}
+		p := projects[rng.IntN(len(projects))]
+		if pid, ok := p.signal(syscall.SIGKILL); ok {
+			r.mu.Lock()
+			r.kills[p.kind]++
+			n := r.totalKills()
+			r.mu.Unlock()
+			r.logf("CHAOS: kill -9 %s (pid %d) [kill %d/%d]", p.name, pid, n, r.cfg.kills)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	r.fail("harness", "no running projector to kill")
+}
+
+// totalKills is the number of chaos kills so far; r.mu is held.
+func (r *run) totalKills() int {
+	n := 0
+	for _, v := range r.kills {
+		n += v
+	}
+	return n
 }
 
 // topUpFaults makes sure every fault point fired: a point the load did

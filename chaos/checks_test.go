@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/idemgate/idemgate/fault"
+	"github.com/idemgate/idemgate/roles"
 )
 
 type claimRow struct {
@@ -49,6 +50,7 @@ type refundRow struct {
 // tally is what the summary reports.
 type tally struct {
 	commands, payments, refunds int
+	orders                      orderTally
 	outcomes                    map[string]int // operation status -> n
 	claims, completed           int
 	lagMax, lagP50, lagP99      time.Duration
@@ -74,10 +76,15 @@ func (r *run) check() tally {
 	byKey := map[string]*command{}
 	for _, c := range cmds {
 		byKey[c.tenant+"/"+c.operation+"/"+c.key] = c
-		if c.operation == opPayment {
+		switch c.operation {
+		case opPayment:
 			tl.payments++
-		} else {
+		case opRefund:
 			tl.refunds++
+		case opOrderCreate:
+			tl.orders.creates++
+		case opOrderCancel:
+			tl.orders.cancels++
 		}
 	}
 
@@ -141,7 +148,9 @@ func (r *run) check() tally {
 	rows.Close()
 
 	processed := map[string]int{}
-	rows, err = r.db.Query(ctx, `SELECT event_id FROM processed_events WHERE projector = 'payments'`)
+	// The dedup records of the project role (named once for every
+	// operation since the registry refactor).
+	rows, err = r.db.Query(ctx, `SELECT event_id FROM processed_events WHERE projector = $1`, roles.ProjectorName)
 	if err != nil {
 		r.t.Fatalf("read processed_events: %v", err)
 	}
@@ -188,6 +197,12 @@ func (r *run) check() tally {
 	}
 	rows.Close()
 
+	// ---- the upstream ----
+	up, err := r.readUpstream(ctx)
+	if err != nil {
+		r.fail("harness", "read the orders service: %v", err)
+	}
+
 	// ---- per command ----
 	pays201, refunds201 := 0, 0
 	for _, c := range cmds {
@@ -232,6 +247,13 @@ func (r *run) check() tally {
 			tl.processingFailed++
 			r.fail("stored /processing-failed (dead-lettered)", "%s (operation %s): %s", c.key, cl.opID, o.body)
 		}
+		if o.status == http.StatusBadGateway && strings.HasSuffix(problemType(o.body), "/upstream-failed") {
+			tl.orders.upstreamFailed++
+			r.fail("stored /upstream-failed (calls exhausted)", "%s (operation %s): %s", c.key, cl.opID, o.body)
+		}
+		if c.kind == "cancel" && o.status != http.StatusOK && o.status != http.StatusConflict {
+			r.fail("outcome", "%s (cancel of order %s): recorded %d: %s", c.key, c.target, o.status, o.body)
+		}
 		if c.kind == "refund" && o.status != http.StatusCreated && o.status != http.StatusUnprocessableEntity {
 			r.fail("outcome", "%s (refund of an existing payment %s): recorded %d: %s", c.key, c.target, o.status, o.body)
 		}
@@ -271,6 +293,8 @@ func (r *run) check() tally {
 					r.fail("I3: exactly one effect", "%s (operation %s): %d recorded but %d payments rows", c.key, cl.opID, o.status, len(ps))
 				}
 			}
+		case opOrderCreate, opOrderCancel:
+			r.checkOrder(c, cl, o, up, &tl.orders)
 		case opRefund:
 			fs := refByOp[cl.opID]
 			switch o.status {
@@ -308,6 +332,8 @@ func (r *run) check() tally {
 		}
 	}
 
+	r.checkUpstream(ctx, claims, outbox, up, &tl.orders)
+
 	// ---- I4: replays ----
 	tl.replays = r.checkReplays(cmds, claimOf, outbox)
 
@@ -330,14 +356,19 @@ func (r *run) check() tally {
 	if nk != r.cfg.kills {
 		r.fail("harness", "%d kills instead of %d", nk, r.cfg.kills)
 	}
-	if r.kafkaRestarts != 1 || r.pgRestarts != 1 {
-		r.fail("harness", "%d broker restarts and %d PostgreSQL restarts instead of 1 and 1", r.kafkaRestarts, r.pgRestarts)
+	if r.kafkaRestarts != 1 || r.pgRestarts != 1 || r.upRestarts != 1 {
+		r.fail("harness", "%d broker restarts, %d PostgreSQL restarts and %d orders service restarts instead of 1 each",
+			r.kafkaRestarts, r.pgRestarts, r.upRestarts)
+	}
+	if r.midCall.done != r.midCall.planned {
+		r.fail("harness", "%d of %d kills of a projector with its call in flight happened (%d found no call to catch)",
+			r.midCall.done, r.midCall.planned, r.midCall.missed)
 	}
 	if n, lines := r.scanLogs(regexp.MustCompile(`^(panic:|fatal error:)|DATA RACE`), 10); n > 0 {
 		r.fail("crash", "%d panics in the process logs: %s", n, strings.Join(lines, " | "))
 	}
-	if r.statuses[http.StatusConflict] > 0 {
-		r.fail("I4: 409 on an equivalent retry", "%d answers were 409", r.statuses[http.StatusConflict])
+	if n := r.stats.conflicts.Load(); n > 0 {
+		r.fail("I4: 409 on an equivalent retry", "%d answers were idemgate's 409", n)
 	}
 	tl.serialization = map[string]int{}
 	_, lines := r.scanLogs(regexp.MustCompile(`SQLSTATE 40001`), 1<<30)
@@ -383,6 +414,9 @@ func (r *run) checkReplays(cmds []*command, claimOf map[*command]claimRow, outbo
 					}
 					got[i] = a
 					r.countStatus(a.status)
+					if a.status == http.StatusConflict && a.replayed != "true" {
+						r.stats.conflicts.Add(1)
+					}
 					if a.status != o.status || a.ctype != o.ctype || a.location != o.loc || !bytes.Equal(a.body, o.body) || a.replayed != "true" {
 						r.fail("I4: replay equals the stored response", "%s (operation %s), replay %d: got %d %q %q %s (replayed %q), stored %d %q %q %s",
 							c.key, cl.opID, i+1, a.status, a.ctype, a.location, a.body, a.replayed, o.status, o.ctype, o.loc, o.body)
@@ -505,14 +539,15 @@ func (r *run) summary(tl tally) {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "==================== chaos summary (run %s, seed %d) ====================\n", r.runID, r.cfg.seed)
-	fmt.Fprintf(&b, "commands              %d (%d payments, %d refunds; %d of them top-up), %d clients, load %v\n",
-		tl.commands, tl.payments, tl.refunds, r.topUpCommands, r.cfg.clients, r.cfg.duration)
+	fmt.Fprintf(&b, "commands              %d (%d payments, %d refunds, %d orders.create, %d orders.cancel; %d of them top-up), %d clients, load %v\n",
+		tl.commands, tl.payments, tl.refunds, tl.orders.creates, tl.orders.cancels, r.topUpCommands, r.cfg.clients, r.cfg.duration)
 	fmt.Fprintf(&b, "retries               %d (%d transport errors; %d sends with a respelled body, %d immediate respelled duplicates)\n",
 		r.stats.retries.Load(), r.stats.transportErrors.Load(), r.stats.respelled.Load(), r.stats.duplicates.Load())
 	fmt.Fprintf(&b, "202 answers           %d; stored outcomes answered to a retry during the load: %d (%d late retries of completed commands)\n",
 		r.stats.accepted202.Load(), r.stats.storedDirect.Load(), r.stats.lateRetries.Load())
 	fmt.Fprintf(&b, "HTTP statuses seen    %s (load, drain and replay checks)\n", formatCounts(statuses))
-	fmt.Fprintf(&b, "409 / unexpected 500  %d / %d; stored /processing-failed: %d\n", r.statuses[409], r.stats.unexpected500.Load(), tl.processingFailed)
+	fmt.Fprintf(&b, "409 / unexpected 500  %d / %d (idemgate's own; a cancel's recorded 409 is the orders service's); stored /processing-failed: %d, /upstream-failed: %d\n",
+		r.stats.conflicts.Load(), r.stats.unexpected500.Load(), tl.processingFailed, tl.orders.upstreamFailed)
 	fmt.Fprintf(&b, "outcomes              %s\n", formatCounts(tl.outcomes))
 	fmt.Fprintf(&b, "kill -9 by kind       %s (total %d)\n", formatCounts(r.kills), r.cfg.kills)
 	fmt.Fprintf(&b, "fault-point deaths    %s\n", formatCounts(tl.faultHits))
@@ -520,6 +555,13 @@ func (r *run) summary(tl tally) {
 	fmt.Fprintf(&b, "slow SIGTERM stops    %s (did not exit within 15s; killed)\n", formatCounts(r.slowStops))
 	fmt.Fprintf(&b, "broker restarts       %d (down %v)\n", r.kafkaRestarts, r.kafkaDown.Round(100*time.Millisecond))
 	fmt.Fprintf(&b, "PostgreSQL restarts   %d (kill -9, down %v)\n", r.pgRestarts, r.pgDown.Round(100*time.Millisecond))
+	fmt.Fprintf(&b, "upstream restarts     %d (orders service kill -9, down %v)\n", r.upRestarts, r.upDown.Round(100*time.Millisecond))
+	o := tl.orders
+	fmt.Fprintf(&b, "gateway orders        orders.create: %d accepted, %d effects at the upstream (orders created, from its data file); duplicates %d (data file: %d lines, %d keys)\n",
+		o.acceptedCreates, o.effects, o.duplicates, o.fileLines, o.fileKeys)
+	fmt.Fprintf(&b, "gateway cancels       %d accepted: %s; orders cancelled %d\n", o.acceptedCancels, formatCounts(o.cancelOutcomes), o.cancelled)
+	fmt.Fprintf(&b, "upstream calls        %d attempts begun for %d commands (commands by attempts: %s; %d with a failed attempt noted, %d of them connection refused; longest first-to-last attempt %v); %d kill -9 with a call in flight; %d deaths at %s\n",
+		o.attempts, o.called, formatCounts(o.byAttempts), o.failedAttempt, o.refused, o.longestSpan.Round(100*time.Millisecond), r.midCall.done, tl.faultHits[fault.AfterUpstreamCall], fault.AfterUpstreamCall)
 	fmt.Fprintf(&b, "claims                %d, completed %d, processed events %d\n", tl.claims, tl.completed, tl.processed)
 	fmt.Fprintf(&b, "completion lag        p50 %v, p99 %v, max %v (claim commit -> outcome recorded)\n",
 		tl.lagP50.Round(time.Millisecond), tl.lagP99.Round(time.Millisecond), tl.lagMax.Round(time.Millisecond))

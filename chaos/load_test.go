@@ -1,9 +1,10 @@
 package chaos
 
-// The clients: concurrent goroutines that send payments and refunds, each
-// command with its own Idempotency-Key and a fixed body, and retry it
-// (same key, same or equivalently spelled body) until they get an answer
-// that is not a transient failure.
+// The clients: concurrent goroutines that send payments, refunds and
+// orders (the gateway's routes), each command with its own
+// Idempotency-Key and a fixed body, and retry it (same key, same or
+// equivalently spelled body) until they get an answer that is not a
+// transient failure.
 
 import (
 	"bytes"
@@ -25,9 +26,14 @@ import (
 var apiKeys = []struct{ key, tenant string }{{"key-a", "tenant-a"}, {"key-b", "tenant-b"}}
 
 const (
-	opPayment = "payments.create"
-	opRefund  = "refunds.create"
+	opPayment     = "payments.create"
+	opRefund      = "refunds.create"
+	opOrderCreate = "orders.create" // the gateway's routes (upstream_test.go)
+	opOrderCancel = "orders.cancel"
 )
+
+// orderShare is the share of the commands that go through the gateway.
+const orderShare = 0.2
 
 // command is one client command and what the clients saw of it.
 type command struct {
@@ -36,10 +42,10 @@ type command struct {
 	apiKey    string
 	tenant    string
 	operation string
-	kind      string // payment, refund, refund-pending, refund-ghost, refund-other-tenant
+	kind      string // payment, refund, refund-pending, refund-ghost, refund-other-tenant, order, cancel, cancel-ghost
 	path      string
-	target    string // refunds: the payment
-	amount    int64
+	target    string // refunds: the payment; cancels: the order
+	amount    int64  // orders: the quantity
 	body, alt string // the body, and an equivalent spelling of it
 	expect    int    // outcome known in advance (0: depends on ordering)
 
@@ -136,13 +142,17 @@ type paymentRef struct {
 	amount     int64
 }
 
-// newCommand makes command i: mostly payments (a third of them above the
-// decline threshold), and refunds of payments seen to succeed, some of
-// them of another tenant's payment or of no payment at all (404).
+// newCommand makes command i: orders through the gateway (orderShare),
+// otherwise mostly payments (a third of them above the decline
+// threshold), and refunds of payments seen to succeed, some of them of
+// another tenant's payment or of no payment at all (404).
 func (r *run) newCommand(i int, rng *rand.Rand) *command {
 	c := &command{idx: i, key: fmt.Sprintf("chaos-%s-%05d", r.runID, i), opIDs: map[string]bool{}}
 	k := apiKeys[rng.IntN(2)]
 	c.apiKey, c.tenant = k.key, k.tenant
+	if rng.Float64() < orderShare || r.upIsDown.Load() {
+		return r.newOrderCommand(c, rng)
+	}
 	r.mu.Lock()
 	var target paymentRef
 	refund := len(r.acceptedPays) > 0 && rng.Float64() < 0.3
@@ -215,6 +225,42 @@ func (r *run) newCommand(i int, rng *rand.Rand) *command {
 	return c
 }
 
+// newOrderCommand makes an order command: mostly new orders (the orders
+// service answers 201); a quarter, once orders were seen created, cancel
+// one of them (200 for the first cancel applied, 409 from the service for
+// the next ones), and one cancel in ten names no order (404).
+func (r *run) newOrderCommand(c *command, rng *rand.Rand) *command {
+	r.mu.Lock()
+	cancel := len(r.orders) > 0 && rng.IntN(4) == 0
+	target := ""
+	if cancel {
+		target = r.orders[rng.IntN(len(r.orders))]
+	}
+	r.mu.Unlock()
+	if !cancel {
+		c.operation, c.kind, c.path, c.expect = opOrderCreate, "order", "/v1/orders", http.StatusCreated
+		c.amount = 1 + rng.Int64N(20)
+		sku := fmt.Sprintf("chaos-%d", c.idx)
+		if rng.IntN(2) == 0 {
+			note := "chaos run " + r.runID
+			c.body = fmt.Sprintf(`{"sku":%q,"quantity":%d,"note":%q}`, sku, c.amount, note)
+			c.alt = fmt.Sprintf("{\n  \"note\": %q, \"quantity\": %d.0,\n  \"\\u0073ku\": %q }", note, c.amount, sku)
+		} else {
+			c.body = fmt.Sprintf(`{"sku":%q,"quantity":%d}`, sku, c.amount)
+			c.alt = fmt.Sprintf(`{ "quantity" : %d.00 , "sku" : %q }`, c.amount, sku)
+		}
+		return c
+	}
+	c.operation, c.kind, c.target = opOrderCancel, "cancel", target
+	if rng.IntN(10) == 0 {
+		c.kind, c.target, c.expect = "cancel-ghost", fmt.Sprintf("ord-%d", 1_000_000+c.idx), http.StatusNotFound
+	}
+	c.path = "/v1/orders/" + c.target + "/cancel"
+	c.body = fmt.Sprintf(`{"reason":"chaos %d"}`, c.idx)
+	c.alt = fmt.Sprintf("{ \"reason\" : \"chaos\\u0020%d\" }\n", c.idx)
+	return c
+}
+
 // errGiveUp ends a submission that met a non-retryable answer.
 var errGiveUp = errors.New("not retryable")
 
@@ -284,9 +330,13 @@ func (r *run) record(c *command, a answer, via string) (done bool, err error) {
 		}
 		return true, nil
 	case http.StatusConflict:
+		if c.operation == opOrderCancel && a.replayed == "true" {
+			return r.stored(c, a) // the orders service's own 409, recorded
+		}
+		r.stats.conflicts.Add(1)
 		r.fail("I4: 409 on an equivalent retry", "%s %s (%s): %s", via, c.key, c.kind, a.body)
 		return true, errGiveUp
-	case http.StatusCreated, http.StatusPaymentRequired, http.StatusNotFound, http.StatusUnprocessableEntity, http.StatusInternalServerError:
+	case http.StatusOK, http.StatusCreated, http.StatusPaymentRequired, http.StatusNotFound, http.StatusUnprocessableEntity, http.StatusInternalServerError:
 		pt := problemType(a.body)
 		if a.status == http.StatusInternalServerError && !strings.HasSuffix(pt, "/processing-failed") {
 			r.stats.unexpected500.Add(1)
@@ -297,20 +347,28 @@ func (r *run) record(c *command, a answer, via string) (done bool, err error) {
 			r.fail("contract", "%s %s: %d not a replay (Idempotent-Replayed=%q): %s", via, c.key, a.status, a.replayed, a.body)
 			return true, errGiveUp
 		}
-		r.stats.storedDirect.Add(1)
-		r.observe(c, observation{via: "replay", status: a.status, ctype: a.ctype, loc: a.location, body: compact(a.body)})
-		c.mu.Lock()
-		if !c.accepted {
-			c.accepted, c.acceptedAt = true, time.Now()
-		}
-		c.mu.Unlock()
-		return true, nil
+		return r.stored(c, a)
 	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
+		if a.status == http.StatusBadGateway && a.replayed == "true" {
+			return r.stored(c, a) // a stored /upstream-failed: the checks report it
+		}
 		return false, nil
 	default:
 		r.fail("contract", "%s %s: unexpected %d: %s", via, c.key, a.status, a.body)
 		return true, errGiveUp
 	}
+}
+
+// stored files a replayed recorded outcome.
+func (r *run) stored(c *command, a answer) (bool, error) {
+	r.stats.storedDirect.Add(1)
+	r.observe(c, observation{via: "replay", status: a.status, ctype: a.ctype, loc: a.location, body: compact(a.body)})
+	c.mu.Lock()
+	if !c.accepted {
+		c.accepted, c.acceptedAt = true, time.Now()
+	}
+	c.mu.Unlock()
+	return true, nil
 }
 
 func (r *run) countStatus(status int) {
@@ -327,6 +385,16 @@ func (r *run) observe(c *command, o observation) {
 	c.settled = true
 	first := len(c.observed) == 1
 	c.mu.Unlock()
+	if first && c.operation == opOrderCreate && o.status == http.StatusCreated {
+		var ord struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(o.body, &ord) == nil && ord.ID != "" {
+			r.mu.Lock()
+			r.orders = append(r.orders, ord.ID)
+			r.mu.Unlock()
+		}
+	}
 	if first && c.operation == opPayment && o.status == http.StatusCreated {
 		var p struct {
 			ID     string `json:"id"`

@@ -126,6 +126,18 @@ func (p *proc) signal(sig syscall.Signal) (int, bool) {
 	return p.pid, true
 }
 
+// signalPID sends sig to p's process group only if p still runs as pid.
+func (p *proc) signalPID(pid int, sig syscall.Signal) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if pid == 0 || p.pid != pid {
+		return false
+	}
+	p.signals++
+	_ = syscall.Kill(-p.pid, sig)
+	return true
+}
+
 func (p *proc) state() (pid, starts int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -152,6 +164,13 @@ func (r *run) procEnv(p *proc) ([]string, string) {
 		"IDEMGATE_TOPIC_PREFIX="+r.prefix,
 		"IDEMGATE_GROUP="+r.group,
 	)
+	if p.kind != "relay" {
+		// The gateway's routes; calls get 10 attempts instead of the
+		// default 5, so that a command survives the upstream's outage
+		// (2 s and a restart) on top of the projector deaths that count
+		// against the same budget.
+		env = append(env, "IDEMGATE_ROUTES="+r.routesFile, "IDEMGATE_MAX_ATTEMPTS=10")
+	}
 	env = append(env, p.extraEnv...)
 	faults := r.faultSpec(p.kind)
 	if faults != "" {

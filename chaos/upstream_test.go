@@ -1,0 +1,241 @@
+package chaos
+
+// The gateway's upstream: the demo orders service (examples/orders) as a
+// process of its own, which honours Idempotency-Key and keeps its answers
+// in a file. The routes file puts orders.create and orders.cancel in
+// front of it. It is restarted once with kill -9 during the load, and it
+// is reached through a TCP tap of the test's (tap_test.go) that lets
+// the killer catch a call whose answer is on its way back.
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// upstream is the orders service process.
+type upstream struct {
+	bin, addr, data, logPath string
+	tap                      *tap // the address the routes file names
+
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	starts  int
+	stopped bool
+}
+
+// startUpstream starts the orders service and its tap on free loopback
+// ports, with its data file among the run's logs, and writes the routes
+// file that serve and project are given.
+func (r *run) startUpstream() {
+	u := &upstream{bin: r.ordersBin, addr: freeAddr(r.t),
+		data: filepath.Join(r.logDir, "orders.jsonl"), logPath: filepath.Join(r.logDir, "orders.log")}
+	u.tap = &tap{listen: freeAddr(r.t), target: u.addr, armed: make(chan *catch, 1)}
+	r.up = u
+	r.t.Cleanup(func() {
+		u.mu.Lock()
+		u.stopped = true
+		u.mu.Unlock()
+		u.tap.close()
+		u.kill()
+	})
+	if err := u.start(r); err != nil {
+		r.t.Fatalf("orders service: %v\n%s", err, r.tail(u.logPath, 20))
+	}
+	if err := u.tap.open(); err != nil {
+		r.t.Fatalf("tap to the orders service: %v", err)
+	}
+	schema := filepath.Join(r.root, "examples", "orders", "order.schema.json")
+	routes := fmt.Sprintf(`# written by the chaos test: the orders service behind the test's tap
+routes:
+  - operation: %s
+    path: /v1/orders
+    upstream: http://%s/orders
+    schema: %s
+    timeout: 5s
+  - operation: %s
+    path: /v1/orders/{id}/cancel
+    upstream: http://%s/orders/{id}/cancel
+    timeout: 5s
+`, opOrderCreate, u.tap.listen, schema, opOrderCancel, u.tap.listen)
+	r.routesFile = filepath.Join(r.logDir, "routes.yaml")
+	if err := os.WriteFile(r.routesFile, []byte(routes), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+	r.logf("orders service up at %s (data %s), reached through the tap at %s", u.addr, u.data, u.tap.listen)
+}
+
+// start runs the orders service and waits until it answers.
+func (u *upstream) start(r *run) error {
+	f, err := os.OpenFile(u.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	u.mu.Lock()
+	if u.stopped {
+		u.mu.Unlock()
+		f.Close()
+		return fmt.Errorf("the test is over")
+	}
+	fmt.Fprintf(f, "chaos: === orders start #%d at t+%.1fs ===\n", u.starts+1, r.since())
+	cmd := exec.Command(u.bin, "--addr", u.addr, "--data", u.data)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		u.mu.Unlock()
+		f.Close()
+		return err
+	}
+	u.cmd, u.exited = cmd, make(chan struct{})
+	u.starts++
+	exited := u.exited
+	u.mu.Unlock()
+	go func() {
+		_ = cmd.Wait()
+		fmt.Fprintf(f, "chaos: === orders exit at t+%.1fs: %s ===\n", r.since(), exitReason(cmd.ProcessState, true))
+		f.Close()
+		close(exited)
+	}()
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := client.Get("http://" + u.addr + "/orders")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("it exited at start (log %s)", u.logPath)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not answering on %s within 30s: %v", u.addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// kill sends kill -9 to the service's group and waits for its exit.
+func (u *upstream) kill() (pid int) {
+	u.mu.Lock()
+	cmd, exited := u.cmd, u.exited
+	u.mu.Unlock()
+	if cmd == nil {
+		return 0
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+	}
+	return cmd.Process.Pid
+}
+
+// restartUpstream kills the orders service with -9 (answers it recorded
+// are on disk: it syncs each before sending it), keeps it down for hold
+// (the tap stops listening too, so that calls meet a refused
+// connection, as they would at the service's own port), then starts it
+// again on the same port and data file. While it is down, every new
+// command is an order, so that calls do meet the outage.
+func (r *run) restartUpstream(hold time.Duration) {
+	u := r.up
+	r.logf("CHAOS: kill -9 of the orders service (the gateway's upstream)")
+	start := time.Now()
+	r.upIsDown.Store(true)
+	defer r.upIsDown.Store(false)
+	u.tap.close()
+	pid := u.kill()
+	r.logf("CHAOS: killed the orders service (pid %d); down for %v", pid, hold)
+	time.Sleep(hold)
+	if err := u.start(r); err != nil {
+		r.fail("backend", "orders service restart: %v", err)
+		return
+	}
+	if err := u.tap.open(); err != nil {
+		r.fail("backend", "tap to the orders service: %v", err)
+		return
+	}
+	r.mu.Lock()
+	r.upRestarts++
+	r.upDown += time.Since(start)
+	r.mu.Unlock()
+	r.logf("CHAOS: orders service back after %v", time.Since(start).Round(time.Millisecond))
+}
+
+// orderEntry is one answer the orders service recorded (a line of its
+// data file, an item of GET /orders).
+type orderEntry struct {
+	Key    string          `json:"key"`
+	Order  string          `json:"order"`
+	Action string          `json:"action"`
+	Status int             `json:"status"`
+	Body   json.RawMessage `json:"body"`
+}
+
+// upstreamView is what the orders service holds at the end of the run.
+type upstreamView struct {
+	listed   map[string]orderEntry // GET /orders, by Idempotency-Key
+	lines    map[string]int        // data file lines by key: a second effect would append a second line
+	nLines   int
+	badLines int // lines that are not an entry (cut short)
+	created  int // lines that created an order (create, 201): the effects
+}
+
+// readUpstream reads GET /orders and the data file.
+func (r *run) readUpstream(ctx context.Context) (upstreamView, error) {
+	v := upstreamView{listed: map[string]orderEntry{}, lines: map[string]int{}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.up.addr+"/orders", nil)
+	if err != nil {
+		return v, err
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return v, fmt.Errorf("GET /orders: %w", err)
+	}
+	defer resp.Body.Close()
+	var list []orderEntry
+	if resp.StatusCode != http.StatusOK {
+		return v, fmt.Errorf("GET /orders: %d", resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		return v, fmt.Errorf("GET /orders: %w", err)
+	}
+	for _, e := range list {
+		if _, dup := v.listed[e.Key]; dup {
+			return v, fmt.Errorf("GET /orders lists key %s twice", e.Key)
+		}
+		v.listed[e.Key] = e
+	}
+	f, err := os.Open(r.up.data)
+	if err != nil {
+		return v, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		v.nLines++
+		var e orderEntry
+		if json.Unmarshal(sc.Bytes(), &e) != nil || e.Key == "" {
+			v.badLines++
+			continue
+		}
+		v.lines[e.Key]++
+		if e.Action == "create" && e.Status == http.StatusCreated {
+			v.created++
+		}
+	}
+	return v, sc.Err()
+}
