@@ -725,7 +725,7 @@ func (r *run) dbProgress() (unsent int, states string) {
 	if err := r.db.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE sent_at IS NULL`).Scan(&unsent); err != nil {
 		return -1, err.Error()
 	}
-	rows, err := r.db.Query(ctx, `SELECT state, count(*) FROM idempotency_claims GROUP BY state`)
+	rows, err := r.db.Query(ctx, `SELECT `+derivedState+`, count(*) `+claimsJoined+` GROUP BY 1`)
 	if err != nil {
 		return unsent, err.Error()
 	}
