@@ -71,6 +71,11 @@ type Config struct {
 	// LagInterval is how often the projector measures its group's lag
 	// (IDEMGATE_LAG_INTERVAL).
 	LagInterval time.Duration
+	// UpstreamBackoff is the wait before an upstream call's second attempt;
+	// it doubles up to 30 s, so that the IDEMGATE_MAX_ATTEMPTS attempts
+	// (5: waits of 1, 2, 4 and 8 s, jittered) ride out an upstream outage
+	// of several seconds (IDEMGATE_UPSTREAM_BACKOFF).
+	UpstreamBackoff time.Duration
 	// LogFormat is text (default) or json (IDEMGATE_LOG_FORMAT);
 	// LogLevel is debug, info (default), warn or error
 	// (IDEMGATE_LOG_LEVEL).
@@ -108,6 +113,7 @@ func Defaults() Config {
 		MaxConnections:  4096,
 		LagInterval:     5 * time.Second,
 		DedupWindow:     8 * 24 * time.Hour,
+		UpstreamBackoff: time.Second,
 	}
 }
 
@@ -182,6 +188,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	dur("IDEMGATE_DB_TIMEOUT", &c.DBTimeout)
 	dur("IDEMGATE_LAG_INTERVAL", &c.LagInterval)
 	dur("IDEMGATE_DEDUP_WINDOW", &c.DedupWindow)
+	dur("IDEMGATE_UPSTREAM_BACKOFF", &c.UpstreamBackoff)
 	num := func(name string, min, max int, dst func(int)) {
 		if v := strings.TrimSpace(getenv(name)); v != "" {
 			n, err := strconv.Atoi(v)

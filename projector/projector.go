@@ -45,7 +45,7 @@ type Config struct {
 	// dead-lettered with a stored 502.
 	MaxCallAttempts int
 	// CallBackoff is the wait before the second attempt at a call; it
-	// doubles up to MaxCallBackoff (defaults 250 ms and 10 s).
+	// doubles up to MaxCallBackoff (defaults 1 s and 30 s).
 	CallBackoff, MaxCallBackoff time.Duration
 	// TracerProvider records the apply and upstream-call spans, children
 	// of the span that sent each record; default: none recorded.
@@ -88,10 +88,10 @@ func New(cfg Config) (*Projector, error) {
 		cfg.MaxCallAttempts = 5
 	}
 	if cfg.CallBackoff <= 0 {
-		cfg.CallBackoff = 250 * time.Millisecond
+		cfg.CallBackoff = time.Second
 	}
 	if cfg.MaxCallBackoff <= 0 {
-		cfg.MaxCallBackoff = 10 * time.Second
+		cfg.MaxCallBackoff = 30 * time.Second
 	}
 	p := &Projector{
 		cfg: cfg,

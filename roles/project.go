@@ -58,6 +58,8 @@ func (b *backends) project(ctx context.Context) error {
 		Registerer:      b.metrics,
 		Logger:          b.Logger,
 		MaxCallAttempts: b.Config.MaxAttempts,
+		CallBackoff:     b.Config.UpstreamBackoff,
+		MaxCallBackoff:  30 * time.Second,
 		TracerProvider:  b.TracerProvider,
 	})
 	if err != nil {

@@ -54,7 +54,7 @@ func mustOneEffect(t *testing.T, s *stack, u *testUpstream, key, c, nonce, loc s
 
 func TestGatewayUpstreamFailures(t *testing.T) {
 	u := startUpstream(t)
-	s := startStack(t, "IDEMGATE_ROUTES", u.routesFile(t), "IDEMGATE_SWEEP_INTERVAL", "200ms")
+	s := startStack(t, "IDEMGATE_ROUTES", u.routesFile(t), "IDEMGATE_SWEEP_INTERVAL", "200ms", "IDEMGATE_UPSTREAM_BACKOFF", "250ms")
 	for _, c := range []struct {
 		name, kase string
 		status     int

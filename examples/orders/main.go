@@ -43,14 +43,21 @@ func open(path string) (*service, error) {
 		return nil, err
 	}
 	s := &service{file: f, answers: map[string]entry{}, orders: map[string]string{}}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
+	r := bufio.NewReader(f)
+	var good int64 // bytes of whole lines
+	for {
+		line, err := r.ReadBytes('\n')
 		var e entry
-		if json.Unmarshal(sc.Bytes(), &e) != nil {
-			break // a line cut short by a crash: never answered, so never seen
+		if err != nil || json.Unmarshal(line, &e) != nil {
+			break
 		}
 		s.apply(e)
+		good += int64(len(line))
+	}
+	// A line cut short (a crash, a full disk) was never answered: drop it,
+	// so that the next answers are not appended to a fragment.
+	if err := f.Truncate(good); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
