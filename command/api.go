@@ -180,6 +180,9 @@ func (a *API) mount(r chi.Router, prefix string) {
 	if p, ok := under("/v1/operations/{operationID}"); ok {
 		r.Get(p, a.getOperation)
 	}
+	if p, ok := under("/v1/idempotency-keys/{operation}/{key}"); ok {
+		r.Get(p, a.getKey)
+	}
 	for _, op := range a.cfg.Registry.Operations() {
 		if p, ok := under(op.Path); ok {
 			r.Post(p, a.accept(op))

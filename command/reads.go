@@ -73,11 +73,7 @@ func (a *API) getOperation(w http.ResponseWriter, r *http.Request) {
 	out := operationView{OperationID: v.OperationID, Status: "pending"}
 	if v.Response != nil {
 		out.Status = "completed"
-		out.Response = &responseView{Status: v.Response.Status, Body: v.Response.Body}
-		if !json.Valid(v.Response.Body) {
-			// An upstream may answer text: shown as a JSON string.
-			out.Response.Body, _ = json.Marshal(string(v.Response.Body))
-		}
+		out.Response = newResponseView(v.Response)
 	}
 	if c := v.Calls; c != nil {
 		out.Upstream = &upstreamView{Attempts: c.Attempts, FirstAttemptAt: idemgate.FormatTime(c.FirstAttemptAt),

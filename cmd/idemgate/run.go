@@ -30,6 +30,8 @@ commands:
   relay    publish recorded outcomes to the results topic
   migrate  apply the SQL schema
   redrive  <operation_id>: drive a dead-lettered command again
+  inspect  <operation_id> | --tenant T --operation O --key K: everything known of a key
+  list     [--state pending|failed] [--older-than 5m] [--limit 100]: claims that need a look
   healthcheck [--url URL]: exit 0 when the role's /readyz answers 200 (for images without a shell)
 
 environment: DATABASE_URL, KAFKA_BROKERS, IDEMGATE_API_KEYS, IDEMGATE_ADDR, ...
@@ -127,13 +129,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		fmt.Fprintf(stdout, "operation %s will be emitted again by the sweeper of a running 'serve'\n", fs.Arg(0))
 		return nil
+	case "inspect":
+		return inspect(ctx, cfg, rest, stdout, stderr)
+	case "list":
+		return list(ctx, cfg, rest, stdout, stderr)
 	case "healthcheck":
 		return healthcheck(ctx, cfg.Addr, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
 	}
-	return &usageError{fmt.Sprintf("unknown command %q (try: dev, serve, project, relay, migrate, redrive, healthcheck)", cmd)}
+	return &usageError{fmt.Sprintf("unknown command %q (try: dev, serve, project, relay, migrate, redrive, inspect, list, healthcheck)", cmd)}
 }
 
 // registry holds the reference payments module and, when a routes file
