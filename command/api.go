@@ -40,8 +40,8 @@ type Config struct {
 	Registry *idemgate.Registry
 	Store    *store.Store
 	Emitter  *Emitter
-	// APIKeys maps each bearer API key to its tenant.
-	APIKeys map[string]string
+	// APIKeys maps the SHA-256 of each bearer API key to its tenant.
+	APIKeys map[[32]byte]string
 	// MismatchStatus answers a key reused with a different body: 409 by
 	// default, 422 as the IETF draft says.
 	MismatchStatus int
@@ -119,14 +119,11 @@ func New(cfg Config) (*API, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &API{cfg: cfg, keys: make(map[[32]byte]string, len(cfg.APIKeys)), metrics: newMetrics(cfg.Metrics), openAPI: doc,
+	a := &API{cfg: cfg, keys: cfg.APIKeys, metrics: newMetrics(cfg.Metrics), openAPI: doc,
 		draining: make(chan struct{}), waiters: newWaiters()}
 	a.claims = newClaimer(cfg.Store, cfg.ClaimConcurrency, 64, cfg.DBTimeout, a.metrics.claimGroups)
 	a.httpMetrics = newHTTPMetrics(cfg.Metrics)
 	a.tracer = cfg.TracerProvider.Tracer(tracing.Name)
-	for k, tenant := range cfg.APIKeys {
-		a.keys[sha256.Sum256([]byte(k))] = tenant
-	}
 	return a, nil
 }
 

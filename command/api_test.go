@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -30,7 +31,7 @@ func newTestAPI(t *testing.T) (*httptest.Server, *store.Store) {
 		}),
 	}}})
 	api, err := New(Config{Registry: reg, Store: st, Emitter: NewEmitter(context.Background(), nil, "unused", st, nil, nil),
-		APIKeys: map[string]string{"k": "tenant-a"}})
+		APIKeys: map[[32]byte]string{sha256.Sum256([]byte("k")): "tenant-a"}})
 	if err != nil {
 		t.Fatal(err)
 	}

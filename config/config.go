@@ -20,6 +20,9 @@ type Config struct {
 	KafkaBrokers []string
 	// APIKeys maps API key to tenant (IDEMGATE_API_KEYS="k1=tenant-a,k2=tenant-b").
 	APIKeys map[string]string
+	// APIKeysFile names a file of more keys (IDEMGATE_API_KEYS_FILE, see
+	// ReadAPIKeysFile), possibly hashed.
+	APIKeysFile string
 	// MismatchStatus answers a key reused with another body: 409 (default)
 	// or 422 (IDEMGATE_MISMATCH_STATUS).
 	MismatchStatus int
@@ -146,6 +149,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	str("IDEMGATE_METRICS_TOKEN", &c.MetricsToken)
 	str("IDEMGATE_LOG_FORMAT", &c.LogFormat)
 	str("IDEMGATE_LOG_LEVEL", &c.LogLevel)
+	str("IDEMGATE_API_KEYS_FILE", &c.APIKeysFile)
 	if v := strings.TrimSpace(getenv("IDEMGATE_MAX_ATTEMPTS")); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 100 {
@@ -237,6 +241,27 @@ func (c Config) Validate() error {
 		return fmt.Errorf("IDEMGATE_TOPIC_PREFIX=%q may not contain spaces or '/'", c.TopicPrefix)
 	}
 	return nil
+}
+
+// KeyHashes are the hashes of every API key, from IDEMGATE_API_KEYS and
+// IDEMGATE_API_KEYS_FILE, with their tenants.
+func (c Config) KeyHashes() (map[KeyHash]string, error) {
+	out := map[KeyHash]string{}
+	if c.APIKeysFile != "" {
+		fromFile, err := ReadAPIKeysFile(c.APIKeysFile)
+		if err != nil {
+			return nil, err
+		}
+		out = fromFile
+	}
+	for k, tenant := range c.APIKeys {
+		h := HashKey(k)
+		if other, dup := out[h]; dup && other != tenant {
+			return nil, fmt.Errorf("an API key is given to two tenants (%s and %s)", other, tenant)
+		}
+		out[h] = tenant
+	}
+	return out, nil
 }
 
 // ParseAPIKeys reads "key1=tenant-a,key2=tenant-b".

@@ -91,7 +91,7 @@ func Dev(ctx context.Context, o Options, dc DevConfig) error {
 		cfg.KafkaBrokers = cluster.ListenAddrs()
 		logger.Info("in-process Kafka (kfake) listening", "brokers", cfg.KafkaBrokers, "log", filepath.Join(dc.DataDir, "kafka"))
 	}
-	if len(cfg.APIKeys) == 0 {
+	if len(cfg.APIKeys) == 0 && cfg.APIKeysFile == "" {
 		cfg.APIKeys = config.DevAPIKeys()
 	}
 	if _, _, err := Migrate(ctx, cfg.DatabaseURL, o.Registry); err != nil {

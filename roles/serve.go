@@ -32,8 +32,11 @@ const (
 
 // Serve runs the HTTP API on the configured address until ctx ends.
 func Serve(ctx context.Context, o Options) error {
-	if len(o.Config.APIKeys) == 0 {
-		return errors.New("IDEMGATE_API_KEYS is not set (e.g. key1=tenant-a,key2=tenant-b)")
+	if len(o.Config.APIKeys) == 0 && o.Config.APIKeysFile == "" {
+		return errors.New("IDEMGATE_API_KEYS is not set (e.g. key1=tenant-a,key2=tenant-b), nor IDEMGATE_API_KEYS_FILE")
+	}
+	if _, err := o.Config.KeyHashes(); err != nil {
+		return err // before connecting: a configuration mistake is not an outage
 	}
 	b, closeDB, err := connect(ctx, o, "api")
 	if err != nil {
@@ -59,6 +62,10 @@ func (b *backends) serve(ctx context.Context, l net.Listener) error {
 	if err != nil {
 		return err
 	}
+	keys, err := b.Config.KeyHashes()
+	if err != nil {
+		return err
+	}
 	client, err := kgo.NewClient(b.kafka...)
 	if err != nil {
 		return fmt.Errorf("kafka: %w", err)
@@ -73,7 +80,7 @@ func (b *backends) serve(ctx context.Context, l net.Listener) error {
 		Registry:       b.Registry,
 		Store:          api,
 		Emitter:        emitter,
-		APIKeys:        b.Config.APIKeys,
+		APIKeys:        keys,
 		MismatchStatus: b.Config.MismatchStatus,
 		Retention:      retention(b.Config),
 		Ready: []command.Dependency{

@@ -21,6 +21,17 @@ say "go vet ./..."
 go vet ./...
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then say "error: gofmt would change: $unformatted"; exit 1; fi
+say "go mod tidy: go.mod and go.sum must already be tidy"
+tidy_dir=$(mktemp -d)
+cp go.mod go.sum "$tidy_dir/"
+go mod tidy
+if ! cmp -s go.mod "$tidy_dir/go.mod" || ! cmp -s go.sum "$tidy_dir/go.sum"; then
+  diff -u "$tidy_dir/go.mod" go.mod >&2 || true
+  cp "$tidy_dir/go.mod" "$tidy_dir/go.sum" .
+  rm -rf "$tidy_dir"
+  say "error: go mod tidy changes go.mod or go.sum (run it and commit the result)"; exit 1
+fi
+rm -rf "$tidy_dir"
 scripts/check-deploy.sh # deploy/, docker-compose.yml, Dockerfile: offline validators
 
 say "schemathesis: the OpenAPI document against a live idemgate dev (scripts/schemathesis.sh)"

@@ -21,7 +21,7 @@ import (
 	"github.com/idemgate/idemgate/tracing"
 )
 
-const usage = `usage: idemgate <command> [flags]
+const usage = `usage: idemgate [--config FILE] <command> [flags]
 
 commands:
   dev      run everything in one process on a private PostgreSQL and an in-process Kafka
@@ -33,9 +33,10 @@ commands:
   inspect  <operation_id> | --tenant T --operation O --key K: everything known of a key
   list     [--state pending|failed] [--older-than 5m] [--limit 100]: claims that need a look
   healthcheck [--url URL]: exit 0 when the role's /readyz answers 200 (for images without a shell)
+  config check: validate the configuration and print it, secrets masked
 
 environment: DATABASE_URL, KAFKA_BROKERS, IDEMGATE_API_KEYS, IDEMGATE_ADDR, ...
-(see README.md)`
+(see README.md); a config file (--config, IDEMGATE_CONFIG) holds the same, the environment wins`
 
 const devHint = `try: curl -i -X POST http://{addr}/v1/payments -H 'Authorization: Bearer dev-key-a' -H 'Idempotency-Key: demo-1' -H 'Content-Type: application/json' -d '{"amount":1000,"currency":"EUR","customer":"cus_1"}'
 `
@@ -47,9 +48,28 @@ func (e *usageError) Error() string { return e.msg }
 
 // run is the whole program; main and the end-to-end tests call it.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	// A config file (--config FILE before the command, or
+	// IDEMGATE_CONFIG) holds the same settings as the environment; the
+	// environment overrides it.
+	configFile := getenv("IDEMGATE_CONFIG")
+	if len(args) > 0 && (args[0] == "--config" || strings.HasPrefix(args[0], "--config=")) {
+		if v, ok := strings.CutPrefix(args[0], "--config="); ok {
+			configFile, args = v, args[1:]
+		} else if len(args) > 1 {
+			configFile, args = args[1], args[2:]
+		} else {
+			return &usageError{"--config needs a file"}
+		}
+	}
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, usage)
 		return &usageError{"no command given"}
+	}
+	if configFile != "" {
+		var err error
+		if getenv, err = config.WithFile(configFile, getenv); err != nil {
+			return err
+		}
 	}
 	cfg, err := config.FromEnv(getenv)
 	if err != nil {
@@ -129,6 +149,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		fmt.Fprintf(stdout, "operation %s will be emitted again by the sweeper of a running 'serve'\n", fs.Arg(0))
 		return nil
+	case "config":
+		return configCommand(ctx, cfg, getenv, rest, stdout, stderr)
 	case "inspect":
 		return inspect(ctx, cfg, rest, stdout, stderr)
 	case "list":
@@ -139,7 +161,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stdout, usage)
 		return nil
 	}
-	return &usageError{fmt.Sprintf("unknown command %q (try: dev, serve, project, relay, migrate, redrive, inspect, list, healthcheck)", cmd)}
+	return &usageError{fmt.Sprintf("unknown command %q (try: dev, serve, project, relay, migrate, redrive, inspect, list, healthcheck, config)", cmd)}
 }
 
 // registry holds the reference payments module and, when a routes file
