@@ -64,6 +64,10 @@ type Config struct {
 	// APIPoolSize bounds the API's database connections
 	// (IDEMGATE_API_POOL_SIZE).
 	APIPoolSize int32
+	// ClaimConcurrency is how many claim transactions the API runs at once
+	// (IDEMGATE_CLAIM_CONCURRENCY; at most the API's pool); the claims
+	// that arrive meanwhile share the next ones (group commit).
+	ClaimConcurrency int
 	// MaxConnections caps the API's concurrent client connections
 	// (IDEMGATE_MAX_CONNECTIONS); past it, new ones wait in the listen
 	// queue. It is lowered to leave file handles for the backends.
@@ -101,22 +105,23 @@ func (c Config) RetentionFor(operation string) time.Duration {
 // Defaults returns the settings used where the environment is silent.
 func Defaults() Config {
 	return Config{
-		Addr:            "127.0.0.1:8080",
-		MismatchStatus:  409,
-		TopicPrefix:     "idemgate",
-		Partitions:      6,
-		Group:           "idemgate-projector",
-		Lease:           10 * time.Second,
-		Retention:       24 * time.Hour,
-		SweepInterval:   time.Second,
-		JanitorInterval: time.Minute,
-		MaxAttempts:     5,
-		DBTimeout:       2 * time.Second,
-		APIPoolSize:     8,
-		MaxConnections:  4096,
-		LagInterval:     5 * time.Second,
-		DedupWindow:     8 * 24 * time.Hour,
-		UpstreamBackoff: time.Second,
+		Addr:             "127.0.0.1:8080",
+		MismatchStatus:   409,
+		TopicPrefix:      "idemgate",
+		Partitions:       6,
+		Group:            "idemgate-projector",
+		Lease:            10 * time.Second,
+		Retention:        24 * time.Hour,
+		SweepInterval:    time.Second,
+		JanitorInterval:  time.Minute,
+		MaxAttempts:      5,
+		DBTimeout:        2 * time.Second,
+		APIPoolSize:      8,
+		ClaimConcurrency: 4,
+		MaxConnections:   4096,
+		LagInterval:      5 * time.Second,
+		DedupWindow:      8 * 24 * time.Hour,
+		UpstreamBackoff:  time.Second,
 	}
 }
 
@@ -205,6 +210,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	num("IDEMGATE_API_POOL_SIZE", 1, 1000, func(n int) { c.APIPoolSize = int32(n) })
 	num("IDEMGATE_MAX_CONNECTIONS", 16, 1_000_000, func(n int) { c.MaxConnections = n })
+	num("IDEMGATE_CLAIM_CONCURRENCY", 1, 1000, func(n int) { c.ClaimConcurrency = n })
 	if v := strings.TrimSpace(getenv("IDEMGATE_RETENTION_BY_OPERATION")); v != "" {
 		c.RetentionByOperation = map[string]time.Duration{}
 		for _, pair := range strings.Split(v, ",") {

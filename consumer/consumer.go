@@ -155,7 +155,12 @@ func New(cfg Config, handler Handler) (*Runner, error) {
 	opts = append(opts,
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Topics...),
-		kgo.DisableAutoCommit(),
+		// Only records a worker has finished are marked, and only marked
+		// offsets are committed: every 200 ms in the background (no
+		// commit round trip in a worker's way), and at once, synchronously,
+		// when partitions are revoked or the runner stops.
+		kgo.AutoCommitMarks(),
+		kgo.AutoCommitInterval(200*time.Millisecond),
 		// Between a poll and AllowRebalance the records are handed to the
 		// workers, never processed: the block lasts microseconds.
 		kgo.BlockRebalanceOnPoll(),
@@ -199,6 +204,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		stopLag()
 		<-lagDone
 		r.stopAll()
+		r.commitMarked()
 		// Leave the group so that the partitions move at once, but never
 		// wait long for an unreachable broker.
 		lctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -270,6 +276,7 @@ func (r *Runner) revoked(_ context.Context, _ *kgo.Client, revoked map[string][]
 	}
 	r.mu.Unlock()
 	r.stop(ws)
+	r.commitMarked() // before the partitions move: what was done stays done
 	r.client.ResumeFetchPartitions(revoked)
 }
 
@@ -333,12 +340,15 @@ func (r *Runner) handle(ctx context.Context, rec *kgo.Record) bool {
 	}
 }
 
-// commit commits the offset after rec, bounded in time.
-func (r *Runner) commit(rec *kgo.Record) {
+// commit marks rec done: its offset, and those before it, are committed
+// with the next commit.
+func (r *Runner) commit(rec *kgo.Record) { r.client.MarkCommitRecords(rec) }
+
+// commitMarked commits the marked offsets now, bounded in time.
+func (r *Runner) commitMarked() {
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
-	if err := r.client.CommitRecords(ctx, rec); err != nil {
-		r.cfg.Logger.Warn("commit offsets; the records will be redelivered and deduplicated", "topic", rec.Topic,
-			"partition", rec.Partition, "offset", rec.Offset, "err", err)
+	if err := r.client.CommitMarkedOffsets(ctx); err != nil {
+		r.log.Warn("commit offsets; the records will be redelivered and deduplicated", "err", err)
 	}
 }

@@ -87,13 +87,14 @@ func (b *backends) serve(ctx context.Context, l net.Listener) error {
 			{Name: "database", Check: api.DB(), Required: true},
 			{Name: "kafka", Check: producer}, // down: degraded, still claiming
 		},
-		Metrics:        b.metrics,
-		Faults:         b.Faults,
-		Logger:         b.Logger,
-		DBTimeout:      b.Config.DBTimeout,
-		ServeMetrics:   b.Config.MetricsAddr == "",
-		TracerProvider: b.TracerProvider,
-		MetricsToken:   b.Config.MetricsToken,
+		Metrics:          b.metrics,
+		Faults:           b.Faults,
+		Logger:           b.Logger,
+		DBTimeout:        b.Config.DBTimeout,
+		ClaimConcurrency: min(b.Config.ClaimConcurrency, int(max(b.Config.APIPoolSize, 1))),
+		ServeMetrics:     b.Config.MetricsAddr == "",
+		TracerProvider:   b.TracerProvider,
+		MetricsToken:     b.Config.MetricsToken,
 	})
 	if err != nil {
 		client.Close()
