@@ -78,11 +78,11 @@ func openAPIFragment(routes []routeDoc) ([]byte, error) {
 }
 
 // requestSchema is a route's JSON Schema as a component at base: its
-// $id dropped (the document is its base now) and its references within
-// itself ("#/$defs/item") made to point into the component. A schema
-// that refers to another file or to an anchor, which the document cannot
-// hold, is described as any JSON value naming its file. No schema: any
-// JSON value.
+// $id dropped (the document is its base now), its title made part of
+// its description, and its references within itself ("#/$defs/item")
+// made to point into the component. A schema that refers to another file
+// or to an anchor, which the document cannot hold, is described as any
+// JSON value naming its file. No schema: any JSON value.
 func requestSchema(doc any, file, base string) map[string]any {
 	m, ok := doc.(map[string]any)
 	if !ok {
@@ -91,11 +91,19 @@ func requestSchema(doc any, file, base string) map[string]any {
 	out := map[string]any{}
 	for k, v := range m {
 		switch {
-		case k == "$id":
+		case k == "$id", k == "title":
 		case k == "$schema" && v == defaultDialect:
 		default:
 			out[k] = v
 		}
+	}
+	// Generators name a type after its title before its component's name:
+	// the title joins the description so that the type is the component.
+	if title, _ := m["title"].(string); title != "" {
+		if desc, _ := m["description"].(string); desc != "" {
+			title += "\n\n" + desc
+		}
+		out["description"] = title
 	}
 	rebased, ok := rebase(out, base)
 	if !ok {

@@ -47,7 +47,7 @@ func TestOpenAPIFragmentSchemas(t *testing.T) {
 	f := buildFragment(t,
 		routeDoc{operation: "orders.create", path: "/v1/orders", file: "order.json", schema: schemaDoc(t, `{
 			"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": "https://example.com/order.json",
-			"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/$defs/item"}}, "self": {"$ref": "#"}},
+			"title": "An order", "description": "What the shop sells.", "type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/$defs/item"}}, "self": {"$ref": "#"}},
 			"$defs": {"item": {"type": "object", "const": {"$ref": "data, not a reference"}}}}`)},
 		routeDoc{operation: "orders-create", path: "/v1/orders2", file: "old.json", schema: schemaDoc(t, `{
 			"$schema": "http://json-schema.org/draft-07/schema#", "definitions": {"n": {"type": "integer"}}, "properties": {"n": {"$ref": "#/definitions/n"}}}`)},
@@ -67,6 +67,9 @@ func TestOpenAPIFragmentSchemas(t *testing.T) {
 	}
 	if _, has := create["$schema"]; has {
 		t.Fatalf("the 2020-12 $schema kept: %v", create)
+	}
+	if _, has := create["title"]; has || create["description"] != "An order\n\nWhat the shop sells." {
+		t.Fatalf("title %v, description %q: want the title in the description", create["title"], create["description"])
 	}
 	want := map[string]any{
 		"items": map[string]any{"type": "array", "items": map[string]any{"$ref": "#/components/schemas/GatewayOrdersCreateRequest/$defs/item"}},
