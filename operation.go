@@ -131,6 +131,9 @@ type Module struct {
 	Migrations fs.FS
 	// OpenAPI is a fragment of an OpenAPI 3.1 document ({"paths": ...,
 	// "components": ...}) describing the module's routes; the API serves
-	// it merged into its own document. May be nil.
+	// it merged into its own document. Its "x-idemgate-recorded-bodies",
+	// a list of schemas, names the bodies the operations record, which
+	// GET /v1/operations/{id} shows (without it, any JSON value). May be
+	// nil.
 	OpenAPI []byte
 }

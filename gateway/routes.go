@@ -208,7 +208,7 @@ func buildRoute(dir string, r route, calls *caller) (idemgate.Operation, routeDo
 		Call:      up,
 		Retention: retention,
 	}
-	return op, routeDoc{operation: r.Operation, path: r.Path, params: params, schema: schemaDoc}, nil
+	return op, routeDoc{operation: r.Operation, path: r.Path, params: params, schema: schemaDoc, file: r.Schema}, nil
 }
 
 // duration reads a route's duration: def when absent, positive, and at

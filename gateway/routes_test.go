@@ -77,12 +77,14 @@ routes:
 					Content map[string]struct{ Schema map[string]any }
 				} `json:"requestBody"`
 			}
+			Components struct{ Schemas map[string]map[string]any }
 		}
 		if err := json.Unmarshal(mod.OpenAPI, &doc); err != nil {
 			t.Fatal(err)
 		}
-		if s := doc.Paths["/v1/orders"]["post"].RequestBody.Content["application/json"].Schema; s["required"] == nil {
-			t.Fatalf("the schema is not in the OpenAPI fragment: %v", s)
+		ref := doc.Paths["/v1/orders"]["post"].RequestBody.Content["application/json"].Schema["$ref"]
+		if s := doc.Components.Schemas["GatewayOrdersCreateRequest"]; ref != "#/components/schemas/GatewayOrdersCreateRequest" || s["required"] == nil {
+			t.Fatalf("the schema is not in the OpenAPI fragment: body %v, component %v", ref, s)
 		}
 	})
 

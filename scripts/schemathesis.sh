@@ -132,6 +132,10 @@ for _ in $(seq 1 600); do # 60 s
 done
 [ "$ready" = 1 ] || { tail -20 "$WORK/dev.log" >&2; fail "idemgate dev was not ready on $BASE/readyz within 60 s"; }
 say "idemgate dev ready on $BASE"
+curl -sf --noproxy '*' --max-time 10 -o "$WORK/openapi.json" "$BASE/openapi.json" || fail "GET $BASE/openapi.json failed"
+say "openapi-spec-validator: the served document (core and modules merged)"
+"$VENV/bin/openapi-spec-validator" "$WORK/openapi.json" >&2 ||
+  fail "the served /openapi.json is not a valid OpenAPI 3.1 document (see above)"
 
 # --- the run ------------------------------------------------------------------
 CHECKS=${ST_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection,missing_required_header,unsupported_method,allow_header_conformance,ignored_auth,use_after_free,ensure_resource_availability}

@@ -3,7 +3,9 @@
 # server (scripts/pg.sh) and a real Apache Kafka broker in KRaft mode
 # (scripts/kafka.sh), then the integration tests once more on kfake, the
 # in-process Kafka. Before them, Schemathesis checks every response of a live
-# `idemgate dev` against the OpenAPI document. Both servers are stopped on exit.
+# `idemgate dev` against the OpenAPI document, and scripts/clients.sh checks
+# that the Go, TypeScript and Python clients generated from it compile and
+# type it. Both servers are stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +38,8 @@ scripts/check-deploy.sh # deploy/, docker-compose.yml, Dockerfile: offline valid
 
 say "schemathesis: the OpenAPI document against a live idemgate dev (scripts/schemathesis.sh)"
 scripts/schemathesis.sh
+say "clients: Go, TypeScript and Python clients generated from the served document compile and type it (scripts/clients.sh)"
+scripts/clients.sh
 
 say "starting PostgreSQL (scripts/pg.sh)"
 db_line=$(scripts/pg.sh start) || { say "error: PostgreSQL did not start"; exit 1; }

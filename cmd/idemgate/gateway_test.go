@@ -88,6 +88,7 @@ func TestGatewayUpstreamFailures(t *testing.T) {
 			}
 		})
 	}
+	t.Run("OperationViewsMatchTheServedDocument", func(t *testing.T) { operationViewsMatchTheDocument(t, s.on(t)) })
 	t.Run("DownForAWhileThenBack", func(t *testing.T) {
 		s := s.on(t)
 		u.down()
