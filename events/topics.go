@@ -34,16 +34,24 @@ func TopicsWithPrefix(prefix string) Topics {
 func (t Topics) All() []string { return []string{t.Commands, t.Results, t.DeadLetter} }
 
 // EnsureTopics creates the topics that do not exist yet; existing ones are
-// left as they are.
+// left as they are. A broker's refusal of the client (SASL, TLS, ACLs) is
+// a *RefusedError.
 func EnsureTopics(ctx context.Context, client *kgo.Client, t Topics, partitions int32) error {
 	adm := kadm.NewClient(client)
 	resp, err := adm.CreateTopics(ctx, partitions, -1, nil, t.All()...)
 	if err != nil {
+		if r := Refused(err); r != nil {
+			return r
+		}
 		return fmt.Errorf("events: create topics: %w", err)
 	}
 	for _, r := range resp.Sorted() {
 		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
-			return fmt.Errorf("events: create topic %s: %w", r.Topic, r.Err)
+			err := fmt.Errorf("events: create topic %s: %w", r.Topic, r.Err)
+			if r := Refused(err); r != nil {
+				return r
+			}
+			return err
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package roles
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -69,6 +70,9 @@ func Dev(ctx context.Context, o Options, dc DevConfig) error {
 		cfg.DatabaseURL = pg.URL()
 	}
 	if len(cfg.KafkaBrokers) == 0 {
+		if cfg.Kafka.TLS || cfg.Kafka.SASLMechanism != "" {
+			return errors.New("KAFKA_TLS and KAFKA_SASL_* need KAFKA_BROKERS: the in-process Kafka speaks plaintext")
+		}
 		cluster, err := kfake.NewCluster(
 			kfake.NumBrokers(1),
 			kfake.Ports(dc.KafkaPort),
