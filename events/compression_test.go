@@ -2,12 +2,15 @@ package events
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/idemgate/idemgate"
@@ -101,5 +104,65 @@ func TestCompressionCodecsRoundTrip(t *testing.T) {
 		if err != nil || !bytes.Equal(back, raw) {
 			t.Fatalf("%s: round trip failed: %v", name, err)
 		}
+	}
+}
+
+// batchCodecs records the codec of each batch a producer wrote.
+type batchCodecs struct {
+	mu     sync.Mutex
+	codecs []uint8
+}
+
+func (h *batchCodecs) OnProduceBatchWritten(_ kgo.BrokerMetadata, _ string, _ int32, m kgo.ProduceBatchMetrics) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.codecs = append(h.codecs, m.CompressionType)
+}
+
+// TestProducerCompression checks the codec IDEMGATE_KAFKA_COMPRESSION
+// names is the one the producer's batches carry, and that the default,
+// for the package's ClientOptions too, is gzip.
+func TestProducerCompression(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	brokers := cluster.ListenAddrs()
+	// Kafka's codec numbers: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd.
+	for setting, want := range map[string]uint8{"": 1, "none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4, "plain": 1} {
+		t.Run("codec="+setting, func(t *testing.T) {
+			opts := ClientOptions(brokers)
+			if setting != "plain" { // "plain": the package function, not a KafkaConfig
+				if opts, err = (KafkaConfig{Compression: setting}).ClientOptions(brokers); err != nil {
+					t.Fatal(err)
+				}
+			}
+			hook := &batchCodecs{}
+			cl, err := kgo.NewClient(append(opts, kgo.WithHooks(hook))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			recs := make([]*kgo.Record, 16)
+			for i := range recs {
+				recs[i] = &kgo.Record{Topic: "t", Value: []byte(fmt.Sprintf(`{"operation_id":"op-%d","status":201,"body":{"amount":1000}}`, i))}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			hook.mu.Lock()
+			defer hook.mu.Unlock()
+			if len(hook.codecs) == 0 {
+				t.Fatal("no batch written")
+			}
+			for _, got := range hook.codecs {
+				if got != want {
+					t.Fatalf("batch codec %d, want %d", got, want)
+				}
+			}
+		})
 	}
 }
