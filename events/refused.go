@@ -26,7 +26,7 @@ type RefusedError struct {
 
 func (e *RefusedError) Error() string {
 	msg := strings.ReplaceAll(e.Err.Error(), "\n", " ")
-	return fmt.Sprintf("kafka refused the connection: %s (check %s): %s", e.Cause, e.Check, msg)
+	return fmt.Sprintf("kafka refused the client: %s (check %s): %s", e.Cause, e.Check, msg)
 }
 
 func (e *RefusedError) Unwrap() error { return e.Err }

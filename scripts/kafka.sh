@@ -34,6 +34,10 @@
 #   KAFKA_SASL_USERS              "name:password,..." (letters, digits, . _ -):
 #                                 PLAIN users, and SCRAM-SHA-256 and -512
 #                                 credentials added when the storage is formatted
+#   KAFKA_AUTHORIZER=0            1: ACLs (StandardAuthorizer): SASL users may do
+#                                 only what ACLs grant them; the PLAINTEXT
+#                                 listener's User:ANONYMOUS is a super user, the
+#                                 administrator that grants them
 #   The listener offers PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512. Its settings
 #   are read at start; KAFKA_SASL_USERS only when the storage is formatted.
 #
@@ -53,6 +57,7 @@ KAFKA_SASL_SSL_PORT=${KAFKA_SASL_SSL_PORT:-}
 KAFKA_SSL_KEYSTORE_PEM=${KAFKA_SSL_KEYSTORE_PEM:-}
 KAFKA_SSL_TRUSTSTORE_PEM=${KAFKA_SSL_TRUSTSTORE_PEM:-}
 KAFKA_SASL_USERS=${KAFKA_SASL_USERS:-}
+KAFKA_AUTHORIZER=${KAFKA_AUTHORIZER:-0}
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 POM_TEMPLATE=$SCRIPT_DIR/kafka-pom.xml
@@ -189,6 +194,12 @@ listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.p
 listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 EOF
+    if [[ $KAFKA_AUTHORIZER == 1 ]]; then
+      cat >>"$CONFIG" <<EOF
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:ANONYMOUS
+EOF
+    fi
     if [[ -n $KAFKA_SSL_TRUSTSTORE_PEM ]]; then
       cat >>"$CONFIG" <<EOF
 listener.name.sasl_ssl.ssl.truststore.type=PEM

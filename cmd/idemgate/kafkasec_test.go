@@ -19,17 +19,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/idemgate/idemgate/events"
 )
 
 // saslBroker is a real broker of the test's own with a SASL_SSL listener
-// (scripts/kafka.sh), its certificates signed by a CA made for the test.
+// (scripts/kafka.sh), its certificates signed by a CA made for the test,
+// and ACLs: a SASL user may do only what the administrator (the plaintext
+// listener) grants it.
 type saslBroker struct {
 	addr   string // the SASL_SSL listener
 	caFile string
 	users  map[string]string
+	admin  *kadm.Client // on the plaintext listener, a super user
 }
 
 // startSASLBroker starts the broker on free ports and a run dir of t's
@@ -38,7 +42,8 @@ func startSASLBroker(t *testing.T) *saslBroker {
 	t.Helper()
 	dir := t.TempDir()
 	caFile, keystore := writeTestPKI(t, dir)
-	b := &saslBroker{caFile: caFile, users: map[string]string{"alice": "alice-" + randomWord(t), "bob": "bob-" + randomWord(t)}}
+	b := &saslBroker{caFile: caFile, users: map[string]string{"alice": "alice-" + randomWord(t), "bob": "bob-" + randomWord(t),
+		"carol": "carol-" + randomWord(t)}}
 	var users []string
 	for name, pass := range b.users {
 		users = append(users, name+":"+pass)
@@ -49,13 +54,15 @@ func startSASLBroker(t *testing.T) *saslBroker {
 	if err != nil {
 		t.Fatal(err)
 	}
+	plainPort := freePort(t)
 	vars := append(os.Environ(),
 		"KAFKA_RUN_DIR="+filepath.Join(dir, "kafka"),
-		"KAFKA_PORT="+strconv.Itoa(freePort(t)),
+		"KAFKA_PORT="+strconv.Itoa(plainPort),
 		"KAFKA_CONTROLLER_PORT="+strconv.Itoa(freePort(t)),
 		"KAFKA_SASL_SSL_PORT="+strconv.Itoa(port),
 		"KAFKA_SSL_KEYSTORE_PEM="+keystore,
 		"KAFKA_SASL_USERS="+strings.Join(users, ","),
+		"KAFKA_AUTHORIZER=1",
 		"KAFKA_HEAP_OPTS=-Xmx256m -Xms256m",
 	)
 	stop := func() {
@@ -77,7 +84,32 @@ func startSASLBroker(t *testing.T) *saslBroker {
 		t.Fatalf("scripts/kafka.sh start (Java and Maven are needed): %v\n%s%s", err, out, stderr.String())
 	}
 	t.Logf("SASL_SSL broker on %s started in %s", b.addr, time.Since(t0).Round(time.Millisecond))
+	cl, err := kgo.NewClient(events.ClientOptions([]string{"127.0.0.1:" + strconv.Itoa(plainPort)})...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	b.admin = kadm.NewClient(cl)
+	// alice and bob may do anything with any topic and group; carol gets
+	// her own grants in the test that uses her.
+	b.grant(t, kadm.NewACLs().Allow("User:alice", "User:bob").Topics("*").Groups("*").Operations(kadm.OpAll))
 	return b
+}
+
+// grant creates the ACLs acls describes.
+func (b *saslBroker) grant(t *testing.T, acls *kadm.ACLBuilder) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := b.admin.CreateACLs(ctx, acls)
+	if err != nil {
+		t.Fatalf("create ACLs: %v", err)
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			t.Fatalf("create ACL %s %s %s: %v %s", r.Principal, r.Name, r.Operation, r.Err, r.ErrMessage)
+		}
+	}
 }
 
 // writeTestPKI makes a CA and a server certificate for 127.0.0.1 and
@@ -172,6 +204,32 @@ func TestKafkaSecurity(t *testing.T) {
 		s.waitCompleted("key-a", r.Header.Get("Location"))
 	})
 
+	t.Run("PreCreatedTopics", func(t *testing.T) {
+		// A platform team created the topics and granted carol Describe,
+		// Read and Write on them and Read on her group, not Create.
+		prefix := "pre" + randomWord(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		topics := events.TopicsWithPrefix(prefix)
+		if _, err := b.admin.CreateTopics(ctx, 3, 1, nil, topics.All()...); err != nil {
+			t.Fatal(err)
+		}
+		b.grant(t, kadm.NewACLs().Allow("User:carol").Topics(prefix).Groups(prefix).ResourcePatternType(kadm.ACLPatternPrefixed).
+			Operations(kadm.OpDescribe, kadm.OpRead, kadm.OpWrite))
+		carol := []string{"KAFKA_BROKERS", b.addr, "KAFKA_TLS_CA_FILE", b.caFile, "KAFKA_SASL_MECHANISM", "SCRAM-SHA-256",
+			"KAFKA_SASL_USERNAME", "carol", "KAFKA_SASL_PASSWORD", b.users["carol"]}
+		s := startStack(t, append(carol, "IDEMGATE_TOPIC_PREFIX", prefix, "IDEMGATE_GROUP", prefix+"-projector")...)
+		r := s.postPayment("key-a", "on-pre-created-topics", payment)
+		mustEqual(t, "status", r.Status, 202)
+		s.waitCompleted("key-a", r.Header.Get("Location"))
+
+		// Topics that do not exist, which carol may not create: one line.
+		err := runRole(t, "relay", append(carol, "IDEMGATE_TOPIC_PREFIX", prefix+"x")...)
+		if r := events.Refused(err); r == nil || !strings.Contains(r.Error(), "does not exist and the broker's ACLs deny creating it") {
+			t.Fatalf("relay on topics carol may not create: %v; want a refusal naming the topic", err)
+		}
+	})
+
 	t.Run("WrongPassword", func(t *testing.T) {
 		// The binary itself, so that what ends is a process: its exit
 		// status and the last line it prints.
@@ -201,7 +259,7 @@ func TestKafkaSecurity(t *testing.T) {
 		}
 		lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
 		last := lines[len(lines)-1]
-		if !strings.HasPrefix(last, "idemgate: kafka refused the connection: SASL authentication failed") {
+		if !strings.HasPrefix(last, "idemgate: kafka refused the client: SASL authentication failed") {
 			t.Fatalf("last line = %q, want it to name the SASL authentication failure\n%s", last, stderr.String())
 		}
 		if strings.Contains(stderr.String(), "retrying") {
@@ -244,7 +302,7 @@ func TestKafkaSecurity(t *testing.T) {
 // role still running after a minute (retrying) fails t.
 func runRole(t *testing.T, role string, vars ...string) error {
 	t.Helper()
-	m := map[string]string{"DATABASE_URL": newDatabase(t), "IDEMGATE_TOPIC_PREFIX": "t" + randomWord(t)}
+	m := map[string]string{"DATABASE_URL": newDatabase(t), "IDEMGATE_TOPIC_PREFIX": "t" + randomWord(t), "IDEMGATE_PARTITIONS": "3"}
 	for i := 0; i+1 < len(vars); i += 2 {
 		m[vars[i]] = vars[i+1]
 	}
