@@ -46,6 +46,9 @@ func Dev(ctx context.Context, o Options, dc DevConfig) error {
 	}
 	logger := o.logger()
 	cfg := o.Config
+	if len(cfg.KafkaBrokers) == 0 && (cfg.Kafka.TLS || cfg.Kafka.SASLMechanism != "") {
+		return errors.New("KAFKA_TLS and KAFKA_SASL_* need KAFKA_BROKERS: the in-process Kafka speaks plaintext")
+	}
 	if dc.DataDir == "" {
 		dc.DataDir = ".idemgate"
 	}
@@ -70,9 +73,6 @@ func Dev(ctx context.Context, o Options, dc DevConfig) error {
 		cfg.DatabaseURL = pg.URL()
 	}
 	if len(cfg.KafkaBrokers) == 0 {
-		if cfg.Kafka.TLS || cfg.Kafka.SASLMechanism != "" {
-			return errors.New("KAFKA_TLS and KAFKA_SASL_* need KAFKA_BROKERS: the in-process Kafka speaks plaintext")
-		}
 		cluster, err := kfake.NewCluster(
 			kfake.NumBrokers(1),
 			kfake.Ports(dc.KafkaPort),
