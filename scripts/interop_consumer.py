@@ -79,8 +79,13 @@ def parse(record, kind):
         if key in headers:
             raise Failure(f"{where}: header {key} appears twice")
         headers[key] = value
-    if headers.get("ce_specversion") != SPECVERSION.encode():
-        raise Failure(f"{where}: ce_specversion header is {headers.get('ce_specversion')!r}, not 1.0")
+    # The SDK fills in a missing id (a new UUID): the headers are checked
+    # first, so that only what idemgate wrote counts.
+    for required in ("ce_specversion", "ce_id", "ce_type", "ce_source", "content-type"):
+        if not headers.get(required):
+            raise Failure(f"{where}: no {required} header")
+    if headers["ce_specversion"] != SPECVERSION.encode():
+        raise Failure(f"{where}: ce_specversion header is {headers['ce_specversion']!r}, not 1.0")
     try:
         event = from_binary(KafkaMessage(headers=headers, key=record.key, value=record.value), JSONFormat())
     except Exception as e:  # the SDK's validation errors name the attribute
@@ -94,8 +99,8 @@ def parse(record, kind):
     for name, got, want in checks:
         if got != want:
             raise Failure(f"{where}: {name} is {got!r}, want {want!r}")
-    if not event.get_id():
-        raise Failure(f"{where}: empty id")
+    if event.get_id() != headers["ce_id"].decode():
+        raise Failure(f"{where}: id {event.get_id()!r} is not the ce_id header {headers['ce_id']!r}")
     data = event.get_data()
     if not isinstance(data, dict) or data != json.loads(record.value):
         raise Failure(f"{where}: data is not the JSON object of the record's value: {record.value[:80]!r}")
