@@ -28,8 +28,8 @@ const (
 // zstd; franz-go's own default, snappy, broke kafka-python consumers),
 // and because our records, small JSON with the same CloudEvents headers
 // on each, shrink about five times in a batch of 16. At gzip's fastest
-// level that costs a microsecond of CPU per record
-// or two (BenchmarkCompression), little beside a claim's SQL round trip.
+// level that costs one or two microseconds of CPU per record
+// (BenchmarkCompression), little beside a claim's SQL round trip.
 const DefaultCompression = "gzip"
 
 // compressionCodecs are the producer codecs by their setting's name. gzip
