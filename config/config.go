@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/idemgate/idemgate/events"
 )
 
 // Config is every setting a role may need; each role reads what it uses.
@@ -18,6 +20,10 @@ type Config struct {
 	DatabaseURL string
 	// KafkaBrokers are the seed brokers (KAFKA_BROKERS, comma-separated).
 	KafkaBrokers []string
+	// Kafka is how the clients reach the brokers: TLS, SASL and the
+	// producers' compression (KAFKA_TLS*, KAFKA_SASL_*,
+	// IDEMGATE_KAFKA_COMPRESSION; see events.KafkaConfig).
+	Kafka events.KafkaConfig
 	// APIKeys maps API key to tenant (IDEMGATE_API_KEYS="k1=tenant-a,k2=tenant-b").
 	APIKeys map[string]string
 	// APIKeysFile names a file of more keys (IDEMGATE_API_KEYS_FILE, see
@@ -169,6 +175,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			}
 		}
 	}
+	kafka, kafkaErrs := kafkaFromEnv(getenv)
+	c.Kafka, errs = kafka, append(errs, kafkaErrs...)
 	if v := getenv("IDEMGATE_API_KEYS"); strings.TrimSpace(v) != "" {
 		keys, err := ParseAPIKeys(v)
 		if err != nil {
@@ -246,7 +254,7 @@ func (c Config) Validate() error {
 	if strings.ContainsAny(c.TopicPrefix, " /") {
 		return fmt.Errorf("IDEMGATE_TOPIC_PREFIX=%q may not contain spaces or '/'", c.TopicPrefix)
 	}
-	return nil
+	return c.Kafka.Validate()
 }
 
 // KeyHashes are the hashes of every API key, from IDEMGATE_API_KEYS and

@@ -2,6 +2,7 @@ package roles
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -45,6 +46,9 @@ func Dev(ctx context.Context, o Options, dc DevConfig) error {
 	}
 	logger := o.logger()
 	cfg := o.Config
+	if len(cfg.KafkaBrokers) == 0 && (cfg.Kafka.TLS || cfg.Kafka.SASLMechanism != "") {
+		return errors.New("KAFKA_TLS and KAFKA_SASL_* need KAFKA_BROKERS: the in-process Kafka speaks plaintext")
+	}
 	if dc.DataDir == "" {
 		dc.DataDir = ".idemgate"
 	}

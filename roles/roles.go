@@ -164,12 +164,17 @@ func connect(ctx context.Context, o Options, firstPool string) (*backends, func(
 	if o.TracerProvider == nil {
 		o.TracerProvider = noop.NewTracerProvider()
 	}
+	kafka, err := cfg.Kafka.ClientOptions(cfg.KafkaBrokers)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kafka: %w", err)
+	}
 	// The tracing hook writes each produced record's trace context in its
 	// headers and reads it back from the records consumed (W3C trace
 	// context, as the OpenTelemetry messaging conventions have it).
 	traced := kotel.NewKotel(kotel.WithTracer(kotel.NewTracer(kotel.TracerProvider(o.TracerProvider),
 		kotel.TracerPropagator(tracing.Propagator()), kotel.ConsumerGroup(cfg.Group))))
-	b := &backends{Options: o, kafka: events.ClientOptions(cfg.KafkaBrokers, traced.Hooks()...), topics: events.TopicsWithPrefix(cfg.TopicPrefix),
+	kafka = append(kafka, kgo.WithHooks(traced.Hooks()...))
+	b := &backends{Options: o, kafka: kafka, topics: events.TopicsWithPrefix(cfg.TopicPrefix),
 		metrics: reg, txMetrics: txm, pools: map[string]*store.Store{}}
 	b.Logger = log
 	if err := RetryStartup(ctx, log, "database", func() error { _, err := b.store(ctx, firstPool); return err }); err != nil {
@@ -216,12 +221,15 @@ func (b *backends) close() {
 // RetryStartup retries a role's first connection to a backend with
 // backoff until it succeeds or ctx ends (SIGTERM): a backend that is
 // briefly down during a rollout must not make the process exit and a
-// supervisor back off from it. Configuration errors are not retried.
+// supervisor back off from it. Configuration errors are not retried, nor
+// is a broker's refusal of the client (a wrong password, a certificate
+// that does not verify: events.RefusedError).
 func RetryStartup(ctx context.Context, logger *slog.Logger, what string, connect func() error) error {
 	delay := 200 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := connect()
-		if err == nil || errors.Is(err, sqldb.ErrBadURL) || !sqldb.IsTransient(err) && !isKafkaUnreachable(err) {
+		if err == nil || errors.Is(err, sqldb.ErrBadURL) || errors.As(err, new(*events.RefusedError)) ||
+			!sqldb.IsTransient(err) && !isKafkaUnreachable(err) {
 			return err
 		}
 		if ctx.Err() != nil {

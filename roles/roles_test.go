@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/idemgate/idemgate/events"
 	"github.com/idemgate/idemgate/sqldb"
 )
 
@@ -49,4 +52,19 @@ func TestRetryStartup(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+}
+
+// TestRetryStartupRefused checks a broker's refusal of the client (a
+// wrong password, say) ends the start at once: retrying meets it again.
+func TestRetryStartupRefused(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	calls := 0
+	refusal := &events.RefusedError{Cause: "SASL authentication failed", Check: "the password", Err: kerr.SaslAuthenticationFailed}
+	err := RetryStartup(context.Background(), logger, "kafka", func() error {
+		calls++
+		return fmt.Errorf("wrapped: %w", refusal)
+	})
+	if !errors.Is(err, kerr.SaslAuthenticationFailed) || calls != 1 {
+		t.Fatalf("err %v after %d calls; want the refusal after 1", err, calls)
+	}
 }

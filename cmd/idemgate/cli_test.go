@@ -27,6 +27,8 @@ func TestCLIErrors(t *testing.T) {
 		"ErrServeWithoutKey": {args: []string{"serve"}, want: "IDEMGATE_API_KEYS is not set"},
 		"ErrMigrateNoDB":     {args: []string{"migrate"}, want: "DATABASE_URL is not set"},
 		"ErrProjectNoDB":     {args: []string{"project"}, want: "DATABASE_URL is not set"},
+		"ErrKafkaSetting":    {args: []string{"serve"}, env: map[string]string{"KAFKA_SASL_MECHANISM": "GSSAPI"}, want: "is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"},
+		"ErrDevTLSNoBrokers": {args: []string{"dev"}, env: map[string]string{"KAFKA_TLS": "true"}, want: "need KAFKA_BROKERS"},
 		"ErrBadDatabaseURL":  {args: []string{"project"}, env: map[string]string{"DATABASE_URL": "postgres://a b@/", "KAFKA_BROKERS": "127.0.0.1:1"}, want: "DATABASE_URL cannot be parsed"},
 	} {
 		t.Run(name, func(t *testing.T) {

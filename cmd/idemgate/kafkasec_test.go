@@ -1,0 +1,375 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/idemgate/idemgate/events"
+)
+
+// saslBroker is a real broker of the test's own with a SASL_SSL listener
+// (scripts/kafka.sh), its certificates signed by a CA made for the test,
+// and ACLs: a SASL user may do only what the administrator (the plaintext
+// listener) grants it.
+type saslBroker struct {
+	addr   string // the SASL_SSL listener
+	caFile string
+	users  map[string]string
+	admin  *kadm.Client // on the plaintext listener, a super user
+}
+
+// startSASLBroker starts the broker on free ports and a run dir of t's
+// own, and stops it when t ends.
+func startSASLBroker(t *testing.T) *saslBroker {
+	t.Helper()
+	dir := t.TempDir()
+	caFile, keystore := writeTestPKI(t, dir)
+	b := &saslBroker{caFile: caFile, users: map[string]string{"alice": "alice-" + randomWord(t), "bob": "bob-" + randomWord(t),
+		"carol": "carol-" + randomWord(t)}}
+	var users []string
+	for name, pass := range b.users {
+		users = append(users, name+":"+pass)
+	}
+	port := freePort(t)
+	b.addr = "127.0.0.1:" + strconv.Itoa(port)
+	script, err := filepath.Abs("../../scripts/kafka.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plainPort := freePort(t)
+	vars := append(os.Environ(),
+		"KAFKA_RUN_DIR="+filepath.Join(dir, "kafka"),
+		"KAFKA_PORT="+strconv.Itoa(plainPort),
+		"KAFKA_CONTROLLER_PORT="+strconv.Itoa(freePort(t)),
+		"KAFKA_SASL_SSL_PORT="+strconv.Itoa(port),
+		"KAFKA_SSL_KEYSTORE_PEM="+keystore,
+		"KAFKA_SASL_USERS="+strings.Join(users, ","),
+		"KAFKA_AUTHORIZER=1",
+		"KAFKA_HEAP_OPTS=-Xmx256m -Xms256m",
+	)
+	stop := func() {
+		cmd := exec.Command(script, "stop")
+		cmd.Env = vars
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("kafka.sh stop: %v\n%s", err, out)
+		}
+	}
+	t.Cleanup(stop) // before the run dir is removed
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, script, "start")
+	cmd.Env = vars
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	t0 := time.Now()
+	if out, err := cmd.Output(); err != nil || !strings.HasPrefix(string(out), "KAFKA_BROKERS=") {
+		t.Fatalf("scripts/kafka.sh start (Java and Maven are needed): %v\n%s%s", err, out, stderr.String())
+	}
+	t.Logf("SASL_SSL broker on %s started in %s", b.addr, time.Since(t0).Round(time.Millisecond))
+	cl, err := kgo.NewClient(events.ClientOptions([]string{"127.0.0.1:" + strconv.Itoa(plainPort)})...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	b.admin = kadm.NewClient(cl)
+	// alice and bob may do anything with any topic and group; carol gets
+	// her own grants in the test that uses her.
+	b.grant(t, kadm.NewACLs().Allow("User:alice", "User:bob").Topics("*").Groups("*").Operations(kadm.OpAll))
+	return b
+}
+
+// grant creates the ACLs acls describes.
+func (b *saslBroker) grant(t *testing.T, acls *kadm.ACLBuilder) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := b.admin.CreateACLs(ctx, acls)
+	if err != nil {
+		t.Fatalf("create ACLs: %v", err)
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			t.Fatalf("create ACL %s %s %s: %v %s", r.Principal, r.Name, r.Operation, r.Err, r.ErrMessage)
+		}
+	}
+}
+
+// writeTestPKI makes a CA and a server certificate for 127.0.0.1 and
+// localhost; it returns the CA's PEM file and the broker's keystore (its
+// PKCS#8 key and certificate in one PEM file).
+func writeTestPKI(t *testing.T, dir string) (caFile, keystore string) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "idemgate test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(srvKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile, keystore = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "broker-keystore.pem")
+	ks := append(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srvDER})...)
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keystore, ks, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return caFile, keystore
+}
+
+func randomWord(t *testing.T) string {
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return strconv.FormatUint(uint64(b[0])<<40|uint64(b[1])<<32|uint64(b[2])<<24|uint64(b[3])<<16|uint64(b[4])<<8|uint64(b[5]), 36)
+}
+
+// TestKafkaSecurity runs idemgate's clients on a SASL_SSL listener of a
+// real broker: each SASL mechanism produces and consumes, the whole
+// stack completes a payment over it, and a wrong password, an unknown
+// CA or plaintext on the TLS port each fail at once with one line naming
+// the cause instead of being retried like a broker that is down.
+func TestKafkaSecurity(t *testing.T) {
+	b := startSASLBroker(t)
+	secure := func(mechanism, user, pass string) events.KafkaConfig {
+		return events.KafkaConfig{TLS: true, CAFile: b.caFile, SASLMechanism: mechanism, SASLUsername: user, SASLPassword: pass}
+	}
+
+	t.Run("Mechanisms", func(t *testing.T) {
+		for _, mech := range []string{events.SASLPlain, events.SASLScramSHA256, events.SASLScramSHA512} {
+			t.Run(mech, func(t *testing.T) {
+				produceAndConsume(t, secure(mech, "bob", b.users["bob"]), b.addr, "sec-"+strings.ToLower(mech))
+			})
+		}
+	})
+
+	t.Run("Stack", func(t *testing.T) {
+		pwFile := filepath.Join(t.TempDir(), "password")
+		if err := os.WriteFile(pwFile, []byte(b.users["alice"]+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s := startStack(t, "KAFKA_BROKERS", b.addr, "KAFKA_TLS_CA_FILE", b.caFile, "KAFKA_SASL_MECHANISM", "scram-sha-512",
+			"KAFKA_SASL_USERNAME", "alice", "KAFKA_SASL_PASSWORD_FILE", pwFile)
+		r := s.postPayment("key-a", "over-sasl-ssl", payment)
+		mustEqual(t, "status", r.Status, 202)
+		s.waitCompleted("key-a", r.Header.Get("Location"))
+	})
+
+	t.Run("PreCreatedTopics", func(t *testing.T) {
+		// A platform team created the topics and granted carol Describe,
+		// Read and Write on them and Read on her group, not Create.
+		prefix := "pre" + randomWord(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		topics := events.TopicsWithPrefix(prefix)
+		if _, err := b.admin.CreateTopics(ctx, 3, 1, nil, topics.All()...); err != nil {
+			t.Fatal(err)
+		}
+		b.grant(t, kadm.NewACLs().Allow("User:carol").Topics(prefix).Groups(prefix).ResourcePatternType(kadm.ACLPatternPrefixed).
+			Operations(kadm.OpDescribe, kadm.OpRead, kadm.OpWrite))
+		carol := []string{"KAFKA_BROKERS", b.addr, "KAFKA_TLS_CA_FILE", b.caFile, "KAFKA_SASL_MECHANISM", "SCRAM-SHA-256",
+			"KAFKA_SASL_USERNAME", "carol", "KAFKA_SASL_PASSWORD", b.users["carol"]}
+		s := startStack(t, append(carol, "IDEMGATE_TOPIC_PREFIX", prefix, "IDEMGATE_GROUP", prefix+"-projector")...)
+		r := s.postPayment("key-a", "on-pre-created-topics", payment)
+		mustEqual(t, "status", r.Status, 202)
+		s.waitCompleted("key-a", r.Header.Get("Location"))
+
+		// Topics that do not exist, which carol may not create: one line.
+		err := runRole(t, "relay", append(carol, "IDEMGATE_TOPIC_PREFIX", prefix+"x")...)
+		if r := events.Refused(err); r == nil || !strings.Contains(r.Error(), "does not exist and the broker's ACLs deny creating it") {
+			t.Fatalf("relay on topics carol may not create: %v; want a refusal naming the topic", err)
+		}
+	})
+
+	t.Run("WrongPassword", func(t *testing.T) {
+		// The binary itself, so that what ends is a process: its exit
+		// status and the last line it prints.
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "IDEMGATE_RUN_MAIN=project",
+			"DATABASE_URL="+newDatabase(t), "KAFKA_BROKERS="+b.addr, "KAFKA_TLS_CA_FILE="+b.caFile,
+			"KAFKA_SASL_MECHANISM=SCRAM-SHA-256", "KAFKA_SASL_USERNAME=alice", "KAFKA_SASL_PASSWORD=not-"+b.users["alice"],
+			"IDEMGATE_TOPIC_PREFIX=t"+randomWord(t))
+		var stderr syncBuffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		t0 := time.Now()
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(60 * time.Second): // a liveness bound: a retry loop would never end
+			_ = cmd.Process.Kill()
+			t.Fatalf("idemgate project with a wrong password still runs after 60s:\n%s", stderr.String())
+		}
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+			t.Fatalf("exit = %v, want status 1\n%s", err, stderr.String())
+		}
+		lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+		last := lines[len(lines)-1]
+		if !strings.HasPrefix(last, "idemgate: kafka refused the client: SASL authentication failed") {
+			t.Fatalf("last line = %q, want it to name the SASL authentication failure\n%s", last, stderr.String())
+		}
+		if strings.Contains(stderr.String(), "retrying") {
+			t.Fatalf("the refusal was retried:\n%s", stderr.String())
+		}
+		t.Logf("exited after %s: %s", time.Since(t0).Round(time.Millisecond), last)
+	})
+
+	t.Run("UnknownCA", func(t *testing.T) {
+		// Without KAFKA_TLS_CA_FILE the system's roots, which do not know
+		// the test's CA, verify the broker.
+		cfg := secure(events.SASLScramSHA256, "bob", b.users["bob"])
+		cfg.CAFile = ""
+		err := ping(t, cfg, b.addr)
+		var unknown x509.UnknownAuthorityError
+		if r := events.Refused(err); r == nil || !errors.As(err, &unknown) || !strings.Contains(r.Error(), "certificate does not verify") {
+			t.Fatalf("ping without the CA: %v; want a refusal for an unknown authority", err)
+		}
+		err = runRole(t, "relay", "KAFKA_BROKERS", b.addr, "KAFKA_TLS", "true",
+			"KAFKA_SASL_MECHANISM", "SCRAM-SHA-256", "KAFKA_SASL_USERNAME", "bob", "KAFKA_SASL_PASSWORD", b.users["bob"])
+		if r := events.Refused(err); r == nil || !errors.As(err, &unknown) {
+			t.Fatalf("relay without the CA: %v; want a refusal for an unknown authority", err)
+		}
+	})
+
+	t.Run("PlaintextOnTLSPort", func(t *testing.T) {
+		err := ping(t, events.KafkaConfig{SASLMechanism: events.SASLScramSHA256, SASLUsername: "bob", SASLPassword: b.users["bob"]}, b.addr)
+		if r := events.Refused(err); r == nil {
+			t.Fatalf("plaintext client on the TLS port: %v; want a refusal", err)
+		}
+		err = runRole(t, "relay", "KAFKA_BROKERS", b.addr)
+		if r := events.Refused(err); r == nil || !strings.Contains(r.Error(), "plaintext client on the broker's TLS listener") {
+			t.Fatalf("relay in plaintext on the TLS port: %v; want a refusal", err)
+		}
+	})
+}
+
+// runRole runs an idemgate role through run() on a database of t's own
+// with the given variable name/value pairs, and returns its error; a
+// role still running after a minute (retrying) fails t.
+func runRole(t *testing.T, role string, vars ...string) error {
+	t.Helper()
+	m := map[string]string{"DATABASE_URL": newDatabase(t), "IDEMGATE_TOPIC_PREFIX": "t" + randomWord(t), "IDEMGATE_PARTITIONS": "3"}
+	for i := 0; i+1 < len(vars); i += 2 {
+		m[vars[i]] = vars[i+1]
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var logs syncBuffer
+	err := run(ctx, []string{role}, func(k string) string { return m[k] }, &logs, &logs)
+	if ctx.Err() != nil {
+		t.Fatalf("%s still ran after a minute: %v\n%s", role, err, logs.String())
+	}
+	return err
+}
+
+// produceAndConsume writes a record to topic under cfg and reads it back.
+func produceAndConsume(t *testing.T, cfg events.KafkaConfig, addr, topic string) {
+	t.Helper()
+	opts, err := cfg.ClientOptions([]string{addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pr, err := kgo.NewClient(append(opts, kgo.AllowAutoTopicCreation())...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	want := "hello over " + cfg.SASLMechanism + " " + randomWord(t)
+	if err := pr.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(want)}).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	co, err := kgo.NewClient(append(opts, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer co.Close()
+	for {
+		f := co.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("consume: nothing read: %v", f.Errors())
+		}
+		for _, r := range f.Records() {
+			if string(r.Value) == want {
+				return
+			}
+		}
+	}
+}
+
+// ping is a client's first request under cfg; the refusal tests expect
+// it to fail well within its deadline.
+func ping(t *testing.T, cfg events.KafkaConfig, addr string) error {
+	t.Helper()
+	opts, err := cfg.ClientOptions([]string{addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = cl.Ping(ctx)
+	if ctx.Err() != nil {
+		t.Fatalf("ping did not fail before its deadline: %v", err)
+	}
+	return err
+}

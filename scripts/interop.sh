@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Interoperability test: a consumer not written in Go reads idemgate's topics.
+#
+# Usage: KAFKA_BROKERS=127.0.0.1:<port> scripts/interop.sh
+#
+# On the real broker at KAFKA_BROKERS (scripts/kafka.sh start prints it), for
+# each producer codec below:
+# - starts `bin/idemgate dev` (its private PostgreSQL, the real broker) with
+#   topics of its own (IDEMGATE_TOPIC_PREFIX) and that IDEMGATE_KAFKA_COMPRESSION;
+# - posts a payment and waits until its outcome is recorded;
+# - runs scripts/interop_consumer.py: kafka-python and the CloudEvents Python
+#   SDK read <prefix>.commands and <prefix>.results from the start, parse every
+#   record as a CloudEvent (binary mode) and check the operation's command and
+#   result events.
+# Codecs: the default (gzip) and none must be read; snappy, franz-go's own
+# default, must NOT be (kafka-python needs python-snappy for it): that both
+# shows the setting reaches the producer and why the default is not snappy.
+# lz4 and zstd also need extra libraries in kafka-python and are not run.
+#
+# kafka-python and cloudevents, pinned in scripts/requirements-interop.txt, are
+# installed into ${IDEMGATE_CACHE:-$HOME/.cache/idemgate}/venv-interop (once).
+#
+# Environment (defaults):
+#   KAFKA_BROKERS               required: the real broker
+#   INTEROP_ADDR=127.0.0.1:18091  the dev server's listen address (loopback)
+#   INTEROP_CODECS="default none snappy"
+#   INTEROP_KEEP=0              1: keep the work folder and logs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+say() { echo "interop.sh: $*" >&2; }
+fail() { echo "interop.sh: FAIL: $*" >&2; exit 1; }
+
+INTEROP_ADDR=${INTEROP_ADDR:-127.0.0.1:18091}
+INTEROP_CODECS=${INTEROP_CODECS:-default none snappy}
+INTEROP_KEEP=${INTEROP_KEEP:-0}
+[ -n "${KAFKA_BROKERS:-}" ] || fail "KAFKA_BROKERS is not set (start a broker: scripts/kafka.sh start)"
+case "$INTEROP_ADDR" in
+  127.0.0.1:[0-9]*) ;;
+  *) fail "INTEROP_ADDR must be 127.0.0.1:<port>, not '$INTEROP_ADDR'" ;;
+esac
+BASE="http://$INTEROP_ADDR"
+
+# Nothing may leave the machine: no proxy for any client started here.
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
+export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
+
+command -v go >/dev/null || fail "go is not on PATH"
+command -v curl >/dev/null || fail "curl is not on PATH"
+
+# --- the Python consumer's libraries, pinned, in their own venv --------------
+REQS=$ROOT/scripts/requirements-interop.txt
+CACHE=${IDEMGATE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/idemgate}
+VENV=$CACHE/venv-interop
+STAMP=$VENV/.requirements.sha256
+want=$(sha256sum "$REQS" | cut -d' ' -f1)
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
+  PY=${PYTHON:-$(command -v python3 || true)}
+  [ -n "$PY" ] || fail "python3 is not on PATH (needed for the Python consumer)"
+  say "installing $(grep -v '^#' "$REQS" | xargs) into $VENV"
+  rm -rf "$VENV"
+  mkdir -p "$CACHE"
+  "$PY" -m venv "$VENV" || fail "could not create the venv $VENV (python3 -m venv; on Debian: apt-get install python3-venv)"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQS" ||
+    fail "pip could not install $REQS into $VENV"
+  echo "$want" >"$STAMP"
+fi
+
+say "go build -o bin/idemgate ./cmd/idemgate"
+go build -o bin/idemgate ./cmd/idemgate || fail "go build failed"
+
+if curl -s --noproxy '*' -o /dev/null --max-time 2 "$BASE/healthz"; then
+  fail "something already listens on $INTEROP_ADDR; stop it or set INTEROP_ADDR"
+fi
+
+WORK=$(mktemp -d /tmp/idemgate-interop.XXXXXX)
+chmod 755 "$WORK" # the postgres account must reach the cluster below it
+DEV_PID=
+stop_dev() {
+  if [ -n "$DEV_PID" ] && kill -0 "$DEV_PID" 2>/dev/null; then
+    kill -TERM "$DEV_PID" 2>/dev/null || true
+    for _ in $(seq 1 300); do kill -0 "$DEV_PID" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$DEV_PID" 2>/dev/null; then
+      say "dev server did not stop within 30 s; killing it"
+      kill -KILL "$DEV_PID" 2>/dev/null || true
+    fi
+    wait "$DEV_PID" 2>/dev/null || true
+  fi
+  DEV_PID=
+}
+cleanup() {
+  local rc=$?
+  stop_dev
+  # Should the dev process have died without stopping its PostgreSQL.
+  if [ -f "$WORK/data/pg/postmaster.pid" ]; then
+    pgctl=$(ls /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | sort -V | tail -1)
+    [ -n "${PG_BIN:-}" ] && pgctl=$PG_BIN/pg_ctl
+    if [ -n "$pgctl" ]; then
+      if [ "$(id -u)" = 0 ]; then
+        su postgres -s /bin/sh -c "'$pgctl' stop -D '$WORK/data/pg' -m immediate -w" >/dev/null 2>&1 || true
+      else
+        "$pgctl" stop -D "$WORK/data/pg" -m immediate -w >/dev/null 2>&1 || true
+      fi
+    fi
+  fi
+  if [ "$INTEROP_KEEP" = 1 ]; then say "kept $WORK (INTEROP_KEEP=1)"; else rm -rf "$WORK"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# start_dev CODEC PREFIX: idemgate dev on the real broker, ready to serve.
+start_dev() {
+  local codec=$1 prefix=$2 log=$WORK/dev-$1.log
+  local vars=(IDEMGATE_TOPIC_PREFIX="$prefix" IDEMGATE_GROUP="$prefix-projector" KAFKA_BROKERS="$KAFKA_BROKERS")
+  [ "$codec" = default ] || vars+=(IDEMGATE_KAFKA_COMPRESSION="$codec")
+  # A private PostgreSQL and the dev keys, whatever this shell has configured.
+  env -u DATABASE_URL -u IDEMGATE_API_KEYS -u IDEMGATE_KAFKA_COMPRESSION "${vars[@]}" \
+    bin/idemgate dev --data-dir "$WORK/data" --addr "$INTEROP_ADDR" >"$WORK/dev-$codec.out" 2>"$log" &
+  DEV_PID=$!
+  for _ in $(seq 1 600); do # 60 s
+    kill -0 "$DEV_PID" 2>/dev/null || { tail -20 "$log" >&2; fail "idemgate dev ($codec) exited before it was ready"; }
+    if grep -q "idemgate dev: API on" "$WORK/dev-$codec.out" 2>/dev/null &&
+      curl -sf --noproxy '*' -o /dev/null --max-time 2 "$BASE/readyz"; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  tail -20 "$log" >&2
+  fail "idemgate dev ($codec) was not ready on $BASE/readyz within 60 s"
+}
+
+# pay_and_wait CODEC: posts a payment, waits for its outcome, prints its id.
+pay_and_wait() {
+  local codec=$1 headers=$WORK/post-$1.headers loc status
+  status=$(curl -s --noproxy '*' --max-time 10 -o "$WORK/post-$codec.body" -D "$headers" -w '%{http_code}' \
+    -X POST "$BASE/v1/payments" -H 'Authorization: Bearer dev-key-a' -H "Idempotency-Key: interop-$codec-$RANDOM" \
+    -H 'Content-Type: application/json' -d '{"amount":4200,"currency":"EUR","customer":"cus_interop"}') ||
+    fail "POST /v1/payments ($codec) failed"
+  [ "$status" = 202 ] || fail "POST /v1/payments ($codec) answered $status, not 202: $(cat "$WORK/post-$codec.body")"
+  loc=$(tr -d '\r' <"$headers" | sed -n 's/^[Ll]ocation: //p')
+  [[ $loc == /v1/operations/* ]] || fail "POST /v1/payments ($codec): no operation Location (got '$loc')"
+  for _ in $(seq 1 300); do # 30 s
+    if curl -sf --noproxy '*' --max-time 5 -H 'Authorization: Bearer dev-key-a' "$BASE$loc" | grep -q '"status":"completed"'; then
+      echo "${loc#/v1/operations/}"
+      return 0
+    fi
+    sleep 0.1
+  done
+  fail "operation $loc ($codec) was not completed within 30 s"
+}
+
+run_id=$(date +%s)-$$
+for codec in $INTEROP_CODECS; do
+  prefix="interop-$run_id-$codec"
+  say "[$codec] idemgate dev on $KAFKA_BROKERS, topics $prefix.*"
+  start_dev "$codec" "$prefix"
+  op=$(pay_and_wait "$codec")
+  say "[$codec] operation $op completed; the Python consumer reads both topics"
+  set +e
+  line=$("$VENV/bin/python" scripts/interop_consumer.py --brokers "$KAFKA_BROKERS" --prefix "$prefix" --operation-id "$op" 2>"$WORK/consumer-$codec.err")
+  rc=$?
+  set -e
+  stop_dev
+  case "$codec:$rc" in
+    snappy:3)
+      say "[$codec] OK: kafka-python refused the records as expected: $line" ;;
+    snappy:*)
+      fail "[$codec] kafka-python was expected to fail on snappy records (exit 3), got exit $rc: $line $(tail -3 "$WORK/consumer-$codec.err")" ;;
+    *:0)
+      say "[$codec] $line" ;;
+    *)
+      fail "[$codec] ${line:-the consumer exited $rc} $(tail -3 "$WORK/consumer-$codec.err" | tr '\n' ' ')" ;;
+  esac
+done
+say "OK: a Python consumer (kafka-python + cloudevents) reads idemgate's events with codecs: $INTEROP_CODECS"
