@@ -11,7 +11,12 @@ import (
 // MetricsHandler serves reg in the Prometheus text format; with a token,
 // only to "Authorization: Bearer <token>".
 func MetricsHandler(reg *prometheus.Registry, token string) http.Handler {
-	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	return Protect(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), token)
+}
+
+// Protect serves h only to "Authorization: Bearer <token>" when token is
+// set.
+func Protect(h http.Handler, token string) http.Handler {
 	if token == "" {
 		return h
 	}

@@ -78,6 +78,10 @@ type Config struct {
 	// (IDEMGATE_MAX_CONNECTIONS); past it, new ones wait in the listen
 	// queue. It is lowered to leave file handles for the backends.
 	MaxConnections int
+	// Pprof serves Go's profiles (/debug/pprof/) beside /metrics on
+	// IDEMGATE_METRICS_ADDR, behind the metrics token when there is one
+	// (IDEMGATE_PPROF=true).
+	Pprof bool
 	// MetricsToken, when set, is required as "Authorization: Bearer
 	// <token>" on /metrics (IDEMGATE_METRICS_TOKEN).
 	MetricsToken string
@@ -219,6 +223,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	num("IDEMGATE_API_POOL_SIZE", 1, 1000, func(n int) { c.APIPoolSize = int32(n) })
 	num("IDEMGATE_MAX_CONNECTIONS", 16, 1_000_000, func(n int) { c.MaxConnections = n })
 	num("IDEMGATE_CLAIM_CONCURRENCY", 1, 1000, func(n int) { c.ClaimConcurrency = n })
+	if v := strings.TrimSpace(getenv("IDEMGATE_PPROF")); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("IDEMGATE_PPROF=%q is not true or false", v))
+		}
+		c.Pprof = b
+	}
 	if v := strings.TrimSpace(getenv("IDEMGATE_RETENTION_BY_OPERATION")); v != "" {
 		c.RetentionByOperation = map[string]time.Duration{}
 		for _, pair := range strings.Split(v, ",") {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -152,6 +153,12 @@ func (b *backends) withMetrics(ctx context.Context, pool string, role func(conte
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}`))
 	})
+	if b.Config.Pprof {
+		// Profiles show the code paths, never data; still behind the token.
+		mux.Handle("/debug/pprof/", command.Protect(http.HandlerFunc(pprof.Index), b.Config.MetricsToken))
+		mux.Handle("/debug/pprof/profile", command.Protect(http.HandlerFunc(pprof.Profile), b.Config.MetricsToken))
+		mux.Handle("/debug/pprof/trace", command.Protect(http.HandlerFunc(pprof.Trace), b.Config.MetricsToken))
+	}
 	mux.Handle("GET /readyz", command.ReadyHandler([]command.Dependency{
 		{Name: "database", Check: st.DB(), Required: true},
 		{Name: "kafka", Check: events.NewProducer(pinger), Required: true},
