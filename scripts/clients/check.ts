@@ -21,7 +21,7 @@ assertType<Equal<Schemas["Pending"]["status"], "pending">>();
 assertType<Equal<Payment["status"], "succeeded">>();
 assertType<Equal<Refund["status"], "succeeded">>();
 assertType<Equal<Schemas["Liveness"]["status"], "ok">>();
-assertType<Equal<Schemas["Readiness"]["status"], "ready">>();
+assertType<Equal<Schemas["Readiness"]["status"], "ready" | "degraded">>();
 assertType<Equal<paths["/v1/operations/{operationID}"]["get"]["responses"][200]["content"]["application/json"], Operation>>();
 assertType<Equal<paths["/v1/payments"]["post"]["responses"][201]["content"]["application/json"], Payment>>();
 assertType<Equal<paths["/v1/payments"]["post"]["parameters"]["header"]["Prefer"], string | undefined>>();
