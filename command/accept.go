@@ -60,7 +60,7 @@ func (a *API) accept(op idemgate.Operation) http.HandlerFunc {
 		claims, err := a.cfg.Store.ClaimKeys(ctx, []idemgate.ClaimRequest{req})
 		cancel()
 		if err != nil {
-			writeError(w, r, a.cfg.Logger, err)
+			writeError(w, r, a.failures, err)
 			return
 		}
 		c := claims[0]

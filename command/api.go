@@ -21,6 +21,7 @@ import (
 
 	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/fault"
+	"github.com/idemgate/idemgate/logging"
 	"github.com/idemgate/idemgate/store"
 )
 
@@ -65,6 +66,8 @@ type API struct {
 	openAPI  []byte
 	draining chan struct{}
 	drain    sync.Once
+	// failures logs requests that failed on the database or Kafka.
+	failures *logging.Throttle
 }
 
 // New returns the API, or an error when the registered modules' OpenAPI
@@ -98,7 +101,7 @@ func New(cfg Config) (*API, error) {
 		return nil, err
 	}
 	a := &API{cfg: cfg, keys: make(map[[32]byte]string, len(cfg.APIKeys)), metrics: newMetrics(cfg.Metrics), openAPI: doc,
-		draining: make(chan struct{})}
+		draining: make(chan struct{}), failures: logging.NewThrottle(cfg.Logger, 10*time.Second)}
 	for k, tenant := range cfg.APIKeys {
 		a.keys[sha256.Sum256([]byte(k))] = tenant
 	}
