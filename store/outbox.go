@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/idemgate/idemgate"
+	"github.com/idemgate/idemgate/sqldb"
 )
 
 // Outcome is a recorded response with the command it answers, as the
@@ -63,9 +64,24 @@ func (s *Store) OutboxBacklog(ctx context.Context) (n int, oldest time.Time, err
 }
 
 // MarkSent records that the outcomes were published.
+//
+// On PostgreSQL it runs at READ COMMITTED: marking rows sent is
+// idempotent and guards no invariant, while at SERIALIZABLE the predicate
+// locks of a batch (hundreds of rows, escalated to the whole table) made
+// it the victim of every concurrent projection, until it gave up and the
+// batch was published again. CockroachDB keeps its serializable retries.
 func (s *Store) MarkSent(ctx context.Context, operationIDs []string) error {
-	return s.db.InTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE outbox SET sent_at = now() WHERE operation_id = ANY($1::UUID[]) AND sent_at IS NULL`, operationIDs); err != nil {
+	const mark = `UPDATE outbox SET sent_at = now() WHERE operation_id = ANY($1::UUID[]) AND sent_at IS NULL`
+	if s.db.Flavor == sqldb.CockroachDB {
+		return s.db.InTx(ctx, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, mark, operationIDs); err != nil {
+				return fmt.Errorf("mark outbox sent: %w", err)
+			}
+			return nil
+		})
+	}
+	return pgx.BeginTxFunc(ctx, s.db.Pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, mark, operationIDs); err != nil {
 			return fmt.Errorf("mark outbox sent: %w", err)
 		}
 		return nil
