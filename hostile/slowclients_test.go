@@ -24,8 +24,8 @@ type slowConn struct {
 const (
 	idleConn     = "idle (sends nothing)"
 	slowHeaders  = "slow headers (a byte a second)"
-	slowBodyAnon = "slow body, no API key"
-	slowBodyBad  = "slow body, unknown API key"
+	slowBodyAnon = "slow 200-byte body, no API key"
+	slowBodyBad  = "slow 1 MB body, unknown API key"
 	slowBodyKey  = "slow body, valid API key"
 )
 
@@ -158,16 +158,18 @@ func attack(addr string, c *slowConn, opened chan<- struct{}) {
 	}
 	defer conn.Close()
 	var head, trickle string
-	const bodyHead = "POST /v1/payments HTTP/1.1\r\nHost: x\r\nIdempotency-Key: slow\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n"
+	// A body announced small enough for the server to drain it after its
+	// answer (under 256 KB) is what the early Connection: close is for.
+	const bodyHead = "POST /v1/payments HTTP/1.1\r\nHost: x\r\nIdempotency-Key: slow\r\nContent-Type: application/json\r\n"
 	switch c.kind {
 	case slowHeaders:
 		trickle = "POST /v1/payments HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("X-Slow: y\r\n", 10)
 	case slowBodyAnon:
-		head, trickle = bodyHead+"\r\n", strings.Repeat("9", 100)
+		head, trickle = bodyHead+"Content-Length: 200\r\n\r\n", strings.Repeat("9", 100)
 	case slowBodyBad:
-		head, trickle = bodyHead+"Authorization: Bearer not-a-key\r\n\r\n", strings.Repeat("9", 100)
+		head, trickle = bodyHead+"Content-Length: 1000000\r\nAuthorization: Bearer not-a-key\r\n\r\n", strings.Repeat("9", 100)
 	case slowBodyKey:
-		head, trickle = bodyHead+"Authorization: Bearer key-a\r\n\r\n", strings.Repeat("9", 100)
+		head, trickle = bodyHead+"Content-Length: 1000000\r\nAuthorization: Bearer key-a\r\n\r\n", strings.Repeat("9", 100)
 	}
 	if head != "" {
 		if _, err := io.WriteString(conn, head); err != nil {
