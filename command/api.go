@@ -224,13 +224,21 @@ func bearer(h string) (string, bool) {
 	return h[len(prefix):], true
 }
 
+// unreadGrace is how long the rest of a refused request's body may take
+// to arrive once the answer is sent, before the connection is cut.
+const unreadGrace = time.Second
+
 // rejectUnread answers a request refused before its body was read and
 // closes the connection: the server would otherwise read the rest of the
 // body before answering, which a client trickling it can make last for
-// ever.
+// ever. Even with "Connection: close", net/http reads up to 256 KB of an
+// unread body after the answer, before it closes: the read deadline
+// bounds that to unreadGrace (a client sending its body at once is done
+// well within it, and its connection closes cleanly).
 func rejectUnread(w http.ResponseWriter, p *Problem) {
 	w.Header().Set("Connection", "close")
 	writeProblem(w, p)
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(unreadGrace))
 }
 
 // Drain makes requests waiting for an outcome (Prefer: wait) answer their
