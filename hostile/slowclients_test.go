@@ -33,9 +33,10 @@ const (
 // nothing, send their headers a byte a second, or announce a 1 MB body
 // and trickle it, while a legitimate client keeps posting and reading.
 // The legitimate client is answered within 1 s throughout; the server
-// closes every slow connection: at once when it refuses the request
-// before its body (401), after the 5 s header timeout otherwise, and after
-// the 15 s read timeout for a slow body with a valid key.
+// closes every slow connection: when it refuses the request before its
+// body (401), at once for a body too large to drain and within a second
+// for a small one; after the 5 s header timeout for the others; after the
+// 15 s read timeout for a slow body with a valid key.
 func TestSlowClientsAreCutOff(t *testing.T) {
 	s := newStack(t)
 	a := s.serve()
