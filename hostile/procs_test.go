@@ -198,5 +198,3 @@ func (l *logLines) tail(n int) string {
 	}
 	return b.String()
 }
-
-var anyLine = regexp.MustCompile(``)
