@@ -74,7 +74,7 @@ func (a *API) accept(op idemgate.Operation) http.HandlerFunc {
 		span.End()
 		cancel()
 		if err != nil {
-			writeError(w, r, a.cfg.Logger, err)
+			writeError(w, r, a.failures, err)
 			return
 		}
 		infoOf(r.Context()).operationID = c.OperationID

@@ -25,6 +25,7 @@ import (
 
 	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/fault"
+	"github.com/idemgate/idemgate/logging"
 	"github.com/idemgate/idemgate/store"
 	"github.com/idemgate/idemgate/tracing"
 )
@@ -81,6 +82,8 @@ type API struct {
 	draining    chan struct{}
 	drain       sync.Once
 	waiters     *waiters
+	// failures logs requests that failed on the database or Kafka.
+	failures *logging.Throttle
 }
 
 // New returns the API, or an error when the registered modules' OpenAPI
@@ -120,7 +123,7 @@ func New(cfg Config) (*API, error) {
 		return nil, err
 	}
 	a := &API{cfg: cfg, keys: cfg.APIKeys, metrics: newMetrics(cfg.Metrics), openAPI: doc,
-		draining: make(chan struct{}), waiters: newWaiters()}
+		draining: make(chan struct{}), waiters: newWaiters(), failures: logging.NewThrottle(cfg.Logger, 10*time.Second)}
 	a.claims = newClaimer(cfg.Store, cfg.ClaimConcurrency, 64, cfg.DBTimeout, a.metrics.claimGroups)
 	a.httpMetrics = newHTTPMetrics(cfg.Metrics)
 	a.tracer = cfg.TracerProvider.Tracer(tracing.Name)
@@ -250,13 +253,21 @@ func bearer(h string) (string, bool) {
 	return h[len(prefix):], true
 }
 
+// unreadGrace is how long the rest of a refused request's body may take
+// to arrive once the answer is sent, before the connection is cut.
+const unreadGrace = time.Second
+
 // rejectUnread answers a request refused before its body was read and
 // closes the connection: the server would otherwise read the rest of the
 // body before answering, which a client trickling it can make last for
-// ever.
+// ever. Even with "Connection: close", net/http reads up to 256 KB of an
+// unread body after the answer, before it closes: the read deadline
+// bounds that to unreadGrace (a client sending its body at once is done
+// well within it, and its connection closes cleanly).
 func rejectUnread(w http.ResponseWriter, p *Problem) {
 	w.Header().Set("Connection", "close")
 	writeProblem(w, p)
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(unreadGrace))
 }
 
 // Drain makes requests waiting for an outcome (Prefer: wait) answer their

@@ -75,7 +75,7 @@ func (a *API) getKey(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	v, found, err := a.cfg.Store.Key(ctx, tenantOf(r), op, key)
 	if err != nil {
-		writeError(w, r, a.cfg.Logger, err)
+		writeError(w, r, a.failures, err)
 		return
 	}
 	if !found {

@@ -3,7 +3,6 @@ package command
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 
 	"github.com/idemgate/idemgate"
@@ -67,10 +66,17 @@ func errInternal() *Problem {
 		"an internal error occurred; retry with the same Idempotency-Key")
 }
 
+// errorLog receives request failures: a *logging.Throttle, so that an
+// outage, which fails every request, logs a few lines a minute rather
+// than one per request.
+type errorLog interface {
+	Error(msg string, args ...any)
+}
+
 // writeError answers err as a problem. Anything that is not a *Problem is
 // an internal fault: it is logged and answered 503 (retry safely), since
 // nothing was recorded for the client's request.
-func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
+func writeError(w http.ResponseWriter, r *http.Request, logger errorLog, err error) {
 	var p *Problem
 	if !errors.As(err, &p) {
 		logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)

@@ -24,7 +24,7 @@ func (a *API) read(rd idemgate.Read) http.HandlerFunc {
 			return err
 		})
 		if err != nil {
-			writeError(w, r, a.cfg.Logger, err)
+			writeError(w, r, a.failures, err)
 			return
 		}
 		writeResponse(w, &resp)
@@ -63,7 +63,7 @@ func (a *API) getOperation(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	v, found, err := a.cfg.Store.Operation(ctx, tenantOf(r), id.String())
 	if err != nil {
-		writeError(w, r, a.cfg.Logger, err)
+		writeError(w, r, a.failures, err)
 		return
 	}
 	if !found {

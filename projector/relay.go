@@ -93,6 +93,12 @@ func NewRelay(cfg RelayConfig) (*Relay, error) {
 // Run relays until ctx ends. During an outage of the database or Kafka
 // it logs a few lines a minute, and goes on once the outage is over.
 func (r *Relay) Run(ctx context.Context) error {
+	// The backlog is measured on its own beat: a publish waits up to the
+	// delivery timeout for an absent broker, and the gauges must show the
+	// backlog growing meanwhile.
+	measured := make(chan struct{})
+	go func() { defer close(measured); r.measureEvery(ctx) }()
+	defer func() { <-measured }()
 	t := time.NewTicker(r.cfg.Interval)
 	defer t.Stop()
 	for {
@@ -108,10 +114,23 @@ func (r *Relay) Run(ctx context.Context) error {
 				break
 			}
 		}
-		r.measure(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// measureEvery sets the backlog gauges every second until ctx ends.
+func (r *Relay) measureEvery(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		r.measure(ctx)
+		select {
+		case <-ctx.Done():
+			return
 		case <-t.C:
 		}
 	}

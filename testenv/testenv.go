@@ -47,6 +47,10 @@ func Run(m *testing.M, env **Env) {
 	os.Exit(code)
 }
 
+// Start starts the backends for a TestMain that has work of its own
+// around the tests (Run does not return); call stop after m.Run.
+func Start() (env *Env, stop func(), err error) { return start() }
+
 func start() (*Env, func(), error) {
 	e := &Env{adminURL: os.Getenv("DATABASE_URL")}
 	if b := os.Getenv("KAFKA_BROKERS"); b != "" {

@@ -1,0 +1,233 @@
+package hostile
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/idemgate/idemgate/events"
+)
+
+// TestEventIDsAndDedupWindow (finding 10, CloudEvents ids; dedup records
+// pruned by the janitor). Commands are emitted, some re-emitted by the
+// sweeper, projected, their results published, some published twice.
+// Across the commands and results topics each distinct event has its own
+// ce_id, and each copy of one event keeps it. Then the janitor of a serve
+// (IDEMGATE_DEDUP_WINDOW=48h) prunes the dedup records made older than
+// the window, and every command event delivered once more has no effect.
+func TestEventIDsAndDedupWindow(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	s.vars["IDEMGATE_LEASE"] = "10s" // only the claims the test expires are re-emitted
+	s.vars["IDEMGATE_SWEEP_INTERVAL"] = "200ms"
+	a := s.serve("IDEMGATE_JANITOR_INTERVAL", "300ms", "IDEMGATE_DEDUP_WINDOW", "48h")
+	const n = 20
+	locs := load(t, a, "ce", n, 4, false)
+	s.waitCount(n, 30*time.Second, `SELECT count(*) FROM command_published`)
+
+	// Five commands look unacknowledged: the sweeper emits them again.
+	reemit := []string{opID(locs[0]), opID(locs[1]), opID(locs[2]), opID(locs[3]), opID(locs[4])}
+	s.exec(`DELETE FROM command_published WHERE operation_id = ANY($1::UUID[])`, reemit)
+	s.exec(`UPDATE idempotency_claims SET lease_until = now() - INTERVAL '1 second' WHERE operation_id = ANY($1::UUID[])`, reemit)
+	s.waitCount(n, 30*time.Second, `SELECT count(*) FROM command_published`)
+
+	s.project()
+	s.relay()
+	s.waitCount(n, 60*time.Second, `SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL`)
+	// Five outcomes look unsent: the relay publishes them again.
+	s.exec(`UPDATE outbox SET sent_at = NULL WHERE operation_id = ANY($1::UUID[])`, reemit)
+	s.waitCount(n, 60*time.Second, `SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL`)
+
+	cmds := readTopic(t, s.brokers, s.prefix+".commands")
+	results := readTopic(t, s.brokers, s.prefix+".results")
+	if len(cmds) != n+len(reemit) || len(results) != n+len(reemit) {
+		t.Fatalf("%d command and %d result records, want %d of each", len(cmds), len(results), n+len(reemit))
+	}
+	byID := map[string][]events.Envelope{}
+	for _, rec := range append(append([]*kgo.Record{}, cmds...), results...) {
+		e, err := events.Decode(rec)
+		if err != nil {
+			t.Fatalf("%s@%d: %v", rec.Topic, rec.Offset, err)
+		}
+		byID[e.ID] = append(byID[e.ID], e)
+	}
+	completedID := regexp.MustCompile(`^[0-9a-f-]{36}:completed:[0-9]{16}$`)
+	copies := 0
+	for id, es := range byID {
+		for _, e := range es[1:] {
+			if e.Type != es[0].Type || !bytes.Equal(e.Data, es[0].Data) {
+				t.Errorf("ce_id %s names two different events: %s %s and %s %s", id, es[0].Type, es[0].Data, e.Type, e.Data)
+			}
+		}
+		copies += len(es) - 1
+		var body struct {
+			OperationID string `json:"operation_id"`
+		}
+		_ = json.Unmarshal(es[0].Data, &body)
+		switch es[0].Type {
+		case events.TypeCommandAccepted:
+			if id != body.OperationID {
+				t.Errorf("command event id %s for operation %s", id, body.OperationID)
+			}
+		case events.TypeCommandCompleted:
+			if !completedID.MatchString(id) || id[:36] != body.OperationID {
+				t.Errorf("result event id %s for operation %s, want <operation id>:completed:<micros>", id, body.OperationID)
+			}
+		}
+	}
+	if len(byID) != 2*n || copies != 2*len(reemit) {
+		t.Errorf("%d distinct ce_ids over %d records (%d copies); want %d distinct, %d copies",
+			len(byID), len(cmds)+len(results), copies, 2*n, 2*len(reemit))
+	}
+	t.Logf("%d command records (%d re-emitted by the sweeper) and %d result records (%d published twice): %d distinct ce_ids, every copy with its original's",
+		len(cmds), len(reemit), len(results), len(reemit), len(byID))
+
+	// The dedup window: ten records made three days old are pruned by the
+	// janitor, the others kept.
+	s.exec(`UPDATE processed_events SET processed_at = now() - INTERVAL '3 days'
+WHERE event_id IN (SELECT event_id FROM processed_events ORDER BY event_id LIMIT 10)`)
+	pruneWait := s.waitCount(n-10, 30*time.Second, `SELECT count(*) FROM processed_events`)
+	snapshot := s.outcomes()
+	// Every command event once more: nothing happens.
+	produceCopies(t, s.brokers, cmds)
+	s.waitConsumed(s.prefix + ".commands")
+	if got := s.outcomes(); got != snapshot {
+		t.Fatalf("the redelivered events changed the outcomes:\n%s\nwas\n%s", got, snapshot)
+	}
+	if got := s.count(`SELECT count(*) FROM payments`); got != n {
+		t.Fatalf("payments = %d after the redeliveries, want %d", got, n)
+	}
+	if got := s.count(`SELECT count(*) FROM processed_events`); got != n-10 {
+		t.Fatalf("processed_events = %d after the redeliveries, want %d", got, n-10)
+	}
+	t.Logf("janitor pruned the 10 dedup records past the 48h window within %v; %d command events delivered again: no payment, outcome or dedup record added",
+		ms(pruneWait), len(cmds))
+}
+
+// opID is the operation id of a Location.
+func opID(location string) string { return location[len("/v1/operations/"):] }
+
+// exec runs a statement on the stack's database.
+func (s *stack) exec(sql string, args ...any) {
+	s.t.Helper()
+	if _, err := s.db.Pool.Exec(context.Background(), sql, args...); err != nil {
+		s.t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// outcomes renders every recorded outcome, to compare before and after.
+func (s *stack) outcomes() string {
+	s.t.Helper()
+	var out bytes.Buffer
+	err := s.db.InTx(context.Background(), func(tx pgx.Tx) error {
+		out.Reset()
+		rows, err := tx.Query(context.Background(), `SELECT operation_id::TEXT, status, body FROM outbox ORDER BY operation_id`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var status int
+			var body []byte
+			if err := rows.Scan(&id, &status, &body); err != nil {
+				return err
+			}
+			fmt.Fprintf(&out, "%s %d %s\n", id, status, body)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return out.String()
+}
+
+// waitConsumed waits until the projectors' group has committed the end of
+// every partition of topic.
+func (s *stack) waitConsumed(topic string) {
+	s.t.Helper()
+	cl, err := kgo.NewClient(events.ClientOptions(s.brokers)...)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ends, err1 := adm.ListEndOffsets(ctx, topic)
+		committed, err2 := adm.FetchOffsets(ctx, s.group)
+		cancel()
+		done := err1 == nil && err2 == nil
+		if done {
+			ends.Each(func(o kadm.ListedOffset) {
+				c, ok := committed.Lookup(topic, o.Partition)
+				done = done && (o.Offset == 0 || ok && c.At >= o.Offset)
+			})
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("group %s did not consume %s to its end within 60s", s.group, topic)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// readTopic reads every record of topic, up to its end offsets now.
+func readTopic(t *testing.T, brokers []string, topic string) []*kgo.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(append(events.ClientOptions(brokers), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := int64(0)
+	ends.Each(func(o kadm.ListedOffset) { want += o.Offset })
+	var out []*kgo.Record
+	for int64(len(out)) < want {
+		f := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d records of %s", len(out), want, topic)
+		}
+		out = append(out, f.Records()...)
+	}
+	return out
+}
+
+// produceCopies produces an exact copy (key, value, headers) of each
+// record to its topic, as a redelivery would bring it.
+func produceCopies(t *testing.T, brokers []string, recs []*kgo.Record) {
+	t.Helper()
+	cl, err := kgo.NewClient(events.ClientOptions(brokers)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	copies := make([]*kgo.Record, 0, len(recs))
+	for _, r := range recs {
+		copies = append(copies, &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, copies...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,175 @@
+package hostile
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// TestFileHandlesExhausted (finding 2): `idemgate dev` (its own
+// PostgreSQL, its in-process Kafka) runs with a file limit of 1024. The
+// API's connections are capped below the limit, but the in-process
+// Kafka's are not: a flood of connections to the Kafka port takes every
+// file handle, and both listeners meet EMFILE. Once the flood ends the
+// same process, without a restart, serves the request that waited
+// meanwhile, accepts new Kafka connections and completes new commands.
+func TestFileHandlesExhausted(t *testing.T) {
+	t.Parallel()
+	dir, err := os.MkdirTemp("", "idemgate-hostile-dev-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(dir, 0o755) // as root, PostgreSQL runs as "postgres"
+	t.Cleanup(func() { stopLeftoverPostgres(t, filepath.Join(dir, "pg")); _ = os.RemoveAll(dir) })
+
+	addr, kafkaPort := freeAddr(t), freePort(t)
+	kafkaAddr := "127.0.0.1:" + strconv.Itoa(kafkaPort)
+	p := startProc(t, "dev", []string{"DATABASE_URL=", "KAFKA_BROKERS=", "IDEMGATE_MAX_CONNECTIONS=100000", "IDEMGATE_API_KEYS=key-a=tenant-a",
+		"IDEMGATE_LEASE=1s", "IDEMGATE_SWEEP_INTERVAL=200ms"},
+		"sh", "-c", `ulimit -n 1024 && exec "$0" "$@"`, bin, "dev", "--addr", addr, "--data-dir", dir, "--kafka-port", strconv.Itoa(kafkaPort))
+	a := &api{proc: p, addr: addr, base: "http://" + addr}
+	a.waitReady(120 * time.Second)
+	if lim := openFilesLimit(t, p.pid()); lim != "1024" {
+		t.Fatalf("dev's file limit is %s, want 1024", lim)
+	}
+	capped := p.waitLog(regexp.MustCompile(`API connections capped`), 5*time.Second)
+
+	warm := a.postPayment("warm", payment)
+	if warm.status != 202 {
+		t.Fatalf("POST: %v", warm)
+	}
+	a.waitCompleted(warm.header.Get("Location"), 60*time.Second)
+	baseFDs := p.fds()
+
+	// The flood: connections to the in-process Kafka, held open.
+	var flood []net.Conn
+	t.Cleanup(func() {
+		for _, c := range flood {
+			c.Close()
+		}
+	})
+	floodStart := time.Now()
+	for range 1100 {
+		c, err := net.DialTimeout("tcp", kafkaAddr, 5*time.Second)
+		if err != nil {
+			t.Fatalf("dial the in-process Kafka: %v", err)
+		}
+		flood = append(flood, c)
+	}
+	kafkaEMFILE := regexp.MustCompile(`accept failed; retrying.*addr=` + regexp.QuoteMeta(kafkaAddr) + `.*too many open files`)
+	p.waitLog(kafkaEMFILE, 20*time.Second)
+	peakFDs := p.fds()
+
+	// Clients of the API meanwhile: the handles that free up now and then
+	// are taken by one or the other listener, until the API's accept
+	// fails too.
+	apiEMFILE := regexp.MustCompile(`accept failed; retrying.*addr=` + regexp.QuoteMeta(addr) + `.*too many open files`)
+	waiting := make(chan reply, 1)
+	go func() { waiting <- a.postPayment("during-exhaustion", payment) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for len(p.out.matching(apiEMFILE, floodStart)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the API's listener met no EMFILE within 20s of the flood")
+		}
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatalf("dial the API: %v", err)
+		}
+		flood = append(flood, c)
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Exhausted for a while: what else in the process needs a handle (a
+	// database connection, a Kafka client's) fails meanwhile.
+	time.Sleep(2 * time.Second)
+	held := time.Since(floodStart)
+
+	for _, c := range flood {
+		c.Close()
+	}
+	flood = nil
+	released := time.Now()
+	var r reply
+	select {
+	case r = <-waiting:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the request sent during the exhaustion was not answered within 30s of its end")
+	}
+	if r.err != nil || r.status != 202 {
+		t.Fatalf("the request sent during the exhaustion: %v, want 202", r)
+	}
+	fresh := a.postPayment("after-exhaustion", payment)
+	if fresh.status != 202 {
+		t.Fatalf("POST after the exhaustion: %v", fresh)
+	}
+	for _, loc := range []string{r.header.Get("Location"), fresh.header.Get("Location")} {
+		if v := a.waitCompleted(loc, 60*time.Second); !strings.Contains(string(v.body), `"status":201`) {
+			t.Fatalf("%s: %s, want a 201 outcome", loc, v.body)
+		}
+	}
+	completed := time.Since(released)
+	// The in-process Kafka still accepts connections.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kafkaAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := kadm.NewClient(cl).ListTopics(ctx); err != nil {
+		t.Fatalf("a new client of the in-process Kafka after the exhaustion: %v", err)
+	}
+	if p.exited() {
+		t.Fatalf("dev exited: %v", p.cmd.ProcessState)
+	}
+	if panics := p.out.matching(regexp.MustCompile(`panic|fatal error`), time.Time{}); len(panics) > 0 {
+		t.Fatalf("dev log: %s", panics[0].text)
+	}
+	t.Logf("dev with nofile=1024 (%s): %d file handles at rest, %d during a flood of %d Kafka connections held %v; "+
+		"EMFILE logged by both listeners (%d accept-retry lines); after the flood the commands accepted during and after it completed within %v",
+		strings.TrimSpace(capped[strings.Index(capped, "msg="):]), baseFDs, peakFDs, 1100, ms(held),
+		len(p.out.matching(regexp.MustCompile(`accept failed; retrying`), time.Time{})), ms(completed))
+}
+
+// openFilesLimit reads the soft "Max open files" of a process.
+func openFilesLimit(t *testing.T, pid int) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "Max open files") {
+			return strings.Fields(line)[3]
+		}
+	}
+	return ""
+}
+
+// stopLeftoverPostgres stops a dev process's PostgreSQL if it outlived
+// it (dev stops it on SIGTERM; a killed dev does not).
+func stopLeftoverPostgres(t *testing.T, cluster string) {
+	b, err := os.ReadFile(filepath.Join(cluster, "postmaster.pid"))
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	if err != nil || syscall.Kill(pid, 0) != nil {
+		return
+	}
+	_ = syscall.Kill(pid, syscall.SIGQUIT) // immediate shutdown
+	for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("stopped dev's leftover PostgreSQL (pid %d)", pid)
+}

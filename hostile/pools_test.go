@@ -1,0 +1,118 @@
+package hostile
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TestStuckProjectorDoesNotStarveTheAPI (finding 9): in one process (dev
+// mode on the suite's database and Kafka) the projector is stuck: the
+// test holds a lock that every one of its transactions waits for, with
+// more partitions (12) than the projector's pool has connections (8), so
+// that pool is exhausted. The API, on a pool of its own, keeps answering
+// POST, GET and /readyz; once the lock is released everything completes.
+func TestStuckProjectorDoesNotStarveTheAPI(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	s.vars["IDEMGATE_PARTITIONS"] = "12"
+	addr := freeAddr(t)
+	p := role(t, "dev", s.environ(), "dev", "--addr", addr, "--data-dir", t.TempDir())
+	a := &api{proc: p, addr: addr, base: "http://" + addr}
+	a.waitReady(90 * time.Second)
+
+	warm := a.postPayment("warm", payment)
+	if warm.status != 202 {
+		t.Fatalf("POST: %v", warm)
+	}
+	var view struct {
+		Response struct {
+			Body struct{ ID string } `json:"body"`
+		} `json:"response"`
+	}
+	_ = json.Unmarshal(a.waitCompleted(warm.header.Get("Location"), 60*time.Second).body, &view)
+	paymentPath := "/v1/payments/" + view.Response.Body.ID
+
+	// Every application starts by recording its event in processed_events:
+	// with the table locked, each partition's worker waits on the lock.
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	lock, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = lock.Rollback(ctx) }()
+	if _, err := lock.Exec(ctx, `LOCK TABLE processed_events IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	var locs []string
+	for i := range 60 {
+		r := a.postPayment(fmt.Sprintf("stuck-%d", i), payment)
+		if r.status != 202 {
+			t.Fatalf("POST: %v", r)
+		}
+		locs = append(locs, r.header.Get("Location"))
+	}
+	const waitingSQL = `SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO processed_events%'`
+	waiting := 0
+	deadline := time.Now().Add(20 * time.Second)
+	for waiting < 8 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d projector transactions wait on the lock after 20s, want the pool's 8", waiting)
+		}
+		time.Sleep(100 * time.Millisecond)
+		waiting = s.count(waitingSQL)
+	}
+	completedBefore := s.count(`SELECT count(*) FROM outbox`)
+
+	// The API meanwhile, for 5 s.
+	var lat []time.Duration
+	start := time.Now()
+	for i := 0; time.Since(start) < 5*time.Second; i++ {
+		post := a.postPayment(fmt.Sprintf("during-%d", i), payment)
+		op := a.get(post.header.Get("Location"))
+		pay := a.get(paymentPath)
+		ready := a.get("/readyz")
+		for _, c := range []struct {
+			what string
+			r    reply
+			want int
+		}{{"POST", post, 202}, {"GET operation", op, 200}, {"GET payment", pay, 200}, {"GET /readyz", ready, 200}} {
+			lat = append(lat, c.r.took)
+			if c.r.err != nil || c.r.status != c.want || c.r.took > time.Second {
+				t.Errorf("%s while the projector is stuck: %v, want %d within 1s", c.what, c.r, c.want)
+			}
+		}
+		if post.status == 202 {
+			locs = append(locs, post.header.Get("Location"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stillWaiting := s.count(waitingSQL)
+	completedDuring := s.count(`SELECT count(*) FROM outbox`) - completedBefore
+	if err := lock.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	released := time.Now()
+	t.Logf("projector stuck (%d then %d of its transactions waiting on the lock, %d completed meanwhile); API: %d requests, median %v, max %v",
+		waiting, stillWaiting, completedDuring, len(lat), ms(percentile(lat, 50)), ms(percentile(lat, 100)))
+	if completedDuring != 0 {
+		t.Errorf("%d commands completed while the projector was meant to be stuck", completedDuring)
+	}
+	for _, loc := range locs {
+		a.waitCompleted(loc, 60*time.Second)
+	}
+	t.Logf("lock released: all %d commands completed in %v", len(locs), ms(time.Since(released)))
+	if got := s.count(`SELECT count(*) FROM payments`); got != len(locs)+1 {
+		t.Fatalf("payments = %d, want %d", got, len(locs)+1)
+	}
+}

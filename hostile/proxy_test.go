@@ -1,0 +1,73 @@
+package hostile
+
+import (
+	"io"
+	"net"
+	"sync"
+	"testing"
+)
+
+// proxy forwards TCP connections on a port to a target. Nothing listens
+// on the port until open is called: a client pointed at it meanwhile is
+// refused, as by a server not yet up.
+type proxy struct {
+	t      *testing.T
+	addr   string
+	target string
+	mu     sync.Mutex
+	l      net.Listener
+	conns  []net.Conn
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	p := &proxy{t: t, addr: freeAddr(t), target: target}
+	t.Cleanup(p.close)
+	return p
+}
+
+// open starts forwarding.
+func (p *proxy) open() {
+	p.t.Helper()
+	l, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		p.t.Fatalf("proxy: %v", err)
+	}
+	p.mu.Lock()
+	p.l = l
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go p.forward(c)
+		}
+	}()
+}
+
+func (p *proxy) forward(c net.Conn) {
+	u, err := net.Dial("tcp", p.target)
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.mu.Lock()
+	p.conns = append(p.conns, c, u)
+	p.mu.Unlock()
+	go func() { _, _ = io.Copy(u, c); u.Close() }()
+	_, _ = io.Copy(c, u)
+	c.Close()
+}
+
+func (p *proxy) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.l != nil {
+		p.l.Close()
+	}
+	for _, c := range p.conns {
+		c.Close()
+	}
+}

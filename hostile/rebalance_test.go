@@ -1,0 +1,145 @@
+package hostile
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/idemgate/idemgate/events"
+)
+
+// TestRebalanceDuringDatabaseHang (finding 7): a projector is busy with a
+// backlog when the database hangs (SIGSTOP), and a second projector joins
+// the group then. The rebalance completes (both members own partitions)
+// within the 10 s bound of the attempts in hand, far below the 60 s
+// rebalance timeout a worker retrying for ever would have held it to;
+// after SIGCONT every accepted command completes exactly once.
+func TestRebalanceDuringDatabaseHang(t *testing.T) {
+	t.Parallel()
+	pg := startOwnPG(t)
+	s := newStackOn(t, pg.URL(), env.Kafka(t))
+	s.vars["IDEMGATE_PARTITIONS"] = "4"
+	a := s.serve()
+
+	const n = 400
+	locs := make([]string, n)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				r := a.postPayment(fmt.Sprintf("rb-%d", i), payment)
+				if r.status != 202 {
+					t.Errorf("POST: %v", r)
+					return
+				}
+				locs[i] = r.header.Get("Location")
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// The second projector has its database pool, and waits for Kafka
+	// (its bootstrap address is a proxy not yet open).
+	gate := newProxy(t, s.brokers[0])
+	second := role(t, "project-2", s.environ("KAFKA_BROKERS", gate.addr), "project")
+	second.waitLog(regexp.MustCompile(`backend unreachable; retrying.*backend=kafka`), 60*time.Second)
+
+	first := s.project()
+	deadline := time.Now().Add(60 * time.Second)
+	for s.count(`SELECT count(*) FROM payments`) < 20 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first projector completed fewer than 20 commands in 60s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	pg.freeze()
+	time.Sleep(300 * time.Millisecond) // the first projector's workers are stuck in their attempts
+	before := assignments(t, s)
+	gate.open()
+	joined := time.Now()
+	second.waitLog(projectorUp, 30*time.Second)
+
+	var after map[string][]int32
+	for {
+		after = assignments(t, s)
+		if len(after) == 2 && allNonEmpty(after) {
+			break
+		}
+		if time.Since(joined) > 40*time.Second {
+			t.Fatalf("the rebalance did not complete within 40s of the join while the database hung: %v", after)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	took := time.Since(joined)
+	t.Logf("database hung; second projector joined: assignments %v -> %v in %v", before, after, ms(took))
+	if took > 25*time.Second {
+		t.Errorf("the rebalance took %v, want well below the 60s rebalance timeout (< 25s)", took)
+	}
+	pg.thaw()
+	thawed := time.Now()
+	for _, loc := range locs {
+		a.waitCompleted(loc, 90*time.Second)
+	}
+	t.Logf("after SIGCONT all %d commands completed in %v", n, ms(time.Since(thawed)))
+	if got := s.count(`SELECT count(*) FROM payments`); got != n {
+		t.Fatalf("payments = %d, want %d", got, n)
+	}
+	if first.exited() || second.exited() {
+		t.Fatal("a projector exited")
+	}
+}
+
+// assignments describes the projectors' group: each member's partitions.
+func assignments(t *testing.T, s *stack) map[string][]int32 {
+	t.Helper()
+	cl, err := kgo.NewClient(events.ClientOptions(s.brokers)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	groups, err := kadm.NewClient(cl).DescribeGroups(ctx, s.group)
+	if err != nil {
+		return nil
+	}
+	out := map[string][]int32{}
+	for _, g := range groups {
+		if g.State != "Stable" {
+			return nil // mid-rebalance
+		}
+		for _, m := range g.Members {
+			id := m.MemberID[:min(len(m.MemberID), 12)] // enough to tell them apart
+			var ps []int32
+			if c, ok := m.Assigned.AsConsumer(); ok {
+				for _, tp := range c.Topics {
+					ps = append(ps, tp.Partitions...)
+				}
+			}
+			sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
+			out[id] = ps
+		}
+	}
+	return out
+}
+
+func allNonEmpty(m map[string][]int32) bool {
+	for _, ps := range m {
+		if len(ps) == 0 {
+			return false
+		}
+	}
+	return true
+}

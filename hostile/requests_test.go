@@ -1,0 +1,127 @@
+package hostile
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"net/http"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRequestDefects (finding 10, the smaller defects of the HTTP
+// surface), on one stack whose /metrics are on addresses of their own,
+// behind a token.
+func TestRequestDefects(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	const token = "metrics-secret"
+	sm, pm, rm := freeAddr(t), freeAddr(t), freeAddr(t)
+	s.vars["IDEMGATE_METRICS_TOKEN"] = token
+	a := s.serve("IDEMGATE_METRICS_ADDR", sm)
+	s.project("IDEMGATE_METRICS_ADDR", pm)
+	s.relay("IDEMGATE_METRICS_ADDR", rm)
+
+	r := a.postPayment("defects-1", payment)
+	if r.status != 202 {
+		t.Fatalf("POST: %v", r)
+	}
+	opPath := r.header.Get("Location")
+	var view struct {
+		Response struct {
+			Body struct{ ID string } `json:"body"`
+		} `json:"response"`
+	}
+	_ = json.Unmarshal(a.waitCompleted(opPath, 60*time.Second).body, &view)
+	payPath := "/v1/payments/" + view.Response.Body.ID
+
+	t.Run("DuplicateAuthorizationIs401", func(t *testing.T) {
+		for _, req := range []struct{ method, path, body string }{{"POST", "/v1/payments", payment}, {"GET", opPath, ""}} {
+			// The same valid key twice, and a valid key beside an unknown one.
+			for _, keys := range [][2]string{{"Bearer key-a", "Bearer key-a"}, {"Bearer key-a", "Bearer key-b"}, {"Bearer nope", "Bearer key-a"}} {
+				r := do(req.method, a.base+req.path, req.body, "Authorization", keys[0], "Authorization", keys[1],
+					"Idempotency-Key", "dup-auth", "Content-Type", "application/json")
+				if r.status != 401 {
+					t.Errorf("%s %s with Authorization %q: %v, want 401", req.method, req.path, keys, r)
+				}
+			}
+		}
+		// The key was not consumed.
+		if r := a.postPayment("dup-auth", payment); r.status != 202 {
+			t.Errorf("the key after the 401s: %v, want 202", r)
+		}
+	})
+
+	t.Run("ContentEncodingIs415", func(t *testing.T) {
+		var gz bytes.Buffer
+		w := gzip.NewWriter(&gz)
+		_, _ = w.Write([]byte(payment))
+		_ = w.Close()
+		for _, enc := range []string{"gzip", "deflate", "br", "identity, gzip"} {
+			r := a.postPayment("gzip-1", gz.String(), "Content-Encoding", enc)
+			if r.status != 415 || !strings.Contains(string(r.body), "encoding") {
+				t.Errorf("Content-Encoding %q: %v, want 415", enc, r)
+			}
+		}
+		if r := a.postPayment("gzip-1", payment, "Content-Encoding", "identity"); r.status != 202 {
+			t.Errorf("Content-Encoding identity, the same key: %v, want 202 (the 415s consumed no key)", r)
+		}
+	})
+
+	t.Run("HEADWhereverGET", func(t *testing.T) {
+		for _, path := range []string{"/healthz", "/readyz", "/openapi.json", opPath, payPath,
+			"/v1/operations/00000000-0000-4000-8000-000000000000", "/v1/payments/nope"} {
+			get := a.get(path)
+			head := do("HEAD", a.base+path, "", "Authorization", "Bearer key-a")
+			if head.err != nil || head.status != get.status {
+				t.Errorf("HEAD %s: %v; GET answered %d", path, head, get.status)
+				continue
+			}
+			if len(head.body) != 0 {
+				t.Errorf("HEAD %s: a body of %d bytes", path, len(head.body))
+			}
+			if g, h := headerSet(get.header), headerSet(head.header); g != h {
+				t.Errorf("HEAD %s headers:\n  %s\nGET:\n  %s", path, h, g)
+			}
+		}
+	})
+
+	t.Run("MetricsOnTheirOwnAddressBehindAToken", func(t *testing.T) {
+		if r := do("GET", a.base+"/metrics", ""); r.status != 404 {
+			t.Errorf("GET /metrics on the API's port: %v, want 404 (served on IDEMGATE_METRICS_ADDR)", r)
+		}
+		for name, c := range map[string]struct{ addr, metric string }{"serve": {sm, "idemgate_requests_in_flight"},
+			"project": {pm, "idemgate_completion_latency_seconds"}, "relay": {rm, "idemgate_relay_backlog"}} {
+			url := "http://" + c.addr + "/metrics"
+			for _, hdr := range [][]string{nil, {"Authorization", "Bearer wrong"}, {"Authorization", "Basic " + token},
+				{"Authorization", "Bearer " + token, "Authorization", "Bearer " + token}} {
+				if r := do("GET", url, "", hdr...); r.status != 401 {
+					t.Errorf("%s /metrics with %q: %v, want 401", name, hdr, r)
+				}
+			}
+			r := do("GET", url, "", "Authorization", "Bearer "+token)
+			if r.status != 200 || !strings.Contains(string(r.body), c.metric) {
+				t.Errorf("%s /metrics with the token: %d, want 200 with %s", name, r.status, c.metric)
+			}
+		}
+		m := scrape(t, "http://"+sm+"/metrics", token)
+		if v, _ := m.sum("idemgate_commands_accepted_total"); v < 1 {
+			t.Errorf("serve's idemgate_commands_accepted_total = %v", v)
+		}
+	})
+}
+
+// headerSet renders the headers a HEAD must share with its GET (all but
+// the date).
+func headerSet(h http.Header) string {
+	var parts []string
+	for k, vs := range h {
+		if k != "Date" {
+			parts = append(parts, k+": "+strings.Join(vs, ", "))
+		}
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, "\n  ")
+}

@@ -1,0 +1,74 @@
+package hostile
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestSIGTERMAnswersWaiters (finding 4): 40 clients wait for their
+// outcome (Prefer: wait=30) on a serve whose commands nobody projects;
+// SIGTERM must answer every one of them with its 202 at once, exit 0,
+// and lose no command: a projector started afterwards completes all 40.
+func TestSIGTERMAnswersWaiters(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	a := s.serve()
+
+	const n = 40
+	replies := make([]reply, n)
+	answeredAt := make([]time.Time, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			replies[i] = a.postPayment(fmt.Sprintf("wait-%d", i), payment, "Prefer", "wait=30")
+			answeredAt[i] = time.Now()
+		}()
+	}
+	// Every request is in the handler, waiting.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		v, _ := scrape(t, a.base+"/metrics", "").sum("idemgate_requests_in_flight")
+		if v == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("requests in flight = %v after 15s, want %d", v, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // they have polled for their outcome a few times
+	sent := time.Now()
+	code, took := a.terminate(20 * time.Second)
+	wg.Wait()
+
+	var slowest time.Duration
+	for i, r := range replies {
+		if r.err != nil || r.status != 202 || r.header.Get("Location") == "" {
+			t.Errorf("waiter %d: %v, want 202 with a Location", i, r)
+			continue
+		}
+		slowest = max(slowest, answeredAt[i].Sub(sent))
+	}
+	if code != 0 {
+		t.Errorf("serve exited %d after SIGTERM, want 0", code)
+	}
+	if slowest > 3*time.Second {
+		t.Errorf("the last waiter was answered %v after SIGTERM, want at once (< 3s)", slowest)
+	}
+	t.Logf("SIGTERM with %d waiters: %d answered 202 (the last %v after the signal), serve exited %d in %v",
+		n, n, ms(slowest), code, ms(took))
+
+	// Nothing was dropped: the commands were emitted before the exit.
+	s.project()
+	b := s.serve()
+	for _, r := range replies {
+		b.waitCompleted(r.header.Get("Location"), 60*time.Second)
+	}
+	if got := s.count(`SELECT count(*) FROM payments`); got != n {
+		t.Fatalf("payments = %d, want %d", got, n)
+	}
+}
