@@ -66,13 +66,14 @@ func TestDedupRecordsArePruned(t *testing.T) {
 		}
 		return out
 	}
-	// Four records are 9 days old, two are fresh; the window is 8 days.
-	exec(`UPDATE processed_events SET processed_at = now() - INTERVAL '9 days' WHERE event_id = ANY($1)`, ids(cmds[:4]))
-	// The first command's key is also past its retention: the janitor
-	// deletes its claim.
-	exec(`UPDATE idempotency_claims SET expires_at = now() - INTERVAL '1 hour' WHERE operation_id = $1`, cmds[0].OperationID)
-	if n, err := st.DeleteExpired(ctx, 100); err != nil || n != 1 {
-		t.Fatalf("DeleteExpired = %d, %v; want 1", n, err)
+	// Five records are 9 days old, one is fresh; the window is 8 days. The
+	// keys of the first four are also past their retention: the janitor
+	// deletes their claims. A record is pruned once past the window AND
+	// its claim gone: the fifth, whose claim remains, is kept.
+	exec(`UPDATE processed_events SET processed_at = now() - INTERVAL '9 days' WHERE event_id = ANY($1)`, ids(cmds[:5]))
+	exec(`UPDATE idempotency_claims SET expires_at = now() - INTERVAL '1 hour' WHERE operation_id = ANY($1)`, ids(cmds[:4]))
+	if n, err := st.DeleteExpired(ctx, 100); err != nil || n != 4 {
+		t.Fatalf("DeleteExpired = %d, %v; want 4", n, err)
 	}
 	var pruned []int
 	for {
@@ -86,7 +87,7 @@ func TestDedupRecordsArePruned(t *testing.T) {
 		}
 	}
 	if left := count(`SELECT count(*) FROM processed_events`); left != 2 || pruned[0]+pruned[1] != 4 {
-		t.Fatalf("pruned in batches of 3: %v, %d records left; want 4 pruned, the 2 fresh ones left", pruned, left)
+		t.Fatalf("pruned in batches of 3: %v, %d records left; want 4 pruned, 2 left (one fresh, one whose claim remains)", pruned, left)
 	}
 
 	// Every event delivered again: no effect, no new dedup record, no new

@@ -90,10 +90,14 @@ func TestEventIDsAndDedupWindow(t *testing.T) {
 	t.Logf("%d command records (%d re-emitted by the sweeper) and %d result records (%d published twice): %d distinct ce_ids, every copy with its original's",
 		len(cmds), len(reemit), len(results), len(reemit), len(byID))
 
-	// The dedup window: ten records made three days old are pruned by the
-	// janitor, the others kept.
+	// The dedup window: ten records made three days old, whose keys are
+	// past their retention too, are pruned by the janitor once it has
+	// deleted their claims; the others are kept (a record outlives the
+	// window as long as its claim exists).
 	s.exec(`UPDATE processed_events SET processed_at = now() - INTERVAL '3 days'
 WHERE event_id IN (SELECT event_id FROM processed_events ORDER BY event_id LIMIT 10)`)
+	s.exec(`UPDATE idempotency_claims SET expires_at = now() - INTERVAL '1 hour'
+WHERE operation_id::TEXT IN (SELECT event_id FROM processed_events WHERE processed_at < now() - INTERVAL '2 days')`)
 	pruneWait := s.waitCount(n-10, 30*time.Second, `SELECT count(*) FROM processed_events`)
 	snapshot := s.outcomes()
 	// Every command event once more: nothing happens.

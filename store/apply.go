@@ -76,8 +76,7 @@ ON CONFLICT (projector, event_id) DO NOTHING`, projector, eventID)
 	return tag.RowsAffected() == 0, nil
 }
 
-// openClaims selects, among operationIDs of commands not yet processed
-// (their dedup record was just inserted), those whose claim still exists:
+// openClaims selects, among operationIDs, those whose claim still exists:
 // an event redelivered after its key's retention is not applied again.
 // It reads the claims and never writes them: the API writes them, and a
 // projector that updated them would collide with it. (Nor does it look in
@@ -125,10 +124,10 @@ type Applied struct {
 }
 
 // ApplyBatch applies a batch of commands exactly once in effect, in ONE
-// transaction with multi-row statements: it records them as processed by
-// projector, finds the claims still open, runs effect on the commands
-// that were neither processed nor completed (in their order), and writes
-// their responses to the outbox, which completes their claims. It returns what it applied;
+// transaction with multi-row statements: it finds the claims that still
+// exist, records those commands as processed by projector, runs effect on
+// the ones not processed before (in their order), and writes their
+// responses to the outbox, which completes their claims. It returns what it applied;
 // the others had been applied before. cmds must have distinct operation
 // ids. The hook, when not nil, runs inside the transaction before the
 // commit (a fault point).
@@ -140,26 +139,28 @@ func (s *Store) ApplyBatch(ctx context.Context, projector string, cmds []idemgat
 	var applied []Applied
 	err := s.db.InTx(ctx, func(tx pgx.Tx) error {
 		applied = applied[:0]
-		rows, err := tx.Query(ctx, `INSERT INTO processed_events (projector, event_id)
-SELECT $1, id FROM unnest($2::TEXT[]) AS id
-ON CONFLICT (projector, event_id) DO NOTHING RETURNING event_id`, projector, ids)
-		if err != nil {
-			return fmt.Errorf("record events: %w", err)
-		}
-		fresh, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return fmt.Errorf("record events: %w", err)
-		}
-		if len(fresh) == 0 {
-			return nil
-		}
-		rows, err = tx.Query(ctx, openClaims, fresh)
+		// The claims that still exist first, so that the event of a command
+		// forgotten after its retention leaves no dedup record behind.
+		rows, err := tx.Query(ctx, openClaims, ids)
 		if err != nil {
 			return fmt.Errorf("read claims: %w", err)
+		}
+		existing, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("read claims: %w", err)
+		}
+		if len(existing) == 0 {
+			return nil
+		}
+		rows, err = tx.Query(ctx, `INSERT INTO processed_events (projector, event_id)
+SELECT $1, id FROM unnest($2::TEXT[]) AS id
+ON CONFLICT (projector, event_id) DO NOTHING RETURNING event_id`, projector, existing)
+		if err != nil {
+			return fmt.Errorf("record events: %w", err)
 		}
 		opened, err := pgx.CollectRows(rows, pgx.RowTo[string])
 		if err != nil {
-			return fmt.Errorf("read claims: %w", err)
+			return fmt.Errorf("record events: %w", err)
 		}
 		open := make(map[string]bool, len(opened))
 		for _, id := range opened {
