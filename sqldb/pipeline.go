@@ -2,10 +2,8 @@ package sqldb
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
-	"github.com/cockroachdb/cockroach-go/v2/crdb"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -24,26 +22,7 @@ import (
 // error of the server's does: it skips the rest, COMMIT included). It
 // costs one round trip where InTx costs one per statement plus two.
 func (db *DB) InPipeline(ctx context.Context, build func(b *pgx.Batch), read func(br pgx.BatchResults) error) error {
-	attempt := 0
-	err := crdb.ExecuteCtx(crdb.WithMaxRetries(ctx, maxRetries), func(ctx context.Context, _ ...any) error {
-		if attempt > 0 {
-			db.countRetry()
-			if err := backoff(ctx, attempt); err != nil {
-				return err
-			}
-		}
-		attempt++
-		err := db.pipelineOnce(ctx, build, read)
-		if isDeadlock(err) {
-			return &retryable{err}
-		}
-		return err
-	})
-	var maxErr *crdb.MaxRetriesExceededError
-	if errors.As(err, &maxErr) {
-		db.countGaveUp()
-	}
-	return err
+	return db.retried(ctx, func(ctx context.Context) error { return db.pipelineOnce(ctx, build, read) })
 }
 
 func (db *DB) pipelineOnce(ctx context.Context, build func(b *pgx.Batch), read func(br pgx.BatchResults) error) error {

@@ -54,34 +54,47 @@ func (db *DB) InSnapshot(ctx context.Context, fn func(pgx.Tx) error) error {
 }
 
 func (db *DB) inTx(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx) error) error {
-	attempt := 0
-	var err error
 	if db.Flavor == CockroachDB {
-		err = crdbpgxv5.ExecuteTx(crdb.WithMaxRetries(ctx, maxRetries), db.Pool, opts, func(tx pgx.Tx) error {
+		attempt := 0
+		err := crdbpgxv5.ExecuteTx(crdb.WithMaxRetries(ctx, maxRetries), db.Pool, opts, func(tx pgx.Tx) error {
 			if attempt > 0 {
 				db.countRetry()
 			}
 			attempt++
 			return fn(tx)
 		})
-	} else {
-		err = crdb.ExecuteCtx(crdb.WithMaxRetries(ctx, maxRetries), func(ctx context.Context, _ ...any) error {
-			if attempt > 0 {
-				db.countRetry()
-				if err := backoff(ctx, attempt); err != nil {
-					return err
-				}
-			}
-			attempt++
-			err := db.runOnce(ctx, opts, fn)
-			if isDeadlock(err) {
-				// A deadlock is as retryable as a serialization failure; make
-				// crdb.ExecuteCtx see it as one.
-				return &retryable{err}
-			}
-			return err
-		})
+		return db.counted(err)
 	}
+	return db.retried(ctx, func(ctx context.Context) error { return db.runOnce(ctx, opts, fn) })
+}
+
+// retried runs once (a whole transaction, BEGIN to COMMIT) until it
+// succeeds, fails in a way no retry mends, or has failed maxRetries times
+// with a serialization failure or a deadlock, with a jittered backoff
+// between attempts.
+func (db *DB) retried(ctx context.Context, once func(context.Context) error) error {
+	attempt := 0
+	err := crdb.ExecuteCtx(crdb.WithMaxRetries(ctx, maxRetries), func(ctx context.Context, _ ...any) error {
+		if attempt > 0 {
+			db.countRetry()
+			if err := backoff(ctx, attempt); err != nil {
+				return err
+			}
+		}
+		attempt++
+		err := once(ctx)
+		if isDeadlock(err) {
+			// A deadlock is as retryable as a serialization failure; make
+			// crdb.ExecuteCtx see it as one.
+			return &retryable{err}
+		}
+		return err
+	})
+	return db.counted(err)
+}
+
+// counted counts a transaction that gave up.
+func (db *DB) counted(err error) error {
 	var maxErr *crdb.MaxRetriesExceededError
 	if errors.As(err, &maxErr) {
 		db.countGaveUp()
