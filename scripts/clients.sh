@@ -36,6 +36,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+. scripts/devlib.sh
 
 say() { echo "clients.sh: $*" >&2; }
 fail() {
@@ -103,20 +104,7 @@ if [ "$NODE" = 1 ] && [ ! -x "$NPM_DIR/node_modules/.bin/tsc" ]; then
 fi
 
 VENV=$CACHE/venv
-STAMP=$VENV/.requirements.sha256
-want=$(sha256sum "$REQS" | cut -d' ' -f1)
-if [ ! -x "$VENV/bin/openapi-python-client" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
-  PY=${PYTHON:-$(command -v python3 || true)}
-  [ -n "$PY" ] || fail "python3 is not on PATH (needed for openapi-python-client)"
-  "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
-    fail "$PY is older than Python 3.10, which openapi-python-client needs"
-  say "installing $(grep -v '^#' "$REQS" | xargs) into $VENV"
-  rm -rf "$VENV"
-  "$PY" -m venv "$VENV" || fail "could not create the venv $VENV (python3 -m venv; on Debian: apt-get install python3-venv)"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQS" ||
-    fail "pip could not install $REQS into $VENV"
-  echo "$want" >"$STAMP"
-fi
+venv_ensure "$VENV" "$REQS" openapi-python-client openapi-python-client
 say "tools ready ($(since "$t0"))"
 
 # --- the server ----------------------------------------------------------------
@@ -126,29 +114,10 @@ if curl -s --noproxy '*' -o /dev/null --max-time 2 "$BASE/healthz"; then
 fi
 WORK=$(mktemp -d /tmp/idemgate-clients.XXXXXX)
 chmod 755 "$WORK" # the postgres account must reach the cluster below it
-DEV_PID=
 cleanup() {
   local rc=$?
-  if [ -n "$DEV_PID" ] && kill -0 "$DEV_PID" 2>/dev/null; then
-    kill -TERM "$DEV_PID" 2>/dev/null || true
-    for _ in $(seq 1 300); do kill -0 "$DEV_PID" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$DEV_PID" 2>/dev/null; then
-      say "dev server did not stop within 30 s; killing it"
-      kill -KILL "$DEV_PID" 2>/dev/null || true
-    fi
-    wait "$DEV_PID" 2>/dev/null || true
-  fi
-  if [ -f "$WORK/data/pg/postmaster.pid" ]; then # the dev process died without stopping it
-    pgctl=$(ls /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | sort -V | tail -1)
-    [ -n "${PG_BIN:-}" ] && pgctl=$PG_BIN/pg_ctl
-    if [ -n "$pgctl" ]; then
-      if [ "$(id -u)" = 0 ]; then
-        su postgres -s /bin/sh -c "'$pgctl' stop -D '$WORK/data/pg' -m immediate -w" >/dev/null 2>&1 || true
-      else
-        "$pgctl" stop -D "$WORK/data/pg" -m immediate -w >/dev/null 2>&1 || true
-      fi
-    fi
-  fi
+  dev_stop
+  dev_pg_stop "$WORK/data"
   if [ "$CL_KEEP" = 1 ]; then say "kept $WORK (CL_KEEP=1)"; else rm -rf "$WORK"; fi
   exit "$rc"
 }
@@ -158,19 +127,9 @@ trap 'exit 143' TERM
 
 t=$(date +%s)
 say "starting bin/idemgate dev --routes $ROUTES on $CL_ADDR"
-env -u DATABASE_URL -u KAFKA_BROKERS -u IDEMGATE_API_KEYS \
-  bin/idemgate dev --data-dir "$WORK/data" --addr "$CL_ADDR" --routes "$ROUTES" >"$WORK/dev.out" 2>"$WORK/dev.log" &
-DEV_PID=$!
-for _ in $(seq 1 600); do # 60 s
-  kill -0 "$DEV_PID" 2>/dev/null || { tail -20 "$WORK/dev.log" >&2; fail "idemgate dev exited before it was ready (log above)"; }
-  if grep -q "idemgate dev: API on" "$WORK/dev.out" 2>/dev/null &&
-    curl -sf --noproxy '*' -o /dev/null --max-time 2 "$BASE/readyz"; then
-    break
-  fi
-  sleep 0.1
-done
-curl -sf --noproxy '*' -o /dev/null --max-time 2 "$BASE/readyz" ||
-  { tail -20 "$WORK/dev.log" >&2; fail "idemgate dev was not ready on $BASE/readyz within 60 s"; }
+dev_start "$WORK/dev.out" "$WORK/dev.log" env -u DATABASE_URL -u KAFKA_BROKERS -u IDEMGATE_API_KEYS \
+  bin/idemgate dev --data-dir "$WORK/data" --addr "$CL_ADDR" --routes "$ROUTES"
+dev_wait_ready "$WORK/dev.out" "$WORK/dev.log" "$BASE"
 DOC=$WORK/openapi.json
 curl -sf --noproxy '*' --max-time 10 -o "$DOC" "$BASE/openapi.json" || fail "GET $BASE/openapi.json failed"
 say "dev server ready, document fetched ($(since "$t"))"

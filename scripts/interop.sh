@@ -28,6 +28,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+. scripts/devlib.sh
 
 say() { echo "interop.sh: $*" >&2; }
 fail() { echo "interop.sh: FAIL: $*" >&2; exit 1; }
@@ -50,22 +51,9 @@ command -v go >/dev/null || fail "go is not on PATH"
 command -v curl >/dev/null || fail "curl is not on PATH"
 
 # --- the Python consumer's libraries, pinned, in their own venv --------------
-REQS=$ROOT/scripts/requirements-interop.txt
 CACHE=${IDEMGATE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/idemgate}
 VENV=$CACHE/venv-interop
-STAMP=$VENV/.requirements.sha256
-want=$(sha256sum "$REQS" | cut -d' ' -f1)
-if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
-  PY=${PYTHON:-$(command -v python3 || true)}
-  [ -n "$PY" ] || fail "python3 is not on PATH (needed for the Python consumer)"
-  say "installing $(grep -v '^#' "$REQS" | xargs) into $VENV"
-  rm -rf "$VENV"
-  mkdir -p "$CACHE"
-  "$PY" -m venv "$VENV" || fail "could not create the venv $VENV (python3 -m venv; on Debian: apt-get install python3-venv)"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQS" ||
-    fail "pip could not install $REQS into $VENV"
-  echo "$want" >"$STAMP"
-fi
+venv_ensure "$VENV" "$ROOT/scripts/requirements-interop.txt" python "the Python consumer"
 
 say "go build -o bin/idemgate ./cmd/idemgate"
 go build -o bin/idemgate ./cmd/idemgate || fail "go build failed"
@@ -76,34 +64,10 @@ fi
 
 WORK=$(mktemp -d /tmp/idemgate-interop.XXXXXX)
 chmod 755 "$WORK" # the postgres account must reach the cluster below it
-DEV_PID=
-stop_dev() {
-  if [ -n "$DEV_PID" ] && kill -0 "$DEV_PID" 2>/dev/null; then
-    kill -TERM "$DEV_PID" 2>/dev/null || true
-    for _ in $(seq 1 300); do kill -0 "$DEV_PID" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$DEV_PID" 2>/dev/null; then
-      say "dev server did not stop within 30 s; killing it"
-      kill -KILL "$DEV_PID" 2>/dev/null || true
-    fi
-    wait "$DEV_PID" 2>/dev/null || true
-  fi
-  DEV_PID=
-}
 cleanup() {
   local rc=$?
-  stop_dev
-  # Should the dev process have died without stopping its PostgreSQL.
-  if [ -f "$WORK/data/pg/postmaster.pid" ]; then
-    pgctl=$(ls /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | sort -V | tail -1)
-    [ -n "${PG_BIN:-}" ] && pgctl=$PG_BIN/pg_ctl
-    if [ -n "$pgctl" ]; then
-      if [ "$(id -u)" = 0 ]; then
-        su postgres -s /bin/sh -c "'$pgctl' stop -D '$WORK/data/pg' -m immediate -w" >/dev/null 2>&1 || true
-      else
-        "$pgctl" stop -D "$WORK/data/pg" -m immediate -w >/dev/null 2>&1 || true
-      fi
-    fi
-  fi
+  dev_stop
+  dev_pg_stop "$WORK/data"
   if [ "$INTEROP_KEEP" = 1 ]; then say "kept $WORK (INTEROP_KEEP=1)"; else rm -rf "$WORK"; fi
   exit "$rc"
 }
@@ -117,19 +81,9 @@ start_dev() {
   local vars=(IDEMGATE_TOPIC_PREFIX="$prefix" IDEMGATE_GROUP="$prefix-projector" KAFKA_BROKERS="$KAFKA_BROKERS")
   [ "$codec" = default ] || vars+=(IDEMGATE_KAFKA_COMPRESSION="$codec")
   # A private PostgreSQL and the dev keys, whatever this shell has configured.
-  env -u DATABASE_URL -u IDEMGATE_API_KEYS -u IDEMGATE_KAFKA_COMPRESSION "${vars[@]}" \
-    bin/idemgate dev --data-dir "$WORK/data" --addr "$INTEROP_ADDR" >"$WORK/dev-$codec.out" 2>"$log" &
-  DEV_PID=$!
-  for _ in $(seq 1 600); do # 60 s
-    kill -0 "$DEV_PID" 2>/dev/null || { tail -20 "$log" >&2; fail "idemgate dev ($codec) exited before it was ready"; }
-    if grep -q "idemgate dev: API on" "$WORK/dev-$codec.out" 2>/dev/null &&
-      curl -sf --noproxy '*' -o /dev/null --max-time 2 "$BASE/readyz"; then
-      return 0
-    fi
-    sleep 0.1
-  done
-  tail -20 "$log" >&2
-  fail "idemgate dev ($codec) was not ready on $BASE/readyz within 60 s"
+  dev_start "$WORK/dev-$codec.out" "$log" env -u DATABASE_URL -u IDEMGATE_API_KEYS -u IDEMGATE_KAFKA_COMPRESSION "${vars[@]}" \
+    bin/idemgate dev --data-dir "$WORK/data" --addr "$INTEROP_ADDR"
+  dev_wait_ready "$WORK/dev-$codec.out" "$log" "$BASE"
 }
 
 # pay_and_wait CODEC: posts a payment, waits for its outcome, prints its id.
@@ -163,7 +117,7 @@ for codec in $INTEROP_CODECS; do
   line=$("$VENV/bin/python" scripts/interop_consumer.py --brokers "$KAFKA_BROKERS" --prefix "$prefix" --operation-id "$op" 2>"$WORK/consumer-$codec.err")
   rc=$?
   set -e
-  stop_dev
+  dev_stop
   case "$codec:$rc" in
     snappy:3)
       say "[$codec] OK: kafka-python refused the records as expected: $line" ;;

@@ -25,6 +25,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+. scripts/devlib.sh
 
 say() { echo "schemathesis.sh: $*" >&2; }
 fail() { echo "schemathesis.sh: FAIL: $*" >&2; exit 1; }
@@ -47,22 +48,9 @@ command -v go >/dev/null || fail "go is not on PATH"
 command -v curl >/dev/null || fail "curl is not on PATH"
 
 # --- Schemathesis, pinned, in its own venv ----------------------------------
-REQS=$ROOT/scripts/requirements-schemathesis.txt
 CACHE=${IDEMGATE_CACHE:-$HOME/.cache/idemgate}
 VENV=$CACHE/venv-schemathesis
-STAMP=$VENV/.requirements.sha256
-want=$(sha256sum "$REQS" | cut -d' ' -f1)
-if [ ! -x "$VENV/bin/schemathesis" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
-  PY=${PYTHON:-$(command -v python3 || true)}
-  [ -n "$PY" ] || fail "python3 is not on PATH (needed to install Schemathesis)"
-  say "installing $(grep -v '^#' "$REQS" | xargs) into $VENV"
-  rm -rf "$VENV"
-  mkdir -p "$CACHE"
-  "$PY" -m venv "$VENV" || fail "could not create the venv $VENV (python3 -m venv; on Debian: apt-get install python3-venv)"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQS" ||
-    fail "pip could not install $REQS into $VENV"
-  echo "$want" >"$STAMP"
-fi
+venv_ensure "$VENV" "$ROOT/scripts/requirements-schemathesis.txt" schemathesis Schemathesis
 ST="$VENV/bin/schemathesis"
 
 say "openapi-spec-validator command/openapi.json"
@@ -79,30 +67,10 @@ fi
 
 WORK=$(mktemp -d /tmp/idemgate-schemathesis.XXXXXX)
 chmod 755 "$WORK" # the postgres account must reach the cluster below it
-DEV_PID=
 cleanup() {
   local rc=$?
-  if [ -n "$DEV_PID" ] && kill -0 "$DEV_PID" 2>/dev/null; then
-    kill -TERM "$DEV_PID" 2>/dev/null || true
-    for _ in $(seq 1 300); do kill -0 "$DEV_PID" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$DEV_PID" 2>/dev/null; then
-      say "dev server did not stop within 30 s; killing it"
-      kill -KILL "$DEV_PID" 2>/dev/null || true
-    fi
-    wait "$DEV_PID" 2>/dev/null || true
-  fi
-  # Should the dev process have died without stopping its PostgreSQL.
-  if [ -f "$WORK/data/pg/postmaster.pid" ]; then
-    pgctl=$(ls /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | sort -V | tail -1)
-    [ -n "${PG_BIN:-}" ] && pgctl=$PG_BIN/pg_ctl
-    if [ -n "$pgctl" ]; then
-      if [ "$(id -u)" = 0 ]; then
-        su postgres -s /bin/sh -c "'$pgctl' stop -D '$WORK/data/pg' -m immediate -w" >/dev/null 2>&1 || true
-      else
-        "$pgctl" stop -D "$WORK/data/pg" -m immediate -w >/dev/null 2>&1 || true
-      fi
-    fi
-  fi
+  dev_stop
+  dev_pg_stop "$WORK/data"
   if [ "$ST_KEEP" = 1 ]; then
     say "kept $WORK (ST_KEEP=1)"
   else
@@ -116,21 +84,9 @@ trap 'exit 143' TERM
 
 say "starting bin/idemgate dev --data-dir $WORK/data --addr $ST_ADDR"
 # Private backends and the dev keys, whatever this shell has configured.
-env -u DATABASE_URL -u KAFKA_BROKERS -u IDEMGATE_API_KEYS \
-  bin/idemgate dev --data-dir "$WORK/data" --addr "$ST_ADDR" >"$WORK/dev.out" 2>"$WORK/dev.log" &
-DEV_PID=$!
-
-ready=0
-for _ in $(seq 1 600); do # 60 s
-  kill -0 "$DEV_PID" 2>/dev/null || { tail -20 "$WORK/dev.log" >&2; fail "idemgate dev exited before it was ready (log above)"; }
-  if grep -q "idemgate dev: API on" "$WORK/dev.out" 2>/dev/null &&
-    curl -sf --noproxy '*' -o /dev/null --max-time 2 "$BASE/readyz"; then
-    ready=1
-    break
-  fi
-  sleep 0.1
-done
-[ "$ready" = 1 ] || { tail -20 "$WORK/dev.log" >&2; fail "idemgate dev was not ready on $BASE/readyz within 60 s"; }
+dev_start "$WORK/dev.out" "$WORK/dev.log" env -u DATABASE_URL -u KAFKA_BROKERS -u IDEMGATE_API_KEYS \
+  bin/idemgate dev --data-dir "$WORK/data" --addr "$ST_ADDR"
+dev_wait_ready "$WORK/dev.out" "$WORK/dev.log" "$BASE"
 say "idemgate dev ready on $BASE"
 curl -sf --noproxy '*' --max-time 10 -o "$WORK/openapi.json" "$BASE/openapi.json" || fail "GET $BASE/openapi.json failed"
 say "openapi-spec-validator: the served document (core and modules merged)"
