@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/idemgate/idemgate"
@@ -121,5 +122,80 @@ func TestHandleBatch(t *testing.T) {
 	poison := &kgo.Record{Value: []byte("not an event")}
 	if err := p.HandleBatch(ctx, []*kgo.Record{claimAndRecord(t, db, "effects.add"), poison}); err == nil || !IsPermanent(err) {
 		t.Fatalf("a run with a poison record: err = %v, want a permanent error", err)
+	}
+}
+
+// TestApplierErrorIsReturnedAndNothingRecorded: when the applier fails
+// (here its table is missing, an SQL error of the data's kind), Handle
+// returns the error as permanent and records nothing: no outbox row, the
+// claim not completed, the event not marked processed, so a later
+// delivery, once the cause is gone, still applies it.
+func TestApplierErrorIsReturnedAndNothingRecorded(t *testing.T) {
+	ctx := context.Background()
+	p, db := effects(t)
+	rec := claimAndRecord(t, db, "effects.add")
+	if _, err := db.Pool.Exec(ctx, `ALTER TABLE effects RENAME TO effects_away`); err != nil {
+		t.Fatal(err)
+	}
+	err := p.Handle(ctx, rec)
+	if err == nil || !IsPermanent(err) {
+		t.Fatalf("err = %v, want the applier's permanent error", err)
+	}
+	// A claim is completed when its outbox row exists.
+	var outbox, processed int
+	if err := db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM outbox), (SELECT count(*) FROM processed_events)`).Scan(&outbox, &processed); err != nil {
+		t.Fatal(err)
+	}
+	if outbox != 0 || processed != 0 {
+		t.Fatalf("after a failed application: outbox rows %d, processed events %d; want 0, 0 (the claim not completed)", outbox, processed)
+	}
+	if _, err := db.Pool.Exec(ctx, `ALTER TABLE effects_away RENAME TO effects`); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Handle(ctx, rec); err != nil {
+		t.Fatalf("redelivery after the cause is gone: %v", err)
+	}
+	var n int
+	if err := db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM effects), (SELECT count(*) FROM outbox)`).Scan(&n, &outbox); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || outbox != 1 {
+		t.Fatalf("after the redelivery: effects %d, outbox rows %d; want 1, 1 (applied once, completed)", n, outbox)
+	}
+}
+
+// TestCompletionCountedOnce delivers one event three times: the outcome
+// is recorded by the first delivery only, so the completed-commands
+// counter reads 1 (redeliveries are not completions).
+func TestCompletionCountedOnce(t *testing.T) {
+	base, db := effects(t)
+	reg := prometheus.NewRegistry()
+	p, err := New(Config{Store: base.cfg.Store, Registry: base.cfg.Registry, Name: base.cfg.Name, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := claimAndRecord(t, db, "effects.add")
+	for i := range 3 {
+		if err := p.Handle(context.Background(), rec); err != nil {
+			t.Fatalf("delivery %d: %v", i+1, err)
+		}
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var completed, observed float64
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			switch f.GetName() {
+			case "idemgate_commands_completed_total":
+				completed += m.GetCounter().GetValue()
+			case "idemgate_completion_latency_seconds":
+				observed += float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	if completed != 1 || observed != 1 {
+		t.Fatalf("completed commands %v, latency observations %v; want 1 and 1", completed, observed)
 	}
 }

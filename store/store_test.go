@@ -1,0 +1,151 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/idemgate/idemgate"
+	"github.com/idemgate/idemgate/sqldb"
+	"github.com/idemgate/idemgate/store"
+	"github.com/idemgate/idemgate/testenv"
+)
+
+// These tests cover what the callers' own tests (command, projector,
+// payments, cmd/idemgate) do not observe directly.
+
+func newDB(t *testing.T) *sqldb.DB {
+	t.Helper()
+	return testenv.OpenDB(t, env.NewDatabase(t, store.Migrations()))
+}
+
+// claim claims one key with the given retention and returns its command.
+func claim(t *testing.T, st *store.Store, key string, retention time.Duration) idemgate.Command {
+	t.Helper()
+	cmd := idemgate.Command{Tenant: "tenant-a", Operation: "notes.create", IdempotencyKey: key, Request: json.RawMessage(`{}`)}
+	claims, err := st.ClaimKeys(context.Background(), []idemgate.ClaimRequest{{Tenant: cmd.Tenant, Operation: cmd.Operation,
+		Key: key, Fingerprint: []byte{1}, Request: cmd.Request, Retention: retention}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.OperationID = claims[0].OperationID
+	return cmd
+}
+
+func complete(t *testing.T, st *store.Store, cmd idemgate.Command) {
+	t.Helper()
+	fresh, err := st.RecordOnce(context.Background(), "test", cmd, idemgate.Response{Status: 201, ContentType: "application/json", Body: []byte(`{}`)})
+	if err != nil || !fresh {
+		t.Fatalf("record %s: fresh %v, %v", cmd.IdempotencyKey, fresh, err)
+	}
+}
+
+// TestLease: a claim's lease (how long before the sweeper re-emits its
+// event) is the store's, 10 s when none is given.
+func TestLease(t *testing.T) {
+	db := newDB(t)
+	for _, tc := range []struct {
+		lease time.Duration
+		want  float64
+	}{{0, 10}, {3 * time.Second, 3}} {
+		cmd := claim(t, store.New(db, tc.lease), fmt.Sprint("k-", tc.lease), time.Hour)
+		var got float64
+		if err := db.Pool.QueryRow(context.Background(), `SELECT EXTRACT(EPOCH FROM lease_until - created_at)::FLOAT8
+FROM idempotency_claims WHERE operation_id = $1`, cmd.OperationID).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != tc.want {
+			t.Errorf("store.New(db, %v): lease %v s, want %v s", tc.lease, got, tc.want)
+		}
+	}
+}
+
+// TestMarkPublished moves an ACCEPTED claim to PUBLISHED and leaves a
+// COMPLETED one completed.
+func TestMarkPublished(t *testing.T) {
+	db := newDB(t)
+	st := store.New(db, 0)
+	accepted, completed := claim(t, st, "k-accepted", time.Hour), claim(t, st, "k-completed", time.Hour)
+	complete(t, st, completed)
+	if err := st.MarkPublished(context.Background(), []string{accepted.OperationID, completed.OperationID}); err != nil {
+		t.Fatal(err)
+	}
+	if got := states(t, db); got != "[k-accepted=PUBLISHED k-completed=COMPLETED]" {
+		t.Fatalf("states %s", got)
+	}
+}
+
+// TestDeleteExpired deletes the completed claims past their retention, and
+// with them their outbox rows already published; an unpublished row stays
+// for the relay, and a claim within its retention stays whole.
+func TestDeleteExpired(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	st := store.New(db, 0)
+	sent, unsent, kept := claim(t, st, "k-sent", time.Microsecond), claim(t, st, "k-unsent", time.Microsecond), claim(t, st, "k-kept", time.Hour)
+	for _, c := range []idemgate.Command{sent, unsent, kept} {
+		complete(t, st, c)
+	}
+	if err := st.MarkSent(ctx, []string{sent.OperationID, kept.OperationID}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := st.DeleteExpired(ctx, 100)
+	if err != nil || n != 2 {
+		t.Fatalf("deleted %d claims (%v), want 2", n, err)
+	}
+	if got := states(t, db); got != "[k-kept=COMPLETED]" {
+		t.Fatalf("claims left %s, want only k-kept", got)
+	}
+	var rows []string
+	r, err := db.Pool.Query(ctx, `SELECT operation_id::TEXT FROM outbox`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r.Next() {
+		var id string
+		if err := r.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, map[string]string{sent.OperationID: "sent", unsent.OperationID: "unsent", kept.OperationID: "kept"}[id])
+	}
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(rows)
+	if fmt.Sprint(rows) != "[kept unsent]" {
+		t.Fatalf("outbox rows left %v, want [kept unsent]", rows)
+	}
+}
+
+// states lists the claims as key=state, by key, the state derived as the
+// store derives it: COMPLETED when an outbox row exists, PUBLISHED when
+// Kafka acknowledged the event, ACCEPTED otherwise.
+func states(t *testing.T, db *sqldb.DB) string {
+	t.Helper()
+	var out []string
+	r, err := db.Pool.Query(context.Background(), `
+SELECT c.idem_key || '=' || CASE WHEN o.operation_id IS NOT NULL THEN 'COMPLETED'
+    WHEN p.operation_id IS NOT NULL THEN 'PUBLISHED' ELSE 'ACCEPTED' END
+FROM idempotency_claims c
+LEFT JOIN outbox o ON o.operation_id = c.operation_id
+LEFT JOIN command_published p ON p.operation_id = c.operation_id
+ORDER BY c.idem_key`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for r.Next() {
+		var s string
+		if err := r.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprint(out)
+}
