@@ -455,13 +455,13 @@ func (r *run) replay(c *command, body string, rng *mrand.Rand) (answer, error) {
 }
 
 // derivedState is a claim's state as the store derives it: COMPLETED
-// once its outbox row exists, PUBLISHED once Kafka acknowledged its event,
-// ACCEPTED before (store/migrations/0005_completion.sql); claimsJoined
-// joins what it needs.
+// once its outbox row exists, ACCEPTED while its command_pending row
+// exists (Kafka has not acknowledged its event), PUBLISHED otherwise
+// (store/migrations/0007_pending.sql); claimsJoined joins what it needs.
 const (
-	derivedState = `CASE WHEN o.operation_id IS NOT NULL THEN 'COMPLETED' WHEN p.operation_id IS NOT NULL THEN 'PUBLISHED' ELSE 'ACCEPTED' END`
+	derivedState = `CASE WHEN o.operation_id IS NOT NULL THEN 'COMPLETED' WHEN p.operation_id IS NOT NULL THEN 'ACCEPTED' ELSE 'PUBLISHED' END`
 	claimsJoined = `FROM idempotency_claims c LEFT JOIN outbox o ON o.operation_id = c.operation_id
-LEFT JOIN command_published p ON p.operation_id = c.operation_id`
+LEFT JOIN command_pending p ON p.operation_id = c.operation_id`
 )
 
 // ceID is a record's CloudEvents id.

@@ -31,13 +31,12 @@ func TestEventIDsAndDedupWindow(t *testing.T) {
 	a := s.serve("IDEMGATE_JANITOR_INTERVAL", "300ms", "IDEMGATE_DEDUP_WINDOW", "48h")
 	const n = 20
 	locs := load(t, a, "ce", n, 4, false)
-	s.waitCount(n, 30*time.Second, `SELECT count(*) FROM command_published`)
+	s.waitCount(0, 30*time.Second, `SELECT count(*) FROM command_pending`)
 
 	// Five commands look unacknowledged: the sweeper emits them again.
 	reemit := []string{opID(locs[0]), opID(locs[1]), opID(locs[2]), opID(locs[3]), opID(locs[4])}
-	s.exec(`DELETE FROM command_published WHERE operation_id = ANY($1::UUID[])`, reemit)
-	s.exec(`UPDATE idempotency_claims SET lease_until = now() - INTERVAL '1 second' WHERE operation_id = ANY($1::UUID[])`, reemit)
-	s.waitCount(n, 30*time.Second, `SELECT count(*) FROM command_published`)
+	s.exec(`INSERT INTO command_pending (operation_id, lease_until) SELECT unnest($1::UUID[]), now() - INTERVAL '1 second'`, reemit)
+	s.waitCount(0, 30*time.Second, `SELECT count(*) FROM command_pending`)
 
 	s.project()
 	s.relay()

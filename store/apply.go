@@ -88,7 +88,7 @@ const openClaims = `SELECT c.operation_id::TEXT FROM idempotency_claims c WHERE 
 // completes it); open is false otherwise, and then errNotOpen rolls the
 // whole application back.
 func completeClaim(ctx context.Context, tx pgx.Tx, operationID string) (open bool, err error) {
-	rows, err := tx.Query(ctx, openClaims, []string{operationID})
+	rows, err := tx.Query(ctx, openClaims, planned, []string{operationID})
 	if err != nil {
 		return false, fmt.Errorf("read claim: %w", err)
 	}
@@ -141,7 +141,7 @@ func (s *Store) ApplyBatch(ctx context.Context, projector string, cmds []idemgat
 		applied = applied[:0]
 		// The claims that still exist first, so that the event of a command
 		// forgotten after its retention leaves no dedup record behind.
-		rows, err := tx.Query(ctx, openClaims, ids)
+		rows, err := tx.Query(ctx, openClaims, planned, ids)
 		if err != nil {
 			return fmt.Errorf("read claims: %w", err)
 		}

@@ -55,9 +55,10 @@ func (s *Store) ClaimKeys(ctx context.Context, reqs []idemgate.ClaimRequest) ([]
 	return out, nil
 }
 
-// claimSQL inserts the claim, or, when the key is taken, reads the claim
-// that holds it (with its response once completed): one statement, so
-// that a group of claims pipelines. In one transaction, a statement sees
+// claimSQL inserts the claim, and its command_pending row for the sweeper,
+// or, when the key is taken, reads the claim that holds it (with its
+// response once completed): one statement, so that a group of claims
+// pipelines. In one transaction, a statement sees
 // the claims its predecessors inserted; at SERIALIZABLE, a key claimed by
 // a concurrent transaction that committed since this one began is a
 // serialization failure, and the retry sees it.
@@ -69,7 +70,9 @@ WITH ins AS (
     VALUES ($1, $2, $3, $4, $5, 'ACCEPTED', $6, $7,
          now(), now() + ($8::INT8 * INTERVAL '1 microsecond'), now() + ($9::INT8 * INTERVAL '1 microsecond'), $10)
     ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
-    RETURNING operation_id, fingerprint, created_at)
+    RETURNING operation_id, fingerprint, created_at, lease_until),
+pending AS (
+    INSERT INTO command_pending (operation_id, lease_until) SELECT operation_id, lease_until FROM ins)
 SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
@@ -173,7 +176,7 @@ WHERE c.operation_id = $1 AND c.tenant_id = $2`, operationID, tenant).Scan(&v.Op
 // Completed returns which of the operations are completed.
 func (s *Store) Completed(ctx context.Context, operationIDs []string) (ids []string, err error) {
 	err = s.db.InSnapshot(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT operation_id::TEXT FROM outbox WHERE operation_id = ANY($1::UUID[])`, operationIDs)
+		rows, err := tx.Query(ctx, `SELECT operation_id::TEXT FROM outbox WHERE operation_id = ANY($1::UUID[])`, planned, operationIDs)
 		if err != nil {
 			return fmt.Errorf("read completed: %w", err)
 		}
@@ -184,38 +187,53 @@ func (s *Store) Completed(ctx context.Context, operationIDs []string) (ids []str
 }
 
 // MarkPublished records that Kafka acknowledged the commands' events, so
-// the sweeper leaves them alone. It only inserts (command_published):
-// it never touches the claim row that the projector completes, so the two
-// cannot conflict.
+// the sweeper leaves them alone: it deletes their command_pending rows.
+// It never touches the claim row or the outbox, which the projector
+// writes, so the two cannot conflict.
 func (s *Store) MarkPublished(ctx context.Context, operationIDs []string) error {
 	return s.db.InTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO command_published (operation_id)
-SELECT unnest($1::UUID[]) ON CONFLICT (operation_id) DO NOTHING`, operationIDs); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM command_pending WHERE operation_id = ANY($1::UUID[])`, planned, operationIDs); err != nil {
 			return fmt.Errorf("mark published: %w", err)
 		}
 		return nil
 	})
 }
 
-// ExpiredLeases takes up to limit claims whose event Kafka never
-// acknowledged and whose lease has passed, and extends their lease, in one
-// transaction, so that concurrent sweepers never take the same claim at
-// once. It returns their commands.
+// ExpiredLeases takes up to limit pending commands (Kafka never
+// acknowledged their event) whose lease has passed, extends their lease,
+// and returns their commands, in one transaction, so that concurrent
+// sweepers never take the same command at once. A pending row whose
+// command completed anyway (the acknowledgement was lost, the event was
+// not) or whose claim is gone is deleted instead.
 func (s *Store) ExpiredLeases(ctx context.Context, limit int) ([]idemgate.Command, error) {
 	var out []idemgate.Command
 	err := s.db.InTx(ctx, func(tx pgx.Tx) error {
 		out = out[:0]
 		rows, err := tx.Query(ctx, `
-UPDATE idempotency_claims
-SET lease_until = now() + ($1::INT8 * INTERVAL '1 microsecond'), emit_attempts = emit_attempts + 1
-WHERE (tenant_id, operation, idem_key) IN (
-    SELECT c.tenant_id, c.operation, c.idem_key FROM idempotency_claims c
-    WHERE c.lease_until < now()
-      AND NOT EXISTS (SELECT 1 FROM command_published p WHERE p.operation_id = c.operation_id)
-      AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.operation_id = c.operation_id)
-    ORDER BY c.lease_until LIMIT $2)
+UPDATE command_pending SET lease_until = now() + ($1::INT8 * INTERVAL '1 microsecond')
+WHERE operation_id IN (SELECT operation_id FROM command_pending WHERE lease_until < now() ORDER BY lease_until LIMIT $2)
   AND lease_until < now()
-RETURNING operation_id::TEXT, tenant_id, operation, idem_key, target, request, created_at, traceparent`, s.lease.Microseconds(), limit)
+RETURNING operation_id::TEXT`, s.lease.Microseconds(), limit)
+		if err != nil {
+			return fmt.Errorf("take expired leases: %w", err)
+		}
+		due, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("take expired leases: %w", err)
+		}
+		if len(due) == 0 {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `
+DELETE FROM command_pending p WHERE p.operation_id = ANY($1::UUID[])
+  AND (EXISTS (SELECT 1 FROM outbox o WHERE o.operation_id = p.operation_id)
+       OR NOT EXISTS (SELECT 1 FROM idempotency_claims c WHERE c.operation_id = p.operation_id))`, planned, due); err != nil {
+			return fmt.Errorf("forget settled pending commands: %w", err)
+		}
+		rows, err = tx.Query(ctx, `
+UPDATE idempotency_claims c SET emit_attempts = emit_attempts + 1
+WHERE c.operation_id = ANY($1::UUID[]) AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.operation_id = c.operation_id)
+RETURNING operation_id::TEXT, tenant_id, operation, idem_key, target, request, created_at, traceparent`, planned, due)
 		if err != nil {
 			return fmt.Errorf("take expired leases: %w", err)
 		}
@@ -259,14 +277,14 @@ RETURNING operation_id::TEXT`, limit)
 		if n == 0 {
 			return nil
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE operation_id = ANY($1::UUID[]) AND sent_at IS NOT NULL`, ids); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE operation_id = ANY($1::UUID[]) AND sent_at IS NOT NULL`, planned, ids); err != nil {
 			return fmt.Errorf("delete expired outbox rows: %w", err)
 		}
 		for _, stmt := range []string{
-			`DELETE FROM command_published WHERE operation_id = ANY($1::UUID[])`,
+			`DELETE FROM command_pending WHERE operation_id = ANY($1::UUID[])`,
 			`DELETE FROM call_attempts WHERE operation_id = ANY($1::UUID[])`,
 		} {
-			if _, err := tx.Exec(ctx, stmt, ids); err != nil {
+			if _, err := tx.Exec(ctx, stmt, planned, ids); err != nil {
 				return fmt.Errorf("delete expired keys: %w", err)
 			}
 		}

@@ -33,13 +33,13 @@ type KeyView struct {
 
 const keySelect = `
 SELECT c.tenant_id, c.operation, c.idem_key, c.operation_id::TEXT,
-       CASE WHEN o.operation_id IS NOT NULL THEN 'COMPLETED' WHEN p.operation_id IS NOT NULL THEN 'PUBLISHED' ELSE 'ACCEPTED' END,
+       CASE WHEN o.operation_id IS NOT NULL THEN 'COMPLETED' WHEN p.operation_id IS NOT NULL THEN 'ACCEPTED' ELSE 'PUBLISHED' END,
        c.fingerprint, c.target, c.created_at, c.expires_at, o.created_at, c.emit_attempts,
        o.status, o.content_type, o.location, o.body,
        a.attempts, a.first_attempt_at, a.last_attempt_at, a.last_error
 FROM idempotency_claims c
 LEFT JOIN outbox o ON o.operation_id = c.operation_id
-LEFT JOIN command_published p ON p.operation_id = c.operation_id
+LEFT JOIN command_pending p ON p.operation_id = c.operation_id
 LEFT JOIN call_attempts a ON a.operation_id = c.operation_id`
 
 func scanKey(row pgx.Row) (KeyView, error) {

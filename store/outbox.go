@@ -80,7 +80,7 @@ func (s *Store) OutboxBacklog(ctx context.Context) (n int, oldest time.Time, err
 // the projectors recording new outcomes.
 func (s *Store) MarkSent(ctx context.Context, operationIDs []string) error {
 	return s.db.InReadCommitted(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE outbox SET sent_at = now() WHERE operation_id = ANY($1::UUID[]) AND sent_at IS NULL`, operationIDs); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE outbox SET sent_at = now() WHERE operation_id = ANY($1::UUID[]) AND sent_at IS NULL`, planned, operationIDs); err != nil {
 			return fmt.Errorf("mark outbox sent: %w", err)
 		}
 		return nil
@@ -121,13 +121,15 @@ func (s *Store) Redrive(ctx context.Context, projector, operationID string) erro
 		}
 		for _, stmt := range []string{
 			`DELETE FROM call_attempts WHERE operation_id = $1`,
-			`DELETE FROM command_published WHERE operation_id = $1`, // so that the sweeper emits it again
+			// So that the sweeper emits it again, at once.
+			`INSERT INTO command_pending (operation_id, lease_until) VALUES ($1, now())
+ON CONFLICT (operation_id) DO UPDATE SET lease_until = excluded.lease_until`,
 		} {
 			if _, err := tx.Exec(ctx, stmt, operationID); err != nil {
 				return fmt.Errorf("redrive: %w", err)
 			}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE idempotency_claims SET state = 'ACCEPTED', completed_at = NULL, lease_until = now()
+		if _, err := tx.Exec(ctx, `UPDATE idempotency_claims SET state = 'ACCEPTED', completed_at = NULL
 WHERE operation_id = $1`, operationID); err != nil {
 			return fmt.Errorf("redrive: reopen claim: %w", err)
 		}

@@ -44,6 +44,15 @@ func New(db *sqldb.DB, lease time.Duration) *Store {
 // DB is the database the store runs on.
 func (s *Store) DB() *sqldb.DB { return s.db }
 
+// planned runs a statement that takes a list of ids (= ANY($1)) as an
+// unnamed statement, planned for the ids it is given. As a prepared
+// statement, PostgreSQL may settle on a generic plan while the table is
+// small, a sequential scan, and keep it as the table grows: the
+// projector's check of open claims read every claim of the table on each
+// run (2,643 scans, 52 million rows read, in 30 s of load on a fresh
+// database).
+const planned = pgx.QueryExecModeExec
+
 // Read runs fn in a read-only snapshot (sqldb.InSnapshot): a module's
 // read model shares the database but not these tables. fn may run more
 // than once.

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/sqldb"
 	"github.com/idemgate/idemgate/store"
@@ -121,17 +123,18 @@ func TestDeleteExpired(t *testing.T) {
 }
 
 // states lists the claims as key=state, by key, the state derived as the
-// store derives it: COMPLETED when an outbox row exists, PUBLISHED when
-// Kafka acknowledged the event, ACCEPTED otherwise.
+// store derives it: COMPLETED when an outbox row exists, ACCEPTED while
+// Kafka has not acknowledged the event (a command_pending row), PUBLISHED
+// otherwise.
 func states(t *testing.T, db *sqldb.DB) string {
 	t.Helper()
 	var out []string
 	r, err := db.Pool.Query(context.Background(), `
 SELECT c.idem_key || '=' || CASE WHEN o.operation_id IS NOT NULL THEN 'COMPLETED'
-    WHEN p.operation_id IS NOT NULL THEN 'PUBLISHED' ELSE 'ACCEPTED' END
+    WHEN p.operation_id IS NOT NULL THEN 'ACCEPTED' ELSE 'PUBLISHED' END
 FROM idempotency_claims c
 LEFT JOIN outbox o ON o.operation_id = c.operation_id
-LEFT JOIN command_published p ON p.operation_id = c.operation_id
+LEFT JOIN command_pending p ON p.operation_id = c.operation_id
 ORDER BY c.idem_key`)
 	if err != nil {
 		t.Fatal(err)
@@ -148,4 +151,55 @@ ORDER BY c.idem_key`)
 		t.Fatal(err)
 	}
 	return fmt.Sprint(out)
+}
+
+// TestExpiredLeases: the sweeper takes the pending commands past their
+// lease, and only those: not one within its lease, not one Kafka
+// acknowledged. A pending row whose command completed anyway, or whose
+// claim is gone, is deleted and not emitted. A command taken has its lease
+// extended, so a second look right after finds nothing.
+func TestExpiredLeases(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	st := store.New(db, time.Hour)
+	due, acked, completed, gone := claim(t, st, "k-due", time.Hour), claim(t, st, "k-acked", time.Hour),
+		claim(t, st, "k-completed", time.Hour), claim(t, st, "k-gone", time.Hour)
+	claim(t, st, "k-fresh", time.Hour) // within its lease
+	complete(t, st, completed)
+	if err := st.MarkPublished(ctx, []string{acked.OperationID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(ctx, `DELETE FROM idempotency_claims WHERE operation_id = $1`, gone.OperationID); err != nil {
+		t.Fatal(err)
+	}
+	past := []string{due.OperationID, completed.OperationID, gone.OperationID}
+	if _, err := db.Pool.Exec(ctx, `UPDATE command_pending SET lease_until = now() - INTERVAL '1 second'
+WHERE operation_id = ANY($1::UUID[])`, past); err != nil {
+		t.Fatal(err)
+	}
+	cmds, err := st.ExpiredLeases(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cmds) != 1 || cmds[0].OperationID != due.OperationID || cmds[0].IdempotencyKey != "k-due" || string(cmds[0].Request) != "{}" {
+		t.Fatalf("taken %+v, want k-due alone, whole", cmds)
+	}
+	r, err := db.Pool.Query(ctx, `SELECT c.idem_key FROM command_pending p JOIN idempotency_claims c USING (operation_id) ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending, err := pgx.CollectRows(r, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM command_pending`).Scan(&total); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(pending) != "[k-due k-fresh]" || total != 2 {
+		t.Fatalf("pending rows left %v (%d in all), want [k-due k-fresh]", pending, total)
+	}
+	if again, err := st.ExpiredLeases(ctx, 100); err != nil || len(again) != 0 {
+		t.Fatalf("a second look took %d commands (%v), want none: the lease was extended", len(again), err)
+	}
 }

@@ -18,7 +18,9 @@ WITH ins AS (
          'ACCEPTED', '', '{"amount":1000,"currency":"EUR","customer":"cus_bench"}'::BYTEA,
          now(), now() + (10000000::INT8 * INTERVAL '1 microsecond'), now() + (86400000000::INT8 * INTERVAL '1 microsecond'), '')
     ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
-    RETURNING operation_id, fingerprint, created_at)
+    RETURNING operation_id, fingerprint, created_at, lease_until),
+pending AS (
+    INSERT INTO command_pending (operation_id, lease_until) SELECT operation_id, lease_until FROM ins)
 SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins

@@ -18,7 +18,9 @@ WITH ins AS (
          'ACCEPTED', '', '{"amount":1000,"currency":"EUR","customer":"cus_bench"}'::BYTEA,
          now(), now() + (10000000::INT8 * INTERVAL '1 microsecond'), now() + (86400000000::INT8 * INTERVAL '1 microsecond'), '')
     ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
-    RETURNING operation_id, fingerprint, created_at)
+    RETURNING operation_id, fingerprint, created_at, lease_until),
+pending AS (
+    INSERT INTO command_pending (operation_id, lease_until) SELECT operation_id, lease_until FROM ins)
 SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
@@ -39,7 +41,9 @@ WITH ins AS (
          'ACCEPTED', '', '{"amount":1000,"currency":"EUR","customer":"cus_bench"}'::BYTEA,
          now(), now() + (10000000::INT8 * INTERVAL '1 microsecond'), now() + (86400000000::INT8 * INTERVAL '1 microsecond'), '')
     ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
-    RETURNING operation_id, fingerprint, created_at)
+    RETURNING operation_id, fingerprint, created_at, lease_until),
+pending AS (
+    INSERT INTO command_pending (operation_id, lease_until) SELECT operation_id, lease_until FROM ins)
 SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
@@ -60,7 +64,9 @@ WITH ins AS (
          'ACCEPTED', '', '{"amount":1000,"currency":"EUR","customer":"cus_bench"}'::BYTEA,
          now(), now() + (10000000::INT8 * INTERVAL '1 microsecond'), now() + (86400000000::INT8 * INTERVAL '1 microsecond'), '')
     ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
-    RETURNING operation_id, fingerprint, created_at)
+    RETURNING operation_id, fingerprint, created_at, lease_until),
+pending AS (
+    INSERT INTO command_pending (operation_id, lease_until) SELECT operation_id, lease_until FROM ins)
 SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
@@ -81,7 +87,9 @@ WITH ins AS (
          'ACCEPTED', '', '{"amount":1000,"currency":"EUR","customer":"cus_bench"}'::BYTEA,
          now(), now() + (10000000::INT8 * INTERVAL '1 microsecond'), now() + (86400000000::INT8 * INTERVAL '1 microsecond'), '')
     ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
-    RETURNING operation_id, fingerprint, created_at)
+    RETURNING operation_id, fingerprint, created_at, lease_until),
+pending AS (
+    INSERT INTO command_pending (operation_id, lease_until) SELECT operation_id, lease_until FROM ins)
 SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
@@ -102,7 +110,9 @@ WITH ins AS (
          'ACCEPTED', '', '{"amount":1000,"currency":"EUR","customer":"cus_bench"}'::BYTEA,
          now(), now() + (10000000::INT8 * INTERVAL '1 microsecond'), now() + (86400000000::INT8 * INTERVAL '1 microsecond'), '')
     ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
-    RETURNING operation_id, fingerprint, created_at)
+    RETURNING operation_id, fingerprint, created_at, lease_until),
+pending AS (
+    INSERT INTO command_pending (operation_id, lease_until) SELECT operation_id, lease_until FROM ins)
 SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
@@ -123,7 +133,9 @@ WITH ins AS (
          'ACCEPTED', '', '{"amount":1000,"currency":"EUR","customer":"cus_bench"}'::BYTEA,
          now(), now() + (10000000::INT8 * INTERVAL '1 microsecond'), now() + (86400000000::INT8 * INTERVAL '1 microsecond'), '')
     ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
-    RETURNING operation_id, fingerprint, created_at)
+    RETURNING operation_id, fingerprint, created_at, lease_until),
+pending AS (
+    INSERT INTO command_pending (operation_id, lease_until) SELECT operation_id, lease_until FROM ins)
 SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
@@ -144,7 +156,9 @@ WITH ins AS (
          'ACCEPTED', '', '{"amount":1000,"currency":"EUR","customer":"cus_bench"}'::BYTEA,
          now(), now() + (10000000::INT8 * INTERVAL '1 microsecond'), now() + (86400000000::INT8 * INTERVAL '1 microsecond'), '')
     ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
-    RETURNING operation_id, fingerprint, created_at)
+    RETURNING operation_id, fingerprint, created_at, lease_until),
+pending AS (
+    INSERT INTO command_pending (operation_id, lease_until) SELECT operation_id, lease_until FROM ins)
 SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
@@ -165,7 +179,9 @@ WITH ins AS (
          'ACCEPTED', '', '{"amount":1000,"currency":"EUR","customer":"cus_bench"}'::BYTEA,
          now(), now() + (10000000::INT8 * INTERVAL '1 microsecond'), now() + (86400000000::INT8 * INTERVAL '1 microsecond'), '')
     ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
-    RETURNING operation_id, fingerprint, created_at)
+    RETURNING operation_id, fingerprint, created_at, lease_until),
+pending AS (
+    INSERT INTO command_pending (operation_id, lease_until) SELECT operation_id, lease_until FROM ins)
 SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
@@ -186,7 +202,9 @@ WITH ins AS (
          'ACCEPTED', '', '{"amount":1000,"currency":"EUR","customer":"cus_bench"}'::BYTEA,
          now(), now() + (10000000::INT8 * INTERVAL '1 microsecond'), now() + (86400000000::INT8 * INTERVAL '1 microsecond'), '')
     ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
-    RETURNING operation_id, fingerprint, created_at)
+    RETURNING operation_id, fingerprint, created_at, lease_until),
+pending AS (
+    INSERT INTO command_pending (operation_id, lease_until) SELECT operation_id, lease_until FROM ins)
 SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
@@ -207,7 +225,9 @@ WITH ins AS (
          'ACCEPTED', '', '{"amount":1000,"currency":"EUR","customer":"cus_bench"}'::BYTEA,
          now(), now() + (10000000::INT8 * INTERVAL '1 microsecond'), now() + (86400000000::INT8 * INTERVAL '1 microsecond'), '')
     ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
-    RETURNING operation_id, fingerprint, created_at)
+    RETURNING operation_id, fingerprint, created_at, lease_until),
+pending AS (
+    INSERT INTO command_pending (operation_id, lease_until) SELECT operation_id, lease_until FROM ins)
 SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
@@ -228,7 +248,9 @@ WITH ins AS (
          'ACCEPTED', '', '{"amount":1000,"currency":"EUR","customer":"cus_bench"}'::BYTEA,
          now(), now() + (10000000::INT8 * INTERVAL '1 microsecond'), now() + (86400000000::INT8 * INTERVAL '1 microsecond'), '')
     ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
-    RETURNING operation_id, fingerprint, created_at)
+    RETURNING operation_id, fingerprint, created_at, lease_until),
+pending AS (
+    INSERT INTO command_pending (operation_id, lease_until) SELECT operation_id, lease_until FROM ins)
 SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
@@ -249,7 +271,9 @@ WITH ins AS (
          'ACCEPTED', '', '{"amount":1000,"currency":"EUR","customer":"cus_bench"}'::BYTEA,
          now(), now() + (10000000::INT8 * INTERVAL '1 microsecond'), now() + (86400000000::INT8 * INTERVAL '1 microsecond'), '')
     ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
-    RETURNING operation_id, fingerprint, created_at)
+    RETURNING operation_id, fingerprint, created_at, lease_until),
+pending AS (
+    INSERT INTO command_pending (operation_id, lease_until) SELECT operation_id, lease_until FROM ins)
 SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
@@ -270,7 +294,9 @@ WITH ins AS (
          'ACCEPTED', '', '{"amount":1000,"currency":"EUR","customer":"cus_bench"}'::BYTEA,
          now(), now() + (10000000::INT8 * INTERVAL '1 microsecond'), now() + (86400000000::INT8 * INTERVAL '1 microsecond'), '')
     ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
-    RETURNING operation_id, fingerprint, created_at)
+    RETURNING operation_id, fingerprint, created_at, lease_until),
+pending AS (
+    INSERT INTO command_pending (operation_id, lease_until) SELECT operation_id, lease_until FROM ins)
 SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
@@ -291,7 +317,9 @@ WITH ins AS (
          'ACCEPTED', '', '{"amount":1000,"currency":"EUR","customer":"cus_bench"}'::BYTEA,
          now(), now() + (10000000::INT8 * INTERVAL '1 microsecond'), now() + (86400000000::INT8 * INTERVAL '1 microsecond'), '')
     ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
-    RETURNING operation_id, fingerprint, created_at)
+    RETURNING operation_id, fingerprint, created_at, lease_until),
+pending AS (
+    INSERT INTO command_pending (operation_id, lease_until) SELECT operation_id, lease_until FROM ins)
 SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
@@ -312,7 +340,9 @@ WITH ins AS (
          'ACCEPTED', '', '{"amount":1000,"currency":"EUR","customer":"cus_bench"}'::BYTEA,
          now(), now() + (10000000::INT8 * INTERVAL '1 microsecond'), now() + (86400000000::INT8 * INTERVAL '1 microsecond'), '')
     ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
-    RETURNING operation_id, fingerprint, created_at)
+    RETURNING operation_id, fingerprint, created_at, lease_until),
+pending AS (
+    INSERT INTO command_pending (operation_id, lease_until) SELECT operation_id, lease_until FROM ins)
 SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
@@ -333,7 +363,9 @@ WITH ins AS (
          'ACCEPTED', '', '{"amount":1000,"currency":"EUR","customer":"cus_bench"}'::BYTEA,
          now(), now() + (10000000::INT8 * INTERVAL '1 microsecond'), now() + (86400000000::INT8 * INTERVAL '1 microsecond'), '')
     ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
-    RETURNING operation_id, fingerprint, created_at)
+    RETURNING operation_id, fingerprint, created_at, lease_until),
+pending AS (
+    INSERT INTO command_pending (operation_id, lease_until) SELECT operation_id, lease_until FROM ins)
 SELECT true, operation_id::TEXT, fingerprint, created_at, false,
        NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
 FROM ins
