@@ -338,7 +338,9 @@ func TestContractMismatchStatus422(t *testing.T) {
 		{name: "DifferentBodyOnceCompleted",
 			before: func(t *testing.T) { s.on(t).waitCompleted("key-a", first.Header.Get("Location")) },
 			do:     func(s *stack) response { return s.postPayment("key-a", "mm-1", other) }, status: 422},
-		{name: "EquivalentBodyStillReplays", do: func(s *stack) response { return s.postPayment("key-a", "mm-1", paymentRespelled) }, status: 201},
+		{name: "EquivalentBodyStillReplays",
+			before: func(t *testing.T) { s.on(t).waitCompleted("key-a", first.Header.Get("Location")) },
+			do:     func(s *stack) response { return s.postPayment("key-a", "mm-1", paymentRespelled) }, status: 201},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
