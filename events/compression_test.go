@@ -153,12 +153,18 @@ func TestProducerCompression(t *testing.T) {
 			if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 				t.Fatal(err)
 			}
-			hook.mu.Lock()
-			defer hook.mu.Unlock()
-			if len(hook.codecs) == 0 {
-				t.Fatal("no batch written")
+			// The hook runs after the batch's response is handled, which
+			// may be just after ProduceSync has returned.
+			var codecs []uint8
+			for deadline := time.Now().Add(5 * time.Second); len(codecs) == 0 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+				hook.mu.Lock()
+				codecs = append([]uint8(nil), hook.codecs...)
+				hook.mu.Unlock()
 			}
-			for _, got := range hook.codecs {
+			if len(codecs) == 0 {
+				t.Fatal("no batch written within 5 s of the acknowledgement")
+			}
+			for _, got := range codecs {
 				if got != want {
 					t.Fatalf("batch codec %d, want %d", got, want)
 				}
