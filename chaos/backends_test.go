@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/idemgate/idemgate/testenv"
 )
 
 // script runs scripts/<name> <arg> with the chaos backends' settings and
@@ -119,7 +121,7 @@ func (r *run) crashPostgres(hold time.Duration) {
 		r.fail("backend", "postmaster.pid: %v", err)
 		return
 	}
-	children := childrenOf(pid)
+	children := testenv.ChildrenOf(pid)
 	_ = syscall.Kill(pid, syscall.SIGKILL)
 	for _, c := range children {
 		_ = syscall.Kill(c, syscall.SIGKILL)
@@ -138,29 +140,6 @@ func (r *run) crashPostgres(hold time.Duration) {
 	r.pgDown += time.Since(start)
 	r.mu.Unlock()
 	r.logf("CHAOS: PostgreSQL back after %v", time.Since(start).Round(time.Millisecond))
-}
-
-// childrenOf lists the pids whose parent is pid.
-func childrenOf(pid int) []int {
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range ents {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
-		rest := string(b[bytes.LastIndexByte(b, ')')+1:])
-		f := strings.Fields(rest)
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			out = append(out, child)
-		}
-	}
-	return out
 }
 
 // tail returns the last n lines of a file.

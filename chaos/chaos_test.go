@@ -503,9 +503,13 @@ func (r *run) chaosLoad() {
 }
 
 // killOne sends kill -9 to a random running process's group.
-func (r *run) killOne(rng *mrand.Rand) {
+func (r *run) killOne(rng *mrand.Rand) { r.killRandom(rng, r.procs, "process") }
+
+// killRandom sends kill -9 to the group of a random running process among
+// procs (what names them in the failure).
+func (r *run) killRandom(rng *mrand.Rand, procs []*proc, what string) {
 	for try := 0; try < 50; try++ {
-		p := r.procs[rng.IntN(len(r.procs))]
+		p := procs[rng.IntN(len(procs))]
 		if pid, ok := p.signal(syscall.SIGKILL); ok {
 			r.mu.Lock()
 			r.kills[p.kind]++
@@ -516,7 +520,7 @@ func (r *run) killOne(rng *mrand.Rand) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	r.fail("harness", "no running process to kill")
+	r.fail("harness", "no running %s to kill", what)
 }
 
 // killMidCall kills a projector with -9 while its call to the upstream is
@@ -557,25 +561,13 @@ func (r *run) killMidCall(rng *mrand.Rand) {
 	r.midCall.missed++
 	r.mu.Unlock()
 	r.logf("no call in flight caught; a random projector is killed instead")
-	for try := 0; try < 50; try++ {
-		var projects []*proc
-		for _, p := range r.procs {
-			if p.kind == "project" {
-				projects = append(projects, p)
-			}
+	var projects []*proc
+	for _, p := range r.procs {
+		if p.kind == "project" {
+			projects = append(projects, p)
 		}
-		p := projects[rng.IntN(len(projects))]
-		if pid, ok := p.signal(syscall.SIGKILL); ok {
-			r.mu.Lock()
-			r.kills[p.kind]++
-			n := r.totalKills()
-			r.mu.Unlock()
-			r.logf("CHAOS: kill -9 %s (pid %d) [kill %d/%d]", p.name, pid, n, r.cfg.kills)
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
-	r.fail("harness", "no running projector to kill")
+	r.killRandom(rng, projects, "projector")
 }
 
 // totalKills is the number of chaos kills so far; r.mu is held.

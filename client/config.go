@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,21 +87,11 @@ func (cfg Config) WithDefaults() Config {
 		cfg.HTTPClient = &http.Client{}
 	}
 	cfg.Retry = cfg.Retry.WithDefaults()
-	if cfg.Wait == 0 {
-		cfg.Wait = DefaultWait
-	}
-	if cfg.PollInterval == 0 {
-		cfg.PollInterval = DefaultPollInterval
-	}
-	if cfg.MaxAwait == 0 {
-		cfg.MaxAwait = DefaultMaxAwait
-	}
-	if cfg.AttemptTimeout == 0 {
-		cfg.AttemptTimeout = DefaultAttemptTimeout
-	}
-	if cfg.UserAgent == "" {
-		cfg.UserAgent = "idemgate-go-client"
-	}
+	cfg.Wait = cmp.Or(cfg.Wait, DefaultWait)
+	cfg.PollInterval = cmp.Or(cfg.PollInterval, DefaultPollInterval)
+	cfg.MaxAwait = cmp.Or(cfg.MaxAwait, DefaultMaxAwait)
+	cfg.AttemptTimeout = cmp.Or(cfg.AttemptTimeout, DefaultAttemptTimeout)
+	cfg.UserAgent = cmp.Or(cfg.UserAgent, "idemgate-go-client")
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -109,18 +100,10 @@ func (cfg Config) WithDefaults() Config {
 
 // WithDefaults returns p with every zero field set to its default.
 func (p RetryPolicy) WithDefaults() RetryPolicy {
-	if p.MaxAttempts == 0 {
-		p.MaxAttempts = DefaultMaxAttempts
-	}
-	if p.MaxElapsed == 0 {
-		p.MaxElapsed = DefaultMaxElapsed
-	}
-	if p.BaseBackoff == 0 {
-		p.BaseBackoff = DefaultBaseBackoff
-	}
-	if p.MaxBackoff == 0 {
-		p.MaxBackoff = DefaultMaxBackoff
-	}
+	p.MaxAttempts = cmp.Or(p.MaxAttempts, DefaultMaxAttempts)
+	p.MaxElapsed = cmp.Or(p.MaxElapsed, DefaultMaxElapsed)
+	p.BaseBackoff = cmp.Or(p.BaseBackoff, DefaultBaseBackoff)
+	p.MaxBackoff = cmp.Or(p.MaxBackoff, DefaultMaxBackoff)
 	return p
 }
 

@@ -1,7 +1,6 @@
 package hostile
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/idemgate/idemgate/pgserver"
 	"github.com/idemgate/idemgate/sqldb"
+	"github.com/idemgate/idemgate/testenv"
 )
 
 // ownPG is a PostgreSQL server of one test's own, which it may freeze or
@@ -107,7 +107,7 @@ func (p *ownPG) freeze() {
 	}
 	p.frozen = append(p.frozen, pm)
 	// The postmaster stopped, no new backend appears; stop the others.
-	for _, c := range childrenOf(pm) {
+	for _, c := range testenv.ChildrenOf(pm) {
 		if syscall.Kill(c, syscall.SIGSTOP) == nil {
 			p.frozen = append(p.frozen, c)
 		}
@@ -137,25 +137,3 @@ func (p *ownPG) down() {
 
 // up starts the server again on its data and port.
 func (p *ownPG) up() { p.start() }
-
-// childrenOf lists the pids whose parent is pid.
-func childrenOf(pid int) []int {
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range ents {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			out = append(out, child)
-		}
-	}
-	return out
-}

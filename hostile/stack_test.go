@@ -1,7 +1,6 @@
 package hostile
 
 import (
-	"context"
 	"net"
 	"net/http"
 	"regexp"
@@ -9,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/payments"
@@ -143,18 +140,10 @@ func (s *stack) relay(extra ...string) *proc {
 	return p
 }
 
-// count runs a counting query (retried: at SERIALIZABLE a read may be
-// chosen as the victim of the projector's writes).
+// count runs a counting query (testenv.Count).
 func (s *stack) count(sql string, args ...any) int {
 	s.t.Helper()
-	var n int
-	err := s.db.InTx(context.Background(), func(tx pgx.Tx) error {
-		return tx.QueryRow(context.Background(), sql, args...).Scan(&n)
-	})
-	if err != nil {
-		s.t.Fatalf("%s: %v", sql, err)
-	}
-	return n
+	return testenv.Count(s.t, s.db, sql, args...)
 }
 
 // waitCount waits until the query counts want.

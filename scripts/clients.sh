@@ -108,22 +108,7 @@ venv_ensure "$VENV" "$REQS" openapi-python-client openapi-python-client
 say "tools ready ($(since "$t0"))"
 
 # --- the server ----------------------------------------------------------------
-go build -o bin/idemgate ./cmd/idemgate || fail "go build ./cmd/idemgate failed"
-if curl -s --noproxy '*' -o /dev/null --max-time 2 "$BASE/healthz"; then
-  fail "something already listens on $CL_ADDR; stop it or set CL_ADDR"
-fi
-WORK=$(mktemp -d /tmp/idemgate-clients.XXXXXX)
-chmod 755 "$WORK" # the postgres account must reach the cluster below it
-cleanup() {
-  local rc=$?
-  dev_stop
-  dev_pg_stop "$WORK/data"
-  if [ "$CL_KEEP" = 1 ]; then say "kept $WORK (CL_KEEP=1)"; else rm -rf "$WORK"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+dev_prepare clients "$BASE" CL_ADDR "$CL_KEEP"
 
 t=$(date +%s)
 say "starting bin/idemgate dev --routes $ROUTES on $CL_ADDR"

@@ -84,3 +84,31 @@ dev_pg_stop() {
     "$pgctl" stop -D "$pgdata" -m immediate -w >/dev/null 2>&1 || true
   fi
 }
+
+# dev_prepare NAME BASE ADDR_VAR KEEP: builds bin/idemgate, checks that
+# nothing listens on BASE yet (ADDR_VAR names the setting that moves it),
+# and sets WORK to a fresh /tmp/idemgate-NAME.* folder. On exit the dev
+# process and its PostgreSQL are stopped, and WORK is removed unless KEEP
+# is 1.
+dev_prepare() {
+  local name=$1 base=$2 addr_var=$3
+  DEV_KEEP=$4
+  say "go build -o bin/idemgate ./cmd/idemgate"
+  go build -o bin/idemgate ./cmd/idemgate || fail "go build ./cmd/idemgate failed"
+  if curl -s --noproxy '*' -o /dev/null --max-time 2 "$base/healthz"; then
+    fail "something already listens on ${!addr_var}; stop it or set $addr_var"
+  fi
+  WORK=$(mktemp -d "/tmp/idemgate-$name.XXXXXX")
+  chmod 755 "$WORK" # the postgres account must reach the cluster below it
+  trap dev_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+dev_cleanup() {
+  local rc=$?
+  dev_stop
+  dev_pg_stop "$WORK/data"
+  if [ "$DEV_KEEP" = 1 ]; then say "kept $WORK"; else rm -rf "$WORK"; fi
+  exit "$rc"
+}

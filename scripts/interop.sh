@@ -55,25 +55,7 @@ CACHE=${IDEMGATE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/idemgate}
 VENV=$CACHE/venv-interop
 venv_ensure "$VENV" "$ROOT/scripts/requirements-interop.txt" python "the Python consumer"
 
-say "go build -o bin/idemgate ./cmd/idemgate"
-go build -o bin/idemgate ./cmd/idemgate || fail "go build failed"
-
-if curl -s --noproxy '*' -o /dev/null --max-time 2 "$BASE/healthz"; then
-  fail "something already listens on $INTEROP_ADDR; stop it or set INTEROP_ADDR"
-fi
-
-WORK=$(mktemp -d /tmp/idemgate-interop.XXXXXX)
-chmod 755 "$WORK" # the postgres account must reach the cluster below it
-cleanup() {
-  local rc=$?
-  dev_stop
-  dev_pg_stop "$WORK/data"
-  if [ "$INTEROP_KEEP" = 1 ]; then say "kept $WORK (INTEROP_KEEP=1)"; else rm -rf "$WORK"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+dev_prepare interop "$BASE" INTEROP_ADDR "$INTEROP_KEEP"
 
 # start_dev CODEC PREFIX: idemgate dev on the real broker, ready to serve.
 start_dev() {

@@ -58,29 +58,7 @@ say "openapi-spec-validator command/openapi.json"
   fail "command/openapi.json is not a valid OpenAPI 3.1 document (see above)"
 
 # --- the server ---------------------------------------------------------------
-say "go build -o bin/idemgate ./cmd/idemgate"
-go build -o bin/idemgate ./cmd/idemgate || fail "go build failed"
-
-if curl -s --noproxy '*' -o /dev/null --max-time 2 "$BASE/healthz"; then
-  fail "something already listens on $ST_ADDR; stop it or set ST_ADDR"
-fi
-
-WORK=$(mktemp -d /tmp/idemgate-schemathesis.XXXXXX)
-chmod 755 "$WORK" # the postgres account must reach the cluster below it
-cleanup() {
-  local rc=$?
-  dev_stop
-  dev_pg_stop "$WORK/data"
-  if [ "$ST_KEEP" = 1 ]; then
-    say "kept $WORK (ST_KEEP=1)"
-  else
-    rm -rf "$WORK"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+dev_prepare schemathesis "$BASE" ST_ADDR "$ST_KEEP"
 
 say "starting bin/idemgate dev --data-dir $WORK/data --addr $ST_ADDR"
 # Private backends and the dev keys, whatever this shell has configured.

@@ -161,3 +161,17 @@ func redact(u string) string {
 	}
 	return p.Redacted()
 }
+
+// Count runs a counting query in a retried transaction: at SERIALIZABLE a
+// read can be the victim of a dependency cycle with a projector's writes.
+func Count(t testing.TB, db *sqldb.DB, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	err := db.InTx(context.Background(), func(tx pgx.Tx) error {
+		return tx.QueryRow(context.Background(), sql, args...).Scan(&n)
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -195,18 +194,10 @@ func (s *stack) waitCompleted(apiKey, location string) response {
 	return response{}
 }
 
+// count runs a counting query (testenv.Count).
 func (s *stack) count(sql string, args ...any) int {
 	s.t.Helper()
-	var n int
-	// In a retried transaction: at SERIALIZABLE a read can be the victim
-	// of a dependency cycle with the projector's writes.
-	err := s.db.InTx(context.Background(), func(tx pgx.Tx) error {
-		return tx.QueryRow(context.Background(), sql, args...).Scan(&n)
-	})
-	if err != nil {
-		s.t.Fatalf("%s: %v", sql, err)
-	}
-	return n
+	return testenv.Count(s.t, s.db, sql, args...)
 }
 
 // commandRecords reads every record of the commands topic.
