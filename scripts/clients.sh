@@ -55,19 +55,10 @@ CL_ADDR=${CL_ADDR:-127.0.0.1:18092}
 ROUTES=examples/orders/routes.yaml
 CL_NODE=${CL_NODE:-auto}
 CL_KEEP=${CL_KEEP:-0}
-case "$CL_ADDR" in
-  127.0.0.1:[0-9]*) ;;
-  *) fail "CL_ADDR must be 127.0.0.1:<port>, not '$CL_ADDR'" ;;
-esac
-BASE="http://$CL_ADDR"
+dev_loopback CL_ADDR # sets BASE; no proxies; go and curl present
 
-# Nothing but the package registries' clients leaves the machine.
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
-export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
 export GOTOOLCHAIN=local GOWORK=off
 
-command -v go >/dev/null || fail "go is not on PATH"
-command -v curl >/dev/null || fail "curl is not on PATH"
 NODE=0
 if command -v node >/dev/null; then
   NODE=1

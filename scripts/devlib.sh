@@ -1,6 +1,6 @@
 # Shared by the scripts that check idemgate against third-party tools
-# (schemathesis.sh, clients.sh, interop.sh): a pinned Python venv, and an
-# `idemgate dev` process that is started, waited for and always stopped.
+# (schemathesis.sh, clients.sh, interop.sh): a pinned Python venv, a
+# loopback-only setting, and an `idemgate dev` process that is started, waited for and always stopped.
 #
 # Sourced, not run. The caller defines say() and fail().
 
@@ -25,6 +25,23 @@ venv_ensure() {
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$reqs" ||
     fail "pip could not install $reqs into $venv"
   echo "$want" >"$stamp"
+}
+
+# dev_loopback ADDR_VAR: checks that the setting ADDR_VAR names holds
+# 127.0.0.1:<port> and sets BASE to its URL; unsets every proxy so that no
+# client started here talks to anything but loopback (the package
+# registries' own clients aside); checks that go and curl are on PATH.
+dev_loopback() {
+  local addr_var=$1
+  case "${!addr_var}" in
+    127.0.0.1:[0-9]*) ;;
+    *) fail "$addr_var must be 127.0.0.1:<port>, not '${!addr_var}'" ;;
+  esac
+  BASE="http://${!addr_var}"
+  unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
+  export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
+  command -v go >/dev/null || fail "go is not on PATH"
+  command -v curl >/dev/null || fail "curl is not on PATH"
 }
 
 DEV_PID=

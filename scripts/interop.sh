@@ -37,18 +37,7 @@ INTEROP_ADDR=${INTEROP_ADDR:-127.0.0.1:18091}
 INTEROP_CODECS=${INTEROP_CODECS:-default none snappy}
 INTEROP_KEEP=${INTEROP_KEEP:-0}
 [ -n "${KAFKA_BROKERS:-}" ] || fail "KAFKA_BROKERS is not set (start a broker: scripts/kafka.sh start)"
-case "$INTEROP_ADDR" in
-  127.0.0.1:[0-9]*) ;;
-  *) fail "INTEROP_ADDR must be 127.0.0.1:<port>, not '$INTEROP_ADDR'" ;;
-esac
-BASE="http://$INTEROP_ADDR"
-
-# Nothing may leave the machine: no proxy for any client started here.
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
-export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
-
-command -v go >/dev/null || fail "go is not on PATH"
-command -v curl >/dev/null || fail "curl is not on PATH"
+dev_loopback INTEROP_ADDR # sets BASE; no proxies; go and curl present
 
 # --- the Python consumer's libraries, pinned, in their own venv --------------
 CACHE=${IDEMGATE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/idemgate}

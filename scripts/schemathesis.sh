@@ -34,18 +34,7 @@ ST_ADDR=${ST_ADDR:-127.0.0.1:18089}
 ST_MAX_EXAMPLES=${ST_MAX_EXAMPLES:-500}
 ST_SEED=${ST_SEED:-20250601}
 ST_KEEP=${ST_KEEP:-0}
-case "$ST_ADDR" in
-  127.0.0.1:[0-9]*) ;;
-  *) fail "ST_ADDR must be 127.0.0.1:<port>, not '$ST_ADDR'" ;;
-esac
-BASE="http://$ST_ADDR"
-
-# Nothing may leave the machine: no proxy for any client started here.
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
-export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
-
-command -v go >/dev/null || fail "go is not on PATH"
-command -v curl >/dev/null || fail "curl is not on PATH"
+dev_loopback ST_ADDR # sets BASE; no proxies; go and curl present
 
 # --- Schemathesis, pinned, in its own venv ----------------------------------
 CACHE=${IDEMGATE_CACHE:-$HOME/.cache/idemgate}
