@@ -97,11 +97,23 @@ func (r *run) restartKafka() {
 		r.fail("backend", "Kafka restart: %v", err)
 		return
 	}
+	r.backUp(&r.kafkaOut, "Kafka broker", start)
+}
+
+// outage counts a backend's restarts and the time it was down.
+type outage struct {
+	restarts int
+	down     time.Duration
+}
+
+// backUp records that a backend whose outage began at start is back.
+func (r *run) backUp(o *outage, name string, start time.Time) {
+	took := time.Since(start)
 	r.mu.Lock()
-	r.kafkaRestarts++
-	r.kafkaDown += time.Since(start)
+	o.restarts++
+	o.down += took
 	r.mu.Unlock()
-	r.logf("CHAOS: Kafka broker back after %v", time.Since(start).Round(time.Millisecond))
+	r.logf("CHAOS: %s back after %v", name, took.Round(time.Millisecond))
 }
 
 // crashPostgres kills the postmaster and every server process with -9
@@ -135,11 +147,7 @@ func (r *run) crashPostgres(hold time.Duration) {
 		r.fail("backend", "PostgreSQL restart: %v", err)
 		return
 	}
-	r.mu.Lock()
-	r.pgRestarts++
-	r.pgDown += time.Since(start)
-	r.mu.Unlock()
-	r.logf("CHAOS: PostgreSQL back after %v", time.Since(start).Round(time.Millisecond))
+	r.backUp(&r.pgOut, "PostgreSQL", start)
 }
 
 // tail returns the last n lines of a file.

@@ -134,12 +134,9 @@ type run struct {
 	failures      map[string][]string
 	kills         map[string]int
 	slowStops     map[string]int
-	kafkaRestarts int
-	pgRestarts    int
-	kafkaDown     time.Duration
-	pgDown        time.Duration
-	upRestarts    int
-	upDown        time.Duration
+	kafkaOut      outage                              // the broker's restarts and downtime
+	pgOut         outage                              // PostgreSQL's
+	upOut         outage                              // the orders service's
 	upIsDown      atomic.Bool                         // the orders service is down: every new command is an order
 	midCall       struct{ planned, done, missed int } // kills of a projector while its call is in flight
 	orders        []string                            // orders seen created: cancels target them

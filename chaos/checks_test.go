@@ -356,9 +356,9 @@ func (r *run) check() tally {
 	if nk != r.cfg.kills {
 		r.fail("harness", "%d kills instead of %d", nk, r.cfg.kills)
 	}
-	if r.kafkaRestarts != 1 || r.pgRestarts != 1 || r.upRestarts != 1 {
+	if r.kafkaOut.restarts != 1 || r.pgOut.restarts != 1 || r.upOut.restarts != 1 {
 		r.fail("harness", "%d broker restarts, %d PostgreSQL restarts and %d orders service restarts instead of 1 each",
-			r.kafkaRestarts, r.pgRestarts, r.upRestarts)
+			r.kafkaOut.restarts, r.pgOut.restarts, r.upOut.restarts)
 	}
 	if r.midCall.done != r.midCall.planned {
 		r.fail("harness", "%d of %d kills of a projector with its call in flight happened (%d found no call to catch)",
@@ -571,9 +571,9 @@ func (r *run) summary(tl tally) {
 	fmt.Fprintf(&b, "fault-point deaths    %s\n", formatCounts(tl.faultHits))
 	fmt.Fprintf(&b, "process exits         %s\n", strings.Join(exits, "; "))
 	fmt.Fprintf(&b, "slow SIGTERM stops    %s (did not exit within 15s; killed)\n", formatCounts(r.slowStops))
-	fmt.Fprintf(&b, "broker restarts       %d (down %v)\n", r.kafkaRestarts, r.kafkaDown.Round(100*time.Millisecond))
-	fmt.Fprintf(&b, "PostgreSQL restarts   %d (kill -9, down %v)\n", r.pgRestarts, r.pgDown.Round(100*time.Millisecond))
-	fmt.Fprintf(&b, "upstream restarts     %d (orders service kill -9, down %v)\n", r.upRestarts, r.upDown.Round(100*time.Millisecond))
+	fmt.Fprintf(&b, "broker restarts       %d (down %v)\n", r.kafkaOut.restarts, r.kafkaOut.down.Round(100*time.Millisecond))
+	fmt.Fprintf(&b, "PostgreSQL restarts   %d (kill -9, down %v)\n", r.pgOut.restarts, r.pgOut.down.Round(100*time.Millisecond))
+	fmt.Fprintf(&b, "upstream restarts     %d (orders service kill -9, down %v)\n", r.upOut.restarts, r.upOut.down.Round(100*time.Millisecond))
 	o := tl.orders
 	fmt.Fprintf(&b, "gateway orders        orders.create: %d accepted, %d effects at the upstream (orders created, from its data file); duplicates %d (data file: %d lines, %d keys)\n",
 		o.acceptedCreates, o.effects, o.duplicates, o.fileLines, o.fileKeys)

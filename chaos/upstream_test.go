@@ -167,11 +167,7 @@ func (r *run) restartUpstream(hold time.Duration) {
 		r.fail("backend", "tap to the orders service: %v", err)
 		return
 	}
-	r.mu.Lock()
-	r.upRestarts++
-	r.upDown += time.Since(start)
-	r.mu.Unlock()
-	r.logf("CHAOS: orders service back after %v", time.Since(start).Round(time.Millisecond))
+	r.backUp(&r.upOut, "orders service", start)
 }
 
 // orderEntry is one answer the orders service recorded (a line of its
