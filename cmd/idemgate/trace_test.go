@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -55,18 +56,23 @@ func TestTraceAcrossRoles(t *testing.T) {
 	}
 	s.outcomeOf("key-a", resp.Header.Get("Location"))
 
+	// A span is exported when it ends, and a parent may end after its
+	// child (the relay's publish span outlives the produce it wraps), so
+	// wait for every span the checks below name.
+	want := []string{"POST /v1/orders", "idemgate.claim", "commands publish", "commands receive",
+		"idemgate.apply orders.create", "idemgate.upstream.call orders.create",
+		"idemgate.relay.publish orders.create", "results publish"}
 	byName := map[string]tracetest.SpanStub{}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		for _, sp := range exp.GetSpans() {
 			if sp.SpanContext.TraceID().String() == clientTrace {
 				byName[spanKind(sp.Name, s.topics.Commands, s.topics.Results)] = sp
 			}
 		}
-		if _, ok := byName["results publish"]; ok || time.Now().After(deadline) {
+		missing := slices.IndexFunc(want, func(n string) bool { _, ok := byName[n]; return !ok })
+		if missing < 0 || time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 	parentOf := func(child, parent string) {
 		t.Helper()
