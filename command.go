@@ -53,4 +53,8 @@ type Claim struct {
 	AcceptedAt  time.Time
 	// Response is the recorded response once the command is COMPLETED.
 	Response *Response
+	// OutcomeUnknown: the command is not completed and its upstream call
+	// is quarantined as outcome unknown (its attempts kept ending without
+	// an outcome); nothing is stored until an operator redrives it.
+	OutcomeUnknown bool
 }

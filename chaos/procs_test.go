@@ -165,11 +165,10 @@ func (r *run) procEnv(p *proc) ([]string, string) {
 		"IDEMGATE_GROUP="+r.group,
 	)
 	if p.kind != "relay" {
-		// The gateway's routes; calls get 10 attempts instead of the
-		// default 5, so that a command survives the upstream's outage
-		// (2 s and a restart) on top of the projector deaths that count
-		// against the same budget.
-		env = append(env, "IDEMGATE_ROUTES="+r.routesFile, "IDEMGATE_MAX_ATTEMPTS=10")
+		// The gateway's routes, with the default call budget: projector
+		// deaths spend none of it, and the upstream's outage (2 s and a
+		// restart) is well within its span of time.
+		env = append(env, "IDEMGATE_ROUTES="+r.routesFile)
 	}
 	env = append(env, p.extraEnv...)
 	faults := r.faultSpec(p.kind)

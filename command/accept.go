@@ -100,6 +100,9 @@ func (a *API) accept(op idemgate.Operation) http.HandlerFunc {
 			a.metrics.replayed.WithLabelValues(op.Name, "completed").Inc()
 			w.Header().Set("Idempotent-Replayed", "true")
 			writeResponse(w, c.Response)
+		case c.OutcomeUnknown:
+			a.metrics.replayed.WithLabelValues(op.Name, "outcome_unknown").Inc()
+			writePending(w, c.OperationID, statusOutcomeUnknown, true)
 		default:
 			a.metrics.replayed.WithLabelValues(op.Name, "pending").Inc()
 			a.answerPending(w, r, tenant, c.OperationID, true)
@@ -120,7 +123,7 @@ func (a *API) answerPending(w http.ResponseWriter, r *http.Request, tenant, oper
 			return
 		}
 	}
-	writePending(w, operationID, replayed)
+	writePending(w, operationID, statusPending, replayed)
 }
 
 // reject answers a request refused before its claim. A validation error
@@ -143,10 +146,20 @@ func (a *API) rejection(err error) *Problem {
 	return p
 }
 
+// The states of a command not yet completed, as its 202 and
+// GET /v1/operations/{id} show them: pending, or outcome_unknown once its
+// upstream call is quarantined (its attempts kept ending without an
+// outcome; nothing is stored until an operator redrives it).
+const (
+	statusPending        = "pending"
+	statusOutcomeUnknown = "outcome_unknown"
+	statusCompleted      = "completed"
+)
+
 // writePending answers 202 for a command not yet completed. The body and
-// Location derive from the operation id alone, so every retry gets the
-// same bytes.
-func writePending(w http.ResponseWriter, operationID string, replayed bool) {
+// Location derive from the operation id and its state alone, so every
+// retry in the same state gets the same bytes.
+func writePending(w http.ResponseWriter, operationID, status string, replayed bool) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Location", "/v1/operations/"+operationID)
@@ -155,7 +168,7 @@ func writePending(w http.ResponseWriter, operationID string, replayed bool) {
 		h.Set("Idempotent-Replayed", "true")
 	}
 	w.WriteHeader(http.StatusAccepted)
-	_, _ = w.Write([]byte(`{"operation_id":"` + operationID + `","status":"pending"}`))
+	_, _ = w.Write([]byte(`{"operation_id":"` + operationID + `","status":"` + status + `"}`))
 }
 
 // writeResponse answers a recorded response byte for byte.

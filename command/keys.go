@@ -19,7 +19,7 @@ type KeyView struct {
 	Operation   string        `json:"operation"`
 	Key         string        `json:"key"`
 	OperationID string        `json:"operation_id"`
-	State       string        `json:"state"` // accepted, published, completed
+	State       string        `json:"state"` // accepted, published, outcome_unknown, completed
 	Fingerprint string        `json:"fingerprint"`
 	AcceptedAt  string        `json:"accepted_at"`
 	ExpiresAt   string        `json:"expires_at"`
@@ -38,10 +38,7 @@ func NewKeyView(v store.KeyView) KeyView {
 	if v.CompletedAt != nil {
 		out.CompletedAt = idemgate.FormatTime(*v.CompletedAt)
 	}
-	if c := v.Calls; c != nil {
-		out.Upstream = &upstreamView{Attempts: c.Attempts, FirstAttemptAt: idemgate.FormatTime(c.FirstAttemptAt),
-			LastAttemptAt: idemgate.FormatTime(c.LastAttemptAt), LastError: c.LastError}
-	}
+	out.Upstream = newUpstreamView(v.Calls)
 	if v.Response != nil {
 		out.Response = newResponseView(v.Response)
 	}

@@ -91,16 +91,18 @@ func TestOpenAPIServedWithRoutes(t *testing.T) {
 		view string
 		ok   bool
 	}{
-		"Pending":      {`{` + id + `, "status": "pending"}`, true},
-		"Payment":      {`{` + id + `, "status": "completed", "response": {"status": 201, "body": {"id": "6f1c1f0e-8a43-4d3e-9d0a-6a1c8e1d2b7f", "operation_id": "6f1c1f0e-8a43-4d3e-9d0a-6a1c8e1d2b7f", "status": "succeeded", "amount": 1000, "currency": "EUR", "customer": "c", "description": null, "refunded_amount": 0, "created_at": "2025-01-02T03:04:05.123456Z"}}}`, true},
-		"Problem":      {`{` + id + `, "status": "completed", "response": {"status": 402, "body": {"type": "https://idemgate.dev/problems/payment-declined", "title": "Payment declined", "status": 402, "detail": "d"}}}`, true},
-		"UpstreamText": {`{` + id + `, "status": "completed", "response": {"status": 200, "body": "plain text"}, "upstream": {"attempts": 2, "first_attempt_at": "2025-01-02T03:04:05.123456Z", "last_attempt_at": "2025-01-02T03:04:06.123456Z", "last_error": "timeout"}}`, true},
-		"UpstreamJSON": {`{` + id + `, "status": "completed", "response": {"status": 201, "body": [1, {"a": null}]}}`, true},
-		"UpstreamNull": {`{` + id + `, "status": "completed", "response": {"status": 200, "body": null}}`, true},
-		"StatusTypo":   {`{` + id + `, "status": "done"}`, false},
-		"NoResponse":   {`{` + id + `, "status": "completed"}`, false},
-		"EarlyAnswer":  {`{` + id + `, "status": "pending", "response": {"status": 201, "body": {}}}`, false},
-		"NoBody":       {`{` + id + `, "status": "completed", "response": {"status": 201}}`, false},
+		"Pending":        {`{` + id + `, "status": "pending"}`, true},
+		"Payment":        {`{` + id + `, "status": "completed", "response": {"status": 201, "body": {"id": "6f1c1f0e-8a43-4d3e-9d0a-6a1c8e1d2b7f", "operation_id": "6f1c1f0e-8a43-4d3e-9d0a-6a1c8e1d2b7f", "status": "succeeded", "amount": 1000, "currency": "EUR", "customer": "c", "description": null, "refunded_amount": 0, "created_at": "2025-01-02T03:04:05.123456Z"}}}`, true},
+		"Problem":        {`{` + id + `, "status": "completed", "response": {"status": 402, "body": {"type": "https://idemgate.dev/problems/payment-declined", "title": "Payment declined", "status": 402, "detail": "d"}}}`, true},
+		"UpstreamText":   {`{` + id + `, "status": "completed", "response": {"status": 200, "body": "plain text"}, "upstream": {"attempts": 2, "failures": 1, "unfinished": 0, "first_attempt_at": "2025-01-02T03:04:05.123456Z", "last_attempt_at": "2025-01-02T03:04:06.123456Z", "last_error": "timeout"}}`, true},
+		"OutcomeUnknown": {`{` + id + `, "status": "outcome_unknown", "upstream": {"attempts": 10, "failures": 0, "unfinished": 10, "first_attempt_at": "2025-01-02T03:04:05.123456Z", "last_attempt_at": "2025-01-02T03:04:06.123456Z", "outcome_unknown_since": "2025-01-02T03:04:07.123456Z"}}`, true},
+		"UnknownAnswer":  {`{` + id + `, "status": "outcome_unknown", "response": {"status": 201, "body": {}}}`, false},
+		"UpstreamJSON":   {`{` + id + `, "status": "completed", "response": {"status": 201, "body": [1, {"a": null}]}}`, true},
+		"UpstreamNull":   {`{` + id + `, "status": "completed", "response": {"status": 200, "body": null}}`, true},
+		"StatusTypo":     {`{` + id + `, "status": "done"}`, false},
+		"NoResponse":     {`{` + id + `, "status": "completed"}`, false},
+		"EarlyAnswer":    {`{` + id + `, "status": "pending", "response": {"status": 201, "body": {}}}`, false},
+		"NoBody":         {`{` + id + `, "status": "completed", "response": {"status": 201}}`, false},
 	} {
 		t.Run(name, func(t *testing.T) { mustMatch(t, op, c.view, c.ok) })
 	}

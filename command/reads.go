@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/idemgate/idemgate"
+	"github.com/idemgate/idemgate/store"
 )
 
 // read returns the handler of a module's read route.
@@ -41,10 +42,25 @@ type operationView struct {
 
 // upstreamView is the recovery point of a command applied by a call.
 type upstreamView struct {
-	Attempts       int    `json:"attempts"`
-	FirstAttemptAt string `json:"first_attempt_at"`
-	LastAttemptAt  string `json:"last_attempt_at"`
-	LastError      string `json:"last_error,omitempty"`
+	Attempts            int    `json:"attempts"`
+	Failures            int    `json:"failures"`
+	Unfinished          int    `json:"unfinished"`
+	FirstAttemptAt      string `json:"first_attempt_at"`
+	LastAttemptAt       string `json:"last_attempt_at"`
+	LastError           string `json:"last_error,omitempty"`
+	OutcomeUnknownSince string `json:"outcome_unknown_since,omitempty"`
+}
+
+func newUpstreamView(c *store.CallAttempts) *upstreamView {
+	if c == nil {
+		return nil
+	}
+	v := &upstreamView{Attempts: c.Attempts, Failures: c.Failures, Unfinished: c.Unfinished,
+		FirstAttemptAt: idemgate.FormatTime(c.FirstAttemptAt), LastAttemptAt: idemgate.FormatTime(c.LastAttemptAt), LastError: c.LastError}
+	if c.OutcomeUnknownAt != nil {
+		v.OutcomeUnknownSince = idemgate.FormatTime(*c.OutcomeUnknownAt)
+	}
+	return v
 }
 
 type responseView struct {
@@ -70,14 +86,13 @@ func (a *API) getOperation(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, idemgate.NotFound("operation "+id.String()))
 		return
 	}
-	out := operationView{OperationID: v.OperationID, Status: "pending"}
-	if v.Response != nil {
-		out.Status = "completed"
+	out := operationView{OperationID: v.OperationID, Status: statusPending, Upstream: newUpstreamView(v.Calls)}
+	switch {
+	case v.Response != nil:
+		out.Status = statusCompleted
 		out.Response = newResponseView(v.Response)
-	}
-	if c := v.Calls; c != nil {
-		out.Upstream = &upstreamView{Attempts: c.Attempts, FirstAttemptAt: idemgate.FormatTime(c.FirstAttemptAt),
-			LastAttemptAt: idemgate.FormatTime(c.LastAttemptAt), LastError: c.LastError}
+	case store.OutcomeUnknown(v.Response, v.Calls):
+		out.Status = statusOutcomeUnknown
 	}
 	writeJSON(w, http.StatusOK, out)
 }

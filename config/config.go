@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/idemgate/idemgate/events"
+	"github.com/idemgate/idemgate/projector"
 )
 
 // Config is every setting a role may need; each role reads what it uses.
@@ -49,8 +50,20 @@ type Config struct {
 	// SweepInterval is how often the sweeper looks (IDEMGATE_SWEEP_INTERVAL).
 	SweepInterval time.Duration
 	// MaxAttempts bounds the attempts at an event that fails permanently
-	// before it is dead-lettered (IDEMGATE_MAX_ATTEMPTS).
+	// before it is dead-lettered (IDEMGATE_MAX_ATTEMPTS). It does not
+	// bound upstream calls: CallAttempts and CallRetryFor do.
 	MaxAttempts int
+	// CallAttempts and CallRetryFor are an upstream call's failure
+	// budget: it is given up once it has failed, in an observed way, at
+	// least CallAttempts times (IDEMGATE_CALL_ATTEMPTS) and for at least
+	// CallRetryFor since its first failure (IDEMGATE_CALL_RETRY_FOR).
+	// Attempts cut short by a crash spend neither.
+	CallAttempts int
+	CallRetryFor time.Duration
+	// CallMaxUnfinished is how many attempts at a call in a row may end
+	// without an outcome (their process died) before the command is
+	// quarantined as outcome unknown (IDEMGATE_CALL_MAX_UNFINISHED).
+	CallMaxUnfinished int
 	// InstanceID makes a projector a static member of its group
 	// (IDEMGATE_INSTANCE_ID; one stable id per process, e.g. the pod
 	// name): restarted after a crash, it resumes its partitions at once.
@@ -89,9 +102,7 @@ type Config struct {
 	// (IDEMGATE_LAG_INTERVAL).
 	LagInterval time.Duration
 	// UpstreamBackoff is the wait before an upstream call's second attempt;
-	// it doubles up to 30 s, so that the IDEMGATE_MAX_ATTEMPTS attempts
-	// (5: waits of 1, 2, 4 and 8 s, jittered) ride out an upstream outage
-	// of several seconds (IDEMGATE_UPSTREAM_BACKOFF).
+	// it doubles up to 30 s (IDEMGATE_UPSTREAM_BACKOFF).
 	UpstreamBackoff time.Duration
 	// LogFormat is text (default) or json (IDEMGATE_LOG_FORMAT);
 	// LogLevel is debug, info (default), warn or error
@@ -115,23 +126,26 @@ func (c Config) RetentionFor(operation string) time.Duration {
 // Defaults returns the settings used where the environment is silent.
 func Defaults() Config {
 	return Config{
-		Addr:             "127.0.0.1:8080",
-		MismatchStatus:   409,
-		TopicPrefix:      "idemgate",
-		Partitions:       6,
-		Group:            "idemgate-projector",
-		Lease:            10 * time.Second,
-		Retention:        24 * time.Hour,
-		SweepInterval:    time.Second,
-		JanitorInterval:  time.Minute,
-		MaxAttempts:      5,
-		DBTimeout:        2 * time.Second,
-		APIPoolSize:      8,
-		ClaimConcurrency: 4,
-		MaxConnections:   4096,
-		LagInterval:      5 * time.Second,
-		DedupWindow:      8 * 24 * time.Hour,
-		UpstreamBackoff:  time.Second,
+		Addr:              "127.0.0.1:8080",
+		MismatchStatus:    409,
+		TopicPrefix:       "idemgate",
+		Partitions:        6,
+		Group:             "idemgate-projector",
+		Lease:             10 * time.Second,
+		Retention:         24 * time.Hour,
+		SweepInterval:     time.Second,
+		JanitorInterval:   time.Minute,
+		MaxAttempts:       5,
+		CallAttempts:      projector.DefaultCallFailures,
+		CallRetryFor:      projector.DefaultCallRetryFor,
+		CallMaxUnfinished: projector.DefaultMaxUnfinished,
+		DBTimeout:         2 * time.Second,
+		APIPoolSize:       8,
+		ClaimConcurrency:  4,
+		MaxConnections:    4096,
+		LagInterval:       5 * time.Second,
+		DedupWindow:       8 * 24 * time.Hour,
+		UpstreamBackoff:   time.Second,
 	}
 }
 
@@ -210,6 +224,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	dur("IDEMGATE_LAG_INTERVAL", &c.LagInterval)
 	dur("IDEMGATE_DEDUP_WINDOW", &c.DedupWindow)
 	dur("IDEMGATE_UPSTREAM_BACKOFF", &c.UpstreamBackoff)
+	dur("IDEMGATE_CALL_RETRY_FOR", &c.CallRetryFor)
 	num := func(name string, min, max int, dst func(int)) {
 		if v := strings.TrimSpace(getenv(name)); v != "" {
 			n, err := strconv.Atoi(v)
@@ -223,6 +238,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	num("IDEMGATE_API_POOL_SIZE", 1, 1000, func(n int) { c.APIPoolSize = int32(n) })
 	num("IDEMGATE_MAX_CONNECTIONS", 16, 1_000_000, func(n int) { c.MaxConnections = n })
 	num("IDEMGATE_CLAIM_CONCURRENCY", 1, 1000, func(n int) { c.ClaimConcurrency = n })
+	num("IDEMGATE_CALL_ATTEMPTS", 1, 1000, func(n int) { c.CallAttempts = n })
+	num("IDEMGATE_CALL_MAX_UNFINISHED", 1, 1000, func(n int) { c.CallMaxUnfinished = n })
 	if v := strings.TrimSpace(getenv("IDEMGATE_PPROF")); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {

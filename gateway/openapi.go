@@ -63,9 +63,9 @@ func openAPIFragment(routes []routeDoc) ([]byte, error) {
 				"413":     map[string]any{"$ref": "#/components/responses/TooLarge"},
 				"415":     map[string]any{"$ref": "#/components/responses/UnsupportedMediaType"},
 				"422":     problem("The body does not match the route's schema (type .../validation-failed, detail naming the failing location); consumes no key."),
-				"502":     problem("The upstream kept failing and the command was dead-lettered (type .../upstream-failed, recorded), or its answer was over 1 MiB."),
+				"502":     problem("The upstream failed, in an observed way, on every attempt for the whole call budget and the command was dead-lettered (type .../upstream-failed, recorded)."),
 				"503":     map[string]any{"$ref": "#/components/responses/Unavailable"},
-				"default": map[string]any{"description": "The upstream's recorded answer (status, Content-Type, Location and body), replayed byte for byte."},
+				"default": map[string]any{"description": "The upstream's recorded answer (status, Content-Type, Location and body), replayed byte for byte. A final answer whose body was over 1 MiB keeps its status and Location, with a problem of type .../upstream-answer-not-kept as its body."},
 			},
 		}}
 	}

@@ -122,11 +122,28 @@ func (u *upstream) Call(ctx context.Context, cmd idemgate.Command, attempt int) 
 		}
 	}
 	if len(data) > MaxResponseBytes {
-		return idemgate.ProblemResponse(idemgate.NewProblem(http.StatusBadGateway, "upstream-failed", "Upstream failed",
-			fmt.Sprintf("the upstream answered %d with a body larger than %d bytes", resp.StatusCode, MaxResponseBytes))), nil
+		return answerNotKept(resp), nil
 	}
 	return idemgate.Response{Status: resp.StatusCode, ContentType: resp.Header.Get("Content-Type"),
 		Location: resp.Header.Get("Location"), Body: data}, nil
+}
+
+// answerNotKept is the response recorded for a final answer whose body is
+// too large to store. The answer is final and, for a 2xx, the effect is
+// applied: it is not a failure, not dead-lettered and not redriven. The
+// recorded response keeps the upstream's status and Location and says, as
+// a problem of type .../upstream-answer-not-kept, that the body was not
+// kept.
+func answerNotKept(resp *http.Response) idemgate.Response {
+	what := fmt.Sprintf("the upstream answered %d, a final answer", resp.StatusCode)
+	if resp.StatusCode < 400 {
+		what = fmt.Sprintf("the upstream applied the command and answered %d", resp.StatusCode)
+	}
+	p := idemgate.NewProblem(resp.StatusCode, "upstream-answer-not-kept", "Upstream answer not kept",
+		fmt.Sprintf("%s, but its body was larger than %d bytes and could not be kept; ask the upstream for the result", what, MaxResponseBytes))
+	r := idemgate.ProblemResponse(p)
+	r.Location = resp.Header.Get("Location")
+	return r
 }
 
 // do sends req and reads at most one byte more than MaxResponseBytes of

@@ -138,15 +138,24 @@ func TestCall(t *testing.T) {
 			t.Fatalf("err = %v, want retryable", err)
 		}
 	})
-	t.Run("TooLargeIs502", func(t *testing.T) {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.WriteHeader(200)
-			_, _ = w.Write([]byte(strings.Repeat("x", MaxResponseBytes+1)))
-		}))
-		defer srv.Close()
-		resp, err := callOnce(t, srv.URL+"/o", "", "{}", cmd)
-		if err != nil || resp.Status != 502 || !strings.Contains(string(resp.Body), "/upstream-failed") {
-			t.Fatalf("response %d %s, err %v; want a stored 502 upstream-failed", resp.Status, resp.Body, err)
+	t.Run("TooLargeIsAppliedNotFailed", func(t *testing.T) {
+		for status, says := range map[int]string{201: "applied the command and answered 201", 409: "answered 409, a final answer"} {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Location", "/orders/big")
+				w.WriteHeader(status)
+				_, _ = w.Write([]byte(strings.Repeat("x", MaxResponseBytes+1)))
+			}))
+			resp, err := callOnce(t, srv.URL+"/o", "", "{}", cmd)
+			srv.Close()
+			var p idemgate.Problem
+			if err != nil || json.Unmarshal(resp.Body, &p) != nil {
+				t.Fatalf("response %d %s, err %v; want a recorded answer", resp.Status, resp.Body, err)
+			}
+			if resp.Status != status || resp.Location != "/orders/big" || resp.ContentType != idemgate.ContentTypeProblem ||
+				p.Type != idemgate.ProblemBase+"upstream-answer-not-kept" || p.Status != status || !strings.Contains(p.Detail, says) {
+				t.Fatalf("recorded %d (Location %q, %s) %+v; want the upstream's %d and Location, saying it %s",
+					resp.Status, resp.Location, resp.ContentType, p, status, says)
+			}
 		}
 	})
 }

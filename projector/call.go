@@ -15,6 +15,31 @@ import (
 
 	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/fault"
+	"github.com/idemgate/idemgate/store"
+)
+
+// The call budget's defaults (see Config.CallBudget).
+const (
+	// DefaultCallFailures is the least number of observed failures before
+	// a call is given up.
+	DefaultCallFailures = 5
+	// DefaultCallRetryFor is the least time a call keeps being retried
+	// after its first observed failure: Kubernetes gives a rolling
+	// deployment 10 minutes (progressDeadlineSeconds: 600) before it calls
+	// it failed, so an upstream that is being deployed, or restarted by
+	// its orchestrator, comes back within it. With the backoff capped at
+	// 30 s, that is about 25 attempts.
+	DefaultCallRetryFor = 10 * time.Minute
+	// DefaultMaxUnfinished is how many attempts in a row may end without
+	// an outcome (their process died) before the command is quarantined
+	// as outcome unknown. A crash kills every call in flight in the
+	// process, not only the one that caused it, so a command that did
+	// nothing wrong can lose several attempts in a row: at one process
+	// death per four calls with a few calls in flight, about one attempt
+	// in three ends unfinished, and ten in a row happen to one command in
+	// 60,000. A command that kills its process on every attempt costs
+	// ten restarts before it is set aside.
+	DefaultMaxUnfinished = 10
 )
 
 // callTimeout bounds one call attempt as the projector sees it: the
@@ -24,55 +49,112 @@ const callTimeout = 40 * time.Second
 // call carries out a command whose effect lives in another system. Each
 // attempt is: commit the recovery point (attempt n starts now), call with
 // no transaction open, then record the answer in a transaction of its
-// own. A crash anywhere in between leaves the command unrecorded, so its
-// event is delivered again and the call repeated with the same operation
-// id, which an upstream honouring Idempotency-Key deduplicates.
+// own. A crash anywhere in between leaves the attempt unfinished: its
+// event is delivered again and the call resumed with the same operation
+// id, which an upstream honouring Idempotency-Key deduplicates. An
+// unfinished attempt is not a failure: nothing was observed.
 //
-// Retryable failures are retried with a capped, jittered backoff that
-// honours the upstream's Retry-After, up to MaxCallAttempts attempts in
-// all (crashes included); then the command is dead-lettered with a
-// stored 502. The waits end at once when ctx ends (revocation, shutdown):
-// the partition's next owner resumes from the recovery point.
+// Observed failures (a RetryableError) are retried with a capped,
+// jittered backoff that honours the upstream's Retry-After, until the
+// call budget is spent; then the command gets a stored 502 if every
+// attempt failed in an observed way, and is quarantined as outcome
+// unknown if one never ended (the upstream may have applied it). A
+// command whose attempts end unfinished MaxUnfinished times in a row (it
+// kills its process) is quarantined too, and the partition goes on. The
+// waits end at once when ctx ends (revocation, shutdown): the
+// partition's next owner resumes from the recovery point.
 func (p *Projector) call(ctx context.Context, rec *kgo.Record, cmd idemgate.Command, op idemgate.Operation) error {
 	gauge := p.waiting.WithLabelValues(cmd.Operation)
 	gauge.Inc()
 	defer gauge.Dec()
 	for {
-		n, done, err := p.beginAttempt(ctx, cmd)
-		if err != nil || done {
+		if err := p.waitToResume(ctx, cmd); err != nil {
 			return err
 		}
-		if n == 0 {
-			return p.giveUp(ctx, rec, cmd, p.cfg.MaxCallAttempts)
+		a, err := p.beginAttempt(ctx, cmd)
+		if err != nil {
+			return err
 		}
-		resp, err := p.attemptCall(ctx, cmd, op, n)
+		switch a.Verdict {
+		case store.CallDone:
+			return nil
+		case store.CallFailed:
+			return p.giveUp(ctx, rec, cmd, a)
+		case store.CallOutcomeUnknown:
+			p.quarantined(cmd, a)
+			return nil
+		}
+		resp, err := p.attemptCall(ctx, cmd, op, a.N)
 		p.cfg.Faults.Hit(fault.AfterUpstreamCall)
 		var retry *idemgate.RetryableError
 		switch {
 		case err == nil:
 			return p.record(ctx, cmd, resp)
+		case errors.Is(err, idemgate.ErrPermanent):
+			// Nothing was sent: the command itself cannot be called (the
+			// consumer dead-letters it after its attempts).
+			p.endAttempt(ctx, cmd, err)
+			return err
 		case !errors.As(err, &retry):
-			return err // permanent (the consumer dead-letters it) or the database's
+			// Neither a failure the upstream showed nor a refusal before
+			// sending: the outcome is unknown, like a crash's. The next
+			// attempt resumes this one.
+			p.cfg.Logger.Warn("upstream call ended without an outcome; resuming", "operation", cmd.Operation,
+				"operation_id", cmd.OperationID, "attempt", a.N, "err", err)
+			continue
 		}
-		p.noteError(ctx, cmd, err)
-		if n >= p.cfg.MaxCallAttempts {
-			return p.giveUp(ctx, rec, cmd, n)
+		next, err := p.noteFailure(ctx, cmd, err)
+		if err != nil {
+			return err // the attempt stays in flight: the next one resumes it
 		}
-		wait := p.backoff(n, retry.After)
+		switch next.Verdict {
+		case store.CallFailed:
+			return p.giveUp(ctx, rec, cmd, next)
+		case store.CallOutcomeUnknown:
+			p.quarantined(cmd, next)
+			return nil
+		}
+		wait := p.backoff(next.Failures, retry.After)
 		p.cfg.Logger.Warn("upstream call failed; retrying", "operation", cmd.Operation, "operation_id", cmd.OperationID,
-			"attempt", n, "retry_in", wait, "err", err)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("upstream retry interrupted: %w", ctx.Err())
-		case <-time.After(wait):
+			"attempt", a.N, "failures", next.Failures, "retry_in", wait, "err", err)
+		if err := sleep(ctx, wait); err != nil {
+			return err
 		}
 	}
 }
 
-func (p *Projector) beginAttempt(ctx context.Context, cmd idemgate.Command) (int, bool, error) {
+// waitToResume waits before resuming a call whose last attempts ended
+// unfinished twice or more in a row: the command may be what kills its
+// process, and the wait lets the other commands run between the crashes.
+// A single unfinished attempt is resumed at once.
+func (p *Projector) waitToResume(ctx context.Context, cmd idemgate.Command) error {
 	actx, cancel := attemptContext(ctx, attemptTimeout)
 	defer cancel()
-	return p.cfg.Store.BeginAttempt(actx, p.cfg.Name, cmd, p.cfg.MaxCallAttempts)
+	streak, err := p.cfg.Store.PeekAttempt(actx, cmd.OperationID)
+	if err != nil || streak < 2 {
+		return err
+	}
+	wait := p.backoff(streak-1, 0)
+	p.cfg.Logger.Warn("resuming an upstream call whose attempts keep ending unfinished", "operation", cmd.Operation,
+		"operation_id", cmd.OperationID, "unfinished_in_a_row", streak, "resume_in", wait)
+	return sleep(ctx, wait)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("upstream retry interrupted: %w", ctx.Err())
+	case <-t.C:
+		return nil
+	}
+}
+
+func (p *Projector) beginAttempt(ctx context.Context, cmd idemgate.Command) (store.Attempt, error) {
+	actx, cancel := attemptContext(ctx, attemptTimeout)
+	defer cancel()
+	return p.cfg.Store.BeginAttempt(actx, p.cfg.Name, cmd, p.cfg.CallBudget)
 }
 
 // attemptCall runs one call. Shutdown does not cut it short: its answer is
@@ -105,27 +187,46 @@ func (p *Projector) record(ctx context.Context, cmd idemgate.Command, resp idemg
 	return err
 }
 
-func (p *Projector) noteError(ctx context.Context, cmd idemgate.Command, cause error) {
+func (p *Projector) noteFailure(ctx context.Context, cmd idemgate.Command, cause error) (store.Attempt, error) {
 	actx, cancel := attemptContext(ctx, attemptTimeout)
 	defer cancel()
-	if err := p.cfg.Store.NoteAttemptError(actx, cmd.OperationID, cause.Error()); err != nil {
-		p.cfg.Logger.Warn("note the attempt's error", "operation_id", cmd.OperationID, "err", err)
+	return p.cfg.Store.NoteFailure(actx, cmd.OperationID, cause.Error(), p.cfg.CallBudget)
+}
+
+func (p *Projector) endAttempt(ctx context.Context, cmd idemgate.Command, cause error) {
+	actx, cancel := attemptContext(ctx, attemptTimeout)
+	defer cancel()
+	if err := p.cfg.Store.EndAttempt(actx, cmd.OperationID, cause.Error()); err != nil {
+		p.cfg.Logger.Warn("end the attempt", "operation_id", cmd.OperationID, "err", err)
 	}
 }
 
-// giveUp dead-letters a command whose upstream kept failing and records a
-// 502 for its client; `idemgate redrive` gives it a new budget.
-func (p *Projector) giveUp(ctx context.Context, rec *kgo.Record, cmd idemgate.Command, attempts int) error {
-	cause := fmt.Errorf("upstream of %s still failing after %d attempts", cmd.Operation, attempts)
-	return p.deadLetter(ctx, rec, cause, idemgate.NewProblem(http.StatusBadGateway, "upstream-failed", "Upstream failed",
-		fmt.Sprintf("the upstream service did not answer the command after %d attempts; an operator can drive it again", attempts)))
+// quarantined reports a command set aside as outcome unknown: nothing is
+// stored for its client, the partition goes on, and the operator resolves
+// it with `idemgate redrive`.
+func (p *Projector) quarantined(cmd idemgate.Command, a store.Attempt) {
+	p.unknown.WithLabelValues(cmd.Operation).Inc()
+	p.cfg.Logger.Error("upstream call quarantined: outcome unknown; nothing is stored for the client until `idemgate redrive`",
+		"operation", cmd.Operation, "operation_id", cmd.OperationID, "attempts", a.N, "failures", a.Failures,
+		"unfinished", a.Unfinished, "unfinished_in_a_row", a.Streak, "last_error", a.LastError)
 }
 
-// backoff is the wait after attempt n: doubling from CallBackoff, capped
-// at MaxCallBackoff, with jitter, and never less than the upstream's
-// Retry-After (itself capped at a minute).
+// giveUp dead-letters a command whose upstream failed, in an observed
+// way, on every attempt, and records a 502 for its client; `idemgate
+// redrive` gives it a new budget.
+func (p *Projector) giveUp(ctx context.Context, rec *kgo.Record, cmd idemgate.Command, a store.Attempt) error {
+	cause := fmt.Errorf("upstream of %s failed on all %d attempts over %s; the last: %s", cmd.Operation, a.Failures,
+		a.FailingFor.Round(time.Second), a.LastError)
+	return p.deadLetter(ctx, rec, cause, idemgate.NewProblem(http.StatusBadGateway, "upstream-failed", "Upstream failed",
+		fmt.Sprintf("the upstream service failed on all %d attempts over %s (the last: %s); an operator can drive the command again",
+			a.Failures, a.FailingFor.Round(time.Second), a.LastError)))
+}
+
+// backoff is the wait after n failures: doubling from CallBackoff,
+// capped at MaxCallBackoff, with jitter, and never less than the
+// upstream's Retry-After (itself capped at a minute).
 func (p *Projector) backoff(n int, retryAfter time.Duration) time.Duration {
-	d := p.cfg.CallBackoff << min(n-1, 16)
+	d := p.cfg.CallBackoff << min(max(n-1, 0), 16)
 	d = min(d, p.cfg.MaxCallBackoff)
 	d = d/2 + rand.N(d/2+1)
 	return max(d, min(retryAfter, time.Minute))

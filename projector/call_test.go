@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/idemgate/idemgate"
+	"github.com/idemgate/idemgate/sqldb"
 	"github.com/idemgate/idemgate/store"
 	"github.com/idemgate/idemgate/testenv"
 )
@@ -47,7 +50,7 @@ func TestCallRetriesThenRecords(t *testing.T) {
 		Validate: func(b []byte) (json.RawMessage, error) { return b, nil },
 		Call:     up,
 	}}})
-	p, err := New(Config{Store: store.New(db, 0), Registry: reg, Name: "test", MaxCallAttempts: 5,
+	p, err := New(Config{Store: store.New(db, 0), Registry: reg, Name: "test", CallBudget: store.CallBudget{Failures: 5, For: time.Nanosecond},
 		CallBackoff: time.Millisecond, MaxCallBackoff: 2 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -69,5 +72,107 @@ func TestCallRetriesThenRecords(t *testing.T) {
 	}
 	if status != 201 || body != `{"called":true}` {
 		t.Fatalf("recorded %d %s, want 201 {\"called\":true}", status, body)
+	}
+}
+
+// callProjector is a projector whose one operation, calls.make, is
+// applied by up, with budget and millisecond backoffs.
+func callProjector(t *testing.T, up idemgate.CallApplier, budget store.CallBudget) (*Projector, *sqldb.DB) {
+	t.Helper()
+	db := testenv.OpenDB(t, env.NewDatabase(t, store.Migrations()))
+	reg := idemgate.MustRegistry(idemgate.Module{Name: "calls", Operations: []idemgate.Operation{{
+		Name: "calls.make", Path: "/v1/calls",
+		Validate: func(b []byte) (json.RawMessage, error) { return b, nil },
+		Call:     up,
+	}}})
+	p, err := New(Config{Store: store.New(db, 0), Registry: reg, Name: "test", CallBudget: budget,
+		CallBackoff: time.Millisecond, MaxCallBackoff: 2 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, db
+}
+
+// crash leaves what a projector killed during a call leaves: an attempt
+// begun, never ended.
+func crash(t *testing.T, p *Projector, rec *kgo.Record) idemgate.Command {
+	t.Helper()
+	cmd, err := decode(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := p.cfg.Store.BeginAttempt(context.Background(), p.cfg.Name, cmd, p.cfg.CallBudget)
+	if err != nil || a.Verdict != store.CallNow {
+		t.Fatalf("begin: %+v, %v", a, err)
+	}
+	return cmd
+}
+
+// TestCrashIsNotAFailure: three attempts cut short by crashes, then an
+// answer. With a budget of one failure, the crashes spend none of it: the
+// fourth attempt resumes under the same key and its answer is recorded.
+// (Counting every attempt begun, as before, gave up at the second.)
+func TestCrashIsNotAFailure(t *testing.T) {
+	up := &flaky{ids: map[string]bool{}}
+	p, db := callProjector(t, up, store.CallBudget{Failures: 1, For: time.Nanosecond, MaxUnfinished: 5})
+	rec := claimAndRecord(t, db, "calls.make")
+	for range 3 {
+		crash(t, p, rec)
+	}
+	if err := p.Handle(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	var status, attempts, failures, unfinished int
+	if err := db.Pool.QueryRow(context.Background(), `SELECT o.status, a.attempts, a.failures, a.unfinished
+FROM outbox o JOIN call_attempts a USING (operation_id)`).Scan(&status, &attempts, &failures, &unfinished); err != nil {
+		t.Fatal(err)
+	}
+	if status != 201 || attempts != 4 || failures != 0 || unfinished != 3 || len(up.attempts) != 1 || up.attempts[0] != 4 {
+		t.Fatalf("recorded %d after %d attempts (%d failed, %d unfinished), calls %v; want 201 after 4 (0 failed, 3 unfinished), one call as attempt 4",
+			status, attempts, failures, unfinished, up.attempts)
+	}
+}
+
+// TestCrashLoopIsQuarantinedThenRedriven: a command whose attempts end
+// unfinished MaxUnfinished times in a row is quarantined: not called
+// again, nothing recorded, its event consumed (Handle returns nil, so
+// the partition goes on), and a retry of its key sees it. A redrive gives
+// it a new budget; the next delivery calls and records the answer.
+func TestCrashLoopIsQuarantinedThenRedriven(t *testing.T) {
+	up := &flaky{ids: map[string]bool{}}
+	p, db := callProjector(t, up, store.CallBudget{Failures: 1, For: time.Nanosecond, MaxUnfinished: 3})
+	ctx := context.Background()
+	rec := claimAndRecord(t, db, "calls.make")
+	var cmd idemgate.Command
+	for range 3 {
+		cmd = crash(t, p, rec)
+	}
+	for range 2 { // quarantined, and still so when redelivered
+		if err := p.Handle(ctx, rec); err != nil {
+			t.Fatalf("a quarantined command must not hold its partition: %v", err)
+		}
+	}
+	if len(up.attempts) != 0 {
+		t.Fatalf("calls %v; a quarantined command is not called", up.attempts)
+	}
+	st := p.cfg.Store
+	v, found, err := st.Operation(ctx, cmd.Tenant, cmd.OperationID)
+	if err != nil || !found || v.Response != nil || !store.OutcomeUnknown(v.Response, v.Calls) || v.Calls.Unfinished != 3 {
+		t.Fatalf("operation %+v (%v, %v): want outcome unknown, nothing recorded, 3 unfinished", v, found, err)
+	}
+	claims, err := st.ClaimKeys(ctx, []idemgate.ClaimRequest{{Tenant: cmd.Tenant, Operation: cmd.Operation, Key: cmd.IdempotencyKey,
+		Fingerprint: []byte{1}, Request: cmd.Request, Retention: time.Hour}})
+	if err != nil || claims[0].Inserted || !claims[0].OutcomeUnknown || claims[0].Response != nil {
+		t.Fatalf("a retry's claim %+v, %v: want the existing claim, outcome unknown", claims, err)
+	}
+	if err := st.Redrive(ctx, "test", cmd.OperationID); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Handle(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	var status int
+	if err := db.Pool.QueryRow(ctx, `SELECT status FROM outbox`).Scan(&status); err != nil || status != 201 || len(up.attempts) != 1 {
+		t.Fatalf("after redrive: recorded %d (%v), calls %v; want 201 after one call", status, err, up.attempts)
 	}
 }

@@ -6,6 +6,7 @@
 package projector
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -40,10 +41,16 @@ type Config struct {
 	Faults          *fault.Injector
 	Registerer      prometheus.Registerer
 	Logger          *slog.Logger
-	// MaxCallAttempts bounds the attempts at an upstream call that keeps
-	// failing in a retryable way (default 5); then the command is
-	// dead-lettered with a stored 502.
-	MaxCallAttempts int
+	// CallBudget bounds an upstream call. Only observed failures spend
+	// its failure budget: a call is given up once it has failed
+	// CallBudget.Failures times (default 5) and for CallBudget.For
+	// (default DefaultCallRetryFor) since its first failure; then its
+	// command gets a stored 502 when every attempt failed in an observed
+	// way, and is quarantined as outcome unknown otherwise. Attempts that
+	// never recorded an outcome (their process died) spend
+	// CallBudget.MaxUnfinished (default DefaultMaxUnfinished) when they
+	// come in a row: the command is then quarantined.
+	CallBudget store.CallBudget
 	// CallBackoff is the wait before the second attempt at a call; it
 	// doubles up to MaxCallBackoff (defaults 1 s and 30 s).
 	CallBackoff, MaxCallBackoff time.Duration
@@ -70,6 +77,7 @@ type Projector struct {
 	latency prometheus.Histogram
 	applied *prometheus.CounterVec
 	dead    prometheus.Counter
+	unknown *prometheus.CounterVec
 	waiting *prometheus.GaugeVec
 }
 
@@ -84,9 +92,9 @@ func New(cfg Config) (*Projector, error) {
 	if cfg.TracerProvider == nil {
 		cfg.TracerProvider = noop.NewTracerProvider()
 	}
-	if cfg.MaxCallAttempts <= 0 {
-		cfg.MaxCallAttempts = 5
-	}
+	cfg.CallBudget.Failures = cmp.Or(cfg.CallBudget.Failures, DefaultCallFailures)
+	cfg.CallBudget.For = cmp.Or(cfg.CallBudget.For, DefaultCallRetryFor)
+	cfg.CallBudget.MaxUnfinished = cmp.Or(cfg.CallBudget.MaxUnfinished, DefaultMaxUnfinished)
 	if cfg.CallBackoff <= 0 {
 		cfg.CallBackoff = time.Second
 	}
@@ -106,13 +114,17 @@ func New(cfg Config) (*Projector, error) {
 		dead: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "idemgate_commands_deadlettered_total", Help: "Events sent to the dead-letter topic.",
 		}),
+		unknown: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "idemgate_commands_quarantined_total",
+			Help: "Commands whose upstream call was quarantined as outcome unknown (nothing stored; redrive resolves them).",
+		}, []string{"operation"}),
 		waiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "idemgate_upstream_waiting_commands", Help: "Commands whose upstream call (or its retry) is under way in this process.",
 		}, []string{"operation"}),
 	}
 	p.tracer = cfg.TracerProvider.Tracer(tracing.Name)
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{p.latency, p.applied, p.dead, p.waiting} {
+		for _, c := range []prometheus.Collector{p.latency, p.applied, p.dead, p.unknown, p.waiting} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("projector: %w", err)
 			}

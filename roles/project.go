@@ -16,6 +16,7 @@ import (
 	"github.com/idemgate/idemgate/consumer"
 	"github.com/idemgate/idemgate/events"
 	"github.com/idemgate/idemgate/projector"
+	"github.com/idemgate/idemgate/store"
 )
 
 // Project runs the projector: it consumes the commands topic in the
@@ -58,10 +59,11 @@ func (b *backends) project(ctx context.Context) error {
 		Faults:          b.Faults,
 		Registerer:      b.metrics,
 		Logger:          b.Logger,
-		MaxCallAttempts: b.Config.MaxAttempts,
-		CallBackoff:     b.Config.UpstreamBackoff,
-		MaxCallBackoff:  30 * time.Second,
-		TracerProvider:  b.TracerProvider,
+		CallBudget: store.CallBudget{Failures: b.Config.CallAttempts, For: b.Config.CallRetryFor,
+			MaxUnfinished: b.Config.CallMaxUnfinished},
+		CallBackoff:    b.Config.UpstreamBackoff,
+		MaxCallBackoff: 30 * time.Second,
+		TracerProvider: b.TracerProvider,
 	})
 	if err != nil {
 		return err

@@ -112,12 +112,18 @@ func (b *backends) serve(ctx context.Context, l net.Listener) error {
 	l = limitConnections(guard(l, b.Logger), b.Config.MaxConnections, b.Logger)
 	sweeper := command.NewSweeper(background, emitter, b.Config.SweepInterval, 500, b.Logger)
 	janitor := command.NewJanitor(background, b.Config.JanitorInterval, 1000, b.Config.DedupWindow, b.Logger)
+	gauges, err := command.NewGauges(background, b.metrics, b.Logger)
+	if err != nil {
+		client.Close()
+		return fmt.Errorf("metrics: %w", err)
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	emitterDone := make(chan struct{})
 	go func() { _ = emitter.Run(emitCtx); close(emitterDone) }()
 	g.Go(func() error { return sweeper.Run(gctx) })
 	g.Go(func() error { return janitor.Run(gctx) })
+	g.Go(func() error { return gauges.Run(gctx, 5*time.Second) })
 	g.Go(func() error { return handler.FollowResults(gctx, b.kafka, b.topics.Results) })
 	g.Go(func() error { return handler.WatchWaiters(gctx, time.Second) })
 	g.Go(func() error { return serveUntilDone(gctx, srv, l, handler.Drain) })

@@ -31,7 +31,7 @@ func (s *Store) ClaimKeys(ctx context.Context, reqs []idemgate.ClaimRequest) ([]
 			var c idemgate.Claim
 			var resp storedResponse
 			if err := br.QueryRow().Scan(&c.Inserted, &c.OperationID, &c.Fingerprint, &c.AcceptedAt, &expired[i],
-				&resp.status, &resp.ctype, &resp.loc, &resp.body); err != nil {
+				&resp.status, &resp.ctype, &resp.loc, &resp.body, &c.OutcomeUnknown); err != nil {
 				return fmt.Errorf("claim: %w", err)
 			}
 			c.Response = resp.response()
@@ -57,7 +57,8 @@ func (s *Store) ClaimKeys(ctx context.Context, reqs []idemgate.ClaimRequest) ([]
 
 // claimSQL inserts the claim, and its command_pending row for the sweeper,
 // or, when the key is taken, reads the claim that holds it (with its
-// response once completed): one statement, so that a group of claims
+// response once completed, or whether it is quarantined as outcome
+// unknown): one statement, so that a group of claims
 // pipelines. In one transaction, a statement sees
 // the claims its predecessors inserted; at SERIALIZABLE, a key claimed by
 // a concurrent transaction that committed since this one began is a
@@ -74,13 +75,14 @@ WITH ins AS (
 pending AS (
     INSERT INTO command_pending (operation_id, lease_until) SELECT operation_id, lease_until FROM ins)
 SELECT true, operation_id::TEXT, fingerprint, created_at, false,
-       NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA
+       NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA, false
 FROM ins
 UNION ALL
 SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND o.operation_id IS NOT NULL,
-       o.status, o.content_type, o.location, o.body
+       o.status, o.content_type, o.location, o.body, a.outcome_unknown_at IS NOT NULL AND o.operation_id IS NULL
 FROM idempotency_claims c
 LEFT JOIN outbox o ON o.operation_id = c.operation_id
+LEFT JOIN call_attempts a ON a.operation_id = c.operation_id
 WHERE c.tenant_id = $1 AND c.operation = $2 AND c.idem_key = $3 AND NOT EXISTS (SELECT 1 FROM ins)`
 
 // reclaim deletes a completed claim past its retention and claims its key
@@ -96,7 +98,8 @@ AND expires_at <= now() AND EXISTS (SELECT 1 FROM outbox o WHERE o.operation_id 
 		var resp storedResponse
 		if err := tx.QueryRow(ctx, claimSQL, req.Tenant, req.Operation, req.Key, uuid.NewString(), req.Fingerprint,
 			req.Target, []byte(req.Request), s.lease.Microseconds(), req.Retention.Microseconds(), req.TraceParent).Scan(
-			&c.Inserted, &c.OperationID, &c.Fingerprint, &c.AcceptedAt, &expired, &resp.status, &resp.ctype, &resp.loc, &resp.body); err != nil {
+			&c.Inserted, &c.OperationID, &c.Fingerprint, &c.AcceptedAt, &expired, &resp.status, &resp.ctype, &resp.loc, &resp.body,
+			&c.OutcomeUnknown); err != nil {
 			return fmt.Errorf("claim: %w", err)
 		}
 		c.Response = resp.response()
@@ -136,6 +139,41 @@ type CallAttempts struct {
 	FirstAttemptAt time.Time
 	LastAttemptAt  time.Time
 	LastError      string
+	// Failures are the observed failures, Unfinished the attempts that
+	// never recorded an outcome (their process died).
+	Failures, Unfinished int
+	// OutcomeUnknownAt is when the command was quarantined as outcome
+	// unknown; nil when it is not.
+	OutcomeUnknownAt *time.Time
+}
+
+// callColumns are the columns of a LEFT JOIN of call_attempts a, read by
+// callScan.
+const callColumns = `a.attempts, a.first_attempt_at, a.last_attempt_at, a.last_error, a.failures, a.unfinished, a.outcome_unknown_at`
+
+// callScan scans callColumns: all NULL when no call was attempted.
+type callScan struct {
+	attempts, failures, unfinished *int32
+	first, last, unknownAt         *time.Time
+	lastErr                        *string
+}
+
+func (c *callScan) dest() []any {
+	return []any{&c.attempts, &c.first, &c.last, &c.lastErr, &c.failures, &c.unfinished, &c.unknownAt}
+}
+
+func (c *callScan) view() *CallAttempts {
+	if c.attempts == nil {
+		return nil
+	}
+	return &CallAttempts{Attempts: int(*c.attempts), FirstAttemptAt: *c.first, LastAttemptAt: *c.last, LastError: deref(c.lastErr),
+		Failures: int(*c.failures), Unfinished: int(*c.unfinished), OutcomeUnknownAt: c.unknownAt}
+}
+
+// OutcomeUnknown says whether a command is quarantined as outcome
+// unknown: its response is not recorded and its call is quarantined.
+func OutcomeUnknown(resp *idemgate.Response, calls *CallAttempts) bool {
+	return resp == nil && calls != nil && calls.OutcomeUnknownAt != nil
 }
 
 // Operation reads one of tenant's operations; found is false for an
@@ -146,17 +184,14 @@ func (s *Store) Operation(ctx context.Context, tenant, operationID string) (v Op
 	err = s.db.InSnapshot(ctx, func(tx pgx.Tx) error {
 		v, found = OperationView{}, false
 		var resp storedResponse
-		var attempts *int32
-		var first, last *time.Time
-		var lastErr *string
+		var calls callScan
 		err := tx.QueryRow(ctx, `
-SELECT c.operation_id::TEXT, c.operation, o.status, o.content_type, o.location, o.body,
-       a.attempts, a.first_attempt_at, a.last_attempt_at, a.last_error
+SELECT c.operation_id::TEXT, c.operation, o.status, o.content_type, o.location, o.body, `+callColumns+`
 FROM idempotency_claims c
 LEFT JOIN outbox o ON o.operation_id = c.operation_id
 LEFT JOIN call_attempts a ON a.operation_id = c.operation_id
-WHERE c.operation_id = $1 AND c.tenant_id = $2`, operationID, tenant).Scan(&v.OperationID, &v.Operation,
-			&resp.status, &resp.ctype, &resp.loc, &resp.body, &attempts, &first, &last, &lastErr)
+WHERE c.operation_id = $1 AND c.tenant_id = $2`, operationID, tenant).Scan(append([]any{&v.OperationID, &v.Operation,
+			&resp.status, &resp.ctype, &resp.loc, &resp.body}, calls.dest()...)...)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
@@ -164,9 +199,7 @@ WHERE c.operation_id = $1 AND c.tenant_id = $2`, operationID, tenant).Scan(&v.Op
 			return fmt.Errorf("read operation: %w", err)
 		}
 		v.Response = resp.response()
-		if attempts != nil {
-			v.Calls = &CallAttempts{Attempts: int(*attempts), FirstAttemptAt: *first, LastAttemptAt: *last, LastError: deref(lastErr)}
-		}
+		v.Calls = calls.view()
 		found = true
 		return nil
 	})

@@ -18,7 +18,7 @@ type KeyView struct {
 	Operation      string
 	Key            string
 	OperationID    string
-	State          string // ACCEPTED, PUBLISHED or COMPLETED (derived)
+	State          string // ACCEPTED, PUBLISHED, OUTCOME_UNKNOWN or COMPLETED (derived)
 	Fingerprint    []byte
 	Target         string
 	AcceptedAt     time.Time
@@ -31,12 +31,12 @@ type KeyView struct {
 	ResponseStatus int
 }
 
-const keySelect = `
+var keySelect = `
 SELECT c.tenant_id, c.operation, c.idem_key, c.operation_id::TEXT,
-       CASE WHEN o.operation_id IS NOT NULL THEN 'COMPLETED' WHEN p.operation_id IS NOT NULL THEN 'ACCEPTED' ELSE 'PUBLISHED' END,
+       CASE WHEN o.operation_id IS NOT NULL THEN 'COMPLETED' WHEN a.outcome_unknown_at IS NOT NULL THEN 'OUTCOME_UNKNOWN'
+            WHEN p.operation_id IS NOT NULL THEN 'ACCEPTED' ELSE 'PUBLISHED' END,
        c.fingerprint, c.target, c.created_at, c.expires_at, o.created_at, c.emit_attempts,
-       o.status, o.content_type, o.location, o.body,
-       a.attempts, a.first_attempt_at, a.last_attempt_at, a.last_error
+       o.status, o.content_type, o.location, o.body, ` + callColumns + `
 FROM idempotency_claims c
 LEFT JOIN outbox o ON o.operation_id = c.operation_id
 LEFT JOIN command_pending p ON p.operation_id = c.operation_id
@@ -45,12 +45,9 @@ LEFT JOIN call_attempts a ON a.operation_id = c.operation_id`
 func scanKey(row pgx.Row) (KeyView, error) {
 	var v KeyView
 	var resp storedResponse
-	var attempts *int32
-	var first, last *time.Time
-	var lastErr *string
-	err := row.Scan(&v.Tenant, &v.Operation, &v.Key, &v.OperationID, &v.State, &v.Fingerprint, &v.Target, &v.AcceptedAt,
-		&v.ExpiresAt, &v.CompletedAt, &v.EmitAttempts, &resp.status, &resp.ctype, &resp.loc, &resp.body,
-		&attempts, &first, &last, &lastErr)
+	var calls callScan
+	err := row.Scan(append([]any{&v.Tenant, &v.Operation, &v.Key, &v.OperationID, &v.State, &v.Fingerprint, &v.Target, &v.AcceptedAt,
+		&v.ExpiresAt, &v.CompletedAt, &v.EmitAttempts, &resp.status, &resp.ctype, &resp.loc, &resp.body}, calls.dest()...)...)
 	if err != nil {
 		return v, err
 	}
@@ -59,9 +56,7 @@ func scanKey(row pgx.Row) (KeyView, error) {
 		v.ResponseStatus = v.Response.Status
 		v.DeadLettered = deadLettered(v.Response.Status, v.Response.ContentType, v.Response.Body)
 	}
-	if attempts != nil {
-		v.Calls = &CallAttempts{Attempts: int(*attempts), FirstAttemptAt: *first, LastAttemptAt: *last, LastError: deref(lastErr)}
-	}
+	v.Calls = calls.view()
 	return v, nil
 }
 
@@ -97,9 +92,10 @@ func (s *Store) oneKey(ctx context.Context, sql string, args ...any) (v KeyView,
 // KeyFilter selects claims for idemgate list.
 type KeyFilter struct {
 	// Failed: completed with a stored processing-failed or upstream-failed
-	// (dead-lettered; redrive drives them again). Otherwise pending: not
-	// completed.
-	Failed bool
+	// (dead-lettered; redrive drives them again). OutcomeUnknown:
+	// quarantined as outcome unknown (redrive calls again). Otherwise
+	// pending: not completed, the quarantined ones included.
+	Failed, OutcomeUnknown bool
 	// OlderThan keeps claims accepted at least that long ago.
 	OlderThan time.Duration
 	Limit     int
@@ -108,8 +104,11 @@ type KeyFilter struct {
 // Keys lists claims by filter, oldest first.
 func (s *Store) Keys(ctx context.Context, f KeyFilter) ([]KeyView, error) {
 	cond := `o.operation_id IS NULL`
-	if f.Failed {
+	switch {
+	case f.Failed:
 		cond = `o.operation_id IS NOT NULL AND o.status IN (500, 502) AND o.content_type = 'application/problem+json'`
+	case f.OutcomeUnknown:
+		cond = `o.operation_id IS NULL AND a.outcome_unknown_at IS NOT NULL`
 	}
 	var out []KeyView
 	err := s.db.InSnapshot(ctx, func(tx pgx.Tx) error {

@@ -87,51 +87,57 @@ func (s *Store) MarkSent(ctx context.Context, operationIDs []string) error {
 	})
 }
 
-// ErrNotDeadLettered says a redrive was asked for a command that did not
-// end in a processing failure.
-var ErrNotDeadLettered = errors.New("the operation did not end in a processing failure")
+// ErrNotDeadLettered says a redrive was asked for a command that neither
+// ended in a processing failure nor is quarantined as outcome unknown.
+var ErrNotDeadLettered = errors.New("the operation is neither dead-lettered nor of unknown outcome")
 
-// Redrive drives a dead-lettered command again: it removes its stored
-// failure (a 500 /processing-failed, or a 502 /upstream-failed once an
-// upstream's attempts ran out), projector's dedup record and its call
-// attempts, and puts its claim back to ACCEPTED with an expired lease, so
-// that the sweeper emits it once more. Nothing was recorded as applied
-// for it, so applying it now is its one effect (for an upstream, one more
-// call under the same Idempotency-Key).
+// Redrive drives a command again: a dead-lettered one (a stored 500
+// /processing-failed, or a 502 /upstream-failed once an upstream's
+// attempts all failed), whose stored failure it removes with projector's
+// dedup record, or one quarantined as outcome unknown, which has none. It
+// deletes the call's recovery point (a new budget) and puts the claim
+// back to ACCEPTED with an expired lease, so that the sweeper emits it
+// once more. Nothing was recorded as applied for it, so applying it now
+// is its one effect; for an upstream, one more call under the same
+// Idempotency-Key, which resolves an unknown outcome: an upstream that
+// applied it answers what it answered then.
 func (s *Store) Redrive(ctx context.Context, projector, operationID string) error {
 	return s.db.InTx(ctx, func(tx pgx.Tx) error {
-		var status int
-		var ctype string
+		var status *int32
+		var ctype *string
 		var body []byte
-		err := tx.QueryRow(ctx, `SELECT status, content_type, body FROM outbox WHERE operation_id = $1`, operationID).Scan(&status, &ctype, &body)
+		var unknown bool
+		err := tx.QueryRow(ctx, `SELECT o.status, o.content_type, o.body, a.outcome_unknown_at IS NOT NULL
+FROM idempotency_claims c
+LEFT JOIN outbox o ON o.operation_id = c.operation_id
+LEFT JOIN call_attempts a ON a.operation_id = c.operation_id
+WHERE c.operation_id = $1`, operationID).Scan(&status, &ctype, &body, &unknown)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("operation %s: %w (it has no recorded outcome)", operationID, ErrNotDeadLettered)
+			return fmt.Errorf("operation %s: %w (no such claim)", operationID, ErrNotDeadLettered)
 		}
 		if err != nil {
 			return fmt.Errorf("read outcome: %w", err)
 		}
-		if !deadLettered(status, ctype, body) {
-			return fmt.Errorf("operation %s: %w (its outcome is %d)", operationID, ErrNotDeadLettered, status)
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM outbox WHERE operation_id = $1`, operationID); err != nil {
-			return fmt.Errorf("redrive: delete outcome: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM processed_events WHERE projector = $1 AND event_id = $2`, projector, operationID); err != nil {
-			return fmt.Errorf("redrive: delete dedup record: %w", err)
+		switch {
+		case status == nil && !unknown:
+			return fmt.Errorf("operation %s: %w (it is pending, with no recorded outcome)", operationID, ErrNotDeadLettered)
+		case status != nil && !deadLettered(int(*status), deref(ctype), body):
+			return fmt.Errorf("operation %s: %w (its outcome is %d)", operationID, ErrNotDeadLettered, *status)
 		}
 		for _, stmt := range []string{
+			`DELETE FROM outbox WHERE operation_id = $1`,
 			`DELETE FROM call_attempts WHERE operation_id = $1`,
 			// So that the sweeper emits it again, at once.
 			`INSERT INTO command_pending (operation_id, lease_until) VALUES ($1, now())
 ON CONFLICT (operation_id) DO UPDATE SET lease_until = excluded.lease_until`,
+			`UPDATE idempotency_claims SET state = 'ACCEPTED', completed_at = NULL WHERE operation_id = $1`,
 		} {
 			if _, err := tx.Exec(ctx, stmt, operationID); err != nil {
 				return fmt.Errorf("redrive: %w", err)
 			}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE idempotency_claims SET state = 'ACCEPTED', completed_at = NULL
-WHERE operation_id = $1`, operationID); err != nil {
-			return fmt.Errorf("redrive: reopen claim: %w", err)
+		if _, err := tx.Exec(ctx, `DELETE FROM processed_events WHERE projector = $1 AND event_id = $2`, projector, operationID); err != nil {
+			return fmt.Errorf("redrive: delete dedup record: %w", err)
 		}
 		return nil
 	})

@@ -54,7 +54,10 @@ func mustOneEffect(t *testing.T, s *stack, u *testUpstream, key, c, nonce, loc s
 
 func TestGatewayUpstreamFailures(t *testing.T) {
 	u := startUpstream(t)
-	s := startStack(t, "IDEMGATE_ROUTES", u.routesFile(t), "IDEMGATE_SWEEP_INTERVAL", "200ms", "IDEMGATE_UPSTREAM_BACKOFF", "250ms")
+	// A call budget of 5 observed failures and no span of time, so that
+	// a command whose upstream always fails is given up in seconds.
+	s := startStack(t, "IDEMGATE_ROUTES", u.routesFile(t), "IDEMGATE_SWEEP_INTERVAL", "200ms", "IDEMGATE_UPSTREAM_BACKOFF", "250ms",
+		"IDEMGATE_CALL_RETRY_FOR", "1ms")
 	for _, c := range []struct {
 		name, kase string
 		status     int
@@ -165,8 +168,11 @@ func TestGatewayUpstreamFailures(t *testing.T) {
 			t.Fatalf("recorded %s", rec.Body)
 		}
 		_, keys, _ := u.effectsOf(nonce)
-		mustEqual(t, "calls (IDEMGATE_MAX_ATTEMPTS)", len(keys), 5)
-		mustProblem(t, "replay", s.postWith("/v1/orders", "key-a", []string{"gw-exhaust"}, orderBody("always-500", nonce)), 502, "/upstream-failed")
+		mustEqual(t, "calls (IDEMGATE_CALL_ATTEMPTS)", len(keys), 5)
+		p := mustProblem(t, "replay", s.postWith("/v1/orders", "key-a", []string{"gw-exhaust"}, orderBody("always-500", nonce)), 502, "/upstream-failed")
+		if !strings.Contains(p.Detail, "failed on all 5 attempts") || !strings.Contains(p.Detail, "answered 500") {
+			t.Fatalf("detail %q: want the number of attempts and the last error", p.Detail)
+		}
 		u.heal(nonce)
 		var out strings.Builder
 		if err := run(t.Context(), []string{"redrive", strings.TrimPrefix(loc, "/v1/operations/")}, func(k string) string { return s.vars[k] }, &out, &out); err != nil {
@@ -183,6 +189,38 @@ func TestGatewayUpstreamFailures(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		mustOneEffect(t, s, u, "gw-exhaust", "always-500", nonce, loc, 201)
+	})
+	t.Run("AnswerTooLargeIsAppliedNotFailed", func(t *testing.T) {
+		// The upstream applied the order and answered 201 with a body over
+		// 1 MiB: the stored answer says so, keeps the 201 and Location, and
+		// is neither dead-lettered nor offered for redrive.
+		s := s.on(t)
+		nonce := testenv.Random(6)
+		loc := gatewayCommand(t, s, "gw-big", "big", nonce)
+		rec := s.outcomeOf("key-a", loc)
+		effects, keys, _ := u.effectsOf(nonce)
+		mustEqual(t, "recorded status", rec.Status, 201)
+		mustEqual(t, "effects", effects, 1)
+		var p problemDoc
+		if err := json.Unmarshal(rec.Body, &p); err != nil || !strings.HasSuffix(p.Type, "/upstream-answer-not-kept") ||
+			!strings.Contains(p.Detail, "applied the command and answered 201") {
+			t.Fatalf("recorded %s (%v); want a problem saying the command was applied and its body not kept", rec.Body, err)
+		}
+		r := s.postWith("/v1/orders", "key-a", []string{"gw-big"}, orderBody("big", nonce))
+		mustEqual(t, "replay status", r.Status, 201)
+		mustEqual(t, "replay Location", r.Header.Get("Location"), "/orders/"+keys[0])
+		var out strings.Builder
+		getenv := func(k string) string { return s.vars[k] }
+		if err := run(t.Context(), []string{"list", "--state", "failed"}, getenv, &out, &out); err != nil {
+			t.Fatal(err)
+		}
+		id := strings.TrimPrefix(loc, "/v1/operations/")
+		if strings.Contains(out.String(), id) {
+			t.Fatalf("list --state failed shows the applied command:\n%s", out.String())
+		}
+		if err := run(t.Context(), []string{"redrive", id}, getenv, &out, &out); err == nil {
+			t.Fatal("redrive of an applied command was accepted")
+		}
 	})
 	t.Run("OtherPartitionsFlowWhileOneRetries", func(t *testing.T) {
 		s := s.on(t)

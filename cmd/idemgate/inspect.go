@@ -79,14 +79,15 @@ func inspect(ctx context.Context, cfg config.Config, args []string, stdout, stde
 // list prints the claims pending or failed for longer than a while.
 func list(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("list")
-	state := fs.String("state", "pending", "pending (not completed) or failed (dead-lettered: a stored processing-failed or upstream-failed)")
+	state := fs.String("state", "pending", "pending (not completed), failed (dead-lettered: a stored processing-failed or upstream-failed) "+
+		"or outcome_unknown (an upstream call quarantined: its attempts kept ending without an outcome)")
 	olderThan := fs.Duration("older-than", 0, "only claims accepted at least this long ago (e.g. 5m)")
 	limit := fs.Int("limit", 100, "at most this many, oldest first")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
-	if *state != "pending" && *state != "failed" {
-		return &usageError{fmt.Sprintf("list: --state %q is not pending or failed", *state)}
+	if *state != "pending" && *state != "failed" && *state != "outcome_unknown" {
+		return &usageError{fmt.Sprintf("list: --state %q is not pending, failed or outcome_unknown", *state)}
 	}
 	if *olderThan < 0 || *limit < 1 || *limit > 100000 {
 		return &usageError{"list: --older-than must not be negative and --limit must be 1 to 100000"}
@@ -96,7 +97,7 @@ func list(ctx context.Context, cfg config.Config, args []string, stdout, stderr 
 		return err
 	}
 	defer closeDB()
-	keys, err := st.Keys(ctx, store.KeyFilter{Failed: *state == "failed", OlderThan: *olderThan, Limit: *limit})
+	keys, err := st.Keys(ctx, store.KeyFilter{Failed: *state == "failed", OutcomeUnknown: *state == "outcome_unknown", OlderThan: *olderThan, Limit: *limit})
 	if err != nil {
 		return err
 	}
@@ -104,8 +105,8 @@ func list(ctx context.Context, cfg config.Config, args []string, stdout, stderr 
 	fmt.Fprintln(tw, "OPERATION_ID\tTENANT\tOPERATION\tKEY\tSTATE\tAGE\tUPSTREAM ATTEMPTS\tLAST ERROR")
 	for _, k := range keys {
 		attempts, lastErr := "-", ""
-		if k.Calls != nil {
-			attempts, lastErr = fmt.Sprint(k.Calls.Attempts), k.Calls.LastError
+		if c := k.Calls; c != nil {
+			attempts, lastErr = fmt.Sprintf("%d (%d failed, %d unfinished)", c.Attempts, c.Failures, c.Unfinished), c.LastError
 		}
 		state := strings.ToLower(k.State)
 		if k.DeadLettered {

@@ -120,6 +120,9 @@ func (u *testUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		status = 422
 	}
 	ans := []byte(fmt.Sprintf(`{"order":%q,"case":%q,"attempt":%d}`, key, req.Case, attempt))
+	if req.Case == "big" { // applied, and answered with a body too large to keep
+		ans = append(ans, strings.Repeat(" ", 2<<20)...)
+	}
 	u.mu.Lock()
 	u.effects[key]++
 	u.answers[key], u.statuses[key] = ans, status
