@@ -55,4 +55,8 @@ env "$kafka_line" go test -count=1 -timeout 20m ./...
 
 say "2/2: integration tests again on kfake (KAFKA_BROKERS unset)"
 # TestKafkaSecurity runs on a SASL_SSL broker of its own whatever KAFKA_BROKERS says: once is enough.
-env -u KAFKA_BROKERS go test -count=1 -timeout 20m -skip '^TestKafkaSecurity$' ./cmd/... ./projector/... ./consumer/...
+# The crash tests of issue 17 restart a projector process dozens of times; kfake has no static
+# group membership, so there each restart waits out the dead member's session: they ran above.
+env -u KAFKA_BROKERS go test -count=1 -timeout 20m \
+  -skip '^(TestKafkaSecurity|TestGatewayCrashesAreNotFailures|TestGatewayCrashLoopIsQuarantined|TestGatewayUpstreamDownAMinute)$' \
+  ./cmd/... ./projector/... ./consumer/...

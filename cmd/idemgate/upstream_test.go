@@ -34,6 +34,9 @@ type testUpstream struct {
 	healed   map[string]bool
 	// traceparents is the traceparent of each command's last attempt.
 	traceparents map[string]string
+	// afterEffect, when set, runs once a command's effect is applied (or
+	// found applied, for a repeated key) and before its answer is written.
+	afterEffect func(nonce string)
 }
 
 func startUpstream(t testing.TB) *testUpstream {
@@ -97,8 +100,11 @@ func (u *testUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		req.Case = "healed"
 	}
 	if ans, done := u.answers[key]; done {
-		status := u.statuses[key]
+		status, hook := u.statuses[key], u.afterEffect
 		u.mu.Unlock()
+		if hook != nil {
+			hook(req.Nonce)
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Location", "/orders/"+key)
 		w.WriteHeader(status)
@@ -126,7 +132,11 @@ func (u *testUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	u.mu.Lock()
 	u.effects[key]++
 	u.answers[key], u.statuses[key] = ans, status
+	hook := u.afterEffect
 	u.mu.Unlock()
+	if hook != nil {
+		hook(req.Nonce)
+	}
 	switch {
 	case req.Case == "drop" && attempt == 1:
 		// The effect is applied; the answer is lost with the connection.
@@ -224,4 +234,11 @@ func oneKey(keys []string) bool {
 		}
 	}
 	return len(keys) > 0
+}
+
+// setAfterEffect sets (or, with nil, removes) the afterEffect hook.
+func (u *testUpstream) setAfterEffect(f func(nonce string)) {
+	u.mu.Lock()
+	u.afterEffect = f
+	u.mu.Unlock()
 }

@@ -1,0 +1,293 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/idemgate/idemgate/testenv"
+)
+
+// Issue 17: a crash of idemgate is never reported as a failure of the
+// upstream. These tests run the projector as a process of its own, kill
+// it with -9, and restart it as a process manager would.
+
+// supervisor runs `idemgate project` (this test binary, as the binary)
+// and starts it again whenever it dies, until the test ends.
+type supervisor struct {
+	t    testing.TB
+	logs syncBuffer
+
+	mu     sync.Mutex
+	pid    int
+	deaths int // ended by SIGKILL
+	exits  []string
+	stop   bool
+}
+
+func supervise(t testing.TB, s *stack, extra ...string) *supervisor {
+	sup := &supervisor{t: t}
+	env := append(os.Environ(), "IDEMGATE_RUN_MAIN=project")
+	for k, v := range s.vars {
+		env = append(env, k+"="+v)
+	}
+	if os.Getenv("KAFKA_BROKERS") != "" {
+		// A static member takes its partitions back at once when started
+		// again after a kill -9 (kfake has no static membership: there a
+		// restart waits for the dead member's session to time out).
+		env = append(env, "IDEMGATE_INSTANCE_ID=project-"+testenv.Random(4))
+	}
+	env = append(env, extra...)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = env
+			cmd.Stderr = &sup.logs
+			sup.mu.Lock()
+			if sup.stop {
+				sup.mu.Unlock()
+				return
+			}
+			err := cmd.Start()
+			if err == nil {
+				sup.pid = cmd.Process.Pid
+			}
+			sup.mu.Unlock()
+			if err != nil {
+				t.Errorf("start the projector: %v", err)
+				return
+			}
+			err = cmd.Wait()
+			sup.mu.Lock()
+			sup.pid = 0
+			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+				sup.deaths++
+			} else {
+				sup.exits = append(sup.exits, fmt.Sprint(err))
+			}
+			stop := sup.stop
+			sup.mu.Unlock()
+			if stop {
+				return
+			}
+			time.Sleep(100 * time.Millisecond) // the restart policy, as a process manager's
+		}
+	}()
+	t.Cleanup(func() {
+		sup.mu.Lock()
+		sup.stop = true
+		if sup.pid != 0 {
+			_ = syscall.Kill(sup.pid, syscall.SIGKILL)
+		}
+		sup.mu.Unlock()
+		<-done
+		if t.Failed() {
+			t.Logf("--- supervised projector logs ---\n%s", sup.logs.String())
+		}
+	})
+	return sup
+}
+
+// kill sends SIGKILL to the running projector, if any.
+func (sup *supervisor) kill() {
+	sup.mu.Lock()
+	defer sup.mu.Unlock()
+	if sup.pid != 0 {
+		_ = syscall.Kill(sup.pid, syscall.SIGKILL)
+	}
+}
+
+func (sup *supervisor) counts() (deaths int, exits []string) {
+	sup.mu.Lock()
+	defer sup.mu.Unlock()
+	return sup.deaths, append([]string(nil), sup.exits...)
+}
+
+// waitFor polls cond every 50 ms until it holds, or fails t after within.
+func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestGatewayCrashesAreNotFailures is the chaos of issue 17 with the
+// default call budget: the projector dies after the upstream answered one
+// call in four (projector.after-upstream-call=0.25), killing every call
+// it has in flight, and is restarted each time. Every accepted order
+// must end with the upstream's own answer, applied once: no stored 502,
+// no command set aside.
+func TestGatewayCrashesAreNotFailures(t *testing.T) {
+	u := startUpstream(t)
+	s := startRoles(t, []string{"serve", "relay"}, "IDEMGATE_ROUTES", u.routesFile(t), "IDEMGATE_SWEEP_INTERVAL", "200ms")
+	sup := supervise(t, s, "IDEMGATE_FAULTS=projector.after-upstream-call=0.25")
+	const orders, clients = 100, 4
+	locs, nonces := make([]string, orders), make([]string, orders)
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := c; i < orders; i += clients {
+				nonces[i] = testenv.Random(8)
+				r, err := rawPost(s.base, "/v1/orders", "key-a", fmt.Sprintf("crash-%d", i), orderBody("ok", nonces[i]))
+				if err != nil || r.Status != 202 {
+					t.Errorf("order %d: %d %v", i, r.Status, err)
+					return
+				}
+				locs[i] = r.Header.Get("Location")
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	waitFor(t, 5*time.Minute, "every order completed", func() bool {
+		return s.countNow(`SELECT count(*) FROM outbox`) == orders
+	})
+	for i, loc := range locs {
+		mustOneEffect(t, s, u, fmt.Sprintf("crash-%d", i), "ok", nonces[i], loc, 201)
+	}
+	deaths, exits := sup.counts()
+	var attempts, failures, unfinished, mostUnfinished, quarantined int
+	s.scanNow(`SELECT sum(attempts), sum(failures), sum(unfinished), max(unfinished), count(outcome_unknown_at) FROM call_attempts`, nil,
+		&attempts, &failures, &unfinished, &mostUnfinished, &quarantined)
+	t.Logf("%d orders, %d attempts, %d projector deaths, %d attempts unfinished (at most %d for one order), %d observed failures, %d quarantined; other exits: %v",
+		orders, attempts, deaths, unfinished, mostUnfinished, failures, quarantined, exits)
+	if deaths == 0 || unfinished == 0 {
+		t.Fatalf("%d deaths, %d unfinished attempts: the fault never fired, the test proved nothing", deaths, unfinished)
+	}
+	mustEqual(t, "observed failures", failures, 0)
+	mustEqual(t, "quarantined", quarantined, 0)
+}
+
+// TestGatewayCrashLoopIsQuarantined: one order kills its projector on
+// every attempt (the upstream applies it, then the projector dies before
+// it reads the answer, as a crash on the answer would). After the default
+// 10 unfinished attempts in a row it is quarantined as outcome unknown:
+// nothing is stored, a retry gets 202 with that state, the operation, the
+// key lookup, `idemgate list` and the gauge show it, and the other orders
+// complete. Redrive resolves it with one more call under the same key:
+// the upstream's own answer, one effect.
+func TestGatewayCrashLoopIsQuarantined(t *testing.T) {
+	u := startUpstream(t)
+	s := startRoles(t, []string{"serve", "relay"}, "IDEMGATE_ROUTES", u.routesFile(t), "IDEMGATE_SWEEP_INTERVAL", "200ms")
+	// A short backoff: the waits before resuming a command that keeps
+	// killing its process double from it (the budgets are the defaults).
+	sup := supervise(t, s, "IDEMGATE_UPSTREAM_BACKOFF=50ms")
+	poison := testenv.Random(8)
+	u.setAfterEffect(func(nonce string) {
+		if nonce == poison {
+			sup.kill()
+		}
+	})
+	loc := gatewayCommand(t, s, "poison", "ok", poison)
+	id := strings.TrimPrefix(loc, "/v1/operations/")
+	var others []string
+	nonces := map[string]string{}
+	for i := range 20 {
+		nonce := testenv.Random(8)
+		l := gatewayCommand(t, s, fmt.Sprintf("healthy-%d", i), "ok", nonce)
+		others, nonces[l] = append(others, l), nonce
+	}
+	var view struct {
+		Status   string `json:"status"`
+		Upstream struct {
+			Attempts, Failures, Unfinished int
+			OutcomeUnknownSince            string `json:"outcome_unknown_since"`
+		} `json:"upstream"`
+	}
+	waitFor(t, 3*time.Minute, "the poison order quarantined", func() bool {
+		r := s.do("GET", loc, "key-a", "", "", "")
+		return json.Unmarshal(r.Body, &view) == nil && view.Status == "outcome_unknown"
+	})
+	if view.Upstream.Attempts != 10 || view.Upstream.Unfinished != 10 || view.Upstream.Failures != 0 || view.Upstream.OutcomeUnknownSince == "" {
+		t.Fatalf("operation view %+v: want 10 attempts, all unfinished, none failed", view)
+	}
+	for i, l := range others {
+		mustOneEffect(t, s, u, fmt.Sprintf("healthy-%d", i), "ok", nonces[l], l, 201)
+	}
+	if deaths, _ := sup.counts(); deaths != 10 {
+		t.Fatalf("%d projector deaths, want 10 (one per attempt, then no more)", deaths)
+	}
+	mustEqual(t, "outcomes recorded for the poison order", s.countNow(`SELECT count(*) FROM outbox WHERE operation_id = $1`, id), 0)
+
+	r := s.postWith("/v1/orders", "key-a", []string{"poison"}, orderBody("ok", poison))
+	mustEqual(t, "retry status", r.Status, 202)
+	mustEqual(t, "retry Location", r.Header.Get("Location"), loc)
+	mustEqual(t, "retry body", string(r.Body), `{"operation_id":"`+id+`","status":"outcome_unknown"}`)
+	mustEqual(t, "retry Idempotent-Replayed", r.Header.Get("Idempotent-Replayed"), "true")
+	if r := s.do("GET", "/v1/idempotency-keys/orders.create/poison", "key-a", "", "", ""); !bytes.Contains(r.Body, []byte(`"state":"outcome_unknown"`)) {
+		t.Fatalf("key lookup: %d %s", r.Status, r.Body)
+	}
+	getenv := func(k string) string { return s.vars[k] }
+	var out strings.Builder
+	if err := run(t.Context(), []string{"list", "--state", "outcome_unknown"}, getenv, &out, io.Discard); err != nil ||
+		!strings.Contains(out.String(), id) || !strings.Contains(out.String(), "outcome_unknown") || !strings.Contains(out.String(), "10 unfinished") {
+		t.Fatalf("list --state outcome_unknown (%v):\n%s", err, out.String())
+	}
+	waitFor(t, 30*time.Second, "the gauge idemgate_commands_outcome_unknown at 1", func() bool {
+		resp, err := http.Get(s.base + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return bytes.Contains(b, []byte("\nidemgate_commands_outcome_unknown 1\n"))
+	})
+
+	u.setAfterEffect(nil) // fixed: the process survives the answer now
+	if err := run(t.Context(), []string{"redrive", id}, getenv, io.Discard, io.Discard); err != nil {
+		t.Fatalf("redrive: %v", err)
+	}
+	mustOneEffect(t, s, u, "poison", "ok", poison, loc, 201)
+}
+
+// TestGatewayUpstreamDownAMinute: with the default settings, an upstream
+// that is down for 60 s (a deploy, a restart) dead-letters nothing: its
+// commands keep failing in an observed way, within the call budget's
+// span of time, and complete once it is back.
+func TestGatewayUpstreamDownAMinute(t *testing.T) {
+	u := startUpstream(t)
+	s := startStack(t, "IDEMGATE_ROUTES", u.routesFile(t))
+	down := time.Now()
+	u.down()
+	var locs, nonces []string
+	for i := range 5 {
+		nonce := testenv.Random(8)
+		locs, nonces = append(locs, gatewayCommand(t, s, fmt.Sprintf("down-%d", i), "ok", nonce)), append(nonces, nonce)
+	}
+	// The orders queue behind each other on their partitions: the first of
+	// each is the one that keeps failing.
+	waitFor(t, 30*time.Second, "an order failed", func() bool {
+		return s.countNow(`SELECT count(*) FROM call_attempts WHERE failures > 0`) > 0
+	})
+	time.Sleep(time.Until(down.Add(60 * time.Second))) // the outage itself: a minute, whatever the test observes
+	var failures, most int
+	s.scanNow(`SELECT coalesce(sum(failures), 0), coalesce(max(failures), 0) FROM call_attempts`, nil, &failures, &most)
+	u.up()
+	for i, loc := range locs {
+		mustOneEffect(t, s, u, fmt.Sprintf("down-%d", i), "ok", nonces[i], loc, 201)
+	}
+	t.Logf("%d observed failures during the minute's outage (at most %d for one order), none dead-lettered", failures, most)
+	if most <= 5 {
+		t.Fatalf("at most %d failures for one order: the outage must outlast the default count of 5 failures, or the test proves nothing", most)
+	}
+	mustEqual(t, "records on the dead-letter topic", len(s.topicRecords(s.topics.DeadLetter)), 0)
+}
