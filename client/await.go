@@ -12,7 +12,8 @@ import (
 // it.
 type Operation struct {
 	OperationID string `json:"operation_id"`
-	// Status is "pending" or "completed".
+	// Status is "pending", "outcome_unknown" (set aside until an
+	// operator redrives it: see ErrOutcomeUnknown) or "completed".
 	Status string `json:"status"`
 	// Response is the recorded outcome, once completed.
 	Response *OperationResponse `json:"response,omitempty"`
@@ -28,6 +29,10 @@ type OperationResponse struct {
 
 // Completed reports whether the command has its recorded outcome.
 func (o *Operation) Completed() bool { return o.Status == "completed" && o.Response != nil }
+
+// OutcomeUnknown reports whether the command is set aside as outcome
+// unknown: nothing will be recorded until an operator redrives it.
+func (o *Operation) OutcomeUnknown() bool { return o.Status == "outcome_unknown" }
 
 // Operation reads the state of a command (GET /v1/operations/{id}).
 func (c *Client) Operation(ctx context.Context, operationID string) (*Operation, error) {
@@ -84,6 +89,9 @@ func (c *Client) await(ctx context.Context, cmd *command, pending *Result) (*Res
 			op, res, err := c.operationAt(actx, location)
 			if err != nil {
 				return nil, stopped(err)
+			}
+			if op.OutcomeUnknown() {
+				return nil, incomplete(ErrOutcomeUnknown)
 			}
 			if !op.Completed() {
 				delay = c.pollDelay(res)

@@ -478,6 +478,30 @@ func TestMaxAwait(t *testing.T) {
 	}
 }
 
+// TestOutcomeUnknownStopsWaiting: an operation set aside as outcome
+// unknown ends the wait at once with ErrOutcomeUnknown and the key to
+// call again with, instead of polling until MaxAwait.
+func TestOutcomeUnknownStopsWaiting(t *testing.T) {
+	unknown := `{"operation_id":"` + testOpID + `","status":"outcome_unknown"}`
+	f := newFake(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			writeJSONAnswer(w, 200, unknown, nil)
+			return
+		}
+		writeJSONAnswer(w, 202, unknown, map[string]string{"Location": "/v1/operations/" + testOpID, "Retry-After": "0"})
+	})
+	c := newTestClient(t, f, func(cfg *Config) { cfg.MaxAwait = time.Minute })
+	start := time.Now()
+	_, err := c.Call(context.Background(), "/v1/payments", rawBody, CallOptions{IdempotencyKey: "k-unknown"})
+	var inc *IncompleteError
+	if !errors.Is(err, ErrOutcomeUnknown) || !errors.As(err, &inc) || inc.OperationID != testOpID || inc.IdempotencyKey != "k-unknown" {
+		t.Fatalf("error %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("returned after %s: it waited instead of stopping", d)
+	}
+}
+
 func TestGeneratedKeyIsAUUIDv4AndReturned(t *testing.T) {
 	f := newFake(t, func(n int, w http.ResponseWriter, _ *http.Request) {
 		if n == 1 {

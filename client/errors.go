@@ -18,6 +18,13 @@ const (
 	// ErrStillPending: the command was accepted but no outcome was
 	// recorded within Config.MaxAwait.
 	ErrStillPending Reason = "idemgate client: command still pending"
+	// ErrOutcomeUnknown: the command was accepted, but the server could
+	// not learn whether its upstream applied it (the attempts kept dying)
+	// and set it aside for an operator, who resolves it with a redrive.
+	// It is not a failure: do not send it again under a new key, which
+	// could apply it twice. Calling again later with the same key and body
+	// gets the outcome once it is resolved.
+	ErrOutcomeUnknown Reason = "idemgate client: outcome unknown until an operator resolves it"
 )
 
 // RetryError says that a request failed on every attempt its retry policy
@@ -48,8 +55,8 @@ type IncompleteError struct {
 	// OperationID is set once the server answered 202: the command is
 	// accepted and will complete.
 	OperationID string
-	// Err is the cause: a *RetryError, the context's error, or
-	// ErrStillPending.
+	// Err is the cause: a *RetryError, the context's error,
+	// ErrStillPending or ErrOutcomeUnknown.
 	Err error
 }
 

@@ -17,6 +17,11 @@ func TestFromEnv(t *testing.T) {
 		if c.Addr != "127.0.0.1:8080" || c.MismatchStatus != 409 || c.Retention != 24*time.Hour || c.TopicPrefix != "idemgate" {
 			t.Fatalf("defaults = %+v", c)
 		}
+		// The call budget is separate from the consumer's poison budget, and
+		// spans ten minutes (issue 17).
+		if c.CallAttempts != 5 || c.CallRetryFor != 10*time.Minute || c.CallMaxUnfinished != 12 || c.MaxAttempts != 5 {
+			t.Fatalf("call budget defaults = %d, %v, %d (poison %d)", c.CallAttempts, c.CallRetryFor, c.CallMaxUnfinished, c.MaxAttempts)
+		}
 	})
 	t.Run("OK", func(t *testing.T) {
 		c, err := FromEnv(env(map[string]string{
@@ -46,6 +51,9 @@ func TestFromEnv(t *testing.T) {
 		"ErrAddr":           {"IDEMGATE_ADDR", "8080", "host:port"},
 		"ErrRetentionPair":  {"IDEMGATE_RETENTION_BY_OPERATION", "refunds.create", "operation=duration"},
 		"ErrMaxAttempts":    {"IDEMGATE_MAX_ATTEMPTS", "0", "1 to 100"},
+		"ErrCallAttempts":   {"IDEMGATE_CALL_ATTEMPTS", "0", "1 to 1000"},
+		"ErrCallRetryFor":   {"IDEMGATE_CALL_RETRY_FOR", "-1m", "positive duration"},
+		"ErrMaxUnfinished":  {"IDEMGATE_CALL_MAX_UNFINISHED", "many", "1 to 1000"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := FromEnv(env(map[string]string{tc.key: tc.value}))

@@ -33,15 +33,19 @@ const (
 	// DefaultMaxUnfinished is how many attempts in a row may end without
 	// an outcome (their process died) before the command is quarantined
 	// as outcome unknown. A crash kills every call in flight in the
-	// process, not only the one that caused it, so a command that did
-	// nothing wrong can lose several attempts in a row. With the projector
-	// dying after one call in four (TestGatewayCrashesAreNotFailures), 30
-	// of 130 attempts ended unfinished: at that rate ten in a row happen to
-	// one command in two million, and even at one attempt in three, to one
-	// in 60,000. A command that kills its process on every attempt costs
-	// ten restarts, with growing waits between them, before it is set
-	// aside.
-	DefaultMaxUnfinished = 10
+	// process, not only the one that caused it: with the projector dying
+	// after one call in four (TestGatewayCrashesAreNotFailures), about
+	// half the attempts end unfinished. So after isolateAfter (3) in a row,
+	// a command's attempts run alone in their process, where a death is
+	// its own: to reach 12 in a row, a command that did nothing wrong must
+	// then lose 9 attempts alone, at that crash rate one command in
+	// 250,000 (0.25^9) of those that got that far, about one in 2.6
+	// million in all. A command that kills its process on every attempt
+	// costs 12 restarts before it is set aside; it is resumed at once
+	// each time (a wait before resuming, tried first, starved a command
+	// whose process kept dying of other commands' crashes before the wait
+	// was over).
+	DefaultMaxUnfinished = 12
 )
 
 // callTimeout bounds one call attempt as the projector sees it: the
@@ -70,9 +74,6 @@ func (p *Projector) call(ctx context.Context, rec *kgo.Record, cmd idemgate.Comm
 	gauge.Inc()
 	defer gauge.Dec()
 	for {
-		if err := p.waitToResume(ctx, cmd); err != nil {
-			return err
-		}
 		a, err := p.beginAttempt(ctx, cmd)
 		if err != nil {
 			return err
@@ -86,8 +87,11 @@ func (p *Projector) call(ctx context.Context, rec *kgo.Record, cmd idemgate.Comm
 			p.quarantined(cmd, a)
 			return nil
 		}
-		resp, err := p.attemptCall(ctx, cmd, op, a.N)
-		p.cfg.Faults.Hit(fault.AfterUpstreamCall)
+		resp, err := p.isolatedIf(a.Streak >= isolateAfter, cmd, a, func() (idemgate.Response, error) {
+			resp, err := p.attemptCall(ctx, cmd, op, a.N)
+			p.cfg.Faults.Hit(fault.AfterUpstreamCall)
+			return resp, err
+		})
 		var retry *idemgate.RetryableError
 		switch {
 		case err == nil:
@@ -125,21 +129,28 @@ func (p *Projector) call(ctx context.Context, rec *kgo.Record, cmd idemgate.Comm
 	}
 }
 
-// waitToResume waits before resuming a call whose last attempts ended
-// unfinished twice or more in a row: the command may be what kills its
-// process, and the wait lets the other commands run between the crashes.
-// A single unfinished attempt is resumed at once.
-func (p *Projector) waitToResume(ctx context.Context, cmd idemgate.Command) error {
-	actx, cancel := attemptContext(ctx, attemptTimeout)
-	defer cancel()
-	streak, err := p.cfg.Store.PeekAttempt(actx, cmd.OperationID)
-	if err != nil || streak < 2 {
-		return err
+// isolateAfter is how many attempts at a call in a row may end unfinished
+// before the next one runs alone in its process. A crash kills every call
+// in flight, so an unfinished attempt may be another command's doing; one
+// that runs alone and dies again is its own. A command that did nothing
+// wrong thus rarely loses its attempts to others' crashes all the way to
+// the quarantine.
+const isolateAfter = 3
+
+// isolatedIf runs one call attempt: alone in the process (no other call in
+// flight, none starting until it ends) when alone is true, else beside
+// the others.
+func (p *Projector) isolatedIf(alone bool, cmd idemgate.Command, a store.Attempt, call func() (idemgate.Response, error)) (idemgate.Response, error) {
+	if !alone {
+		p.isolation.RLock()
+		defer p.isolation.RUnlock()
+		return call()
 	}
-	wait := p.backoff(streak-1, 0)
-	p.cfg.Logger.Warn("resuming an upstream call whose attempts keep ending unfinished", "operation", cmd.Operation,
-		"operation_id", cmd.OperationID, "unfinished_in_a_row", streak, "resume_in", wait)
-	return sleep(ctx, wait)
+	p.cfg.Logger.Warn("resuming an upstream call alone in its process: its last attempts ended unfinished", "operation", cmd.Operation,
+		"operation_id", cmd.OperationID, "attempt", a.N, "unfinished_in_a_row", a.Streak)
+	p.isolation.Lock()
+	defer p.isolation.Unlock()
+	return call()
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -79,6 +80,8 @@ type Projector struct {
 	dead    prometheus.Counter
 	unknown *prometheus.CounterVec
 	waiting *prometheus.GaugeVec
+	// isolation lets a call run alone in the process (see isolatedIf).
+	isolation sync.RWMutex
 }
 
 // New returns a projector.

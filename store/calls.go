@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -161,26 +160,6 @@ func (s *Store) BeginAttempt(ctx context.Context, projector string, cmd idemgate
 		return nil
 	})
 	return a, err
-}
-
-// PeekAttempt reads how many attempts at operationID's call in a row have
-// ended without an outcome, counting one still in flight (whose process
-// died, or which runs elsewhere): the projector waits before resuming a
-// command that keeps killing its process.
-func (s *Store) PeekAttempt(ctx context.Context, operationID string) (streak int, err error) {
-	err = s.db.InSnapshot(ctx, func(tx pgx.Tx) error {
-		var inFlight bool
-		err := tx.QueryRow(ctx, `SELECT unfinished_streak, in_flight FROM call_attempts WHERE operation_id = $1`, operationID).Scan(&streak, &inFlight)
-		if errors.Is(err, pgx.ErrNoRows) {
-			streak = 0
-			return nil
-		}
-		if inFlight {
-			streak++
-		}
-		return err
-	})
-	return streak, err
 }
 
 // NoteFailure ends the attempt in flight with an observed failure: it

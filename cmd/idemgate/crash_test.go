@@ -165,11 +165,11 @@ func TestGatewayCrashesAreNotFailures(t *testing.T) {
 		mustOneEffect(t, s, u, fmt.Sprintf("crash-%d", i), "ok", nonces[i], loc, 201)
 	}
 	deaths, exits := sup.counts()
-	var attempts, failures, unfinished, mostUnfinished, quarantined int
-	s.scanNow(`SELECT sum(attempts), sum(failures), sum(unfinished), max(unfinished), count(outcome_unknown_at) FROM call_attempts`, nil,
-		&attempts, &failures, &unfinished, &mostUnfinished, &quarantined)
-	t.Logf("%d orders, %d attempts, %d projector deaths, %d attempts unfinished (at most %d for one order), %d observed failures, %d quarantined; other exits: %v",
-		orders, attempts, deaths, unfinished, mostUnfinished, failures, quarantined, exits)
+	var attempts, failures, unfinished, mostUnfinished, longestRun, quarantined int
+	s.scanNow(`SELECT sum(attempts), sum(failures), sum(unfinished), max(unfinished), max(unfinished_streak), count(outcome_unknown_at)
+FROM call_attempts`, nil, &attempts, &failures, &unfinished, &mostUnfinished, &longestRun, &quarantined)
+	t.Logf("%d orders, %d attempts, %d projector deaths, %d attempts unfinished (at most %d for one order, %d in a row), %d observed failures, %d quarantined; other exits: %v",
+		orders, attempts, deaths, unfinished, mostUnfinished, longestRun, failures, quarantined, exits)
 	if deaths == 0 || unfinished == 0 {
 		t.Fatalf("%d deaths, %d unfinished attempts: the fault never fired, the test proved nothing", deaths, unfinished)
 	}
@@ -180,7 +180,7 @@ func TestGatewayCrashesAreNotFailures(t *testing.T) {
 // TestGatewayCrashLoopIsQuarantined: one order kills its projector on
 // every attempt (the upstream applies it, then the projector dies before
 // it reads the answer, as a crash on the answer would). After the default
-// 10 unfinished attempts in a row it is quarantined as outcome unknown:
+// 12 unfinished attempts in a row it is quarantined as outcome unknown:
 // nothing is stored, a retry gets 202 with that state, the operation, the
 // key lookup, `idemgate list` and the gauge show it, and the other orders
 // complete. Redrive resolves it with one more call under the same key:
@@ -188,9 +188,7 @@ func TestGatewayCrashesAreNotFailures(t *testing.T) {
 func TestGatewayCrashLoopIsQuarantined(t *testing.T) {
 	u := startUpstream(t)
 	s := startRoles(t, []string{"serve", "relay"}, "IDEMGATE_ROUTES", u.routesFile(t), "IDEMGATE_SWEEP_INTERVAL", "200ms")
-	// A short backoff: the waits before resuming a command that keeps
-	// killing its process double from it (the budgets are the defaults).
-	sup := supervise(t, s, "IDEMGATE_UPSTREAM_BACKOFF=50ms")
+	sup := supervise(t, s)
 	poison := testenv.Random(8)
 	u.setAfterEffect(func(nonce string) {
 		if nonce == poison {
@@ -217,14 +215,14 @@ func TestGatewayCrashLoopIsQuarantined(t *testing.T) {
 		r := s.do("GET", loc, "key-a", "", "", "")
 		return json.Unmarshal(r.Body, &view) == nil && view.Status == "outcome_unknown"
 	})
-	if view.Upstream.Attempts != 10 || view.Upstream.Unfinished != 10 || view.Upstream.Failures != 0 || view.Upstream.OutcomeUnknownSince == "" {
-		t.Fatalf("operation view %+v: want 10 attempts, all unfinished, none failed", view)
+	if view.Upstream.Attempts != 12 || view.Upstream.Unfinished != 12 || view.Upstream.Failures != 0 || view.Upstream.OutcomeUnknownSince == "" {
+		t.Fatalf("operation view %+v: want 12 attempts, all unfinished, none failed", view)
 	}
 	for i, l := range others {
 		mustOneEffect(t, s, u, fmt.Sprintf("healthy-%d", i), "ok", nonces[l], l, 201)
 	}
-	if deaths, _ := sup.counts(); deaths != 10 {
-		t.Fatalf("%d projector deaths, want 10 (one per attempt, then no more)", deaths)
+	if deaths, _ := sup.counts(); deaths != 12 {
+		t.Fatalf("%d projector deaths, want 12 (one per attempt, then no more)", deaths)
 	}
 	mustEqual(t, "outcomes recorded for the poison order", s.countNow(`SELECT count(*) FROM outbox WHERE operation_id = $1`, id), 0)
 
@@ -239,7 +237,7 @@ func TestGatewayCrashLoopIsQuarantined(t *testing.T) {
 	getenv := func(k string) string { return s.vars[k] }
 	var out strings.Builder
 	if err := run(t.Context(), []string{"list", "--state", "outcome_unknown"}, getenv, &out, io.Discard); err != nil ||
-		!strings.Contains(out.String(), id) || !strings.Contains(out.String(), "outcome_unknown") || !strings.Contains(out.String(), "10 unfinished") {
+		!strings.Contains(out.String(), id) || !strings.Contains(out.String(), "outcome_unknown") || !strings.Contains(out.String(), "12 unfinished") {
 		t.Fatalf("list --state outcome_unknown (%v):\n%s", err, out.String())
 	}
 	waitFor(t, 30*time.Second, "the gauge idemgate_commands_outcome_unknown at 1", func() bool {

@@ -16,8 +16,8 @@ type Problem = Schemas["Problem"];
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
 const assertType = <T extends true>(): T => true as T;
 
-assertType<Equal<Operation["status"], "pending" | "completed">>();
-assertType<Equal<Schemas["Pending"]["status"], "pending">>();
+assertType<Equal<Operation["status"], "pending" | "outcome_unknown" | "completed">>();
+assertType<Equal<Schemas["Pending"]["status"], "pending" | "outcome_unknown">>();
 assertType<Equal<Payment["status"], "succeeded">>();
 assertType<Equal<Refund["status"], "succeeded">>();
 assertType<Equal<Schemas["Liveness"]["status"], "ok">>();
@@ -39,7 +39,10 @@ function isProblem(b: RecordedBody): b is Problem {
 // What a client does with GET /v1/operations/{id}: one decode, then the
 // body read by its fields.
 export function describe(op: Operation): string {
-  const status: "pending" | "completed" = op.status;
+  const status: "pending" | "outcome_unknown" | "completed" = op.status;
+  if (status === "outcome_unknown") {
+    return `outcome unknown ${op.operation_id}: an operator must redrive it`;
+  }
   if (status === "pending" || op.response === undefined) {
     return `pending ${op.operation_id}`;
   }
