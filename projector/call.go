@@ -74,59 +74,82 @@ func (p *Projector) call(ctx context.Context, rec *kgo.Record, cmd idemgate.Comm
 	gauge.Inc()
 	defer gauge.Dec()
 	for {
-		a, err := p.beginAttempt(ctx, cmd)
+		alone, err := p.mustRunAlone(ctx, cmd)
 		if err != nil {
 			return err
 		}
-		switch a.Verdict {
+		unlock := p.lockCalls(alone)
+		o, err := p.attempt(ctx, cmd, op)
+		unlock()
+		if err != nil {
+			return err
+		}
+		switch o.next.Verdict {
 		case store.CallDone:
 			return nil
 		case store.CallFailed:
-			return p.giveUp(ctx, rec, cmd, a)
+			return p.giveUp(ctx, rec, cmd, o.next)
 		case store.CallOutcomeUnknown:
-			p.quarantined(cmd, a)
+			p.quarantined(cmd, o.next)
 			return nil
+		case store.CallNow:
+			continue // the attempt ended without an outcome: resume it
 		}
-		resp, err := p.isolatedIf(a.Streak >= isolateAfter, cmd, a, func() (idemgate.Response, error) {
-			resp, err := p.attemptCall(ctx, cmd, op, a.N)
-			p.cfg.Faults.Hit(fault.AfterUpstreamCall)
-			return resp, err
-		})
-		var retry *idemgate.RetryableError
-		switch {
-		case err == nil:
-			return p.record(ctx, cmd, resp)
-		case errors.Is(err, idemgate.ErrPermanent):
-			// Nothing was sent: the command itself cannot be called (the
-			// consumer dead-letters it after its attempts).
-			p.endAttempt(ctx, cmd, err)
-			return err
-		case !errors.As(err, &retry):
-			// Neither a failure the upstream showed nor a refusal before
-			// sending: the outcome is unknown, like a crash's. The next
-			// attempt resumes this one.
-			p.cfg.Logger.Warn("upstream call ended without an outcome; resuming", "operation", cmd.Operation,
-				"operation_id", cmd.OperationID, "attempt", a.N, "err", err)
-			continue
-		}
-		next, err := p.noteFailure(ctx, cmd, err)
-		if err != nil {
-			return err // the attempt stays in flight: the next one resumes it
-		}
-		switch next.Verdict {
-		case store.CallFailed:
-			return p.giveUp(ctx, rec, cmd, next)
-		case store.CallOutcomeUnknown:
-			p.quarantined(cmd, next)
-			return nil
-		}
-		wait := p.backoff(next.Failures, retry.After)
+		wait := p.backoff(o.next.Failures, o.retry.After)
 		p.cfg.Logger.Warn("upstream call failed; retrying", "operation", cmd.Operation, "operation_id", cmd.OperationID,
-			"attempt", a.N, "failures", next.Failures, "retry_in", wait, "err", err)
+			"attempt", o.next.N, "failures", o.next.Failures, "retry_in", wait, "err", o.retry)
 		if err := sleep(ctx, wait); err != nil {
 			return err
 		}
 	}
+}
+
+// outcome is what one attempt came to: next.Verdict is CallDone once the
+// answer is recorded, CallRetry after an observed failure (retry holds
+// it), CallFailed or CallOutcomeUnknown when the budget says so, and
+// CallNow when the attempt ended without an outcome.
+type outcome struct {
+	next  store.Attempt
+	retry *idemgate.RetryableError
+}
+
+// attempt runs one attempt: it commits the recovery point, calls, and
+// records the answer or notes the failure. The caller holds the calls'
+// lock throughout, so an attempt run alone has no other call beside it
+// from its recovery point to its record.
+func (p *Projector) attempt(ctx context.Context, cmd idemgate.Command, op idemgate.Operation) (outcome, error) {
+	a, err := p.beginAttempt(ctx, cmd)
+	if err != nil || a.Verdict != store.CallNow {
+		return outcome{next: a}, err
+	}
+	if a.Streak >= isolateAfter {
+		p.cfg.Logger.Warn("resuming an upstream call alone in its process: its last attempts ended unfinished", "operation", cmd.Operation,
+			"operation_id", cmd.OperationID, "attempt", a.N, "unfinished_in_a_row", a.Streak)
+	}
+	resp, err := p.attemptCall(ctx, cmd, op, a.N)
+	p.cfg.Faults.Hit(fault.AfterUpstreamCall)
+	var retry *idemgate.RetryableError
+	switch {
+	case err == nil:
+		return outcome{next: store.Attempt{Verdict: store.CallDone}}, p.record(ctx, cmd, resp)
+	case errors.Is(err, idemgate.ErrPermanent):
+		// Nothing was sent: the command itself cannot be called (the
+		// consumer dead-letters it after its attempts).
+		p.endAttempt(ctx, cmd, err)
+		return outcome{}, err
+	case !errors.As(err, &retry):
+		// Neither a failure the upstream showed nor a refusal before
+		// sending: the outcome is unknown, like a crash's. The next
+		// attempt resumes this one.
+		p.cfg.Logger.Warn("upstream call ended without an outcome; resuming", "operation", cmd.Operation,
+			"operation_id", cmd.OperationID, "attempt", a.N, "err", err)
+		return outcome{next: a}, nil
+	}
+	next, err := p.noteFailure(ctx, cmd, err)
+	if err != nil {
+		return outcome{}, err // the attempt stays in flight: the next one resumes it
+	}
+	return outcome{next: next, retry: retry}, nil
 }
 
 // isolateAfter is how many attempts at a call in a row may end unfinished
@@ -137,20 +160,26 @@ func (p *Projector) call(ctx context.Context, rec *kgo.Record, cmd idemgate.Comm
 // the quarantine.
 const isolateAfter = 3
 
-// isolatedIf runs one call attempt: alone in the process (no other call in
-// flight, none starting until it ends) when alone is true, else beside
-// the others.
-func (p *Projector) isolatedIf(alone bool, cmd idemgate.Command, a store.Attempt, call func() (idemgate.Response, error)) (idemgate.Response, error) {
-	if !alone {
-		p.isolation.RLock()
-		defer p.isolation.RUnlock()
-		return call()
+// mustRunAlone says whether cmd's next attempt must run alone: its last
+// isolateAfter attempts or more ended unfinished, counting one still in
+// flight (its process died during it).
+func (p *Projector) mustRunAlone(ctx context.Context, cmd idemgate.Command) (bool, error) {
+	actx, cancel := attemptContext(ctx, attemptTimeout)
+	defer cancel()
+	streak, err := p.cfg.Store.UnfinishedStreak(actx, cmd.OperationID)
+	return streak >= isolateAfter, err
+}
+
+// lockCalls takes the calls' lock: shared beside the other calls, or
+// alone, once the calls in flight have ended and before any other starts.
+// It returns the unlock.
+func (p *Projector) lockCalls(alone bool) func() {
+	if alone {
+		p.isolation.Lock()
+		return p.isolation.Unlock
 	}
-	p.cfg.Logger.Warn("resuming an upstream call alone in its process: its last attempts ended unfinished", "operation", cmd.Operation,
-		"operation_id", cmd.OperationID, "attempt", a.N, "unfinished_in_a_row", a.Streak)
-	p.isolation.Lock()
-	defer p.isolation.Unlock()
-	return call()
+	p.isolation.RLock()
+	return p.isolation.RUnlock
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -160,6 +161,26 @@ func (s *Store) BeginAttempt(ctx context.Context, projector string, cmd idemgate
 		return nil
 	})
 	return a, err
+}
+
+// UnfinishedStreak is how many attempts at operationID's call in a row
+// ended without an outcome, counting one still in flight (its process
+// died during it, or it runs elsewhere): what the next BeginAttempt will
+// find.
+func (s *Store) UnfinishedStreak(ctx context.Context, operationID string) (streak int, err error) {
+	err = s.db.InSnapshot(ctx, func(tx pgx.Tx) error {
+		streak = 0
+		var inFlight bool
+		err := tx.QueryRow(ctx, `SELECT unfinished_streak, in_flight FROM call_attempts WHERE operation_id = $1`, operationID).Scan(&streak, &inFlight)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if inFlight {
+			streak++
+		}
+		return err
+	})
+	return streak, err
 }
 
 // NoteFailure ends the attempt in flight with an observed failure: it
