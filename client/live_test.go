@@ -422,8 +422,10 @@ func (s *liveServer) query(t *testing.T, sql string) []string {
 	if err != nil {
 		t.Fatalf("the private PostgreSQL's postmaster.pid: %v", err)
 	}
+	// The fourth line is the port, the fifth the Unix socket's folder (the
+	// private server listens on no TCP port).
 	lines := strings.Split(string(pid), "\n")
-	if len(lines) < 4 {
+	if len(lines) < 5 {
 		t.Fatalf("postmaster.pid: %q", pid)
 	}
 	psql := filepath.Join(pgBinDir(t), "psql")
@@ -433,7 +435,7 @@ func (s *liveServer) query(t *testing.T, sql string) []string {
 		}
 	}
 	cmd := exec.Command(psql, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-		"-h", "127.0.0.1", "-p", strings.TrimSpace(lines[3]), "-U", "postgres", "-d", "idemgate", "-c", sql)
+		"-h", strings.TrimSpace(lines[4]), "-p", strings.TrimSpace(lines[3]), "-U", "postgres", "-d", "idemgate", "-c", sql)
 	cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=10")
 	out, err := cmd.Output()
 	if err != nil {
