@@ -107,7 +107,7 @@ func Dev(ctx context.Context, o Options, dc DevConfig) error {
 		return err
 	}
 	defer closeDB()
-	l, err := net.Listen("tcp", dc.Addr)
+	l, err := listen(dc.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
