@@ -55,6 +55,7 @@ func Dev(ctx context.Context, o Options, dc DevConfig) error {
 	if dc.Addr == "" {
 		dc.Addr = cfg.Addr
 	}
+	keepInherited(dc.Addr, cfg.MetricsAddr)
 	if err := os.MkdirAll(dc.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data folder: %w", err)
 	}

@@ -16,6 +16,18 @@ import (
 	"github.com/idemgate/idemgate/logging"
 )
 
+// keepInherited marks the inherited sockets among addrs (fd:N)
+// close-on-exec at once, before the role starts any process (dev mode's
+// PostgreSQL): a child holding a copy would keep the socket listening
+// after this process is gone, and take connections nobody answers.
+func keepInherited(addrs ...string) {
+	for _, a := range addrs {
+		if fd, ok, err := config.InheritedFD(a); ok && err == nil {
+			syscall.CloseOnExec(fd)
+		}
+	}
+}
+
 // listen opens a role's listen address: host:port, or fd:N, a socket
 // already listening that the process inherited (config.InheritedFD); the
 // listener owns the descriptor from then on.

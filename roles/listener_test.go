@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // fakeListener returns its errors in turn from Accept, then a connection.
@@ -89,6 +91,10 @@ func TestListenInherited(t *testing.T) {
 	fd := -1
 	if err := rc.Control(func(s uintptr) { fd, err = syscall.Dup(int(s)) }); err != nil || fd < 0 {
 		t.Fatalf("dup: %v", err)
+	}
+	keepInherited("fd:" + strconv.Itoa(fd))
+	if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil || flags&unix.FD_CLOEXEC == 0 {
+		t.Fatalf("fd %d flags %#x (%v): want close-on-exec, so that no child keeps the socket", fd, flags, err)
 	}
 	l, err := listen("fd:" + strconv.Itoa(fd))
 	if err != nil {
