@@ -20,6 +20,9 @@ import (
 // server that is down. Listen, File and Fd open listeners on the same
 // port beside the holding socket (SO_REUSEPORT, which only sockets of
 // this user that ask for it may share: nothing else can bind the port).
+// A listener must not outlive its server: a copy of it left in another
+// process (a child that inherited it) would go on listening beside the
+// next one and take some of its connections.
 type Port struct {
 	port int
 	hold int // the holding socket
