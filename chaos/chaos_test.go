@@ -45,6 +45,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/idemgate/idemgate/fault"
+	"github.com/idemgate/idemgate/testenv"
 )
 
 type settings struct {
@@ -376,9 +377,13 @@ func (r *run) startProcesses() {
 		return p
 	}
 	for i := 1; i <= 2; i++ {
-		addr := freeAddr(r.t)
-		p := add(fmt.Sprintf("serve-%d", i), "serve", "IDEMGATE_ADDR="+addr)
-		p.url = "http://" + addr
+		// The API's port is held by the test for the whole run: each
+		// start inherits a listener on it (supervise), connections are
+		// refused while the process is down, and no other process can
+		// take the port between a kill and the restart.
+		p := add(fmt.Sprintf("serve-%d", i), "serve")
+		p.port = testenv.NewPort(r.t)
+		p.url = "http://" + p.port.Addr()
 		r.serves = append(r.serves, p)
 	}
 	// Static members: a projector restarted after kill -9 takes its
@@ -406,15 +411,6 @@ func (r *run) startProcesses() {
 	}
 	r.waitReady(90 * time.Second)
 	r.logf("processes up: %d x serve, 2 x project, 1 x relay", len(r.serves))
-}
-
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // waitReady waits until every API answers /readyz with 200.

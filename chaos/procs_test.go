@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/idemgate/idemgate/testenv"
 )
 
 // proc is one supervised idemgate process (serve, project or relay).
@@ -23,7 +25,8 @@ type proc struct {
 	kind     string // the role: serve, project, relay
 	extraEnv []string
 	logPath  string
-	url      string // serve only: http://addr
+	url      string        // serve only: http://addr
+	port     *testenv.Port // serve only: the API's port, held by the test
 
 	mu      sync.Mutex
 	pid     int    // 0 while not running
@@ -49,6 +52,16 @@ func (r *run) supervise(p *proc) {
 		mode := r.faultMode.Load()
 		env, faults := r.procEnv(p)
 		cmd := exec.Command(r.bin, p.kind)
+		var listener *os.File // the API's, the child's file descriptor 3
+		if p.port != nil {
+			if listener, err = p.port.File(); err != nil {
+				f.Close()
+				r.fail("supervisor", "listener for %s: %v", p.name, err)
+				return
+			}
+			cmd.ExtraFiles = []*os.File{listener}
+			env = append(env, "IDEMGATE_ADDR=fd:3")
+		}
 		cmd.Env = env
 		cmd.Stdout = f
 		cmd.Stderr = f
@@ -57,10 +70,16 @@ func (r *run) supervise(p *proc) {
 		if p.stop {
 			p.mu.Unlock()
 			f.Close()
+			if listener != nil {
+				listener.Close()
+			}
 			return
 		}
 		fmt.Fprintf(f, "chaos: === %s start #%d at t+%.1fs IDEMGATE_FAULTS=%q ===\n", p.name, p.starts+1, r.since(), faults)
 		err = cmd.Start()
+		if listener != nil {
+			listener.Close() // the child's copy listens
+		}
 		if err == nil {
 			p.pid = cmd.Process.Pid
 			p.starts++

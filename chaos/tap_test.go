@@ -16,16 +16,22 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/idemgate/idemgate/testenv"
 )
 
-// tap relays listen to target.
+// tap relays listen to target. Its port is held by the test for the
+// whole run (testenv.Port): refused while the tap is closed, and never
+// free for another process to take.
 type tap struct {
-	listen, target string
-	armed          chan *catch // at most one catch waits here
+	port   *testenv.Port
+	listen string      // port's address
+	armed  chan *catch // at most one catch waits here
 
-	mu    sync.Mutex
-	l     net.Listener
-	conns map[net.Conn]bool
+	mu     sync.Mutex
+	target string // the orders service's address (its port changes at each start)
+	l      net.Listener
+	conns  map[net.Conn]bool
 }
 
 // catch is a request to hold the next answer: got receives the caller's
@@ -35,8 +41,15 @@ type catch struct {
 	release chan struct{}
 }
 
+// retarget points the tap at the orders service's address.
+func (t *tap) retarget(addr string) {
+	t.mu.Lock()
+	t.target = addr
+	t.mu.Unlock()
+}
+
 func (t *tap) open() error {
-	l, err := net.Listen("tcp", t.listen)
+	l, err := t.port.Listen()
 	if err != nil {
 		return err
 	}
@@ -95,7 +108,10 @@ func (t *tap) untrack(cs ...net.Conn) {
 
 // pipe relays one connection; either side's end ends both.
 func (t *tap) pipe(client net.Conn) {
-	up, err := net.DialTimeout("tcp", t.target, 2*time.Second)
+	t.mu.Lock()
+	target := t.target
+	t.mu.Unlock()
+	up, err := net.DialTimeout("tcp", target, 2*time.Second)
 	if err != nil {
 		_ = client.Close()
 		return

@@ -9,37 +9,45 @@ package chaos
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/idemgate/idemgate/testenv"
 )
 
 // upstream is the orders service process.
 type upstream struct {
-	bin, addr, data, logPath string
-	tap                      *tap // the address the routes file names
+	bin, data, logPath string
+	tap                *tap // the address the routes file names
 
 	mu      sync.Mutex
+	addr    string // where the running service listens: a port of the kernel's choice at each start
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	starts  int
 	stopped bool
 }
 
-// startUpstream starts the orders service and its tap on free loopback
-// ports, with its data file among the run's logs, and writes the routes
-// file that serve and project are given.
+// startUpstream starts the orders service on a loopback port of its own
+// (port 0: the kernel's choice, which it prints) and its tap on a port
+// the test holds, with its data file among the run's logs, and writes
+// the routes file that serve and project are given.
 func (r *run) startUpstream() {
-	u := &upstream{bin: r.ordersBin, addr: freeAddr(r.t),
+	u := &upstream{bin: r.ordersBin,
 		data: filepath.Join(r.logDir, "orders.jsonl"), logPath: filepath.Join(r.logDir, "orders.log")}
-	u.tap = &tap{listen: freeAddr(r.t), target: u.addr, armed: make(chan *catch, 1)}
+	port := testenv.NewPort(r.t)
+	u.tap = &tap{port: port, listen: port.Addr(), armed: make(chan *catch, 1)}
 	r.up = u
 	r.t.Cleanup(func() {
 		u.mu.Lock()
@@ -71,10 +79,22 @@ routes:
 	if err := os.WriteFile(r.routesFile, []byte(routes), 0o644); err != nil {
 		r.t.Fatal(err)
 	}
-	r.logf("orders service up at %s (data %s), reached through the tap at %s", u.addr, u.data, u.tap.listen)
+	r.logf("orders service up at %s (data %s), reached through the tap at %s", u.address(), u.data, u.tap.listen)
 }
 
-// start runs the orders service and waits until it answers.
+// address is where the running service listens.
+func (u *upstream) address() string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.addr
+}
+
+// listeningLine is what the orders service prints once it listens.
+var listeningLine = regexp.MustCompile(`^orders: listening on http://([0-9.]+:[0-9]+),`)
+
+// start runs the orders service, learns its address from the line it
+// prints once it listens, points the tap there, and waits until it
+// answers.
 func (u *upstream) start(r *run) error {
 	f, err := os.OpenFile(u.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -87,8 +107,9 @@ func (u *upstream) start(r *run) error {
 		return fmt.Errorf("the test is over")
 	}
 	fmt.Fprintf(f, "chaos: === orders start #%d at t+%.1fs ===\n", u.starts+1, r.since())
-	cmd := exec.Command(u.bin, "--addr", u.addr, "--data", u.data)
-	cmd.Stdout, cmd.Stderr = f, f
+	cmd := exec.Command(u.bin, "--addr", "127.0.0.1:0", "--data", u.data)
+	listening := make(chan string, 1)
+	cmd.Stdout, cmd.Stderr = io.MultiWriter(f, &lineWatch{re: listeningLine, found: listening}), f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		u.mu.Unlock()
@@ -105,10 +126,22 @@ func (u *upstream) start(r *run) error {
 		f.Close()
 		close(exited)
 	}()
-	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(30 * time.Second)
+	var addr string
+	select {
+	case addr = <-listening:
+	case <-exited:
+		return fmt.Errorf("it exited at start (log %s)", u.logPath)
+	case <-time.After(time.Until(deadline)):
+		return fmt.Errorf("it did not say where it listens within 30s (log %s)", u.logPath)
+	}
+	u.mu.Lock()
+	u.addr = addr
+	u.mu.Unlock()
+	u.tap.retarget(addr)
+	client := &http.Client{Timeout: time.Second}
 	for {
-		resp, err := client.Get("http://" + u.addr + "/orders")
+		resp, err := client.Get("http://" + addr + "/orders")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -121,9 +154,37 @@ func (u *upstream) start(r *run) error {
 		default:
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("not answering on %s within 30s: %v", u.addr, err)
+			return fmt.Errorf("not answering on %s within 30s: %v", addr, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// lineWatch passes the first match of re's first group in the lines
+// written to it to found.
+type lineWatch struct {
+	re    *regexp.Regexp
+	found chan<- string
+	buf   []byte
+	done  bool
+}
+
+func (w *lineWatch) Write(p []byte) (int, error) {
+	if w.done {
+		return len(p), nil
+	}
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		if m := w.re.FindSubmatch(w.buf[:i]); m != nil {
+			w.found <- string(m[1])
+			w.done, w.buf = true, nil
+			return len(p), nil
+		}
+		w.buf = w.buf[i+1:]
 	}
 }
 
@@ -147,7 +208,7 @@ func (u *upstream) kill() (pid int) {
 // are on disk: it syncs each before sending it), keeps it down for hold
 // (the tap stops listening too, so that calls meet a refused
 // connection, as they would at the service's own port), then starts it
-// again on the same port and data file. While it is down, every new
+// again on its data file (on another port, the tap's staying the same). While it is down, every new
 // command is an order, so that calls do meet the outage.
 func (r *run) restartUpstream(hold time.Duration) {
 	u := r.up
@@ -192,7 +253,7 @@ type upstreamView struct {
 // readUpstream reads GET /orders and the data file.
 func (r *run) readUpstream(ctx context.Context) (upstreamView, error) {
 	v := upstreamView{listed: map[string]orderEntry{}, lines: map[string]int{}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.up.addr+"/orders", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.up.address()+"/orders", nil)
 	if err != nil {
 		return v, err
 	}

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,6 +21,7 @@ import (
 	"time"
 
 	"github.com/idemgate/idemgate/client"
+	"github.com/idemgate/idemgate/testenv"
 )
 
 // TestLiveServer runs the real server (`idemgate dev`: a private
@@ -274,10 +274,13 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // liveServer is `idemgate dev` run as a child process on a data folder
-// and a port that survive its restarts.
+// and a port that survive its restarts. The port is held by the test
+// throughout (testenv.Port): each process serves on a listener on it
+// that it inherits, connections are refused while none runs, and no
+// other process can take the port between two of them.
 type liveServer struct {
 	bin, dir, addr, base string
-	kafkaPort            int
+	port                 *testenv.Port
 	log                  *os.File
 	cmd                  *exec.Cmd
 	exited               chan struct{}
@@ -295,8 +298,8 @@ func startLiveServer(t *testing.T) *liveServer {
 		t.Fatal(err)
 	}
 	begin := time.Now()
-	s := &liveServer{bin: buildIdemgate(t, tmp), dir: filepath.Join(tmp, "data"), kafkaPort: freePort(t)}
-	s.addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	s := &liveServer{bin: buildIdemgate(t, tmp), dir: filepath.Join(tmp, "data"), port: testenv.NewPort(t)}
+	s.addr = s.port.Addr()
 	s.base = "http://" + s.addr
 	if s.log, err = os.Create(filepath.Join(tmp, "idemgate.log")); err != nil {
 		t.Fatal(err)
@@ -338,7 +341,15 @@ func buildIdemgate(t *testing.T, dir string) string {
 // start runs the server and waits until /readyz answers 200.
 func (s *liveServer) start(t *testing.T) {
 	t.Helper()
-	cmd := exec.Command(s.bin, "dev", "--data-dir", s.dir, "--addr", s.addr, "--kafka-port", strconv.Itoa(s.kafkaPort))
+	listener, err := s.port.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer listener.Close() // the child's copy listens
+	// The in-process Kafka takes a port of the kernel's choice at each
+	// start: nothing outside the process connects to it.
+	cmd := exec.Command(s.bin, "dev", "--data-dir", s.dir, "--addr", "fd:3")
+	cmd.ExtraFiles = []*os.File{listener}
 	cmd.Env = append(os.Environ(),
 		"DATABASE_URL=", "KAFKA_BROKERS=", "IDEMGATE_API_KEYS=", "IDEMGATE_FAULTS=",
 		// A claim whose event died with the process is re-emitted after
@@ -422,8 +433,10 @@ func (s *liveServer) query(t *testing.T, sql string) []string {
 	if err != nil {
 		t.Fatalf("the private PostgreSQL's postmaster.pid: %v", err)
 	}
+	// The fourth line is the port, the fifth the Unix socket's folder (the
+	// private server listens on no TCP port).
 	lines := strings.Split(string(pid), "\n")
-	if len(lines) < 4 {
+	if len(lines) < 5 {
 		t.Fatalf("postmaster.pid: %q", pid)
 	}
 	psql := filepath.Join(pgBinDir(t), "psql")
@@ -433,7 +446,7 @@ func (s *liveServer) query(t *testing.T, sql string) []string {
 		}
 	}
 	cmd := exec.Command(psql, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-		"-h", "127.0.0.1", "-p", strings.TrimSpace(lines[3]), "-U", "postgres", "-d", "idemgate", "-c", sql)
+		"-h", strings.TrimSpace(lines[4]), "-p", strings.TrimSpace(lines[3]), "-U", "postgres", "-d", "idemgate", "-c", sql)
 	cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=10")
 	out, err := cmd.Output()
 	if err != nil {
@@ -468,16 +481,6 @@ func pgBinDir(t *testing.T) string {
 	}
 	t.Fatal("PostgreSQL binaries (pg_ctl) not found")
 	return ""
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func lastBytes(b []byte, n int) []byte {

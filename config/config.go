@@ -15,7 +15,8 @@ import (
 
 // Config is every setting a role may need; each role reads what it uses.
 type Config struct {
-	// Addr is the API's listen address (IDEMGATE_ADDR).
+	// Addr is the API's listen address (IDEMGATE_ADDR): host:port, or
+	// fd:N, a listening socket the process inherits (see InheritedFD).
 	Addr string
 	// DatabaseURL points at CockroachDB or PostgreSQL (DATABASE_URL).
 	DatabaseURL string
@@ -69,7 +70,8 @@ type Config struct {
 	// name): restarted after a crash, it resumes its partitions at once.
 	InstanceID string
 	// MetricsAddr, when set, serves /metrics for the project and relay
-	// roles (IDEMGATE_METRICS_ADDR); the API serves its own.
+	// roles (IDEMGATE_METRICS_ADDR; host:port or fd:N as for Addr); the
+	// API serves its own.
 	MetricsAddr string
 	// JanitorInterval is how often expired keys are deleted
 	// (IDEMGATE_JANITOR_INTERVAL).
@@ -267,8 +269,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 
 // Validate checks the settings that do not depend on the role.
 func (c Config) Validate() error {
-	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		return fmt.Errorf("IDEMGATE_ADDR=%q is not host:port", c.Addr)
+	if err := validListenAddr(c.Addr); err != nil {
+		return fmt.Errorf("IDEMGATE_ADDR=%q is %w", c.Addr, err)
+	}
+	if c.MetricsAddr != "" {
+		if err := validListenAddr(c.MetricsAddr); err != nil {
+			return fmt.Errorf("IDEMGATE_METRICS_ADDR=%q is %w", c.MetricsAddr, err)
+		}
 	}
 	if c.MismatchStatus != 409 && c.MismatchStatus != 422 {
 		return fmt.Errorf("IDEMGATE_MISMATCH_STATUS must be 409 or 422, not %d", c.MismatchStatus)
@@ -333,4 +340,31 @@ func ParseAPIKeys(s string) (map[string]string, error) {
 // DevAPIKeys are the dev mode's default keys.
 func DevAPIKeys() map[string]string {
 	return map[string]string{"dev-key-a": "tenant-a", "dev-key-b": "tenant-b"}
+}
+
+// InheritedFD reads a listen address of the form fd:N: a socket already
+// listening that the process inherited as file descriptor N (N > 2), from
+// a supervisor that keeps the port open while the process restarts
+// (systemd's socket activation, a test). The process never binds such an
+// address, so no other process can take the port in between.
+func InheritedFD(addr string) (fd int, ok bool, err error) {
+	n, ok := strings.CutPrefix(addr, "fd:")
+	if !ok {
+		return 0, false, nil
+	}
+	fd, err = strconv.Atoi(n)
+	if err != nil || fd < 3 {
+		return 0, true, errors.New("not fd:N with N a file descriptor above 2")
+	}
+	return fd, true, nil
+}
+
+func validListenAddr(addr string) error {
+	if _, ok, err := InheritedFD(addr); ok {
+		return err
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return errors.New("not host:port (nor fd:N, an inherited socket)")
+	}
+	return nil
 }

@@ -49,6 +49,8 @@ func TestFromEnv(t *testing.T) {
 		"ErrTenantSlash":    {"IDEMGATE_API_KEYS", "k=a/b", "may not contain '/'"},
 		"ErrDuration":       {"IDEMGATE_LEASE", "soon", "positive duration"},
 		"ErrAddr":           {"IDEMGATE_ADDR", "8080", "host:port"},
+		"ErrAddrFd":         {"IDEMGATE_ADDR", "fd:1", "file descriptor above 2"},
+		"ErrMetricsAddr":    {"IDEMGATE_METRICS_ADDR", "9090", "host:port"},
 		"ErrRetentionPair":  {"IDEMGATE_RETENTION_BY_OPERATION", "refunds.create", "operation=duration"},
 		"ErrMaxAttempts":    {"IDEMGATE_MAX_ATTEMPTS", "0", "1 to 100"},
 		"ErrCallAttempts":   {"IDEMGATE_CALL_ATTEMPTS", "0", "1 to 1000"},

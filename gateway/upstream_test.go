@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/idemgate/idemgate"
+	"github.com/idemgate/idemgate/testenv"
 	"github.com/idemgate/idemgate/tracing"
 )
 
@@ -117,10 +117,10 @@ func TestCall(t *testing.T) {
 		}
 	})
 	t.Run("RetryConnectionRefused", func(t *testing.T) {
-		l, _ := net.Listen("tcp", "127.0.0.1:0")
-		addr := l.Addr().String()
-		l.Close()
-		_, err := callOnce(t, "http://"+addr+"/o", "", "{}", cmd)
+		// Held by the test, listened on by nobody: refused, and taken by
+		// no other process meanwhile.
+		port := testenv.NewPort(t)
+		_, err := callOnce(t, "http://"+port.Addr()+"/o", "", "{}", cmd)
 		var retry *idemgate.RetryableError
 		if !errors.As(err, &retry) || !strings.Contains(err.Error(), "connection") {
 			t.Fatalf("err = %v, want a retryable connection failure", err)

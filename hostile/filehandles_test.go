@@ -23,6 +23,8 @@ import (
 // Kafka's are not: a flood of connections to the Kafka port takes every
 // file handle, and both listeners meet EMFILE. Once the flood ends the
 // same process, without a restart, serves the request that waited
+var kafkaListening = regexp.MustCompile(`in-process Kafka \(kfake\) listening.*?(127\.0\.0\.1:\d+)`)
+
 // meanwhile, accepts new Kafka connections and completes new commands.
 func TestFileHandlesExhausted(t *testing.T) {
 	t.Parallel()
@@ -33,13 +35,14 @@ func TestFileHandlesExhausted(t *testing.T) {
 	_ = os.Chmod(dir, 0o755) // as root, PostgreSQL runs as "postgres"
 	t.Cleanup(func() { stopLeftoverPostgres(t, filepath.Join(dir, "pg")); _ = os.RemoveAll(dir) })
 
-	addr, kafkaPort := freeAddr(t), freePort(t)
-	kafkaAddr := "127.0.0.1:" + strconv.Itoa(kafkaPort)
+	addr := heldAddr(t)
 	p := startProc(t, "dev", []string{"DATABASE_URL=", "KAFKA_BROKERS=", "IDEMGATE_MAX_CONNECTIONS=100000", "IDEMGATE_API_KEYS=key-a=tenant-a",
 		"IDEMGATE_LEASE=1s", "IDEMGATE_SWEEP_INTERVAL=200ms"},
-		"sh", "-c", `ulimit -n 1024 && exec "$0" "$@"`, bin, "dev", "--addr", addr, "--data-dir", dir, "--kafka-port", strconv.Itoa(kafkaPort))
+		"sh", "-c", `ulimit -n 1024 && exec "$0" "$@"`, bin, "dev", "--addr", addr, "--data-dir", dir)
 	a := &api{proc: p, addr: addr, base: "http://" + addr}
 	a.waitReady(120 * time.Second)
+	// The in-process Kafka is on a port of the kernel's choice; dev logs it.
+	kafkaAddr := kafkaListening.FindStringSubmatch(p.waitLog(kafkaListening, 5*time.Second))[1]
 	if lim := openFilesLimit(t, p.pid()); lim != "1024" {
 		t.Fatalf("dev's file limit is %s, want 1024", lim)
 	}

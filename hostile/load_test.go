@@ -72,7 +72,7 @@ func TestLagMetricDuringBacklog(t *testing.T) {
 	// log-end offsets stay at n.
 	s.waitCount(0, 30*time.Second, `SELECT count(*) FROM command_pending`)
 
-	maddr := freeAddr(t)
+	maddr := heldAddr(t)
 	s.project("IDEMGATE_METRICS_ADDR", maddr, "IDEMGATE_LAG_INTERVAL", "200ms")
 	projStart := time.Now()
 	url := "http://" + maddr + "/metrics"
@@ -125,7 +125,7 @@ func TestNoTransactionGivesUpUnderLoad(t *testing.T) {
 	s := newStack(t)
 	s.vars["IDEMGATE_PARTITIONS"] = "6"
 	a := s.serve()
-	pm, rm := freeAddr(t), freeAddr(t)
+	pm, rm := heldAddr(t), heldAddr(t)
 	s.project("IDEMGATE_METRICS_ADDR", pm)
 	s.relay("IDEMGATE_METRICS_ADDR", rm)
 

@@ -2,12 +2,14 @@ package hostile
 
 import (
 	"fmt"
-	"strconv"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/idemgate/idemgate/testenv"
 )
 
 // TestDatabaseOutageLogsAreThrottled (finding 10, logs): PostgreSQL stops
@@ -84,9 +86,12 @@ func TestDatabaseOutageLogsAreThrottled(t *testing.T) {
 // 0, published_total counting every outcome.
 func TestRelayDuringKafkaOutage(t *testing.T) {
 	t.Parallel()
-	dir, port := t.TempDir(), freePort(t)
+	// The broker's port is held by the test throughout: refused while the
+	// broker is down, never free for another process to take.
+	dir, port := t.TempDir(), testenv.NewPort(t)
 	startKafka := func() *kfake.Cluster {
-		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dir), kfake.SyncWrites())
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port.Number()), kfake.DataDir(dir), kfake.SyncWrites(),
+			kfake.ListenFn(func(string, string) (net.Listener, error) { return port.Listen() }))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,8 +102,8 @@ func TestRelayDuringKafkaOutage(t *testing.T) {
 	s := newStack(t)
 	a := s.serve()
 	s.project()
-	maddr := freeAddr(t)
-	relay := s.relay("KAFKA_BROKERS", "127.0.0.1:"+strconv.Itoa(port), "IDEMGATE_METRICS_ADDR", maddr)
+	maddr := heldAddr(t)
+	relay := s.relay("KAFKA_BROKERS", port.Addr(), "IDEMGATE_METRICS_ADDR", maddr)
 	murl := "http://" + maddr + "/metrics"
 	relayed := func() (published, backlog, oldest float64) {
 		m := scrape(t, murl, "")

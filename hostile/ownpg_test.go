@@ -41,7 +41,7 @@ func startOwnPG(t *testing.T) *ownPG {
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	p := &ownPG{t: t, cfg: pgserver.Config{DataDir: filepath.Join(dir, "pg"), Port: freePort(t), Logger: quiet}}
+	p := &ownPG{t: t, cfg: pgserver.Config{DataDir: filepath.Join(dir, "pg"), Logger: quiet}}
 	p.start()
 	t.Cleanup(func() {
 		p.thaw()
@@ -135,5 +135,5 @@ func (p *ownPG) down() {
 	}
 }
 
-// up starts the server again on its data and port.
+// up starts the server again on its data and socket (the same URL).
 func (p *ownPG) up() { p.start() }

@@ -20,7 +20,7 @@ func TestStuckProjectorDoesNotStarveTheAPI(t *testing.T) {
 	t.Parallel()
 	s := newStack(t)
 	s.vars["IDEMGATE_PARTITIONS"] = "12"
-	addr := freeAddr(t)
+	addr := heldAddr(t)
 	p := role(t, "dev", s.environ(), "dev", "--addr", addr, "--data-dir", t.TempDir())
 	a := &api{proc: p, addr: addr, base: "http://" + addr}
 	a.waitReady(90 * time.Second)

@@ -6,11 +6,15 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/idemgate/idemgate/testenv"
 )
 
 // proc is a process of the test's own: an idemgate role, or dev mode.
@@ -28,9 +32,43 @@ type proc struct {
 // startProc starts argv with the given environment over the test
 // process's own, from which the backends' and idemgate's settings are
 // removed first: a process of the test sees only what the test gives it.
+// A held address (heldAddr) given as IDEMGATE_ADDR, IDEMGATE_METRICS_ADDR
+// or --addr is passed as a listener on it that the process inherits
+// (fd:N).
 func startProc(t *testing.T, name string, vars []string, argv ...string) *proc {
 	t.Helper()
+	var files []*os.File
+	inherit := func(addr string) string {
+		port, ok := heldPorts.Load(addr)
+		if !ok {
+			return addr
+		}
+		f, err := port.(*testenv.Port).File()
+		if err != nil {
+			t.Fatalf("start %s: %v", name, err)
+		}
+		files = append(files, f)
+		return "fd:" + strconv.Itoa(2+len(files))
+	}
+	vars = slices.Clone(vars)
+	for i, kv := range vars {
+		if k, v, _ := strings.Cut(kv, "="); k == "IDEMGATE_ADDR" || k == "IDEMGATE_METRICS_ADDR" {
+			vars[i] = k + "=" + inherit(v)
+		}
+	}
+	argv = slices.Clone(argv)
+	for i := 1; i < len(argv); i++ {
+		if argv[i-1] == "--addr" {
+			argv[i] = inherit(argv[i])
+		}
+	}
+	defer func() { // the child's copies listen
+		for _, f := range files {
+			f.Close()
+		}
+	}()
 	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.ExtraFiles = files
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		if k == "DATABASE_URL" || k == "KAFKA_BROKERS" || strings.HasPrefix(k, "IDEMGATE_") {

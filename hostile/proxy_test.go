@@ -5,13 +5,17 @@ import (
 	"net"
 	"sync"
 	"testing"
+
+	"github.com/idemgate/idemgate/testenv"
 )
 
 // proxy forwards TCP connections on a port to a target. Nothing listens
 // on the port until open is called: a client pointed at it meanwhile is
-// refused, as by a server not yet up.
+// refused, as by a server not yet up. The port is held by the test from
+// newProxy on (testenv.Port): no other process can take it before open.
 type proxy struct {
 	t      *testing.T
+	port   *testenv.Port
 	addr   string
 	target string
 	mu     sync.Mutex
@@ -21,7 +25,8 @@ type proxy struct {
 
 func newProxy(t *testing.T, target string) *proxy {
 	t.Helper()
-	p := &proxy{t: t, addr: freeAddr(t), target: target}
+	port := testenv.NewPort(t)
+	p := &proxy{t: t, port: port, addr: port.Addr(), target: target}
 	t.Cleanup(p.close)
 	return p
 }
@@ -29,7 +34,7 @@ func newProxy(t *testing.T, target string) *proxy {
 // open starts forwarding.
 func (p *proxy) open() {
 	p.t.Helper()
-	l, err := net.Listen("tcp", p.addr)
+	l, err := p.port.Listen()
 	if err != nil {
 		p.t.Fatalf("proxy: %v", err)
 	}

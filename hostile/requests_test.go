@@ -18,7 +18,7 @@ func TestRequestDefects(t *testing.T) {
 	t.Parallel()
 	s := newStack(t)
 	const token = "metrics-secret"
-	sm, pm, rm := freeAddr(t), freeAddr(t), freeAddr(t)
+	sm, pm, rm := heldAddr(t), heldAddr(t), heldAddr(t)
 	s.vars["IDEMGATE_METRICS_TOKEN"] = token
 	a := s.serve("IDEMGATE_METRICS_ADDR", sm)
 	s.project("IDEMGATE_METRICS_ADDR", pm)

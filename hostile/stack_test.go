@@ -1,11 +1,10 @@
 package hostile
 
 import (
-	"net"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -86,10 +85,11 @@ type api struct {
 	base string // http://addr
 }
 
-// serve starts the API on a free address and waits until it is ready.
+// serve starts the API on an address of its own and waits until it is
+// ready.
 func (s *stack) serve(extra ...string) *api {
 	s.t.Helper()
-	addr := freeAddr(s.t)
+	addr := heldAddr(s.t)
 	p := role(s.t, "serve "+addr, s.environ(append([]string{"IDEMGATE_ADDR", addr}, extra...)...), "serve")
 	a := &api{proc: p, addr: addr, base: "http://" + addr}
 	a.waitReady(60 * time.Second)
@@ -162,19 +162,16 @@ func (s *stack) waitCount(want int, within time.Duration, sql string, args ...an
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+// heldPorts are the tests' held ports (testenv.Port) by address.
+var heldPorts sync.Map
 
-func freePort(t *testing.T) int {
+// heldAddr is the address of a port held for t until it ends: startProc
+// gives a process a listener on it to inherit, connections are refused
+// while none is open, and no other process can take the port meanwhile.
+func heldAddr(t *testing.T) string {
 	t.Helper()
-	_, port, _ := net.SplitHostPort(freeAddr(t))
-	n, _ := strconv.Atoi(port)
-	return n
+	p := testenv.NewPort(t)
+	heldPorts.Store(p.Addr(), p)
+	t.Cleanup(func() { heldPorts.Delete(p.Addr()) })
+	return p.Addr()
 }

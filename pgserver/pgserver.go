@@ -2,6 +2,12 @@
 // server binaries (initdb, pg_ctl): the database of the embedded dev mode
 // and of tests when no DATABASE_URL is given.
 //
+// The server listens on a Unix socket in a folder of its own (the
+// cluster's), not on a TCP port: no port is picked, so none can be taken
+// by another process between the pick and the server's bind, and a
+// server stopped and started again is found at the same address. A TCP
+// port on 127.0.0.1 is opened only when Config.Port asks for one.
+//
 // PostgreSQL refuses to run as root. When the process is root, the server
 // runs as the unprivileged "postgres" account, and its data folder is
 // owned by that account.
@@ -16,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -33,7 +40,9 @@ type Config struct {
 	// DataDir is the cluster's folder; it is created and initialised when
 	// it holds no cluster yet, and reused (with its data) otherwise.
 	DataDir string
-	// Port on 127.0.0.1; 0 picks a free one.
+	// Port, when not 0, is a TCP port on 127.0.0.1 the server listens on
+	// besides its Unix socket (for tools that only speak TCP). 0, the
+	// default: the Unix socket only (see URL).
 	Port int
 	// Database is created if missing. Default "idemgate".
 	Database string
@@ -48,7 +57,8 @@ type Config struct {
 type Server struct {
 	cfg    Config
 	dir    string // the real cluster folder (may differ from DataDir, see Start)
-	port   int
+	socket string // the folder of the server's Unix socket
+	port   int    // the port number: of the TCP port if any, and in the socket's name
 	runAs  *syscall.Credential
 	logger *slog.Logger
 }
@@ -96,9 +106,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.initIfNeeded(ctx); err != nil {
 		return nil, err
 	}
-	if port, ok := s.runningPort(); ok {
-		s.port = port
-		cfg.Logger.Info("adopted the PostgreSQL server already running on the cluster", "cluster", s.dir, "port", port)
+	if socket, port, ok := s.running(); ok {
+		s.socket, s.port = socket, port
+		cfg.Logger.Info("adopted the PostgreSQL server already running on the cluster", "cluster", s.dir, "socket", socket, "port", port)
 	} else {
 		if err := s.start(ctx); err != nil {
 			return nil, err
@@ -110,18 +120,25 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// URL is the connection string of the server's database.
-func (s *Server) URL() string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.port, s.cfg.Database)
-}
+// URL is the connection string of the server's database, on its Unix
+// socket: postgres://postgres@/idemgate?host=/the/socket/folder&port=5432
+// (pgx and libpq, psql included, take the same URL).
+func (s *Server) URL() string { return s.url(s.cfg.Database) }
 
 // AdminURL connects to the maintenance database "postgres".
-func (s *Server) AdminURL() string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", s.port)
+func (s *Server) AdminURL() string { return s.url("postgres") }
+
+func (s *Server) url(database string) string {
+	q := url.Values{"host": {s.socket}, "port": {strconv.Itoa(s.port)}, "sslmode": {"disable"}}
+	return (&url.URL{Scheme: "postgres", User: url.User("postgres"), Path: "/" + database, RawQuery: q.Encode()}).String()
 }
 
-// Port is the TCP port the server listens on.
+// Port is the port number of the server: of its TCP port on 127.0.0.1
+// when Config.Port asked for one, else only in its Unix socket's name.
 func (s *Server) Port() int { return s.port }
+
+// SocketDir is the folder of the server's Unix socket.
+func (s *Server) SocketDir() string { return s.socket }
 
 // Stop shuts the server down (fast mode: open transactions roll back,
 // committed data stays).
@@ -153,15 +170,14 @@ func (s *Server) initIfNeeded(ctx context.Context) error {
 	if out, err := s.run(cmd); err != nil {
 		return fmt.Errorf("pgserver: initdb: %w: %s", err, lastLines(out, 5))
 	}
-	conf := fmt.Sprintf(`
-# idemgate: a private server on loopback, SERIALIZABLE like CockroachDB.
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '%s'
+	// Where it listens is in idemgate-port.conf, written at each start.
+	conf := `
+# idemgate: a private server, SERIALIZABLE like CockroachDB.
 default_transaction_isolation = 'serializable'
 max_connections = 200
 shared_buffers = 128MB
 include_if_exists = 'idemgate-port.conf'
-`, s.dir)
+`
 	f, err := os.OpenFile(filepath.Join(s.dir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("pgserver: %w", err)
@@ -171,17 +187,25 @@ include_if_exists = 'idemgate-port.conf'
 	return err
 }
 
+// defaultPort names the Unix socket (.s.PGSQL.5432) when no TCP port is
+// asked for; the socket's folder is the server's own, so no other server
+// can hold that name.
+const defaultPort = 5432
+
 func (s *Server) start(ctx context.Context) error {
-	port := s.cfg.Port
+	port, listen := s.cfg.Port, "127.0.0.1"
 	if port == 0 {
-		p, err := freePort()
-		if err != nil {
-			return err
-		}
-		port = p
+		port, listen = defaultPort, ""
 	}
+	socket, err := s.socketDir(port)
+	if err != nil {
+		return err
+	}
+	// Included last by postgresql.conf: it overrides what a cluster made by
+	// an older version says (listen_addresses = '127.0.0.1').
 	portConf := filepath.Join(s.dir, "idemgate-port.conf")
-	if err := os.WriteFile(portConf, []byte(fmt.Sprintf("port = %d\n", port)), 0o600); err != nil {
+	conf := fmt.Sprintf("listen_addresses = '%s'\nport = %d\nunix_socket_directories = '%s'\n", listen, port, socket)
+	if err := os.WriteFile(portConf, []byte(conf), 0o600); err != nil {
 		return fmt.Errorf("pgserver: %w", err)
 	}
 	if s.runAs != nil {
@@ -191,22 +215,62 @@ func (s *Server) start(ctx context.Context) error {
 		log, _ := os.ReadFile(filepath.Join(s.dir, "server.log"))
 		return fmt.Errorf("%w; server.log: %s", err, lastLines(log, 5))
 	}
-	s.port = port
+	s.socket, s.port = socket, port
 	who := "the current user"
 	if s.runAs != nil {
 		who = "the unprivileged 'postgres' user (PostgreSQL refuses to run as root)"
 	}
-	s.logger.Info("started PostgreSQL as "+who, "cluster", s.dir, "port", port)
+	if listen == "" {
+		s.logger.Info("started PostgreSQL as "+who, "cluster", s.dir, "socket", socket)
+	} else {
+		s.logger.Info("started PostgreSQL as "+who, "cluster", s.dir, "socket", socket, "port", port)
+	}
 	return nil
 }
 
-// runningPort reads postmaster.pid: a live postmaster there means the
-// server is still up (its starter was killed), and its fourth line is the
-// port.
-func (s *Server) runningPort() (int, bool) {
+// maxSocketPath is the longest path of a Unix socket (sun_path holds 108
+// bytes with the final NUL).
+const maxSocketPath = 107
+
+// socketDir is the folder for the server's socket: the cluster's own
+// when the socket's path fits in a sockaddr_un, else a folder in /tmp
+// named after the cluster (the same at every start), private to the
+// server's account.
+func (s *Server) socketDir(port int) (string, error) {
+	if len(filepath.Join(s.dir, fmt.Sprintf(".s.PGSQL.%d", port))) <= maxSocketPath {
+		return s.dir, nil
+	}
+	sum := sha256.Sum256([]byte(s.dir))
+	dir := filepath.Join(os.TempDir(), "idemgate-pgsock-"+hex.EncodeToString(sum[:6]))
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return "", fmt.Errorf("pgserver: socket folder: %w", err)
+	}
+	uid := os.Geteuid()
+	if s.runAs != nil {
+		if err := os.Chown(dir, int(s.runAs.Uid), int(s.runAs.Gid)); err != nil {
+			return "", fmt.Errorf("pgserver: socket folder: %w", err)
+		}
+		uid = int(s.runAs.Uid)
+	}
+	// A folder someone else made in /tmp before us is not ours to use.
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return "", fmt.Errorf("pgserver: socket folder: %w", err)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !fi.IsDir() || !ok || int(st.Uid) != uid || fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("pgserver: socket folder %s is not a private folder of the server's account", dir)
+	}
+	s.logger.Info("the cluster's path is too long for a Unix socket; the socket is in /tmp", "cluster", s.dir, "socket", dir)
+	return dir, nil
+}
+
+// running reads postmaster.pid: a live postmaster there means the server
+// is still up (its starter was killed); its fourth line is the port, its
+// fifth the socket's folder. It is adopted once its socket accepts.
+func (s *Server) running() (socket string, port int, ok bool) {
 	f, err := os.Open(filepath.Join(s.dir, "postmaster.pid"))
 	if err != nil {
-		return 0, false
+		return "", 0, false
 	}
 	defer f.Close()
 	var lines []string
@@ -214,20 +278,21 @@ func (s *Server) runningPort() (int, bool) {
 	for sc.Scan() {
 		lines = append(lines, sc.Text())
 	}
-	if len(lines) < 4 {
-		return 0, false
+	if len(lines) < 5 {
+		return "", 0, false
 	}
 	pid, err1 := strconv.Atoi(strings.TrimSpace(lines[0]))
 	port, err2 := strconv.Atoi(strings.TrimSpace(lines[3]))
-	if err1 != nil || err2 != nil || syscall.Kill(pid, 0) != nil {
-		return 0, false
+	socket = strings.TrimSpace(lines[4])
+	if err1 != nil || err2 != nil || socket == "" || syscall.Kill(pid, 0) != nil {
+		return "", 0, false
 	}
-	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+	c, err := net.DialTimeout("unix", filepath.Join(socket, fmt.Sprintf(".s.PGSQL.%d", port)), time.Second)
 	if err != nil {
-		return 0, false
+		return "", 0, false
 	}
 	c.Close()
-	return port, true
+	return socket, port, true
 }
 
 func (s *Server) ensureDatabase(ctx context.Context) error {
@@ -322,15 +387,6 @@ func traversableByOthers(dir string) bool {
 			return true
 		}
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("pgserver: pick a port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func lastLines(b []byte, n int) string {

@@ -55,6 +55,7 @@ func Dev(ctx context.Context, o Options, dc DevConfig) error {
 	if dc.Addr == "" {
 		dc.Addr = cfg.Addr
 	}
+	keepInherited(dc.Addr, cfg.MetricsAddr)
 	if err := os.MkdirAll(dc.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data folder: %w", err)
 	}
@@ -107,7 +108,7 @@ func Dev(ctx context.Context, o Options, dc DevConfig) error {
 		return err
 	}
 	defer closeDB()
-	l, err := net.Listen("tcp", dc.Addr)
+	l, err := listen(dc.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}

@@ -2,16 +2,51 @@ package roles
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"syscall"
 	"time"
 
 	"golang.org/x/net/netutil"
 	"golang.org/x/sys/unix"
 
+	"github.com/idemgate/idemgate/config"
 	"github.com/idemgate/idemgate/logging"
 )
+
+// keepInherited marks the inherited sockets among addrs (fd:N)
+// close-on-exec at once, before the role starts any process (dev mode's
+// PostgreSQL): a child holding a copy would keep the socket listening
+// after this process is gone, and take connections nobody answers.
+func keepInherited(addrs ...string) {
+	for _, a := range addrs {
+		if fd, ok, err := config.InheritedFD(a); ok && err == nil {
+			syscall.CloseOnExec(fd)
+		}
+	}
+}
+
+// listen opens a role's listen address: host:port, or fd:N, a socket
+// already listening that the process inherited (config.InheritedFD); the
+// listener owns the descriptor from then on.
+func listen(addr string) (net.Listener, error) {
+	fd, inherited, err := config.InheritedFD(addr)
+	if err != nil {
+		return nil, fmt.Errorf("%q is %w", addr, err)
+	}
+	if !inherited {
+		return net.Listen("tcp", addr)
+	}
+	f := os.NewFile(uintptr(fd), addr)
+	defer f.Close() // the listener holds a descriptor of its own
+	l, err := net.FileListener(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not a listening socket: %w", addr, err)
+	}
+	return l, nil
+}
 
 // guard keeps a listener accepting when the process runs out of file
 // handles (EMFILE, ENFILE) or a connection is aborted before it is

@@ -3,13 +3,17 @@ package roles
 import (
 	"bytes"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // fakeListener returns its errors in turn from Accept, then a connection.
@@ -68,5 +72,54 @@ func TestGuardWaitsOutEMFILE(t *testing.T) {
 	closed := &fakeListener{errs: []error{net.ErrClosed}}
 	if _, err := guard(closed, logger).Accept(); !errors.Is(err, net.ErrClosed) || closed.calls != 1 {
 		t.Fatalf("a closed listener: %v after %d calls, want net.ErrClosed at once", err, closed.calls)
+	}
+}
+
+// TestListenInherited: fd:N serves on the listening socket the process
+// inherited as descriptor N, and takes it over.
+func TestListenInherited(t *testing.T) {
+	parent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer parent.Close()
+	// A descriptor of its own, as a child would inherit it.
+	rc, err := parent.(*net.TCPListener).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd := -1
+	if err := rc.Control(func(s uintptr) { fd, err = syscall.Dup(int(s)) }); err != nil || fd < 0 {
+		t.Fatalf("dup: %v", err)
+	}
+	keepInherited("fd:" + strconv.Itoa(fd))
+	if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil || flags&unix.FD_CLOEXEC == 0 {
+		t.Fatalf("fd %d flags %#x (%v): want close-on-exec, so that no child keeps the socket", fd, flags, err)
+	}
+	l, err := listen("fd:" + strconv.Itoa(fd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if l.Addr().String() != parent.Addr().String() {
+		t.Fatalf("inherited listener on %s, want %s", l.Addr(), parent.Addr())
+	}
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			_, _ = c.Write([]byte("hi"))
+			c.Close()
+		}
+	}()
+	c, err := net.Dial("tcp", parent.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b := make([]byte, 2)
+	if _, err := io.ReadFull(c, b); err != nil || string(b) != "hi" {
+		t.Fatalf("read %q, %v", b, err)
+	}
+	if _, err := listen("fd:2"); err == nil {
+		t.Fatal("fd:2 accepted")
 	}
 }

@@ -3,7 +3,6 @@ package roles
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/pprof"
 	"sync"
@@ -145,7 +144,7 @@ func (b *backends) withMetrics(ctx context.Context, pool string, role func(conte
 		return fmt.Errorf("kafka: %w", err)
 	}
 	defer pinger.Close()
-	l, err := net.Listen("tcp", b.Config.MetricsAddr)
+	l, err := listen(b.Config.MetricsAddr)
 	if err != nil {
 		return fmt.Errorf("metrics listen: %w", err)
 	}
@@ -167,6 +166,7 @@ func (b *backends) withMetrics(ctx context.Context, pool string, role func(conte
 	}, b.Config.DBTimeout))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, WriteTimeout: writeTimeout}
 	g, gctx := errgroup.WithContext(ctx)
+	b.Logger.Info("metrics listening", "addr", l.Addr().String())
 	g.Go(func() error { return serveUntilDone(gctx, srv, guard(l, b.Logger), nil) })
 	g.Go(func() error { return role(gctx) })
 	return g.Wait()

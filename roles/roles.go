@@ -141,6 +141,7 @@ func connect(ctx context.Context, o Options, firstPool string) (*backends, func(
 		return nil, nil, err
 	}
 	cfg := o.Config
+	keepInherited(cfg.Addr, cfg.MetricsAddr)
 	if cfg.DatabaseURL == "" {
 		return nil, nil, errors.New("DATABASE_URL is not set")
 	}

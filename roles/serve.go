@@ -43,7 +43,7 @@ func Serve(ctx context.Context, o Options) error {
 		return err
 	}
 	defer closeDB()
-	l, err := net.Listen("tcp", o.Config.Addr)
+	l, err := listen(o.Config.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}

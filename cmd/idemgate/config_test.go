@@ -23,7 +23,7 @@ func TestConfigFileAndHashedKeys(t *testing.T) {
 	s := startRoles(t, nil)
 	file := filepath.Join(dir, "idemgate.yaml")
 	body := "database_url: " + s.vars["DATABASE_URL"] + "\nkafka_brokers: [" + s.vars["KAFKA_BROKERS"] + "]\napi_keys_file: " + keys +
-		"\naddr: " + s.vars["IDEMGATE_ADDR"] + "\ntopic_prefix: " + s.vars["IDEMGATE_TOPIC_PREFIX"] + "\ngroup: " + s.vars["IDEMGATE_GROUP"] +
+		"\naddr: " + s.apiAddr() + "\ntopic_prefix: " + s.vars["IDEMGATE_TOPIC_PREFIX"] + "\ngroup: " + s.vars["IDEMGATE_GROUP"] +
 		"\npartitions: 3\nmetrics_token: tok\n"
 	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/idemgate/idemgate/testenv"
 )
 
 // TestDevSurvivesKill9 runs `idemgate dev` as a process of its own (this
@@ -26,10 +28,12 @@ func TestDevSurvivesKill9(t *testing.T) {
 	}
 	_ = os.Chmod(dir, 0o755)
 	t.Cleanup(func() { _ = os.RemoveAll(dir) }) // runs last, after both dev processes stopped
-	addr := freeAddr(t)
-	base := "http://" + addr
+	// The API's port is held across the restart: nothing else can take it
+	// meanwhile, and connections are refused while no dev process runs.
+	port := testenv.NewPort(t)
+	base := "http://" + port.Addr()
 
-	dev := startDev(t, dir, addr)
+	dev := startDev(t, dir, port)
 	var mu sync.Mutex
 	accepted := map[string]string{} // idempotency key -> Location
 	var wg sync.WaitGroup
@@ -55,7 +59,7 @@ func TestDevSurvivesKill9(t *testing.T) {
 		t.Fatal("no command was accepted before the kill")
 	}
 
-	startDev(t, dir, addr)
+	startDev(t, dir, port)
 	deadline := time.Now().Add(60 * time.Second)
 	for key, loc := range accepted {
 		for {
@@ -93,10 +97,18 @@ func TestDevSurvivesKill9(t *testing.T) {
 
 type devProcess struct{ cmd *exec.Cmd }
 
-func startDev(t *testing.T, dir, addr string) *devProcess {
+// startDev starts dev mode in a process of its own, serving on a
+// listener on port that it inherits (--addr fd:3).
+func startDev(t *testing.T, dir string, port *testenv.Port) *devProcess {
 	t.Helper()
+	listener, err := port.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer listener.Close() // the child's copy listens
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "IDEMGATE_RUN_MAIN=dev --data-dir "+dir+" --addr "+addr,
+	cmd.ExtraFiles = []*os.File{listener}
+	cmd.Env = append(os.Environ(), "IDEMGATE_RUN_MAIN=dev --data-dir "+dir+" --addr fd:3",
 		"DATABASE_URL=", "KAFKA_BROKERS=", "IDEMGATE_LEASE=1s", "IDEMGATE_SWEEP_INTERVAL=200ms")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdout, _ := cmd.StdoutPipe()

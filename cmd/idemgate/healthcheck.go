@@ -13,20 +13,24 @@ import (
 // healthcheck probes a health endpoint and succeeds when it answers 200:
 // the probe of images without a shell (distroless), for a compose file or
 // an orchestrator. The default URL is the API's /readyz on IDEMGATE_ADDR
-// (a wildcard host probed on loopback).
+// (a wildcard host probed on loopback); an inherited socket (fd:N) has
+// no address to probe, and needs --url.
 func healthcheck(ctx context.Context, addr string, args []string, stdout, stderr io.Writer) error {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return err
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
+	def := ""
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		def = "http://" + net.JoinHostPort(host, port) + "/readyz"
 	}
 	fs := newFlagSet("healthcheck")
-	url := fs.String("url", "http://"+net.JoinHostPort(host, port)+"/readyz", "endpoint to probe (e.g. http://127.0.0.1:9090/readyz for project and relay)")
+	url := fs.String("url", def, "endpoint to probe (e.g. http://127.0.0.1:9090/readyz for project and relay)")
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
+	}
+	if *url == "" {
+		return &usageError{fmt.Sprintf("healthcheck: IDEMGATE_ADDR=%s is an inherited socket: give --url", addr)}
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()

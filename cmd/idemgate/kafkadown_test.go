@@ -7,25 +7,30 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/idemgate/idemgate/testenv"
 )
 
 // TestKafkaDownStillAccepts stops Kafka under a running stack: the API
 // still answers 202 for new commands (the claim is SQL only), and once
 // Kafka is back the sweeper emits them and they complete (I2). The broker
 // is a kfake cluster of the test's own, with its log on disk, restarted on
-// the same port and folder, whichever Kafka the other tests use.
+// the same port and folder, whichever Kafka the other tests use. The port
+// is held by the test throughout: refused while the broker is down, and
+// never free for another process to take.
 func TestKafkaDownStillAccepts(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testenv.NewPort(t)
 	start := func() *kfake.Cluster {
-		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dir), kfake.SyncWrites())
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port.Number()), kfake.DataDir(dir), kfake.SyncWrites(),
+			kfake.ListenFn(func(string, string) (net.Listener, error) { return port.Listen() }))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return c
 	}
 	cluster := start()
-	brokers := "127.0.0.1:" + strconv.Itoa(port)
+	brokers := port.Addr()
 	s := startStack(t, "KAFKA_BROKERS", brokers, "IDEMGATE_LEASE", "1s", "IDEMGATE_SWEEP_INTERVAL", "200ms")
 	s.brokers = []string{brokers}
 
@@ -48,13 +53,4 @@ func TestKafkaDownStillAccepts(t *testing.T) {
 		s.waitCompleted("key-a", loc)
 	}
 	mustEqual(t, "payments", s.count(`SELECT count(*) FROM payments`), 6)
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"math/big"
+	mathrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -36,8 +37,8 @@ type saslBroker struct {
 	admin  *kadm.Client // on the plaintext listener, a super user
 }
 
-// startSASLBroker starts the broker on free ports and a run dir of t's
-// own, and stops it when t ends.
+// startSASLBroker starts the broker on ports out of the ephemeral range
+// and a run dir of t's own, and stops it when t ends.
 func startSASLBroker(t *testing.T) *saslBroker {
 	t.Helper()
 	dir := t.TempDir()
@@ -48,24 +49,21 @@ func startSASLBroker(t *testing.T) *saslBroker {
 	for name, pass := range b.users {
 		users = append(users, name+":"+pass)
 	}
-	port := freePort(t)
-	b.addr = "127.0.0.1:" + strconv.Itoa(port)
 	script, err := filepath.Abs("../../scripts/kafka.sh")
 	if err != nil {
 		t.Fatal(err)
 	}
-	plainPort := freePort(t)
-	vars := append(os.Environ(),
-		"KAFKA_RUN_DIR="+filepath.Join(dir, "kafka"),
-		"KAFKA_PORT="+strconv.Itoa(plainPort),
-		"KAFKA_CONTROLLER_PORT="+strconv.Itoa(freePort(t)),
-		"KAFKA_SASL_SSL_PORT="+strconv.Itoa(port),
-		"KAFKA_SSL_KEYSTORE_PEM="+keystore,
-		"KAFKA_SASL_USERS="+strings.Join(users, ","),
-		"KAFKA_AUTHORIZER=1",
-		"KAFKA_HEAP_OPTS=-Xmx256m -Xms256m",
-	)
+	// The JVM binds its own ports: they cannot be held for it (testenv.Port).
+	// It starts on ports out of the kernel's ephemeral range, where no
+	// outgoing connection takes one; if another listener has one, the
+	// start fails saying so (the broker's "Address already in use", or
+	// kafka.sh's "port N is already in use"), and it starts again on others.
+	var vars []string
+	var plainPort int
 	stop := func() {
+		if vars == nil {
+			return
+		}
 		cmd := exec.Command(script, "stop")
 		cmd.Env = vars
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -73,15 +71,36 @@ func startSASLBroker(t *testing.T) *saslBroker {
 		}
 	}
 	t.Cleanup(stop) // before the run dir is removed
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, script, "start")
-	cmd.Env = vars
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	t0 := time.Now()
-	if out, err := cmd.Output(); err != nil || !strings.HasPrefix(string(out), "KAFKA_BROKERS=") {
-		t.Fatalf("scripts/kafka.sh start (Java and Maven are needed): %v\n%s%s", err, out, stderr.String())
+	var t0 time.Time
+	for attempt := 1; ; attempt++ {
+		ports := listenPorts(t, 3)
+		plainPort, b.addr = ports[0], "127.0.0.1:"+strconv.Itoa(ports[2])
+		vars = append(os.Environ(),
+			"KAFKA_RUN_DIR="+filepath.Join(dir, "kafka"),
+			"KAFKA_PORT="+strconv.Itoa(plainPort),
+			"KAFKA_CONTROLLER_PORT="+strconv.Itoa(ports[1]),
+			"KAFKA_SASL_SSL_PORT="+strconv.Itoa(ports[2]),
+			"KAFKA_SSL_KEYSTORE_PEM="+keystore,
+			"KAFKA_SASL_USERS="+strings.Join(users, ","),
+			"KAFKA_AUTHORIZER=1",
+			"KAFKA_HEAP_OPTS=-Xmx256m -Xms256m",
+		)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		cmd := exec.CommandContext(ctx, script, "start")
+		cmd.Env = vars
+		var stderr syncBuffer
+		cmd.Stderr = &stderr
+		t0 = time.Now()
+		out, err := cmd.Output()
+		cancel()
+		if err == nil && strings.HasPrefix(string(out), "KAFKA_BROKERS=") {
+			break
+		}
+		if !strings.Contains(stderr.String(), "already in use") || attempt == 5 {
+			t.Fatalf("scripts/kafka.sh start (Java and Maven are needed): %v\n%s%s", err, out, stderr.String())
+		}
+		t.Logf("a port of %v is another listener's; starting on others", ports)
+		stop()
 	}
 	t.Logf("SASL_SSL broker on %s started in %s", b.addr, time.Since(t0).Round(time.Millisecond))
 	cl, err := kgo.NewClient(events.ClientOptions([]string{"127.0.0.1:" + strconv.Itoa(plainPort)})...)
@@ -372,4 +391,34 @@ func ping(t *testing.T, cfg events.KafkaConfig, addr string) error {
 		t.Fatalf("ping did not fail before its deadline: %v", err)
 	}
 	return err
+}
+
+// listenPorts draws n distinct ports for a server that binds them itself,
+// from the 2768 ports below the kernel's ephemeral range (30000-32767 by
+// default; no fixed port of the repository's scripts is there). Whoever
+// starts the server must retry on others when one is in use.
+func listenPorts(t *testing.T, n int) []int {
+	t.Helper()
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				low = v
+			}
+		}
+	}
+	base := max(1024, low-2768)
+	if low-base < n {
+		t.Fatalf("no room below the ephemeral range (%d)", low)
+	}
+	seen := map[int]bool{}
+	var ports []int
+	for len(ports) < n {
+		p := base + mathrand.IntN(low-base)
+		if !seen[p] {
+			seen[p] = true
+			ports = append(ports, p)
+		}
+	}
+	return ports
 }

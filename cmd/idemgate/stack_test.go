@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -51,6 +50,7 @@ func newDatabase(t testing.TB) string {
 // starts them, on the test's own database and topics.
 type stack struct {
 	t       testing.TB
+	port    *testenv.Port // the API's; base is on it
 	base    string
 	db      *sqldb.DB
 	brokers []string
@@ -78,12 +78,14 @@ func startRoles(t testing.TB, roles []string, extra ...string) *stack {
 		topics:  events.TopicsWithPrefix(prefix),
 		group:   "g" + testenv.Random(4),
 	}
-	s.base = "http://" + freeAddr(t)
+	s.port = testenv.NewPort(t)
+	s.base = "http://" + s.port.Addr()
+	// IDEMGATE_ADDR is given to each serve as it starts: a listener of its
+	// own on the port (apiAddr).
 	s.vars = map[string]string{
 		"DATABASE_URL":          dbURL,
 		"KAFKA_BROKERS":         strings.Join(s.brokers, ","),
 		"IDEMGATE_API_KEYS":     "key-a=tenant-a,key-b=tenant-b",
-		"IDEMGATE_ADDR":         strings.TrimPrefix(s.base, "http://"),
 		"IDEMGATE_TOPIC_PREFIX": prefix,
 		"IDEMGATE_GROUP":        s.group,
 		"IDEMGATE_PARTITIONS":   "3",
@@ -106,7 +108,16 @@ func (s *stack) startRole(role string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{}
 	done := make(chan error, 1)
-	getenv := func(k string) string { return s.vars[k] }
+	addr := ""
+	if role == "serve" {
+		addr = s.apiAddr()
+	}
+	getenv := func(k string) string {
+		if k == "IDEMGATE_ADDR" && addr != "" {
+			return addr
+		}
+		return s.vars[k]
+	}
 	go func() { done <- run(ctx, []string{role}, getenv, io.Discard, logs) }()
 	s.t.Cleanup(func() {
 		cancel()
@@ -122,6 +133,18 @@ func (s *stack) startRole(role string) {
 			s.t.Logf("--- %s log ---\n%s", role, logs.String())
 		}
 	})
+}
+
+// apiAddr opens a listener on the API's port for one serve started in
+// this process, and names it as its IDEMGATE_ADDR (fd:N): the port is
+// the test's from start to end, never free for another process to take.
+func (s *stack) apiAddr() string {
+	s.t.Helper()
+	addr, err := s.port.Fd()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return addr
 }
 
 func (s *stack) waitHealthy() {
@@ -261,15 +284,6 @@ func (s *stack) waitCommittedPast(topic string, partition int32, offset int64) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	s.t.Fatalf("group %s did not commit past %s/%d@%d within 60s", s.group, topic, partition, offset)
-}
-
-func freeAddr(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 type syncBuffer struct {

@@ -129,8 +129,11 @@ func startTracedRoles(t *testing.T, tp trace.TracerProvider, extra ...string) *s
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, run := range []func(context.Context, roles.Options) error{roles.Serve, roles.Project, roles.Relay} {
+	for i, run := range []func(context.Context, roles.Options) error{roles.Serve, roles.Project, roles.Relay} {
 		o := roles.Options{Config: cfg, TracerProvider: tp, Logger: quietLogger(), Metrics: prometheus.NewRegistry()}
+		if i == 0 {
+			o.Config.Addr = s.apiAddr()
+		}
 		if o.Registry, err = registry(o); err != nil {
 			t.Fatal(err)
 		}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/idemgate/idemgate/testenv"
 )
 
 // testUpstream is the service behind the gateway in these tests: an
@@ -22,6 +23,7 @@ import (
 // attempts of one command together whatever key they carry.
 type testUpstream struct {
 	t    testing.TB
+	port *testenv.Port // held from start to end: refused while down, never taken by another process
 	addr string
 
 	mu       sync.Mutex
@@ -40,7 +42,8 @@ type testUpstream struct {
 }
 
 func startUpstream(t testing.TB) *testUpstream {
-	u := &testUpstream{t: t, addr: freeAddr(t), effects: map[string]int{}, answers: map[string][]byte{},
+	port := testenv.NewPort(t)
+	u := &testUpstream{t: t, port: port, addr: port.Addr(), effects: map[string]int{}, answers: map[string][]byte{},
 		keys: map[string][]string{}, statuses: map[string]int{}, times: map[string][]time.Time{}, healed: map[string]bool{}, traceparents: map[string]string{}}
 	u.up()
 	t.Cleanup(u.down)
@@ -49,14 +52,7 @@ func startUpstream(t testing.TB) *testUpstream {
 
 // up (re)starts serving on the same address.
 func (u *testUpstream) up() {
-	var l net.Listener
-	var err error
-	for range 50 { // the port was ours a moment ago
-		if l, err = net.Listen("tcp", u.addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	l, err := u.port.Listen()
 	if err != nil {
 		u.t.Fatalf("upstream listen %s: %v", u.addr, err)
 	}
@@ -67,7 +63,8 @@ func (u *testUpstream) up() {
 	go func() { _ = srv.Serve(l) }()
 }
 
-// down stops serving: connections are refused until up.
+// down stops serving: connections are refused until up (the port stays
+// held, listening no more).
 func (u *testUpstream) down() {
 	u.mu.Lock()
 	srv := u.srv

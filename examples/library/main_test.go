@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -21,12 +20,13 @@ func TestMain(m *testing.M) { testenv.Run(m, &env) }
 // without crediting again, and a reused key with another amount is 409.
 func TestLedger(t *testing.T) {
 	t.Chdir(t.TempDir()) // dev mode keeps its Kafka log in ./.ledger
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	// The API's port is held by the test from here to the end; dev mode
+	// serves on a listener on it that it takes over (fd:N).
+	port := testenv.NewPort(t)
+	addr, err := port.Fd()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close()
 	vars := map[string]string{"DATABASE_URL": env.NewDatabase(t), "IDEMGATE_ADDR": addr}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -37,7 +37,7 @@ func TestLedger(t *testing.T) {
 			t.Errorf("run: %v", err)
 		}
 	})
-	base := "http://" + addr
+	base := "http://" + port.Addr()
 	waitFor(t, func() bool {
 		resp, err := http.Get(base + "/readyz")
 		if err != nil {

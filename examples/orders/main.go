@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -142,8 +143,15 @@ func main() {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(list)
 	})
-	fmt.Printf("orders: listening on http://%s, data in %s\n", *addr, *data)
-	if err := http.ListenAndServe(*addr, mux); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	// Listening first, it prints the address it has (port 0 asks the
+	// kernel for one: a supervisor learns it here).
+	l, err := net.Listen("tcp", *addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "orders:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("orders: listening on http://%s, data in %s\n", l.Addr(), *data)
+	if err := http.Serve(l, mux); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		fmt.Fprintln(os.Stderr, "orders:", strings.TrimSpace(err.Error()))
 		os.Exit(1)
 	}

@@ -1,0 +1,103 @@
+package pgserver
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// tempDir is a folder the server's account can reach (as root, the
+// server runs as "postgres"), removed when t ends.
+func tempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "idemgate-pgserver-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
+}
+
+func start(t *testing.T, cfg Config) *Server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Stop(context.Background()) })
+	return s
+}
+
+func show(t *testing.T, url, setting string) string {
+	t.Helper()
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", url, err)
+	}
+	defer c.Close(ctx)
+	var v string
+	if err := c.QueryRow(ctx, "SHOW "+setting).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestNoPortPicked: by default the server listens on no TCP port at all,
+// only on a Unix socket in its own folder; stopped and started again it
+// is at the same URL, as it is when a second Start adopts it.
+func TestNoPortPicked(t *testing.T) {
+	dir := tempDir(t)
+	cfg := Config{DataDir: filepath.Join(dir, "pg")}
+	s := start(t, cfg)
+	if got := show(t, s.URL(), "listen_addresses"); got != "" {
+		t.Fatalf("listen_addresses = %q, want '' (no TCP)", got)
+	}
+	if got := show(t, s.URL(), "transaction_isolation"); got != "serializable" {
+		t.Fatalf("transaction_isolation = %q", got)
+	}
+	url := s.URL()
+	if !strings.Contains(url, "host=%2F") || !strings.HasSuffix(strings.Split(url, "?")[0], "/idemgate") {
+		t.Fatalf("URL %s: want the idemgate database on a socket folder", url)
+	}
+	adopted := start(t, cfg)
+	if adopted.URL() != url {
+		t.Fatalf("adopted at %s, started at %s", adopted.URL(), url)
+	}
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	again := start(t, cfg)
+	if again.URL() != url {
+		t.Fatalf("restarted at %s, first at %s", again.URL(), url)
+	}
+	show(t, again.URL(), "port")
+}
+
+// TestLongClusterPath: a cluster whose socket path would not fit in a
+// sockaddr_un gets its socket in a private folder in /tmp.
+func TestLongClusterPath(t *testing.T) {
+	dir := filepath.Join(tempDir(t), strings.Repeat("d", 60), strings.Repeat("e", 60))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := start(t, Config{DataDir: filepath.Join(dir, "pg")})
+	t.Cleanup(func() { _ = s.Stop(context.Background()); _ = os.RemoveAll(s.SocketDir()) })
+	if !strings.HasPrefix(s.SocketDir(), os.TempDir()) {
+		t.Fatalf("socket in %s", s.SocketDir())
+	}
+	show(t, s.URL(), "port")
+}
