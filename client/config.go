@@ -120,7 +120,7 @@ func (cfg Config) Validate() error {
 		errs = append(errs, errors.New("APIKey is required"))
 	}
 	if cfg.Wait > MaxWait {
-		errs = append(errs, fmt.Errorf("Wait %s exceeds the server's maximum %s", cfg.Wait, MaxWait))
+		errs = append(errs, fmt.Errorf("Config.Wait %s exceeds the server's maximum %s", cfg.Wait, MaxWait))
 	}
 	if cfg.PollInterval < 0 {
 		errs = append(errs, errors.New("PollInterval must not be negative"))
@@ -147,7 +147,7 @@ func (p RetryPolicy) Validate() error {
 		errs = append(errs, errors.New("Retry.MaxAttempts must be at least 1"))
 	}
 	if p.MaxElapsed < 0 || p.BaseBackoff < 0 || p.MaxBackoff < 0 {
-		errs = append(errs, errors.New("Retry durations must not be negative"))
+		errs = append(errs, errors.New("Retry.MaxElapsed, Retry.BaseBackoff and Retry.MaxBackoff must not be negative"))
 	}
 	if p.MaxBackoff < p.BaseBackoff {
 		errs = append(errs, fmt.Errorf("Retry.MaxBackoff %s is below Retry.BaseBackoff %s", p.MaxBackoff, p.BaseBackoff))

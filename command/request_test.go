@@ -8,7 +8,6 @@ import (
 	"testing"
 )
 
-const typeValidationFailed = "/validation-failed"
 
 func TestCanonicalize(t *testing.T) {
 	tests := []struct {

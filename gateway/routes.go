@@ -137,7 +137,7 @@ func parseRoutes(raw []byte) ([]route, error) {
 	out := make([]route, 0, len(list.Content))
 	for i, item := range list.Content {
 		if item.Kind != yaml.MappingNode {
-			return nil, fmt.Errorf("route %d (line %d): must be a mapping of operation, path, upstream, ...", i+1, item.Line)
+			return nil, fmt.Errorf("route %d (line %d): must be a mapping of operation, path, upstream and its other settings", i+1, item.Line)
 		}
 		for j := 0; j+1 < len(item.Content); j += 2 {
 			k, v := item.Content[j], item.Content[j+1]

@@ -288,12 +288,12 @@ func write(w io.Writer, lines []line) {
 			agg = median
 		}
 		idem := values(lines, r.Idemgate, rds)
-		iv, bv, ratio := agg(idem), math.NaN(), math.NaN()
+		iv, ratio := agg(idem), math.NaN()
 		var base []float64
 		baseCell := "—"
 		if r.Baseline != nil {
 			base = values(lines, *r.Baseline, rds)
-			bv = agg(base)
+			bv := agg(base)
 			ratios := make([]float64, len(rds))
 			for i := range rds {
 				ratios[i] = math.NaN()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -204,20 +203,6 @@ func (u *testUpstream) routesFile(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return path
-}
-
-// waitEffects waits until the command of nonce has an effect recorded.
-func (u *testUpstream) waitEffects(t testing.TB, nonce string, within time.Duration) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), within)
-	defer cancel()
-	for ctx.Err() == nil {
-		if n, _, _ := u.effectsOf(nonce); n > 0 {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("no effect for %s within %v", nonce, within)
 }
 
 func orderBody(c, nonce string) string {
