@@ -11,7 +11,8 @@
 //
 // A program protects its own command by registering a Module:
 //
-//	reg, err := idemgate.NewRegistry(payments.Module(), myModule)
+//	reg, err := idemgate.NewRegistry(payments.Module(payments.Config{}), myModule)
 //
-// and handing the registry to the roles (package roles).
+// and handing the registry to the roles (package roles). The package's
+// Example runs it.
 package idemgate
