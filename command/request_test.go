@@ -8,7 +8,6 @@ import (
 	"testing"
 )
 
-
 func TestCanonicalize(t *testing.T) {
 	tests := []struct {
 		name string

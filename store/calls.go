@@ -105,7 +105,7 @@ FROM call_attempts WHERE operation_id = $1 FOR UPDATE`, operationID).Scan(
 // quarantine marks the command outcome unknown.
 func quarantine(ctx context.Context, tx pgx.Tx, operationID string, r callRow) error {
 	if _, err := tx.Exec(ctx, `UPDATE call_attempts SET outcome_unknown_at = now(), in_flight = false,
-    unfinished = $2, unfinished_streak = $3 WHERE operation_id = $1`, operationID, r.unfinished, r.streak); err != nil {
+    unfinished = $2, unfinished_streak = $3, last_error = $4 WHERE operation_id = $1`, operationID, r.unfinished, r.streak, r.lastError); err != nil {
 		return fmt.Errorf("quarantine: %w", err)
 	}
 	return nil
@@ -143,6 +143,7 @@ func (s *Store) BeginAttempt(ctx context.Context, projector string, cmd idemgate
 		if r.inFlight {
 			r.unfinished++
 			r.streak++
+			r.lastError = fmt.Sprintf("attempt %d ended without an outcome: the process calling died during it", r.attempts)
 		}
 		switch {
 		case r.streak >= b.MaxUnfinished, b.spent(r) && r.unfinished > 0:
@@ -154,7 +155,8 @@ func (s *Store) BeginAttempt(ctx context.Context, projector string, cmd idemgate
 		}
 		r.attempts++
 		if _, err := tx.Exec(ctx, `UPDATE call_attempts SET attempts = $2, unfinished = $3, unfinished_streak = $4,
-    in_flight = true, last_attempt_at = now() WHERE operation_id = $1`, cmd.OperationID, r.attempts, r.unfinished, r.streak); err != nil {
+    in_flight = true, last_attempt_at = now(), last_error = $5 WHERE operation_id = $1`,
+			cmd.OperationID, r.attempts, r.unfinished, r.streak, r.lastError); err != nil {
 			return fmt.Errorf("record call attempt: %w", err)
 		}
 		a = r.attempt(CallNow)

@@ -81,7 +81,7 @@ func TestCallVerdicts(t *testing.T) {
 		a, id := runCall(t, st, store.CallBudget{Failures: 100, For: time.Hour, MaxUnfinished: 3}, []callStep{
 			{"begin", now}, {"begin", now}, {"begin", now}, {"fail", retry},
 			{"begin", now}, {"begin", now}, {"begin", now}, {"begin", unknown}, {"begin", unknown}})
-		if a.Unfinished != 5 || a.Streak != 3 || a.Failures != 1 {
+		if a.Unfinished != 5 || a.Streak != 3 || a.Failures != 1 || !strings.Contains(a.LastError, "attempt 6 ended without an outcome") {
 			t.Fatalf("%+v: want 5 unfinished, 3 in a row, 1 failure", a)
 		}
 		v, found, err := st.KeyByOperation(context.Background(), id)

@@ -208,6 +208,7 @@ func TestGatewayCrashLoopIsQuarantined(t *testing.T) {
 		Status   string `json:"status"`
 		Upstream struct {
 			Attempts, Failures, Unfinished int
+			LastError                      string `json:"last_error"`
 			OutcomeUnknownSince            string `json:"outcome_unknown_since"`
 		} `json:"upstream"`
 	}
@@ -215,7 +216,8 @@ func TestGatewayCrashLoopIsQuarantined(t *testing.T) {
 		r := s.do("GET", loc, "key-a", "", "", "")
 		return json.Unmarshal(r.Body, &view) == nil && view.Status == "outcome_unknown"
 	})
-	if view.Upstream.Attempts != 12 || view.Upstream.Unfinished != 12 || view.Upstream.Failures != 0 || view.Upstream.OutcomeUnknownSince == "" {
+	if view.Upstream.Attempts != 12 || view.Upstream.Unfinished != 12 || view.Upstream.Failures != 0 || view.Upstream.OutcomeUnknownSince == "" ||
+		!strings.Contains(view.Upstream.LastError, "attempt 12 ended without an outcome") {
 		t.Fatalf("operation view %+v: want 12 attempts, all unfinished, none failed", view)
 	}
 	for i, l := range others {
