@@ -124,7 +124,7 @@ func (r *run) stopMidBatch(partition int32, offset int64) {
 	for len(signals) > 0 {
 		if time.Now().After(deadline) {
 			r.mu.Lock()
-			r.poison.missed = fmt.Sprintf(" (missed: no retry of the poison seen within 60s for the %v)", signals[0])
+			r.poison.missed = fmt.Sprintf(" (missed: no retry of the poison seen within 60s for the %s)", stopName[signals[0]])
 			r.mu.Unlock()
 			return
 		}
@@ -141,7 +141,7 @@ func (r *run) stopMidBatch(partition int32, offset int64) {
 				continue // it has just died (a fault point); the next owner logs again
 			}
 			signals = signals[1:]
-			what := map[syscall.Signal]string{syscall.SIGTERM: "SIGTERM", syscall.SIGKILL: "kill -9"}[sig]
+			what := stopName[sig]
 			r.mu.Lock()
 			r.poison.stops = append(r.poison.stops, fmt.Sprintf("%s %s", what, p.name))
 			r.mu.Unlock()
@@ -210,6 +210,8 @@ func (r *run) committedOffset(ctx context.Context, topic string, partition int32
 	return 0, nil
 }
 
+var stopName = map[syscall.Signal]string{syscall.SIGTERM: "SIGTERM", syscall.SIGKILL: "kill -9"}
+
 // newLineMatches reports whether the log at path has, past what was read
 // of it, a line matching re; it moves read past the complete lines.
 func newLineMatches(path string, read *map[string]int64, name string, re *regexp.Regexp) bool {
@@ -247,7 +249,7 @@ func (r *run) checkPoison(ctx context.Context, claims map[string]claimRow, outbo
 		return
 	}
 	if ps.missed != "" || len(ps.stops) < 2 {
-		r.fail("poison: mid-batch stop", "stops done %v; %s", ps.stops, ps.missed)
+		r.fail("poison: mid-batch stop", "stops done %v%s", ps.stops, ps.missed)
 	}
 	origin := fmt.Sprintf("%s.commands/%d/%d", r.prefix, ps.partition, ps.offset)
 	dead, err := r.readTopic(ctx, r.prefix+".deadletter")
