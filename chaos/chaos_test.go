@@ -143,6 +143,7 @@ type run struct {
 	orders        []string                            // orders seen created: cancels target them
 	topUpCommands int
 	injected      int
+	poison        poisonState // the poison record and the mid-batch stops
 	phases        []string
 
 	stats struct {
@@ -437,7 +438,9 @@ func (r *run) waitReady(within time.Duration) {
 // random processes with -9 at random moments (a sixth of the kills, at
 // least one, hit a projector whose call to the upstream is in flight),
 // the broker restarts once, PostgreSQL crashes once and the upstream
-// crashes once.
+// crashes once; a poison record goes to the commands topic, and the
+// projector retrying it is stopped in the middle of its batch, with
+// SIGTERM, then kill -9 (poison_test.go).
 func (r *run) chaosLoad() {
 	cfg := r.cfg
 	rng := mrand.New(mrand.NewPCG(cfg.seed, 0))
@@ -463,6 +466,10 @@ func (r *run) chaosLoad() {
 		defer wg.Done()
 		time.Sleep(time.Until(start.Add(dupAt)))
 		r.duplicateCommands()
+		// A poison record with commands behind it, and its owner stopped
+		// twice while it retries it (before PostgreSQL's crash, whose
+		// retries would hide its log line).
+		r.injectPoison()
 	}()
 	go func() { // the killer
 		defer wg.Done()

@@ -340,6 +340,7 @@ func (r *run) check() tally {
 	// ---- the topics ----
 	tl.commandRecords, tl.commandIDs = r.checkCommands(ctx, claims)
 	tl.resultRecords, tl.resultIDs, tl.resultDuplicates = r.checkResults(ctx, claims, outbox)
+	r.checkPoison(ctx, claims, outbox)
 
 	// ---- the run itself ----
 	tl.faultHits = r.faultHits()
@@ -484,7 +485,9 @@ func (r *run) checkCommands(ctx context.Context, claims map[string]claimRow) (re
 	}
 	seen := map[string]int{}
 	for _, rec := range recs {
-		seen[ceID(rec)]++
+		if id := ceID(rec); id != "" { // the poison has none
+			seen[id]++
+		}
 	}
 	for id, c := range claims {
 		if seen[id] == 0 {
@@ -587,6 +590,8 @@ func (r *run) summary(tl tally) {
 	fmt.Fprintf(&b, "replays checked       %d (2 per command)\n", tl.replays)
 	fmt.Fprintf(&b, "commands topic        %d records for %d operations: %d copies injected by the test, %d re-emissions by the sweeper\n",
 		tl.commandRecords, tl.commandIDs, r.injected, tl.commandRecords-tl.commandIDs-r.injected)
+	fmt.Fprintf(&b, "poison record         partition %d offset %d, %d/%d command events before/behind it in its batch; stopped mid-batch: %v%s, committed offset then %v; on the dead-letter topic %d times; %d command records behind it in its partition, for %d commands found applied\n",
+		r.poison.partition, r.poison.offset, r.poison.before, r.poison.behind, r.poison.stops, r.poison.missed, r.poison.committed, r.poison.deadLettered, r.poison.behindRecords, r.poison.behindApplied)
 	fmt.Fprintf(&b, "results topic         %d records, %d operations, %d duplicates (at-least-once)\n", tl.resultRecords, tl.resultIDs, tl.resultDuplicates)
 	fmt.Fprintf(&b, "phases                %s\n", strings.Join(r.phases, ", "))
 	fmt.Fprintf(&b, "duration              %v\n", time.Since(r.start).Round(time.Second))

@@ -189,6 +189,9 @@ func (r *run) procEnv(p *proc) ([]string, string) {
 		// restart) is well within its span of time.
 		env = append(env, "IDEMGATE_ROUTES="+r.routesFile)
 	}
+	if p.kind == "project" {
+		env = append(env, fmt.Sprintf("IDEMGATE_MAX_ATTEMPTS=%d", poisonMaxAttempts))
+	}
 	env = append(env, p.extraEnv...)
 	faults := r.faultSpec(p.kind)
 	if faults != "" {

@@ -203,3 +203,43 @@ WHERE operation_id = ANY($1::UUID[])`, past); err != nil {
 		t.Fatalf("a second look took %d commands (%v), want none: the lease was extended", len(again), err)
 	}
 }
+
+// TestKeyStates reads the derived state of claims in each state through
+// the store's own queries (the key lookup, the look-up by operation id
+// and the pending list of idemgate list), not a copy of their CASE:
+// ACCEPTED while Kafka has not acknowledged the command's event (its
+// command_pending row exists), PUBLISHED once it has, COMPLETED once its
+// outcome is recorded.
+func TestKeyStates(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	st := store.New(db, 0)
+	accepted, published, completed := claim(t, st, "k-accepted", time.Hour), claim(t, st, "k-published", time.Hour), claim(t, st, "k-completed", time.Hour)
+	if err := st.MarkPublished(ctx, []string{published.OperationID, completed.OperationID}); err != nil {
+		t.Fatal(err)
+	}
+	complete(t, st, completed)
+	want := map[string]string{"k-accepted": "ACCEPTED", "k-published": "PUBLISHED", "k-completed": "COMPLETED"}
+	for _, cmd := range []idemgate.Command{accepted, published, completed} {
+		v, found, err := st.Key(ctx, cmd.Tenant, cmd.Operation, cmd.IdempotencyKey)
+		if err != nil || !found || v.State != want[cmd.IdempotencyKey] {
+			t.Errorf("Key(%s): state %q (found %v, %v), want %s", cmd.IdempotencyKey, v.State, found, err, want[cmd.IdempotencyKey])
+		}
+		v, found, err = st.KeyByOperation(ctx, cmd.OperationID)
+		if err != nil || !found || v.State != want[cmd.IdempotencyKey] {
+			t.Errorf("KeyByOperation(%s): state %q (found %v, %v), want %s", cmd.IdempotencyKey, v.State, found, err, want[cmd.IdempotencyKey])
+		}
+	}
+	pending, err := st.Keys(ctx, store.KeyFilter{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, v := range pending {
+		got = append(got, v.Key+"="+v.State)
+	}
+	sort.Strings(got)
+	if fmt.Sprint(got) != "[k-accepted=ACCEPTED k-published=PUBLISHED]" {
+		t.Fatalf("pending keys %v, want [k-accepted=ACCEPTED k-published=PUBLISHED]", got)
+	}
+}
