@@ -330,7 +330,14 @@ func (r *Runner) handle(ctx context.Context, rec *kgo.Record) bool {
 		if ctx.Err() != nil {
 			return false
 		}
-		r.log.Warn("record failed; retrying", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "attempt", attempt, "err", err)
+		// A record's first failure is always logged, whatever other
+		// records failed just before: an operator (and the chaos test)
+		// sees each record that is held up. Its later retries are throttled.
+		warn := r.log.Warn
+		if attempt == 1 {
+			warn = r.cfg.Logger.Warn
+		}
+		warn("record failed; retrying", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "attempt", attempt, "err", err)
 		select {
 		case <-ctx.Done():
 			return false
