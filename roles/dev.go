@@ -105,7 +105,7 @@ func Dev(ctx context.Context, o Options, dc DevConfig) error {
 	o.Config = cfg
 	b, closeDB, err := connect(ctx, o, "api")
 	if err != nil {
-		return err
+		return stoppedWhileStarting(ctx, o, err)
 	}
 	defer closeDB()
 	l, err := listen(dc.Addr)

@@ -23,7 +23,7 @@ import (
 func Project(ctx context.Context, o Options) error {
 	b, closeDB, err := connect(ctx, o, "projector")
 	if err != nil {
-		return err
+		return stoppedWhileStarting(ctx, o, err)
 	}
 	defer closeDB()
 	return b.withMetrics(ctx, "projector", b.project)
@@ -33,7 +33,7 @@ func Project(ctx context.Context, o Options) error {
 func Relay(ctx context.Context, o Options) error {
 	b, closeDB, err := connect(ctx, o, "relay")
 	if err != nil {
-		return err
+		return stoppedWhileStarting(ctx, o, err)
 	}
 	defer closeDB()
 	return b.withMetrics(ctx, "relay", b.relay)

@@ -219,6 +219,18 @@ func (b *backends) close() {
 	}
 }
 
+// stoppedWhileStarting is the end of a role whose start failed with err:
+// a clean stop (nil) when its context ended meanwhile, as a SIGTERM while
+// the backends are still being reached asks, like a stop once running;
+// otherwise err.
+func stoppedWhileStarting(ctx context.Context, o Options, err error) error {
+	if ctx.Err() != nil {
+		o.logger().Info("stopped while starting", "err", err)
+		return nil
+	}
+	return err
+}
+
 // RetryStartup retries a role's first connection to a backend with
 // backoff until it succeeds or ctx ends (SIGTERM): a backend that is
 // briefly down during a rollout must not make the process exit and a

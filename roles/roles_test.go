@@ -13,6 +13,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/idemgate/idemgate"
+	"github.com/idemgate/idemgate/config"
 	"github.com/idemgate/idemgate/events"
 	"github.com/idemgate/idemgate/sqldb"
 )
@@ -66,5 +68,34 @@ func TestRetryStartupRefused(t *testing.T) {
 	})
 	if !errors.Is(err, kerr.SaslAuthenticationFailed) || calls != 1 {
 		t.Fatalf("err %v after %d calls; want the refusal after 1", err, calls)
+	}
+}
+
+// TestStoppedWhileStartingIsACleanStop: a role asked to stop (its context
+// ended) while it still waits for its backends ends with nil, as it does
+// once running; a start that fails for another reason still fails.
+func TestStoppedWhileStartingIsACleanStop(t *testing.T) {
+	reg, err := idemgate.NewRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Defaults()
+	// Nothing listens on port 1: every connection is refused.
+	cfg.DatabaseURL, cfg.KafkaBrokers = "postgres://postgres@127.0.0.1:1/idemgate?sslmode=disable&connect_timeout=1", []string{"127.0.0.1:1"}
+	cfg.APIKeys = map[string]string{"k": "tenant-a"}
+	o := Options{Config: cfg, Registry: reg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for name, role := range map[string]func(context.Context, Options) error{"serve": Serve, "project": Project, "relay": Relay} {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- role(ctx, o) }()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("%s stopped while starting: %v, want nil", name, err)
+		}
+	}
+	bad := o
+	bad.Config.DatabaseURL = ""
+	if err := Project(context.Background(), bad); err == nil {
+		t.Error("a role with no DATABASE_URL started")
 	}
 }

@@ -40,7 +40,7 @@ func Serve(ctx context.Context, o Options) error {
 	}
 	b, closeDB, err := connect(ctx, o, "api")
 	if err != nil {
-		return err
+		return stoppedWhileStarting(ctx, o, err)
 	}
 	defer closeDB()
 	l, err := listen(o.Config.Addr)
