@@ -52,8 +52,15 @@ func TestDevSurvivesKill9(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(150 * time.Millisecond)
-	dev.kill9(t) // mid-load: some claims are committed, their events maybe not
+	// Mid-load, once a few commands are accepted (observed, not slept
+	// on: beside a busy CPU, the first 202 can take longer than any
+	// fixed pause): some claims are committed, their events maybe not.
+	waitFor(t, 60*time.Second, "five commands accepted", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(accepted) >= 5
+	})
+	dev.kill9(t)
 	wg.Wait()
 	if len(accepted) == 0 {
 		t.Fatal("no command was accepted before the kill")
