@@ -13,30 +13,28 @@ import (
 	"github.com/idemgate/idemgate"
 )
 
-// Outcome is a recorded response with the command it answers, as the
-// relay publishes it.
-type Outcome struct {
-	OperationID    string
-	Tenant         string
-	Operation      string
-	IdempotencyKey string
-	Response       idemgate.Response
-	RecordedAt     time.Time
-	// TraceParent is the trace of the request that claimed the command.
-	TraceParent string
+// Unsent is a recorded response the relay has not published yet, with
+// the command it answers.
+type Unsent struct {
+	// Command names the command: its operation id, tenant, operation,
+	// key and the trace of the request that claimed it (not its target
+	// or request, which the result event does not carry).
+	Command    idemgate.Command
+	Response   idemgate.Response
+	RecordedAt time.Time
 }
 
-// UnsentOutcomes reads up to limit recorded responses not yet published,
-// oldest first.
-func (s *Store) UnsentOutcomes(ctx context.Context, limit int) (out []Outcome, err error) {
+// UnsentResponses reads up to limit recorded responses not yet
+// published, oldest first.
+func (s *Store) UnsentResponses(ctx context.Context, limit int) (out []Unsent, err error) {
 	err = s.db.InReadCommitted(ctx, func(tx pgx.Tx) error {
-		out, err = unsentOutcomes(ctx, tx, limit)
+		out, err = unsentResponses(ctx, tx, limit)
 		return err
 	})
 	return out, err
 }
 
-func unsentOutcomes(ctx context.Context, tx pgx.Tx, limit int) ([]Outcome, error) {
+func unsentResponses(ctx context.Context, tx pgx.Tx, limit int) ([]Unsent, error) {
 	rows, err := tx.Query(ctx, `
 SELECT o.operation_id::TEXT, o.tenant_id, o.operation, COALESCE(c.idem_key, ''), o.status, o.content_type, o.location, o.body, o.created_at,
        COALESCE(c.traceparent, '')
@@ -48,11 +46,12 @@ LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read outbox: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Outcome, error) {
-		var o Outcome
-		err := row.Scan(&o.OperationID, &o.Tenant, &o.Operation, &o.IdempotencyKey, &o.Response.Status,
-			&o.Response.ContentType, &o.Response.Location, &o.Response.Body, &o.RecordedAt, &o.TraceParent)
-		return o, err
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Unsent, error) {
+		var u Unsent
+		c, r := &u.Command, &u.Response
+		err := row.Scan(&c.OperationID, &c.Tenant, &c.Operation, &c.IdempotencyKey, &r.Status,
+			&r.ContentType, &r.Location, &r.Body, &u.RecordedAt, &c.TraceParent)
+		return u, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read outbox: %w", err)
