@@ -66,9 +66,9 @@ func (s *Store) ClaimKeys(ctx context.Context, reqs []idemgate.ClaimRequest) ([]
 const claimSQL = `
 WITH ins AS (
     INSERT INTO idempotency_claims
-        (tenant_id, operation, idem_key, operation_id, fingerprint, state, target, request,
+        (tenant_id, operation, idem_key, operation_id, fingerprint, target, request,
          created_at, lease_until, expires_at, traceparent)
-    VALUES ($1, $2, $3, $4, $5, 'ACCEPTED', $6, $7,
+    VALUES ($1, $2, $3, $4, $5, $6, $7,
          now(), now() + ($8::INT8 * INTERVAL '1 microsecond'), now() + ($9::INT8 * INTERVAL '1 microsecond'), $10)
     ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
     RETURNING operation_id, fingerprint, created_at, lease_until),

@@ -86,20 +86,20 @@ func (s *Store) MarkSent(ctx context.Context, operationIDs []string) error {
 	})
 }
 
-// ErrNotDeadLettered says a redrive was asked for a command that neither
-// ended in a processing failure nor is quarantined as outcome unknown.
-var ErrNotDeadLettered = errors.New("the operation is neither dead-lettered nor of unknown outcome")
+// ErrNotDeadLettered says a redrive was asked for a command that is neither
+// dead-lettered nor quarantined as outcome unknown.
+var ErrNotDeadLettered = errors.New("the command is neither dead-lettered nor of unknown outcome")
 
 // Redrive drives a command again: a dead-lettered one (a stored 500
 // /processing-failed, or a 502 /upstream-failed once an upstream's
 // attempts all failed), whose stored failure it removes with projector's
 // dedup record, or one quarantined as outcome unknown, which has none. It
 // deletes the call's recovery point (a new budget) and puts the claim
-// back to ACCEPTED with an expired lease, so that the sweeper emits it
-// once more. Nothing was recorded as applied for it, so applying it now
-// is its one effect; for an upstream, one more call under the same
-// Idempotency-Key, which resolves an unknown outcome: an upstream that
-// applied it answers what it answered then.
+// back to accepted (a command_pending row, its lease expired), so that
+// the sweeper emits it once more. Nothing was recorded as applied for
+// it, so applying it now is its one effect; for an upstream, one more
+// call under the same Idempotency-Key, which resolves an unknown
+// outcome: an upstream that applied it answers what it answered then.
 func (s *Store) Redrive(ctx context.Context, projector, operationID string) error {
 	return s.db.InTx(ctx, func(tx pgx.Tx) error {
 		var status *int32
@@ -129,7 +129,6 @@ WHERE c.operation_id = $1`, operationID).Scan(&status, &ctype, &body, &unknown)
 			// So that the sweeper emits it again, at once.
 			`INSERT INTO command_pending (operation_id, lease_until) VALUES ($1, now())
 ON CONFLICT (operation_id) DO UPDATE SET lease_until = excluded.lease_until`,
-			`UPDATE idempotency_claims SET state = 'ACCEPTED', completed_at = NULL WHERE operation_id = $1`,
 		} {
 			if _, err := tx.Exec(ctx, stmt, operationID); err != nil {
 				return fmt.Errorf("redrive: %w", err)
