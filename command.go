@@ -21,16 +21,44 @@ type Command struct {
 	TraceParent string `json:"-"`
 }
 
-// Claim states. A claim is ACCEPTED when its key is taken (its event may
-// not be in Kafka yet), PUBLISHED once Kafka acknowledged the event, and
-// COMPLETED once its response is recorded; COMPLETED is final. The store
-// derives them: PUBLISHED from the published mark, COMPLETED from the
-// recorded response, so that no writer updates another's row.
+// ClaimState is where a claim stands. A claim is accepted when its key is
+// taken (its event may not be in Kafka yet), published once Kafka
+// acknowledged its event, and completed once its response is recorded;
+// completed is final. A claim whose upstream call is quarantined is
+// outcome_unknown until an operator redrives it. The states are not
+// stored: the store derives them from the rows that exist for the claim
+// (docs/ARCHITECTURE.md, "Claim states"), so that no writer updates
+// another's row.
+//
+// Its value is its spelling everywhere: the key lookup's "state", the
+// output and filter of `idemgate list`, the docs. A client is shown the
+// coarser Status.
+type ClaimState string
+
+// The claim states.
 const (
-	StateAccepted  = "ACCEPTED"
-	StatePublished = "PUBLISHED"
-	StateCompleted = "COMPLETED"
+	ClaimAccepted       ClaimState = "accepted"
+	ClaimPublished      ClaimState = "published"
+	ClaimOutcomeUnknown ClaimState = "outcome_unknown"
+	ClaimCompleted      ClaimState = "completed"
 )
+
+// ClaimPending is no state of its own: any claim not completed (accepted,
+// published or outcome_unknown). It is what the claim transaction knows
+// of a claim without a response that is not quarantined (it does not
+// read whether Kafka acknowledged the event), and what `idemgate list`
+// lists by default.
+const ClaimPending ClaimState = "pending"
+
+// Status is the state as a client is shown it, in a 202's body and by
+// GET /v1/operations/{id}: "pending" for accepted and published (a client
+// does the same for both: wait), the state's own spelling otherwise.
+func (s ClaimState) Status() string {
+	if s == ClaimAccepted || s == ClaimPublished {
+		return string(ClaimPending)
+	}
+	return string(s)
+}
 
 // ClaimRequest asks to claim (tenant, operation, key) for one request.
 type ClaimRequest struct {
@@ -51,10 +79,27 @@ type Claim struct {
 	OperationID string
 	Fingerprint []byte
 	AcceptedAt  time.Time
-	// Response is the recorded response once the command is COMPLETED.
+	// Response is the recorded response once the claim is completed.
 	Response *Response
 	// OutcomeUnknown: the command is not completed and its upstream call
 	// is quarantined as outcome unknown (its attempts kept ending without
 	// an outcome); nothing is stored until an operator redrives it.
 	OutcomeUnknown bool
+}
+
+// State is what the claim transaction knows of the claim's state:
+// completed with its response, outcome_unknown when its call is
+// quarantined, accepted when this request inserted it, and otherwise
+// ClaimPending (accepted or published: the transaction does not read
+// whether Kafka acknowledged the event).
+func (c Claim) State() ClaimState {
+	switch {
+	case c.Response != nil:
+		return ClaimCompleted
+	case c.OutcomeUnknown:
+		return ClaimOutcomeUnknown
+	case c.Inserted:
+		return ClaimAccepted
+	}
+	return ClaimPending
 }

@@ -80,8 +80,8 @@ func (r *run) checkUpstream(ctx context.Context, claims map[string]claimRow, out
 		case cl.operation == opOrderCreate && (e.Action != "create" || e.Status != http.StatusCreated):
 			r.fail("I3: one upstream effect per command", "%s (operation %s): the service recorded %s %d %s", cl.key, id, e.Action, e.Status, e.Body)
 		}
-		if _, ok := outbox[id]; !ok && cl.state == "COMPLETED" {
-			r.fail("I3: one outbox row per claim", "%s (operation %s) is COMPLETED without an outbox row", cl.key, id)
+		if _, ok := outbox[id]; !ok && cl.state == "completed" {
+			r.fail("I3: one outbox row per claim", "%s (operation %s) is completed without an outbox row", cl.key, id)
 		}
 	}
 	cancels := map[string]map[int]int{} // order -> status -> n

@@ -111,7 +111,7 @@ func (r *run) check() tally {
 			r.fail("I1: one claim per key", "two claims for %s", c.key)
 		}
 		claimOf[cmd] = c
-		if c.state == "COMPLETED" {
+		if c.state == "completed" {
 			tl.completed++
 			if c.completed != nil {
 				lags = append(lags, c.completed.Sub(c.created))
@@ -229,14 +229,14 @@ func (r *run) check() tally {
 				r.fail("I1: one operation per key", "%s: 202 named operation %s, the claim holds %s", c.key, id, cl.opID)
 			}
 		}
-		// I2: every accepted command is COMPLETED.
-		if cl.state != "COMPLETED" {
+		// I2: every accepted command is completed.
+		if cl.state != "completed" {
 			r.fail("I2: accepted but not completed", "%s (operation %s, %s) is %s; answered 202: %v", c.key, cl.opID, c.kind, cl.state, len(opIDs) > 0)
 			continue
 		}
 		o, ok := outbox[cl.opID]
 		if !ok {
-			r.fail("I3: one outbox row per claim", "%s (operation %s) is COMPLETED without an outbox row", c.key, cl.opID)
+			r.fail("I3: one outbox row per claim", "%s (operation %s) is completed without an outbox row", c.key, cl.opID)
 			continue
 		}
 		tl.outcomes[fmt.Sprintf("%s %d", c.operation, o.status)]++
@@ -455,12 +455,12 @@ func (r *run) replay(c *command, body string, rng *mrand.Rand) (answer, error) {
 	return answer{}, last
 }
 
-// derivedState is a claim's state as the store derives it: COMPLETED
-// once its outbox row exists, ACCEPTED while its command_pending row
-// exists (Kafka has not acknowledged its event), PUBLISHED otherwise
+// derivedState is a claim's state as the store derives it: completed
+// once its outbox row exists, accepted while its command_pending row
+// exists (Kafka has not acknowledged its event), published otherwise
 // (store/migrations/0007_pending.sql); claimsJoined joins what it needs.
 const (
-	derivedState = `CASE WHEN o.operation_id IS NOT NULL THEN 'COMPLETED' WHEN p.operation_id IS NOT NULL THEN 'ACCEPTED' ELSE 'PUBLISHED' END`
+	derivedState = `CASE WHEN o.operation_id IS NOT NULL THEN 'completed' WHEN p.operation_id IS NOT NULL THEN 'accepted' ELSE 'published' END`
 	claimsJoined = `FROM idempotency_claims c LEFT JOIN outbox o ON o.operation_id = c.operation_id
 LEFT JOIN command_pending p ON p.operation_id = c.operation_id`
 )
@@ -535,7 +535,7 @@ func (r *run) checkResults(ctx context.Context, claims map[string]claimRow, outb
 		}
 	}
 	for id, c := range claims {
-		if c.state == "COMPLETED" && seen[id] == 0 {
+		if c.state == "completed" && seen[id] == 0 {
 			r.fail("results: every outcome at least once", "operation %s (%s) is not on %s", id, c.key, topic)
 		}
 	}

@@ -282,7 +282,7 @@ func (r *run) checkPoison(ctx context.Context, claims map[string]claimRow, outbo
 		switch {
 		case !ok:
 			r.fail("poison: a command behind it lost", "record %d of partition %d: operation %s has no claim", rec.Offset, rec.Partition, id)
-		case !done || c.state != "COMPLETED":
+		case !done || c.state != "completed":
 			r.fail("poison: a command behind it lost", "record %d of partition %d: operation %s (%s) is %s", rec.Offset, rec.Partition, id, c.key, c.state)
 		case strings.HasSuffix(problemType(o.body), "processing-failed"):
 			r.fail("poison: a command behind it dead-lettered", "record %d of partition %d: operation %s (%s)", rec.Offset, rec.Partition, id, c.key)

@@ -78,8 +78,7 @@ func (a *API) accept(op idemgate.Operation) http.HandlerFunc {
 			return
 		}
 		infoOf(r.Context()).operationID = c.OperationID
-		switch {
-		case c.Inserted:
+		if c.Inserted {
 			a.cfg.Faults.Hit(fault.AfterClaimCommit)
 			a.cfg.Emitter.Emit(r.Context(), idemgate.Command{
 				OperationID:    c.OperationID,
@@ -93,18 +92,22 @@ func (a *API) accept(op idemgate.Operation) http.HandlerFunc {
 			})
 			a.metrics.accepted.WithLabelValues(op.Name).Inc()
 			a.answerPending(w, r, tenant, c.OperationID, false)
-		case !bytes.Equal(c.Fingerprint, req.Fingerprint):
+			return
+		}
+		if !bytes.Equal(c.Fingerprint, req.Fingerprint) {
 			a.metrics.conflicts.WithLabelValues(op.Name, "different_request").Inc()
 			writeProblem(w, errKeyReused(a.cfg.MismatchStatus))
-		case c.Response != nil:
-			a.metrics.replayed.WithLabelValues(op.Name, "completed").Inc()
+			return
+		}
+		state := c.State()
+		a.metrics.replayed.WithLabelValues(op.Name, state.Status()).Inc()
+		switch state {
+		case idemgate.ClaimCompleted:
 			w.Header().Set("Idempotent-Replayed", "true")
 			writeResponse(w, c.Response)
-		case c.OutcomeUnknown:
-			a.metrics.replayed.WithLabelValues(op.Name, "outcome_unknown").Inc()
-			writePending(w, c.OperationID, statusOutcomeUnknown, true)
+		case idemgate.ClaimOutcomeUnknown:
+			writePending(w, c.OperationID, state, true)
 		default:
-			a.metrics.replayed.WithLabelValues(op.Name, "pending").Inc()
 			a.answerPending(w, r, tenant, c.OperationID, true)
 		}
 	}
@@ -114,7 +117,7 @@ func (a *API) accept(op idemgate.Operation) http.HandlerFunc {
 // client asked to wait (Prefer: wait=N) and the outcome arrives in time.
 func (a *API) answerPending(w http.ResponseWriter, r *http.Request, tenant, operationID string, replayed bool) {
 	if wait := preferWait(r.Header.Values("Prefer")); wait > 0 {
-		if resp := a.awaitOutcome(r.Context(), tenant, operationID, time.Duration(wait)*time.Second); resp != nil {
+		if resp := a.awaitResponse(r.Context(), tenant, operationID, time.Duration(wait)*time.Second); resp != nil {
 			w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(wait))
 			if replayed {
 				w.Header().Set("Idempotent-Replayed", "true")
@@ -123,7 +126,7 @@ func (a *API) answerPending(w http.ResponseWriter, r *http.Request, tenant, oper
 			return
 		}
 	}
-	writePending(w, operationID, statusPending, replayed)
+	writePending(w, operationID, idemgate.ClaimPending, replayed)
 }
 
 // reject answers a request refused before its claim. A validation error
@@ -146,20 +149,12 @@ func (a *API) rejection(err error) *Problem {
 	return p
 }
 
-// The states of a command not yet completed, as its 202 and
-// GET /v1/operations/{id} show them: pending, or outcome_unknown once its
-// upstream call is quarantined (its attempts kept ending without an
-// outcome; nothing is stored until an operator redrives it).
-const (
-	statusPending        = "pending"
-	statusOutcomeUnknown = "outcome_unknown"
-	statusCompleted      = "completed"
-)
-
-// writePending answers 202 for a command not yet completed. The body and
-// Location derive from the operation id and its state alone, so every
-// retry in the same state gets the same bytes.
-func writePending(w http.ResponseWriter, operationID, status string, replayed bool) {
+// writePending answers 202 for a command not yet completed: pending, or
+// outcome_unknown once its upstream call is quarantined (nothing is
+// stored until an operator redrives it). The body and Location derive
+// from the operation id and its state alone, so every retry in the same
+// state gets the same bytes.
+func writePending(w http.ResponseWriter, operationID string, state idemgate.ClaimState, replayed bool) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Location", "/v1/operations/"+operationID)
@@ -168,7 +163,7 @@ func writePending(w http.ResponseWriter, operationID, status string, replayed bo
 		h.Set("Idempotent-Replayed", "true")
 	}
 	w.WriteHeader(http.StatusAccepted)
-	_, _ = w.Write([]byte(`{"operation_id":"` + operationID + `","status":"` + status + `"}`))
+	_, _ = w.Write([]byte(`{"operation_id":"` + operationID + `","status":"` + state.Status() + `"}`))
 }
 
 // writeResponse answers a recorded response byte for byte.

@@ -178,7 +178,7 @@ func (a *API) mount(r chi.Router, prefix string) {
 		return path, prefix == ""
 	}
 	if p, ok := under("/v1/operations/{operationID}"); ok {
-		r.Get(p, a.getOperation)
+		r.Get(p, a.getCommand)
 	}
 	if p, ok := under("/v1/idempotency-keys/{operation}/{key}"); ok {
 		r.Get(p, a.getKey)

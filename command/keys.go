@@ -2,10 +2,8 @@ package command
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -16,42 +14,31 @@ import (
 // KeyView is the body of GET /v1/idempotency-keys/{operation}/{key}: what
 // support sees of a client's key. cmd/idemgate's inspect prints it too.
 type KeyView struct {
-	Operation   string        `json:"operation"`
-	Key         string        `json:"key"`
-	OperationID string        `json:"operation_id"`
-	State       string        `json:"state"` // accepted, published, outcome_unknown, completed
-	Fingerprint string        `json:"fingerprint"`
-	AcceptedAt  string        `json:"accepted_at"`
-	ExpiresAt   string        `json:"expires_at"`
-	CompletedAt string        `json:"completed_at,omitempty"`
-	Reemitted   int           `json:"reemitted"`
-	Failed      bool          `json:"failed"`
-	Upstream    *upstreamView `json:"upstream,omitempty"`
-	Response    *responseView `json:"response,omitempty"`
+	Operation    string              `json:"operation"`
+	Key          string              `json:"key"`
+	OperationID  string              `json:"operation_id"`
+	State        idemgate.ClaimState `json:"state"`
+	Fingerprint  string              `json:"fingerprint"`
+	AcceptedAt   string              `json:"accepted_at"`
+	ExpiresAt    string              `json:"expires_at"`
+	CompletedAt  string              `json:"completed_at,omitempty"`
+	Reemissions  int                 `json:"reemitted"` // wire name kept: the API promises it
+	DeadLettered bool                `json:"failed"`    // wire name kept: the API promises it
+	Upstream     *upstreamView       `json:"upstream,omitempty"`
+	Response     *responseView       `json:"response,omitempty"`
 }
 
 // NewKeyView presents a claim.
 func NewKeyView(v store.KeyView) KeyView {
-	out := KeyView{Operation: v.Operation, Key: v.Key, OperationID: v.OperationID, State: strings.ToLower(v.State),
+	out := KeyView{Operation: v.Operation, Key: v.Key, OperationID: v.OperationID, State: v.State,
 		Fingerprint: "sha256:" + hex.EncodeToString(v.Fingerprint), AcceptedAt: idemgate.FormatTime(v.AcceptedAt),
-		ExpiresAt: idemgate.FormatTime(v.ExpiresAt), Reemitted: v.EmitAttempts, Failed: v.DeadLettered}
+		ExpiresAt: idemgate.FormatTime(v.ExpiresAt), Reemissions: v.Reemissions, DeadLettered: v.DeadLettered}
 	if v.CompletedAt != nil {
 		out.CompletedAt = idemgate.FormatTime(*v.CompletedAt)
 	}
 	out.Upstream = newUpstreamView(v.Calls)
-	if v.Response != nil {
-		out.Response = newResponseView(v.Response)
-	}
+	out.Response = newResponseView(v.Response)
 	return out
-}
-
-func newResponseView(r *idemgate.Response) *responseView {
-	rv := &responseView{Status: r.Status, Body: r.Body}
-	if !json.Valid(r.Body) {
-		// An upstream may answer text: shown as a JSON string.
-		rv.Body, _ = json.Marshal(string(r.Body))
-	}
-	return rv
 }
 
 // getKey serves GET /v1/idempotency-keys/{operation}/{key}, within the

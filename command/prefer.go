@@ -36,18 +36,18 @@ func preferWait(values []string) int {
 	return 0
 }
 
-// awaitOutcome waits until the operation has a recorded response, or the
+// awaitResponse waits until the command has a recorded response, or the
 // wait or the request ends, or the process starts shutting down (Drain):
 // then nil, and the caller answers the pending 202. It reads the database
 // once to start with and once per wake-up (see waiters), never in a loop.
-func (a *API) awaitOutcome(ctx context.Context, tenant, operationID string, wait time.Duration) *idemgate.Response {
+func (a *API) awaitResponse(ctx context.Context, tenant, operationID string, wait time.Duration) *idemgate.Response {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	wake, remove := a.waiters.add(operationID)
 	defer remove()
 	for {
 		qctx, qcancel := context.WithTimeout(ctx, a.cfg.DBTimeout)
-		v, found, err := a.cfg.Store.Operation(qctx, tenant, operationID)
+		v, found, err := a.cfg.Store.Command(qctx, tenant, operationID)
 		qcancel()
 		if err == nil && found && v.Response != nil {
 			return v.Response

@@ -32,8 +32,9 @@ func (a *API) read(rd idemgate.Read) http.HandlerFunc {
 	}
 }
 
-// operationView is the body of GET /v1/operations/{id}.
-type operationView struct {
+// commandView is the body of GET /v1/operations/{id}: a command, by its
+// operation id.
+type commandView struct {
 	OperationID string        `json:"operation_id"`
 	Status      string        `json:"status"`
 	Response    *responseView `json:"response,omitempty"`
@@ -63,12 +64,26 @@ func newUpstreamView(c *store.CallAttempts) *upstreamView {
 	return v
 }
 
+// responseView is a recorded response as the views show it.
 type responseView struct {
 	Status int             `json:"status"`
 	Body   json.RawMessage `json:"body"`
 }
 
-func (a *API) getOperation(w http.ResponseWriter, r *http.Request) {
+func newResponseView(r *idemgate.Response) *responseView {
+	if r == nil {
+		return nil
+	}
+	rv := &responseView{Status: r.Status, Body: r.Body}
+	if !json.Valid(r.Body) {
+		// An upstream may answer text: shown as a JSON string.
+		rv.Body, _ = json.Marshal(string(r.Body))
+	}
+	return rv
+}
+
+// getCommand serves GET /v1/operations/{id}, within the caller's tenant.
+func (a *API) getCommand(w http.ResponseWriter, r *http.Request) {
 	raw := chi.URLParam(r, "operationID")
 	id, err := uuid.Parse(raw)
 	if err != nil || len(raw) != 36 {
@@ -77,7 +92,7 @@ func (a *API) getOperation(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := a.dbContext(r)
 	defer cancel()
-	v, found, err := a.cfg.Store.Operation(ctx, tenantOf(r), id.String())
+	v, found, err := a.cfg.Store.Command(ctx, tenantOf(r), id.String())
 	if err != nil {
 		writeError(w, r, a.failures, err)
 		return
@@ -86,15 +101,8 @@ func (a *API) getOperation(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, idemgate.NotFound("operation "+id.String()))
 		return
 	}
-	out := operationView{OperationID: v.OperationID, Status: statusPending, Upstream: newUpstreamView(v.Calls)}
-	switch {
-	case v.Response != nil:
-		out.Status = statusCompleted
-		out.Response = newResponseView(v.Response)
-	case store.OutcomeUnknown(v.Response, v.Calls):
-		out.Status = statusOutcomeUnknown
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, commandView{OperationID: v.OperationID, Status: v.State.Status(),
+		Response: newResponseView(v.Response), Upstream: newUpstreamView(v.Calls)})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -9,9 +9,9 @@ import (
 	"github.com/idemgate/idemgate"
 )
 
-// CommandCompleted is the body of a result event: a command's recorded
+// completedBody is the body of a result event: a command's recorded
 // response, for event-driven consumers.
-type CommandCompleted struct {
+type completedBody struct {
 	OperationID    string          `json:"operation_id"`
 	Tenant         string          `json:"tenant"`
 	Operation      string          `json:"operation"`
@@ -22,15 +22,16 @@ type CommandCompleted struct {
 	Body           json.RawMessage `json:"body"`
 }
 
-// Completed wraps a recorded response for the results topic. A body that
-// is not JSON travels as a JSON string. The event id names the operation
-// and the moment its response was recorded
+// CommandCompleted wraps cmd's recorded response for the results topic;
+// of cmd it carries the operation id, tenant, operation and key. A body
+// that is not JSON travels as a JSON string. The event id names the
+// command and the moment its response was recorded
 // ("<operation id>:completed:<unix microseconds>"): distinct from the
 // command event's id (the operation id), the same when a relay publishes
-// one outcome twice, and new when a redriven command records another.
-func Completed(c CommandCompleted, resp idemgate.Response, recordedAt time.Time) (Envelope, error) {
-	c.Status, c.ContentType, c.Location = resp.Status, resp.ContentType, resp.Location
-	c.Body = resp.Body
+// one response twice, and new when a redriven command records another.
+func CommandCompleted(cmd idemgate.Command, resp idemgate.Response, recordedAt time.Time) (Envelope, error) {
+	c := completedBody{OperationID: cmd.OperationID, Tenant: cmd.Tenant, Operation: cmd.Operation, IdempotencyKey: cmd.IdempotencyKey,
+		Status: resp.Status, ContentType: resp.ContentType, Location: resp.Location, Body: resp.Body}
 	if !json.Valid(resp.Body) {
 		c.Body, _ = json.Marshal(string(resp.Body)) // a string always encodes
 	}
@@ -42,8 +43,8 @@ func Completed(c CommandCompleted, resp idemgate.Response, recordedAt time.Time)
 		Time: recordedAt, ContentType: ContentTypeJSON, Data: data}, nil
 }
 
-// CompletedID is the event id of the result recorded for operationID at
-// recordedAt.
+// CompletedID is the event id of the response recorded for operationID
+// at recordedAt.
 func CompletedID(operationID string, recordedAt time.Time) string {
 	return operationID + ":completed:" + strconv.FormatInt(recordedAt.UnixMicro(), 10)
 }

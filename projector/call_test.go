@@ -156,13 +156,13 @@ func TestCrashLoopIsQuarantinedThenRedriven(t *testing.T) {
 		t.Fatalf("calls %v; a quarantined command is not called", up.attempts)
 	}
 	st := p.cfg.Store
-	v, found, err := st.Operation(ctx, cmd.Tenant, cmd.OperationID)
-	if err != nil || !found || v.Response != nil || !store.OutcomeUnknown(v.Response, v.Calls) || v.Calls.Unfinished != 3 {
-		t.Fatalf("operation %+v (%v, %v): want outcome unknown, nothing recorded, 3 unfinished", v, found, err)
+	v, found, err := st.Command(ctx, cmd.Tenant, cmd.OperationID)
+	if err != nil || !found || v.Response != nil || v.State != idemgate.ClaimOutcomeUnknown || v.Calls.Unfinished != 3 {
+		t.Fatalf("command %+v (%v, %v): want outcome unknown, nothing recorded, 3 unfinished", v, found, err)
 	}
 	claims, err := st.ClaimKeys(ctx, []idemgate.ClaimRequest{{Tenant: cmd.Tenant, Operation: cmd.Operation, Key: cmd.IdempotencyKey,
 		Fingerprint: []byte{1}, Request: cmd.Request, Retention: time.Hour}})
-	if err != nil || claims[0].Inserted || !claims[0].OutcomeUnknown || claims[0].Response != nil {
+	if err != nil || claims[0].Inserted || claims[0].State() != idemgate.ClaimOutcomeUnknown || claims[0].Response != nil {
 		t.Fatalf("a retry's claim %+v, %v: want the existing claim, outcome unknown", claims, err)
 	}
 	if err := st.Redrive(ctx, "test", cmd.OperationID); err != nil {

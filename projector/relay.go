@@ -154,32 +154,32 @@ func (r *Relay) measure(ctx context.Context) {
 // RelayOnce publishes up to one batch of unsent responses and returns how
 // many it published.
 func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
-	outs, err := r.cfg.Store.UnsentOutcomes(ctx, r.cfg.Batch)
-	if err != nil || len(outs) == 0 {
+	unsent, err := r.cfg.Store.UnsentResponses(ctx, r.cfg.Batch)
+	if err != nil || len(unsent) == 0 {
 		return 0, err
 	}
-	recs := make([]*kgo.Record, 0, len(outs))
-	ids := make([]string, 0, len(outs))
-	spans := make([]trace.Span, 0, len(outs))
+	recs := make([]*kgo.Record, 0, len(unsent))
+	ids := make([]string, 0, len(unsent))
+	spans := make([]trace.Span, 0, len(unsent))
 	defer func() {
 		for _, s := range spans {
 			s.End()
 		}
 	}()
-	for _, o := range outs {
-		env, err := events.Completed(events.CommandCompleted{OperationID: o.OperationID, Tenant: o.Tenant,
-			Operation: o.Operation, IdempotencyKey: o.IdempotencyKey}, o.Response, o.RecordedAt)
+	for _, u := range unsent {
+		cmd := u.Command
+		env, err := events.CommandCompleted(cmd, u.Response, u.RecordedAt)
 		if err != nil {
 			return 0, err
 		}
-		rec := env.Record(r.cfg.Topic, events.IdentityKey(o.Tenant, o.Operation, o.IdempotencyKey))
-		sctx, span := r.tracer.Start(tracing.FromTraceParent(ctx, o.TraceParent), "idemgate.relay.publish "+o.Operation,
-			trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attribute.String("idemgate.operation_id", o.OperationID),
+		rec := env.Record(r.cfg.Topic, events.IdentityKey(cmd.Tenant, cmd.Operation, cmd.IdempotencyKey))
+		sctx, span := r.tracer.Start(tracing.FromTraceParent(ctx, cmd.TraceParent), "idemgate.relay.publish "+cmd.Operation,
+			trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attribute.String("idemgate.operation_id", cmd.OperationID),
 				attribute.String("messaging.system", "kafka"), attribute.String("messaging.destination.name", r.cfg.Topic)))
 		rec.Context = sctx // the tracing hook parents its send span on it
 		spans = append(spans, span)
 		recs = append(recs, rec)
-		ids = append(ids, o.OperationID)
+		ids = append(ids, cmd.OperationID)
 	}
 	if err := r.cfg.Producer.EmitSync(ctx, recs...); err != nil {
 		return 0, err

@@ -80,7 +80,7 @@ func TestRelayKeepsOutcomesUnsentWhileProduceFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	unsent := func() int {
-		outs, err := st.UnsentOutcomes(ctx, 10)
+		outs, err := st.UnsentResponses(ctx, 10)
 		if err != nil {
 			t.Fatal(err)
 		}

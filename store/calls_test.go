@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/store"
 )
 
@@ -85,14 +86,18 @@ func TestCallVerdicts(t *testing.T) {
 			t.Fatalf("%+v: want 5 unfinished, 3 in a row, 1 failure", a)
 		}
 		v, found, err := st.KeyByOperation(context.Background(), id)
-		if err != nil || !found || v.State != "OUTCOME_UNKNOWN" || !store.OutcomeUnknown(v.Response, v.Calls) {
-			t.Fatalf("key view %+v (found %v, %v): want OUTCOME_UNKNOWN", v, found, err)
+		if err != nil || !found || v.State != idemgate.ClaimOutcomeUnknown {
+			t.Fatalf("key view %+v (found %v, %v): want outcome_unknown", v, found, err)
+		}
+		c, found, err := st.Command(context.Background(), v.Tenant, id)
+		if err != nil || !found || c.State != idemgate.ClaimOutcomeUnknown {
+			t.Fatalf("command view %+v (found %v, %v): want outcome_unknown", c, found, err)
 		}
 		n, _, err := st.OutcomeUnknown(context.Background())
 		if err != nil || n != 1 {
 			t.Fatalf("outcome unknown count %d, %v; want 1", n, err)
 		}
-		listed, err := st.Keys(context.Background(), store.KeyFilter{OutcomeUnknown: true, Limit: 10})
+		listed, err := st.Keys(context.Background(), store.KeyFilter{State: idemgate.ClaimOutcomeUnknown, Limit: 10})
 		if err != nil || len(listed) != 1 || listed[0].OperationID != id {
 			t.Fatalf("listed %v, %v; want the quarantined command", listed, err)
 		}

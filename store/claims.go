@@ -66,9 +66,9 @@ func (s *Store) ClaimKeys(ctx context.Context, reqs []idemgate.ClaimRequest) ([]
 const claimSQL = `
 WITH ins AS (
     INSERT INTO idempotency_claims
-        (tenant_id, operation, idem_key, operation_id, fingerprint, state, target, request,
+        (tenant_id, operation, idem_key, operation_id, fingerprint, target, request,
          created_at, lease_until, expires_at, traceparent)
-    VALUES ($1, $2, $3, $4, $5, 'ACCEPTED', $6, $7,
+    VALUES ($1, $2, $3, $4, $5, $6, $7,
          now(), now() + ($8::INT8 * INTERVAL '1 microsecond'), now() + ($9::INT8 * INTERVAL '1 microsecond'), $10)
     ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
     RETURNING operation_id, fingerprint, created_at, lease_until),
@@ -123,11 +123,12 @@ func (r storedResponse) response() *idemgate.Response {
 	return &idemgate.Response{Status: int(*r.status), ContentType: deref(r.ctype), Location: deref(r.loc), Body: r.body}
 }
 
-// OperationView is an operation as GET /v1/operations shows it.
-type OperationView struct {
+// CommandView is a command as GET /v1/operations/{id} shows it.
+type CommandView struct {
 	OperationID string
 	Operation   string
-	Response    *idemgate.Response // nil while pending
+	State       idemgate.ClaimState // derived: see claimState
+	Response    *idemgate.Response  // nil until completed
 	// Calls is the recovery point of a command applied by an upstream
 	// call; nil when no call was attempted.
 	Calls *CallAttempts
@@ -170,36 +171,29 @@ func (c *callScan) view() *CallAttempts {
 		Failures: int(*c.failures), Unfinished: int(*c.unfinished), OutcomeUnknownAt: c.unknownAt}
 }
 
-// OutcomeUnknown says whether a command is quarantined as outcome
-// unknown: its response is not recorded and its call is quarantined.
-func OutcomeUnknown(resp *idemgate.Response, calls *CallAttempts) bool {
-	return resp == nil && calls != nil && calls.OutcomeUnknownAt != nil
-}
-
-// Operation reads one of tenant's operations; found is false for an
-// unknown id or another tenant's operation.
-func (s *Store) Operation(ctx context.Context, tenant, operationID string) (v OperationView, found bool, err error) {
+// Command reads one of tenant's commands by its operation id; found is
+// false for an unknown id or another tenant's command.
+func (s *Store) Command(ctx context.Context, tenant, operationID string) (v CommandView, found bool, err error) {
 	// A snapshot read: it neither fails nor makes the projector's
 	// transactions fail, as a SERIALIZABLE read of the outbox would.
 	err = s.db.InSnapshot(ctx, func(tx pgx.Tx) error {
-		v, found = OperationView{}, false
+		v, found = CommandView{}, false
+		var eventPending bool
 		var resp storedResponse
 		var calls callScan
 		err := tx.QueryRow(ctx, `
-SELECT c.operation_id::TEXT, c.operation, o.status, o.content_type, o.location, o.body, `+callColumns+`
-FROM idempotency_claims c
-LEFT JOIN outbox o ON o.operation_id = c.operation_id
-LEFT JOIN call_attempts a ON a.operation_id = c.operation_id
-WHERE c.operation_id = $1 AND c.tenant_id = $2`, operationID, tenant).Scan(append([]any{&v.OperationID, &v.Operation,
+SELECT c.operation_id::TEXT, c.operation, p.operation_id IS NOT NULL, o.status, o.content_type, o.location, o.body, `+callColumns+claimsJoined+`
+WHERE c.operation_id = $1 AND c.tenant_id = $2`, operationID, tenant).Scan(append([]any{&v.OperationID, &v.Operation, &eventPending,
 			&resp.status, &resp.ctype, &resp.loc, &resp.body}, calls.dest()...)...)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("read operation: %w", err)
+			return fmt.Errorf("read command: %w", err)
 		}
 		v.Response = resp.response()
 		v.Calls = calls.view()
+		v.State = claimState(v.Response, v.Calls, eventPending)
 		found = true
 		return nil
 	})
@@ -263,6 +257,7 @@ DELETE FROM command_pending p WHERE p.operation_id = ANY($1::UUID[])
        OR NOT EXISTS (SELECT 1 FROM idempotency_claims c WHERE c.operation_id = p.operation_id))`, planned, due); err != nil {
 			return fmt.Errorf("forget settled pending commands: %w", err)
 		}
+		// Count the re-emission (the column keeps its first name).
 		rows, err = tx.Query(ctx, `
 UPDATE idempotency_claims c SET emit_attempts = emit_attempts + 1
 WHERE c.operation_id = ANY($1::UUID[]) AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.operation_id = c.operation_id)

@@ -14,49 +14,85 @@ import (
 // KeyView is everything known of a claimed key: for support teams
 // (GET /v1/idempotency-keys) and operators (idemgate inspect, list).
 type KeyView struct {
-	Tenant         string
-	Operation      string
-	Key            string
-	OperationID    string
-	State          string // ACCEPTED, PUBLISHED, OUTCOME_UNKNOWN or COMPLETED (derived)
-	Fingerprint    []byte
-	Target         string
-	AcceptedAt     time.Time
-	ExpiresAt      time.Time
-	CompletedAt    *time.Time
-	EmitAttempts   int // re-emissions by the sweeper
-	Calls          *CallAttempts
-	Response       *idemgate.Response
-	DeadLettered   bool // completed with a stored processing-failed or upstream-failed
-	ResponseStatus int
+	Tenant      string
+	Operation   string
+	Key         string
+	OperationID string
+	State       idemgate.ClaimState // derived: see claimState
+	Fingerprint []byte
+	Target      string
+	AcceptedAt  time.Time
+	ExpiresAt   time.Time
+	CompletedAt *time.Time
+	// Reemissions counts the sweeper's re-emissions of the command's
+	// event (the column emit_attempts).
+	Reemissions int
+	Calls       *CallAttempts
+	Response    *idemgate.Response
+	// DeadLettered: completed with the failure idemgate stores when it
+	// gives up (a 500 /processing-failed or a 502 /upstream-failed),
+	// which redrive can drive again.
+	DeadLettered bool
 }
 
-var keySelect = `
-SELECT c.tenant_id, c.operation, c.idem_key, c.operation_id::TEXT,
-       CASE WHEN o.operation_id IS NOT NULL THEN 'COMPLETED' WHEN a.outcome_unknown_at IS NOT NULL THEN 'OUTCOME_UNKNOWN'
-            WHEN p.operation_id IS NOT NULL THEN 'ACCEPTED' ELSE 'PUBLISHED' END,
-       c.fingerprint, c.target, c.created_at, c.expires_at, o.created_at, c.emit_attempts,
-       o.status, o.content_type, o.location, o.body, ` + callColumns + `
+// claimState derives a claim's state from the rows that exist for it
+// (the states are not stored, so that no writer updates another's row):
+// completed once its response is recorded (an outbox row),
+// outcome_unknown while its call is quarantined, accepted while Kafka has
+// not acknowledged its event (a command_pending row), published
+// otherwise. stateConds says the same in SQL, for Keys.
+func claimState(resp *idemgate.Response, calls *CallAttempts, eventPending bool) idemgate.ClaimState {
+	switch {
+	case resp != nil:
+		return idemgate.ClaimCompleted
+	case calls != nil && calls.OutcomeUnknownAt != nil:
+		return idemgate.ClaimOutcomeUnknown
+	case eventPending:
+		return idemgate.ClaimAccepted
+	}
+	return idemgate.ClaimPublished
+}
+
+// stateConds selects, over claimsJoined, the claims in each state, as
+// claimState derives it; ClaimPending selects every claim not completed.
+var stateConds = map[idemgate.ClaimState]string{
+	idemgate.ClaimCompleted:      `o.operation_id IS NOT NULL`,
+	idemgate.ClaimOutcomeUnknown: `o.operation_id IS NULL AND a.outcome_unknown_at IS NOT NULL`,
+	idemgate.ClaimAccepted:       `o.operation_id IS NULL AND a.outcome_unknown_at IS NULL AND p.operation_id IS NOT NULL`,
+	idemgate.ClaimPublished:      `o.operation_id IS NULL AND a.outcome_unknown_at IS NULL AND p.operation_id IS NULL`,
+	idemgate.ClaimPending:        `o.operation_id IS NULL`,
+}
+
+// claimsJoined is the claims with the rows their state derives from: the
+// recorded response (o), the pending event (p) and the call's recovery
+// point (a).
+const claimsJoined = `
 FROM idempotency_claims c
 LEFT JOIN outbox o ON o.operation_id = c.operation_id
 LEFT JOIN command_pending p ON p.operation_id = c.operation_id
 LEFT JOIN call_attempts a ON a.operation_id = c.operation_id`
 
+var keySelect = `
+SELECT c.tenant_id, c.operation, c.idem_key, c.operation_id::TEXT, p.operation_id IS NOT NULL,
+       c.fingerprint, c.target, c.created_at, c.expires_at, o.created_at, c.emit_attempts,
+       o.status, o.content_type, o.location, o.body, ` + callColumns + claimsJoined
+
 func scanKey(row pgx.Row) (KeyView, error) {
 	var v KeyView
+	var eventPending bool
 	var resp storedResponse
 	var calls callScan
-	err := row.Scan(append([]any{&v.Tenant, &v.Operation, &v.Key, &v.OperationID, &v.State, &v.Fingerprint, &v.Target, &v.AcceptedAt,
-		&v.ExpiresAt, &v.CompletedAt, &v.EmitAttempts, &resp.status, &resp.ctype, &resp.loc, &resp.body}, calls.dest()...)...)
+	err := row.Scan(append([]any{&v.Tenant, &v.Operation, &v.Key, &v.OperationID, &eventPending, &v.Fingerprint, &v.Target, &v.AcceptedAt,
+		&v.ExpiresAt, &v.CompletedAt, &v.Reemissions, &resp.status, &resp.ctype, &resp.loc, &resp.body}, calls.dest()...)...)
 	if err != nil {
 		return v, err
 	}
 	v.Response = resp.response()
 	if v.Response != nil {
-		v.ResponseStatus = v.Response.Status
 		v.DeadLettered = deadLettered(v.Response.Status, v.Response.ContentType, v.Response.Body)
 	}
 	v.Calls = calls.view()
+	v.State = claimState(v.Response, v.Calls, eventPending)
 	return v, nil
 }
 
@@ -91,11 +127,13 @@ func (s *Store) oneKey(ctx context.Context, sql string, args ...any) (v KeyView,
 
 // KeyFilter selects claims for idemgate list.
 type KeyFilter struct {
-	// Failed: completed with a stored processing-failed or upstream-failed
-	// (dead-lettered; redrive drives them again). OutcomeUnknown:
-	// quarantined as outcome unknown (redrive calls again). Otherwise
-	// pending: not completed, the quarantined ones included.
-	Failed, OutcomeUnknown bool
+	// State keeps the claims in that state; ClaimPending (or "") every
+	// claim not completed.
+	State idemgate.ClaimState
+	// DeadLettered keeps only the dead-lettered claims (completed with a
+	// stored 500 /processing-failed or 502 /upstream-failed: redrive
+	// drives them again), whatever State says.
+	DeadLettered bool
 	// OlderThan keeps claims accepted at least that long ago.
 	OlderThan time.Duration
 	Limit     int
@@ -103,12 +141,19 @@ type KeyFilter struct {
 
 // Keys lists claims by filter, oldest first.
 func (s *Store) Keys(ctx context.Context, f KeyFilter) ([]KeyView, error) {
-	cond := `o.operation_id IS NULL`
+	state := f.State
 	switch {
-	case f.Failed:
-		cond = `o.operation_id IS NOT NULL AND o.status IN (500, 502) AND o.content_type = 'application/problem+json'`
-	case f.OutcomeUnknown:
-		cond = `o.operation_id IS NULL AND a.outcome_unknown_at IS NOT NULL`
+	case f.DeadLettered:
+		state = idemgate.ClaimCompleted
+	case state == "":
+		state = idemgate.ClaimPending
+	}
+	cond, ok := stateConds[state]
+	if !ok {
+		return nil, fmt.Errorf("list keys: no such state %q", state)
+	}
+	if f.DeadLettered {
+		cond += ` AND o.status IN (500, 502) AND o.content_type = 'application/problem+json'`
 	}
 	var out []KeyView
 	err := s.db.InSnapshot(ctx, func(tx pgx.Tx) error {
@@ -125,8 +170,8 @@ ORDER BY c.created_at LIMIT $2`, f.OlderThan.Microseconds(), f.Limit)
 			if err != nil {
 				return err
 			}
-			if f.Failed && !v.DeadLettered {
-				continue // a 500 or 502 the applier or the upstream answered: final, not failed
+			if f.DeadLettered && !v.DeadLettered {
+				continue // a 500 or 502 the applier or the upstream answered: final, not dead-lettered
 			}
 			out = append(out, v)
 		}

@@ -13,30 +13,28 @@ import (
 	"github.com/idemgate/idemgate"
 )
 
-// Outcome is a recorded response with the command it answers, as the
-// relay publishes it.
-type Outcome struct {
-	OperationID    string
-	Tenant         string
-	Operation      string
-	IdempotencyKey string
-	Response       idemgate.Response
-	RecordedAt     time.Time
-	// TraceParent is the trace of the request that claimed the command.
-	TraceParent string
+// Unsent is a recorded response the relay has not published yet, with
+// the command it answers.
+type Unsent struct {
+	// Command names the command: its operation id, tenant, operation,
+	// key and the trace of the request that claimed it (not its target
+	// or request, which the result event does not carry).
+	Command    idemgate.Command
+	Response   idemgate.Response
+	RecordedAt time.Time
 }
 
-// UnsentOutcomes reads up to limit recorded responses not yet published,
-// oldest first.
-func (s *Store) UnsentOutcomes(ctx context.Context, limit int) (out []Outcome, err error) {
+// UnsentResponses reads up to limit recorded responses not yet
+// published, oldest first.
+func (s *Store) UnsentResponses(ctx context.Context, limit int) (out []Unsent, err error) {
 	err = s.db.InReadCommitted(ctx, func(tx pgx.Tx) error {
-		out, err = unsentOutcomes(ctx, tx, limit)
+		out, err = unsentResponses(ctx, tx, limit)
 		return err
 	})
 	return out, err
 }
 
-func unsentOutcomes(ctx context.Context, tx pgx.Tx, limit int) ([]Outcome, error) {
+func unsentResponses(ctx context.Context, tx pgx.Tx, limit int) ([]Unsent, error) {
 	rows, err := tx.Query(ctx, `
 SELECT o.operation_id::TEXT, o.tenant_id, o.operation, COALESCE(c.idem_key, ''), o.status, o.content_type, o.location, o.body, o.created_at,
        COALESCE(c.traceparent, '')
@@ -48,11 +46,12 @@ LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read outbox: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Outcome, error) {
-		var o Outcome
-		err := row.Scan(&o.OperationID, &o.Tenant, &o.Operation, &o.IdempotencyKey, &o.Response.Status,
-			&o.Response.ContentType, &o.Response.Location, &o.Response.Body, &o.RecordedAt, &o.TraceParent)
-		return o, err
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Unsent, error) {
+		var u Unsent
+		c, r := &u.Command, &u.Response
+		err := row.Scan(&c.OperationID, &c.Tenant, &c.Operation, &c.IdempotencyKey, &r.Status,
+			&r.ContentType, &r.Location, &r.Body, &u.RecordedAt, &c.TraceParent)
+		return u, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read outbox: %w", err)
@@ -87,20 +86,20 @@ func (s *Store) MarkSent(ctx context.Context, operationIDs []string) error {
 	})
 }
 
-// ErrNotDeadLettered says a redrive was asked for a command that neither
-// ended in a processing failure nor is quarantined as outcome unknown.
-var ErrNotDeadLettered = errors.New("the operation is neither dead-lettered nor of unknown outcome")
+// ErrNotDeadLettered says a redrive was asked for a command that is neither
+// dead-lettered nor quarantined as outcome unknown.
+var ErrNotDeadLettered = errors.New("the command is neither dead-lettered nor of unknown outcome")
 
 // Redrive drives a command again: a dead-lettered one (a stored 500
 // /processing-failed, or a 502 /upstream-failed once an upstream's
 // attempts all failed), whose stored failure it removes with projector's
 // dedup record, or one quarantined as outcome unknown, which has none. It
 // deletes the call's recovery point (a new budget) and puts the claim
-// back to ACCEPTED with an expired lease, so that the sweeper emits it
-// once more. Nothing was recorded as applied for it, so applying it now
-// is its one effect; for an upstream, one more call under the same
-// Idempotency-Key, which resolves an unknown outcome: an upstream that
-// applied it answers what it answered then.
+// back to accepted (a command_pending row, its lease expired), so that
+// the sweeper emits it once more. Nothing was recorded as applied for
+// it, so applying it now is its one effect; for an upstream, one more
+// call under the same Idempotency-Key, which resolves an unknown
+// outcome: an upstream that applied it answers what it answered then.
 func (s *Store) Redrive(ctx context.Context, projector, operationID string) error {
 	return s.db.InTx(ctx, func(tx pgx.Tx) error {
 		var status *int32
@@ -130,7 +129,6 @@ WHERE c.operation_id = $1`, operationID).Scan(&status, &ctype, &body, &unknown)
 			// So that the sweeper emits it again, at once.
 			`INSERT INTO command_pending (operation_id, lease_until) VALUES ($1, now())
 ON CONFLICT (operation_id) DO UPDATE SET lease_until = excluded.lease_until`,
-			`UPDATE idempotency_claims SET state = 'ACCEPTED', completed_at = NULL WHERE operation_id = $1`,
 		} {
 			if _, err := tx.Exec(ctx, stmt, operationID); err != nil {
 				return fmt.Errorf("redrive: %w", err)

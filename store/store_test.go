@@ -65,8 +65,8 @@ FROM idempotency_claims WHERE operation_id = $1`, cmd.OperationID).Scan(&got); e
 	}
 }
 
-// TestMarkPublished moves an ACCEPTED claim to PUBLISHED and leaves a
-// COMPLETED one completed.
+// TestMarkPublished moves an accepted claim to published and leaves a
+// completed one completed.
 func TestMarkPublished(t *testing.T) {
 	db := newDB(t)
 	st := store.New(db, 0)
@@ -75,7 +75,7 @@ func TestMarkPublished(t *testing.T) {
 	if err := st.MarkPublished(context.Background(), []string{accepted.OperationID, completed.OperationID}); err != nil {
 		t.Fatal(err)
 	}
-	if got := states(t, db); got != "[k-accepted=PUBLISHED k-completed=COMPLETED]" {
+	if got := states(t, db); got != "[k-accepted=published k-completed=completed]" {
 		t.Fatalf("states %s", got)
 	}
 }
@@ -98,7 +98,7 @@ func TestDeleteExpired(t *testing.T) {
 	if err != nil || n != 2 {
 		t.Fatalf("deleted %d claims (%v), want 2", n, err)
 	}
-	if got := states(t, db); got != "[k-kept=COMPLETED]" {
+	if got := states(t, db); got != "[k-kept=completed]" {
 		t.Fatalf("claims left %s, want only k-kept", got)
 	}
 	var rows []string
@@ -123,15 +123,15 @@ func TestDeleteExpired(t *testing.T) {
 }
 
 // states lists the claims as key=state, by key, the state derived as the
-// store derives it: COMPLETED when an outbox row exists, ACCEPTED while
-// Kafka has not acknowledged the event (a command_pending row), PUBLISHED
-// otherwise.
+// store derives it (none of these is quarantined): completed when an
+// outbox row exists, accepted while Kafka has not acknowledged the event
+// (a command_pending row), published otherwise.
 func states(t *testing.T, db *sqldb.DB) string {
 	t.Helper()
 	var out []string
 	r, err := db.Pool.Query(context.Background(), `
-SELECT c.idem_key || '=' || CASE WHEN o.operation_id IS NOT NULL THEN 'COMPLETED'
-    WHEN p.operation_id IS NOT NULL THEN 'ACCEPTED' ELSE 'PUBLISHED' END
+SELECT c.idem_key || '=' || CASE WHEN o.operation_id IS NOT NULL THEN 'completed'
+    WHEN p.operation_id IS NOT NULL THEN 'accepted' ELSE 'published' END
 FROM idempotency_claims c
 LEFT JOIN outbox o ON o.operation_id = c.operation_id
 LEFT JOIN command_pending p ON p.operation_id = c.operation_id
@@ -205,11 +205,12 @@ WHERE operation_id = ANY($1::UUID[])`, past); err != nil {
 }
 
 // TestKeyStates reads the derived state of claims in each state through
-// the store's own queries (the key lookup, the look-up by operation id
-// and the pending list of idemgate list), not a copy of their CASE:
-// ACCEPTED while Kafka has not acknowledged the command's event (its
-// command_pending row exists), PUBLISHED once it has, COMPLETED once its
-// outcome is recorded.
+// the store's own queries (the key lookup, the look-up by operation id,
+// the command view and idemgate list's filters), not a copy of their
+// derivation: accepted while Kafka has not acknowledged the command's
+// event (its command_pending row exists), published once it has,
+// completed once its response is recorded. (TestCallVerdicts covers
+// outcome_unknown.)
 func TestKeyStates(t *testing.T) {
 	ctx := context.Background()
 	db := newDB(t)
@@ -219,7 +220,7 @@ func TestKeyStates(t *testing.T) {
 		t.Fatal(err)
 	}
 	complete(t, st, completed)
-	want := map[string]string{"k-accepted": "ACCEPTED", "k-published": "PUBLISHED", "k-completed": "COMPLETED"}
+	want := map[string]idemgate.ClaimState{"k-accepted": idemgate.ClaimAccepted, "k-published": idemgate.ClaimPublished, "k-completed": idemgate.ClaimCompleted}
 	for _, cmd := range []idemgate.Command{accepted, published, completed} {
 		v, found, err := st.Key(ctx, cmd.Tenant, cmd.Operation, cmd.IdempotencyKey)
 		if err != nil || !found || v.State != want[cmd.IdempotencyKey] {
@@ -229,17 +230,32 @@ func TestKeyStates(t *testing.T) {
 		if err != nil || !found || v.State != want[cmd.IdempotencyKey] {
 			t.Errorf("KeyByOperation(%s): state %q (found %v, %v), want %s", cmd.IdempotencyKey, v.State, found, err, want[cmd.IdempotencyKey])
 		}
+		c, found, err := st.Command(ctx, cmd.Tenant, cmd.OperationID)
+		if err != nil || !found || c.State != want[cmd.IdempotencyKey] {
+			t.Errorf("Command(%s): state %q (found %v, %v), want %s", cmd.IdempotencyKey, c.State, found, err, want[cmd.IdempotencyKey])
+		}
 	}
-	pending, err := st.Keys(ctx, store.KeyFilter{Limit: 10})
-	if err != nil {
-		t.Fatal(err)
+	for filter, wantKeys := range map[idemgate.ClaimState]string{
+		"":                      "[k-accepted=accepted k-published=published]", // pending, the default
+		idemgate.ClaimPending:   "[k-accepted=accepted k-published=published]",
+		idemgate.ClaimAccepted:  "[k-accepted=accepted]",
+		idemgate.ClaimPublished: "[k-published=published]",
+		idemgate.ClaimCompleted: "[k-completed=completed]",
+	} {
+		listed, err := st.Keys(ctx, store.KeyFilter{State: filter, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, v := range listed {
+			got = append(got, v.Key+"="+string(v.State))
+		}
+		sort.Strings(got)
+		if fmt.Sprint(got) != wantKeys {
+			t.Errorf("Keys(state %q): %v, want %s", filter, got, wantKeys)
+		}
 	}
-	var got []string
-	for _, v := range pending {
-		got = append(got, v.Key+"="+v.State)
-	}
-	sort.Strings(got)
-	if fmt.Sprint(got) != "[k-accepted=ACCEPTED k-published=PUBLISHED]" {
-		t.Fatalf("pending keys %v, want [k-accepted=ACCEPTED k-published=PUBLISHED]", got)
+	if _, err := st.Keys(ctx, store.KeyFilter{State: "stuck", Limit: 10}); err == nil {
+		t.Error("Keys(state stuck): no error")
 	}
 }

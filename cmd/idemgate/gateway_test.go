@@ -211,12 +211,12 @@ func TestGatewayUpstreamFailures(t *testing.T) {
 		mustEqual(t, "replay Location", r.Header.Get("Location"), "/orders/"+keys[0])
 		var out strings.Builder
 		getenv := func(k string) string { return s.vars[k] }
-		if err := run(t.Context(), []string{"list", "--state", "failed"}, getenv, &out, &out); err != nil {
+		if err := run(t.Context(), []string{"list", "--state", "dead_lettered"}, getenv, &out, &out); err != nil {
 			t.Fatal(err)
 		}
 		id := strings.TrimPrefix(loc, "/v1/operations/")
 		if strings.Contains(out.String(), id) {
-			t.Fatalf("list --state failed shows the applied command:\n%s", out.String())
+			t.Fatalf("list --state dead_lettered shows the applied command:\n%s", out.String())
 		}
 		if err := run(t.Context(), []string{"redrive", id}, getenv, &out, &out); err == nil {
 			t.Fatal("redrive of an applied command was accepted")

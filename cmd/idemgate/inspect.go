@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
+	"slices"
 	"text/tabwriter"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/command"
 	"github.com/idemgate/idemgate/config"
 	"github.com/idemgate/idemgate/sqldb"
@@ -76,19 +77,40 @@ func inspect(ctx context.Context, cfg config.Config, args []string, stdout, stde
 	return enc.Encode(out)
 }
 
-// list prints the claims pending or failed for longer than a while.
+// listDeadLettered is list's --state for the dead-lettered claims:
+// completed with the failure idemgate stores when it gives up (a 500
+// /processing-failed or a 502 /upstream-failed), which redrive drives
+// again. listDeadLetteredAlias is its first name, still accepted.
+const (
+	listDeadLettered      = "dead_lettered"
+	listDeadLetteredAlias = "failed"
+)
+
+// listStates are the values of list's --state, pending first (the
+// default).
+var listStates = []idemgate.ClaimState{idemgate.ClaimPending, idemgate.ClaimAccepted, idemgate.ClaimPublished,
+	idemgate.ClaimOutcomeUnknown, idemgate.ClaimCompleted, listDeadLettered}
+
+// list prints the claims in a state (by default pending: not completed)
+// for longer than a while.
 func list(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("list")
-	state := fs.String("state", "pending", "pending (not completed), failed (dead-lettered: a stored processing-failed or upstream-failed) "+
-		"or outcome_unknown (an upstream call quarantined: its attempts kept ending without an outcome)")
+	state := fs.String("state", string(idemgate.ClaimPending), "pending (not completed: accepted, published or outcome_unknown), "+
+		"accepted (its event not yet acknowledged by Kafka), published, outcome_unknown (an upstream call quarantined: "+
+		"its attempts kept ending without an outcome), completed, or dead_lettered (completed with a stored processing-failed "+
+		"or upstream-failed, which redrive drives again; also spelled failed)")
 	olderThan := fs.Duration("older-than", 0, "only claims accepted at least this long ago (e.g. 5m)")
 	limit := fs.Int("limit", 100, "at most this many, oldest first")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
-	if *state != "pending" && *state != "failed" && *state != "outcome_unknown" {
-		return &usageError{fmt.Sprintf("list: --state %q is not pending, failed or outcome_unknown", *state)}
+	if *state == listDeadLetteredAlias {
+		*state = listDeadLettered
 	}
+	if !slices.Contains(listStates, idemgate.ClaimState(*state)) {
+		return &usageError{fmt.Sprintf("list: --state %q is not one of %v", *state, listStates)}
+	}
+	filter := store.KeyFilter{State: idemgate.ClaimState(*state), DeadLettered: *state == listDeadLettered, OlderThan: *olderThan, Limit: *limit}
 	if *olderThan < 0 || *limit < 1 || *limit > 100000 {
 		return &usageError{"list: --older-than must not be negative and --limit must be 1 to 100000"}
 	}
@@ -97,7 +119,7 @@ func list(ctx context.Context, cfg config.Config, args []string, stdout, stderr 
 		return err
 	}
 	defer closeDB()
-	keys, err := st.Keys(ctx, store.KeyFilter{Failed: *state == "failed", OutcomeUnknown: *state == "outcome_unknown", OlderThan: *olderThan, Limit: *limit})
+	keys, err := st.Keys(ctx, filter)
 	if err != nil {
 		return err
 	}
@@ -108,9 +130,9 @@ func list(ctx context.Context, cfg config.Config, args []string, stdout, stderr 
 		if c := k.Calls; c != nil {
 			attempts, lastErr = fmt.Sprintf("%d (%d failed, %d unfinished)", c.Attempts, c.Failures, c.Unfinished), c.LastError
 		}
-		state := strings.ToLower(k.State)
+		state := string(k.State)
 		if k.DeadLettered {
-			state = fmt.Sprintf("failed (%d)", k.ResponseStatus)
+			state = fmt.Sprintf("%s (%d)", listDeadLettered, k.Response.Status)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%q\t%s\t%s\t%s\t%s\n", k.OperationID, k.Tenant, k.Operation, k.Key, state,
 			time.Since(k.AcceptedAt).Round(time.Second), attempts, lastErr)

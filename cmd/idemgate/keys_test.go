@@ -111,7 +111,7 @@ func TestInspectAndList(t *testing.T) {
 			t.Fatalf("a claim a second old is listed as older than 1h: %v %s", err, out)
 		}
 	})
-	t.Run("ListFailed", func(t *testing.T) {
+	t.Run("ListDeadLettered", func(t *testing.T) {
 		failed := "6f1c1f0e-8a43-4d3e-9d0a-6a1c8e1d2b7f"
 		s.insertClaim(failed, "failed-1", payment, payment)
 		p := idemgate.NewProblem(500, "processing-failed", "Processing failed", "x")
@@ -119,9 +119,12 @@ func TestInspectAndList(t *testing.T) {
 VALUES ($1, 'tenant-a', 'payments.create', 500, $2, $3)`, failed, idemgate.ContentTypeProblem, p.Body()); err != nil {
 			t.Fatal(err)
 		}
-		out, _, err := runCLI(t, "list", "--state", "failed")
-		if err != nil || !strings.Contains(out, failed) || strings.Contains(out, op) || !strings.Contains(out, "failed (500)") {
-			t.Fatalf("%v: %s", err, out)
+		// failed is the first name of dead_lettered, still accepted.
+		for _, state := range []string{"dead_lettered", "failed"} {
+			out, _, err := runCLI(t, "list", "--state", state)
+			if err != nil || !strings.Contains(out, failed) || strings.Contains(out, op) || !strings.Contains(out, "dead_lettered (500)") {
+				t.Fatalf("--state %s: %v: %s", state, err, out)
+			}
 		}
 	})
 	t.Run("ErrUsage", func(t *testing.T) {

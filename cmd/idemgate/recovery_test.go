@@ -156,8 +156,8 @@ func (s *stack) insertClaim(operationID, key, body, request string) {
 		s.t.Fatal(err)
 	}
 	if _, err := s.db.Pool.Exec(context.Background(), `WITH ins AS (INSERT INTO idempotency_claims
-(tenant_id, operation, idem_key, operation_id, fingerprint, state, target, request, lease_until, expires_at)
-VALUES ('tenant-a', 'payments.create', $1, $2, $3, 'ACCEPTED', '', $4, now() - INTERVAL '1 second', now() + INTERVAL '1 hour')
+(tenant_id, operation, idem_key, operation_id, fingerprint, target, request, lease_until, expires_at)
+VALUES ('tenant-a', 'payments.create', $1, $2, $3, '', $4, now() - INTERVAL '1 second', now() + INTERVAL '1 hour')
 RETURNING operation_id, lease_until)
 INSERT INTO command_pending (operation_id, lease_until) SELECT operation_id, lease_until FROM ins`,
 		key, operationID, command.Fingerprint("payments.create", "", canonical), []byte(request)); err != nil {

@@ -27,11 +27,11 @@ commands:
   dev      run everything in one process on a private PostgreSQL and an in-process Kafka
   serve    run the HTTP API (and its sweeper)
   project  run the projector (consumer group on the commands topic)
-  relay    publish recorded outcomes to the results topic
+  relay    publish recorded responses to the results topic
   migrate  apply the SQL schema
   redrive  <operation_id>: drive a dead-lettered command again
   inspect  <operation_id> | --tenant T --operation O --key K: everything known of a key
-  list     [--state pending|failed] [--older-than 5m] [--limit 100]: claims that need a look
+  list     [--state pending|dead_lettered|outcome_unknown|...] [--older-than 5m] [--limit 100]: claims that need a look
   healthcheck [--url URL]: exit 0 when the role's /readyz answers 200 (for images without a shell)
   config check: validate the configuration and print it, secrets masked
 
