@@ -51,3 +51,11 @@ func Invalid(detail string) *Problem {
 func NotFound(what string) *Problem {
 	return NewProblem(http.StatusNotFound, "not-found", "Not found", what+" does not exist")
 }
+
+// WriteProblem answers p: its status, the problem media type and its
+// JSON body.
+func WriteProblem(w http.ResponseWriter, p *Problem) {
+	w.Header().Set("Content-Type", ContentTypeProblem)
+	w.WriteHeader(p.Status)
+	_, _ = w.Write(p.Body())
+}

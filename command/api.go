@@ -25,14 +25,16 @@ import (
 
 	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/fault"
+	"github.com/idemgate/idemgate/health"
 	"github.com/idemgate/idemgate/logging"
 	"github.com/idemgate/idemgate/store"
 	"github.com/idemgate/idemgate/tracing"
 )
 
-// Checker reports whether a dependency answers; /readyz asks each.
-type Checker interface {
-	Ping(ctx context.Context) error
+// Emitter sends an accepted command's event to Kafka without making the
+// request wait (emit.Emitter does).
+type Emitter interface {
+	Emit(ctx context.Context, cmd idemgate.Command)
 }
 
 // Config holds the API's settings and dependencies.
@@ -40,7 +42,7 @@ type Config struct {
 	// Registry lists the operations whose routes the API serves.
 	Registry *idemgate.Registry
 	Store    *store.Store
-	Emitter  *Emitter
+	Emitter  Emitter
 	// APIKeys maps the SHA-256 of each bearer API key to its tenant.
 	APIKeys map[[32]byte]string
 	// MismatchStatus answers a key reused with a different body: 409 by
@@ -50,7 +52,7 @@ type Config struct {
 	// Default: the operation's own Retention, else 24 hours.
 	Retention func(idemgate.Operation) time.Duration
 	// Ready lists what /readyz checks.
-	Ready   []Dependency
+	Ready   []health.Dependency
 	Metrics *prometheus.Registry
 	Faults  *fault.Injector
 	Logger  *slog.Logger
@@ -148,11 +150,11 @@ func (a *API) Handler() http.Handler {
 		}
 		writeProblem(w, NewProblem(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed", req.Method+" is not allowed here"))
 	})
-	r.Get("/healthz", a.healthz)
-	r.Get("/readyz", ReadyHandler(a.cfg.Ready, a.cfg.DBTimeout))
+	r.Get("/healthz", health.LiveHandler)
+	r.Get("/readyz", health.ReadyHandler(a.cfg.Ready, a.cfg.DBTimeout))
 	r.Get("/openapi.json", a.openapi)
 	if a.cfg.ServeMetrics {
-		r.Method(http.MethodGet, "/metrics", MetricsHandler(a.cfg.Metrics, a.cfg.MetricsToken))
+		r.Method(http.MethodGet, "/metrics", health.MetricsHandler(a.cfg.Metrics, a.cfg.MetricsToken))
 	}
 	// Under /v1 authentication comes first, so that an unknown /v1 path
 	// tells an anonymous client nothing; routes registered elsewhere are
@@ -221,11 +223,7 @@ type tenantKey struct{}
 // ever. Two Authorization headers are refused, not resolved.
 func (a *API) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		vs := r.Header.Values("Authorization")
-		token, ok := "", len(vs) == 1
-		if ok {
-			token, ok = bearer(vs[0])
-		}
+		token, ok := health.BearerToken(r)
 		if !ok {
 			a.metrics.rejected.WithLabelValues("401").Inc()
 			w.Header().Set("WWW-Authenticate", `Bearer realm="idemgate"`)
@@ -242,15 +240,6 @@ func (a *API) authenticate(next http.Handler) http.Handler {
 		infoOf(r.Context()).tenant = tenant
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tenantKey{}, tenant)))
 	})
-}
-
-// bearer reads "Bearer <token>" (the scheme in any case).
-func bearer(h string) (string, bool) {
-	const prefix = "Bearer "
-	if len(h) <= len(prefix) || !equalFoldASCII(h[:len(prefix)], prefix) {
-		return "", false
-	}
-	return h[len(prefix):], true
 }
 
 // unreadGrace is how long the rest of a refused request's body may take
@@ -281,19 +270,6 @@ func (a *API) dbContext(r *http.Request) (context.Context, context.CancelFunc) {
 
 func tenantOf(r *http.Request) string { return r.Context().Value(tenantKey{}).(string) }
 
-func equalFoldASCII(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i]|0x20, b[i]|0x20
-		if x != y {
-			return false
-		}
-	}
-	return true
-}
-
 // pathParams reads the route's {name} parameters.
 func pathParams(r *http.Request, path string) map[string]string {
 	names := idemgate.PathParams(path)
@@ -305,9 +281,4 @@ func pathParams(r *http.Request, path string) map[string]string {
 		out[n] = chi.URLParam(r, n)
 	}
 	return out
-}
-
-func (a *API) healthz(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write([]byte(`{"status":"ok"}`))
 }

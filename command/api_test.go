@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/idemgate/idemgate"
+	"github.com/idemgate/idemgate/emit"
 	"github.com/idemgate/idemgate/store"
 	"github.com/idemgate/idemgate/testenv"
 )
@@ -30,7 +31,7 @@ func newTestAPI(t *testing.T) (*httptest.Server, *store.Store) {
 			return idemgate.Response{Status: 201}, nil
 		}),
 	}}})
-	api, err := New(Config{Registry: reg, Store: st, Emitter: NewEmitter(context.Background(), nil, "unused", st, nil, nil),
+	api, err := New(Config{Registry: reg, Store: st, Emitter: emit.New(context.Background(), nil, "unused", st, nil, nil),
 		APIKeys: map[[32]byte]string{sha256.Sum256([]byte("k")): "tenant-a"}})
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/idemgate/idemgate"
+	"github.com/idemgate/idemgate/emit"
 	"github.com/idemgate/idemgate/store"
 )
 
@@ -78,7 +79,7 @@ func TestDefaultRetention(t *testing.T) {
 			return idemgate.Response{Status: 201}, nil
 		}),
 	}}})
-	api, err := New(Config{Registry: reg, Store: st, Emitter: NewEmitter(context.Background(), nil, "unused", st, nil, nil)})
+	api, err := New(Config{Registry: reg, Store: st, Emitter: emit.New(context.Background(), nil, "unused", st, nil, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}

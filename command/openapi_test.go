@@ -20,6 +20,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/idemgate/idemgate"
+	"github.com/idemgate/idemgate/emit"
 	"github.com/idemgate/idemgate/gateway"
 	"github.com/idemgate/idemgate/payments"
 	"github.com/idemgate/idemgate/store"
@@ -163,7 +164,7 @@ func serveOpenAPI(t *testing.T, mods ...idemgate.Module) []byte {
 		t.Fatal(err)
 	}
 	st := store.New(nil, 0) // /openapi.json reads no database
-	api, err := New(Config{Registry: reg, Store: st, Emitter: NewEmitter(context.Background(), nil, "unused", st, nil, nil)})
+	api, err := New(Config{Registry: reg, Store: st, Emitter: emit.New(context.Background(), nil, "unused", st, nil, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,8 +86,5 @@ func writeError(w http.ResponseWriter, r *http.Request, logger errorLog, err err
 	writeProblem(w, p)
 }
 
-func writeProblem(w http.ResponseWriter, p *Problem) {
-	w.Header().Set("Content-Type", idemgate.ContentTypeProblem)
-	w.WriteHeader(p.Status)
-	_, _ = w.Write(p.Body())
-}
+// writeProblem answers p as a problem (see idemgate.WriteProblem).
+var writeProblem = idemgate.WriteProblem

@@ -117,14 +117,6 @@ type Config struct {
 	DedupWindow time.Duration
 }
 
-// RetentionFor is how long keys of operation are remembered.
-func (c Config) RetentionFor(operation string) time.Duration {
-	if d, ok := c.RetentionByOperation[operation]; ok {
-		return d
-	}
-	return c.Retention
-}
-
 // Defaults returns the settings used where the environment is silent.
 func Defaults() Config {
 	return Config{

@@ -36,11 +36,11 @@ func TestFromEnv(t *testing.T) {
 		if c.APIKeys["k1"] != "tenant-a" || c.APIKeys["k2"] != "tenant-b" || len(c.KafkaBrokers) != 2 || c.MismatchStatus != 422 {
 			t.Fatalf("config = %+v", c)
 		}
-		if got := c.RetentionFor("refunds.create"); got != 72*time.Hour {
+		if got := c.RetentionByOperation["refunds.create"]; got != 72*time.Hour {
 			t.Fatalf("refunds retention = %v", got)
 		}
-		if got := c.RetentionFor("payments.create"); got != 24*time.Hour {
-			t.Fatalf("payments retention = %v", got)
+		if _, set := c.RetentionByOperation["payments.create"]; set || c.Retention != 24*time.Hour {
+			t.Fatalf("payments retention = %v, default %v", c.RetentionByOperation["payments.create"], c.Retention)
 		}
 	})
 	for name, tc := range map[string]struct{ key, value, want string }{

@@ -133,10 +133,6 @@ func (s *Server) url(database string) string {
 	return (&url.URL{Scheme: "postgres", User: url.User("postgres"), Path: "/" + database, RawQuery: q.Encode()}).String()
 }
 
-// Port is the port number of the server: of its TCP port on 127.0.0.1
-// when Config.Port asked for one, else only in its Unix socket's name.
-func (s *Server) Port() int { return s.port }
-
 // SocketDir is the folder of the server's Unix socket.
 func (s *Server) SocketDir() string { return s.socket }
 

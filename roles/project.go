@@ -11,9 +11,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/idemgate/idemgate/command"
 	"github.com/idemgate/idemgate/consumer"
 	"github.com/idemgate/idemgate/events"
+	"github.com/idemgate/idemgate/health"
 	"github.com/idemgate/idemgate/projector"
 	"github.com/idemgate/idemgate/store"
 )
@@ -149,18 +149,15 @@ func (b *backends) withMetrics(ctx context.Context, pool string, role func(conte
 		return fmt.Errorf("metrics listen: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", command.MetricsHandler(b.metrics, b.Config.MetricsToken))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"status":"ok"}`))
-	})
+	mux.Handle("GET /metrics", health.MetricsHandler(b.metrics, b.Config.MetricsToken))
+	mux.HandleFunc("GET /healthz", health.LiveHandler)
 	if b.Config.Pprof {
 		// Profiles show the code paths, never data; still behind the token.
-		mux.Handle("/debug/pprof/", command.Protect(http.HandlerFunc(pprof.Index), b.Config.MetricsToken))
-		mux.Handle("/debug/pprof/profile", command.Protect(http.HandlerFunc(pprof.Profile), b.Config.MetricsToken))
-		mux.Handle("/debug/pprof/trace", command.Protect(http.HandlerFunc(pprof.Trace), b.Config.MetricsToken))
+		mux.Handle("/debug/pprof/", health.Protect(http.HandlerFunc(pprof.Index), b.Config.MetricsToken))
+		mux.Handle("/debug/pprof/profile", health.Protect(http.HandlerFunc(pprof.Profile), b.Config.MetricsToken))
+		mux.Handle("/debug/pprof/trace", health.Protect(http.HandlerFunc(pprof.Trace), b.Config.MetricsToken))
 	}
-	mux.Handle("GET /readyz", command.ReadyHandler([]command.Dependency{
+	mux.Handle("GET /readyz", health.ReadyHandler([]health.Dependency{
 		{Name: "database", Check: st.DB(), Required: true},
 		{Name: "kafka", Check: events.NewProducer(pinger), Required: true},
 	}, b.Config.DBTimeout))

@@ -277,10 +277,10 @@ func ensureTopics(ctx context.Context, b *backends) error {
 	return events.EnsureTopics(ctx, client, b.topics, b.Config.Partitions)
 }
 
-// retention is how long an operation's completed keys are kept: the
+// retentionOf is how long an operation's completed keys are kept: the
 // deployment's per-operation setting, else the operation's own, else the
 // deployment's default.
-func retention(cfg config.Config) func(idemgate.Operation) time.Duration {
+func retentionOf(cfg config.Config) func(idemgate.Operation) time.Duration {
 	return func(op idemgate.Operation) time.Duration {
 		if d, ok := cfg.RetentionByOperation[op.Name]; ok {
 			return d

@@ -13,7 +13,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/idemgate/idemgate/command"
+	"github.com/idemgate/idemgate/emit"
 	"github.com/idemgate/idemgate/events"
+	"github.com/idemgate/idemgate/health"
+	"github.com/idemgate/idemgate/retention"
 )
 
 // The API's HTTP timeouts. A client has 5 s to send its headers and 15 s
@@ -75,15 +78,15 @@ func (b *backends) serve(ctx context.Context, l net.Listener) error {
 	// the last requests' records are still delivered and marked.
 	emitCtx, stopEmit := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopEmit()
-	emitter := command.NewEmitter(emitCtx, producer, b.topics.Commands, background, b.Faults, b.Logger)
+	emitter := emit.New(emitCtx, producer, b.topics.Commands, background, b.Faults, b.Logger)
 	handler, err := command.New(command.Config{
 		Registry:       b.Registry,
 		Store:          api,
 		Emitter:        emitter,
 		APIKeys:        keys,
 		MismatchStatus: b.Config.MismatchStatus,
-		Retention:      retention(b.Config),
-		Ready: []command.Dependency{
+		Retention:      retentionOf(b.Config),
+		Ready: []health.Dependency{
 			{Name: "database", Check: api.DB(), Required: true},
 			{Name: "kafka", Check: producer}, // down: degraded, still claiming
 		},
@@ -110,9 +113,9 @@ func (b *backends) serve(ctx context.Context, l net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(b.Logger.Handler(), slog.LevelWarn),
 	}
 	l = limitConnections(guard(l, b.Logger), b.Config.MaxConnections, b.Logger)
-	sweeper := command.NewSweeper(background, emitter, b.Config.SweepInterval, 500, b.Logger)
-	janitor := command.NewJanitor(background, b.Config.JanitorInterval, 1000, b.Config.DedupWindow, b.Logger)
-	gauges, err := command.NewGauges(background, b.metrics, b.Logger)
+	sweeper := emit.NewSweeper(background, emitter, b.Config.SweepInterval, 500, b.Logger)
+	janitor := retention.NewJanitor(background, b.Config.JanitorInterval, 1000, b.Config.DedupWindow, b.Logger)
+	gauges, err := health.NewGauges(background, b.metrics, b.Logger)
 	if err != nil {
 		client.Close()
 		return fmt.Errorf("metrics: %w", err)

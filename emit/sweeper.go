@@ -1,4 +1,4 @@
-package command
+package emit
 
 import (
 	"context"
@@ -39,18 +39,29 @@ func (s *Sweeper) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		n, err := inBatches(ctx, s.batch, func(ctx context.Context) (int, error) {
-			cmds, err := s.store.ExpiredLeases(ctx, s.batch)
-			for _, c := range cmds {
-				s.emitter.Emit(tracing.FromTraceParent(ctx, c.TraceParent), c)
-			}
-			return len(cmds), err
-		})
+		n, err := s.sweep(ctx)
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("sweeper: reading claims past their lease failed", "err", err)
 		}
 		if n > 0 {
 			s.logger.Info("re-emitted commands past their lease", "n", n)
+		}
+	}
+}
+
+// sweep re-emits the claims past their lease, a batch at a time, until a
+// batch comes back short (the backlog is done) or the store fails; it
+// returns how many it re-emitted.
+func (s *Sweeper) sweep(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		cmds, err := s.store.ExpiredLeases(ctx, s.batch)
+		for _, c := range cmds {
+			s.emitter.Emit(tracing.FromTraceParent(ctx, c.TraceParent), c)
+		}
+		total += len(cmds)
+		if err != nil || len(cmds) < s.batch {
+			return total, err
 		}
 	}
 }

@@ -1,4 +1,8 @@
-package command
+// Package health serves what every role answers beside its work: /healthz
+// (the process is alive), /readyz (its backends answer), /metrics
+// (Prometheus, behind an optional bearer token), and the gauges of what
+// only the database knows. It writes its refusals as RFC 9457 problems.
+package health
 
 import (
 	"context"
@@ -10,6 +14,11 @@ import (
 	"github.com/idemgate/idemgate"
 )
 
+// Checker reports whether a dependency answers; /readyz asks each.
+type Checker interface {
+	Ping(ctx context.Context) error
+}
+
 // Dependency is a backend a role's readiness checks.
 type Dependency struct {
 	Name  string
@@ -19,6 +28,14 @@ type Dependency struct {
 	// API keeps claiming while Kafka is down (claims are durable, the
 	// sweeper emits them later), so a probe must not take it out.
 	Required bool
+}
+
+// LiveHandler answers /healthz: 200 {"status":"ok"} while the process
+// serves HTTP at all. It checks no backend (that is /readyz), so that an
+// outage does not get every process restarted.
+func LiveHandler(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(`{"status":"ok"}`))
 }
 
 // ReadyHandler answers /readyz. Ready (200): every required dependency
@@ -56,7 +73,7 @@ func ReadyHandler(deps []Dependency, timeout time.Duration) http.HandlerFunc {
 		}
 		wg.Wait()
 		if !ready {
-			p := NewProblem(http.StatusServiceUnavailable, "not-ready", "Not ready", "a dependency this role needs is not reachable")
+			p := idemgate.NewProblem(http.StatusServiceUnavailable, "not-ready", "Not ready", "a dependency this role needs is not reachable")
 			body, _ := json.Marshal(struct {
 				*idemgate.Problem
 				Checks map[string]string `json:"checks"`
@@ -71,9 +88,12 @@ func ReadyHandler(deps []Dependency, timeout time.Duration) http.HandlerFunc {
 		if degraded {
 			status = "degraded"
 		}
-		writeJSON(w, http.StatusOK, struct {
+		body, _ := json.Marshal(struct { // strings only: always encodes
 			Status string            `json:"status"`
 			Checks map[string]string `json:"checks"`
 		}{status, checks})
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(body)
 	}
 }

@@ -1,4 +1,8 @@
-package command
+// Package emit carries accepted commands to Kafka: the Emitter sends each
+// command's event as it is claimed, without making its request wait, and
+// the Sweeper sends again those Kafka never acknowledged, once their
+// lease has passed.
+package emit
 
 import (
 	"context"
@@ -39,8 +43,8 @@ type Emitter struct {
 // dropped a tenth of them.
 const ackBacklog = 1 << 16
 
-// NewEmitter returns an emitter; call Run to record acknowledgements.
-func NewEmitter(ctx context.Context, producer *events.Producer, topic string, st *store.Store, faults *fault.Injector, logger *slog.Logger) *Emitter {
+// New returns an emitter; call Run to record acknowledgements.
+func New(ctx context.Context, producer *events.Producer, topic string, st *store.Store, faults *fault.Injector, logger *slog.Logger) *Emitter {
 	return &Emitter{producer: producer, topic: topic, store: st, faults: faults, logger: logger, acked: make(chan string, ackBacklog), ctx: ctx,
 		log: logging.NewThrottle(logger, 30*time.Second)}
 }

@@ -1,4 +1,4 @@
-package command
+package health
 
 import (
 	"context"
@@ -8,21 +8,26 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/idemgate/idemgate/logging"
-	"github.com/idemgate/idemgate/store"
 )
+
+// Quarantine counts the commands quarantined as outcome unknown and
+// tells when the oldest was (*store.Store does).
+type Quarantine interface {
+	OutcomeUnknown(ctx context.Context) (n int, oldest time.Time, err error)
+}
 
 // Gauges exports what the database knows and no one process sees: the
 // commands quarantined as outcome unknown (an operator must redrive
 // them), and how long the oldest has waited.
 type Gauges struct {
-	store   *store.Store
+	store   Quarantine
 	unknown prometheus.Gauge
 	oldest  prometheus.Gauge
 	log     *logging.Throttle
 }
 
 // NewGauges registers the gauges with reg.
-func NewGauges(st *store.Store, reg prometheus.Registerer, logger *slog.Logger) (*Gauges, error) {
+func NewGauges(st Quarantine, reg prometheus.Registerer, logger *slog.Logger) (*Gauges, error) {
 	g := &Gauges{
 		store: st,
 		unknown: prometheus.NewGauge(prometheus.GaugeOpts{

@@ -1,4 +1,7 @@
-package command
+// Package retention forgets what idemgate no longer needs to remember:
+// its Janitor deletes the keys past their retention and the projectors'
+// dedup records past the dedup window.
+package retention
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package command
+package health
 
 import (
 	"crypto/subtle"
@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/idemgate/idemgate"
 )
 
 // MetricsHandler serves reg in the Prometheus text format; with a token,
@@ -15,16 +17,17 @@ func MetricsHandler(reg *prometheus.Registry, token string) http.Handler {
 }
 
 // Protect serves h only to "Authorization: Bearer <token>" when token is
-// set.
+// set; anyone else gets a 401 problem.
 func Protect(h http.Handler, token string) http.Handler {
 	if token == "" {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := bearer(r.Header.Get("Authorization"))
-		if !ok || len(r.Header.Values("Authorization")) != 1 || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+		got, ok := BearerToken(r)
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="idemgate-metrics"`)
-			writeProblem(w, errUnauthorized())
+			idemgate.WriteProblem(w, idemgate.NewProblem(http.StatusUnauthorized, "unauthorized", "Unauthorized",
+				"send 'Authorization: Bearer <token>' with the metrics token"))
 			return
 		}
 		h.ServeHTTP(w, r)
