@@ -70,7 +70,7 @@ func (e *Emitter) Emit(ctx context.Context, cmd idemgate.Command) {
 		select {
 		case e.acked <- cmd.OperationID:
 		default:
-			// Backlogged: the claim stays ACCEPTED and the sweeper re-emits
+			// Backlogged: the claim stays accepted and the sweeper re-emits
 			// it; the projector deduplicates.
 		}
 	})

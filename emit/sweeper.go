@@ -10,7 +10,7 @@ import (
 	"github.com/idemgate/idemgate/tracing"
 )
 
-// Sweeper re-emits claims left ACCEPTED past their lease: the API died
+// Sweeper re-emits claims left accepted past their lease: the API died
 // between the claim commit and the Kafka acknowledgement, or Kafka was
 // down. Taking a claim extends its lease, so sweepers in several
 // processes never emit the same claim at the same moment.
