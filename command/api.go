@@ -146,7 +146,7 @@ func (a *API) Handler() http.Handler {
 		if allow := allowedMethods(r, req); allow != "" {
 			w.Header().Set("Allow", allow)
 		}
-		writeProblem(w, NewProblem(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed", req.Method+" is not allowed here"))
+		writeProblem(w, NewProblem(http.StatusMethodNotAllowed, idemgate.ProblemMethodNotAllowed, "Method not allowed", req.Method+" is not allowed here"))
 	})
 	r.Get("/healthz", a.healthz)
 	r.Get("/readyz", ReadyHandler(a.cfg.Ready, a.cfg.DBTimeout))

@@ -139,7 +139,7 @@ func answerNotKept(resp *http.Response) idemgate.Response {
 	if resp.StatusCode < 400 {
 		what = fmt.Sprintf("the upstream applied the command and answered %d", resp.StatusCode)
 	}
-	p := idemgate.NewProblem(resp.StatusCode, "upstream-answer-not-kept", "Upstream answer not kept",
+	p := idemgate.NewProblem(resp.StatusCode, idemgate.ProblemUpstreamAnswerNotKept, "Upstream answer not kept",
 		fmt.Sprintf("%s, but its body was larger than %d bytes and could not be kept; ask the upstream for the result", what, MaxResponseBytes))
 	r := idemgate.ProblemResponse(p)
 	r.Location = resp.Header.Get("Location")

@@ -152,7 +152,7 @@ func TestCall(t *testing.T) {
 				t.Fatalf("response %d %s, err %v; want a recorded answer", resp.Status, resp.Body, err)
 			}
 			if resp.Status != status || resp.Location != "/orders/big" || resp.ContentType != idemgate.ContentTypeProblem ||
-				p.Type != idemgate.ProblemBase+"upstream-answer-not-kept" || p.Status != status || !strings.Contains(p.Detail, says) {
+				!p.OfType(idemgate.ProblemUpstreamAnswerNotKept) || p.Status != status || !strings.Contains(p.Detail, says) {
 				t.Fatalf("recorded %d (Location %q, %s) %+v; want the upstream's %d and Location, saying it %s",
 					resp.Status, resp.Location, resp.ContentType, p, status, says)
 			}

@@ -259,7 +259,7 @@ func (p *Projector) quarantined(cmd idemgate.Command, a store.Attempt) {
 func (p *Projector) giveUp(ctx context.Context, rec *kgo.Record, cmd idemgate.Command, a store.Attempt) error {
 	cause := fmt.Errorf("upstream of %s failed on all %d attempts over %s; the last: %s", cmd.Operation, a.Failures,
 		a.FailingFor.Round(time.Second), a.LastError)
-	return p.deadLetter(ctx, rec, cause, idemgate.NewProblem(http.StatusBadGateway, "upstream-failed", "Upstream failed",
+	return p.deadLetter(ctx, rec, cause, idemgate.NewProblem(http.StatusBadGateway, idemgate.ProblemUpstreamFailed, "Upstream failed",
 		fmt.Sprintf("the upstream service failed on all %d attempts over %s (the last: %s); an operator can drive the command again",
 			a.Failures, a.FailingFor.Round(time.Second), a.LastError)))
 }
