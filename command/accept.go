@@ -14,6 +14,7 @@ import (
 
 	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/fault"
+	"github.com/idemgate/idemgate/internal/retry"
 	"github.com/idemgate/idemgate/tracing"
 )
 
@@ -163,7 +164,7 @@ func writePending(w http.ResponseWriter, operationID, status string, replayed bo
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Location", "/v1/operations/"+operationID)
-	h.Set("Retry-After", "1")
+	retry.SetAfter(h, retryIn)
 	if replayed {
 		h.Set("Idempotent-Replayed", "true")
 	}

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/idemgate/idemgate"
+	"github.com/idemgate/idemgate/internal/retry"
 )
 
 // Problem is idemgate's RFC 9457 problem; handlers return it as an error
@@ -16,6 +18,12 @@ type Problem = idemgate.Problem
 func NewProblem(status int, typ idemgate.ProblemType, title, detail string) *Problem {
 	return idemgate.NewProblem(status, typ, title, detail)
 }
+
+// retryIn is the Retry-After the API sends: with a 202 (poll the pending
+// operation again) and a 503 (the database is unreachable; send the same
+// request again). A second is short against a client's patience and long
+// against a command's usual pipeline time (tens of milliseconds).
+const retryIn = time.Second
 
 // The problems of the HTTP contract.
 func errUnauthorized() *Problem {
@@ -81,7 +89,7 @@ func writeError(w http.ResponseWriter, r *http.Request, logger errorLog, err err
 	if !errors.As(err, &p) {
 		logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		p = errUnavailable()
-		w.Header().Set("Retry-After", "1")
+		retry.SetAfter(w.Header(), retryIn)
 	}
 	writeProblem(w, p)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/idemgate/idemgate/internal/retry"
 	"github.com/idemgate/idemgate/logging"
 )
 
@@ -310,7 +311,7 @@ func (r *Runner) stop(ws []*worker) {
 // handle processes rec until it succeeds or is disposed of as poison; it
 // returns false when ctx (revocation, shutdown) ends first.
 func (r *Runner) handle(ctx context.Context, rec *kgo.Record) bool {
-	delay := 50 * time.Millisecond
+	backoff := retry.Policy{Base: 50 * time.Millisecond, Max: 5 * time.Second}.New() // no jitter: one record's retries
 	permanent := 0
 	for attempt := 1; ; attempt++ {
 		err := r.handler(ctx, rec)
@@ -341,9 +342,8 @@ func (r *Runner) handle(ctx context.Context, rec *kgo.Record) bool {
 		select {
 		case <-ctx.Done():
 			return false
-		case <-time.After(delay):
+		case <-time.After(backoff.NextBackOff()):
 		}
-		delay = min(delay*2, 5*time.Second)
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/fault"
+	"github.com/idemgate/idemgate/internal/retry"
 	"github.com/idemgate/idemgate/store"
 )
 
@@ -264,12 +264,11 @@ func (p *Projector) giveUp(ctx context.Context, rec *kgo.Record, cmd idemgate.Co
 			a.Failures, a.FailingFor.Round(time.Second), a.LastError)))
 }
 
-// backoff is the wait after n failures: doubling from CallBackoff,
-// capped at MaxCallBackoff, with jitter, and never less than the
-// upstream's Retry-After (itself capped at a minute).
+// backoff is the wait after n failures: its ceiling doubles from
+// CallBackoff up to MaxCallBackoff, the wait is drawn from the ceiling's
+// upper half (jitter 0.5), and it is never less than the upstream's
+// Retry-After (itself capped at a minute).
 func (p *Projector) backoff(n int, retryAfter time.Duration) time.Duration {
-	d := p.cfg.CallBackoff << min(max(n-1, 0), 16)
-	d = min(d, p.cfg.MaxCallBackoff)
-	d = d/2 + rand.N(d/2+1)
+	d := retry.Policy{Base: p.cfg.CallBackoff, Max: p.cfg.MaxCallBackoff, Jitter: 0.5}.Delay(n)
 	return max(d, min(retryAfter, time.Minute))
 }
