@@ -46,8 +46,9 @@ type Config struct {
 	// MismatchStatus answers a key reused with a different body: 409 by
 	// default, 422 as the IETF draft says.
 	MismatchStatus int
-	// Retention says how long an operation's completed keys are kept.
-	// Default: the operation's own Retention, else 24 hours.
+	// Retention says how long an operation's completed keys are kept
+	// (an idemgate.Retention's For). Default: idemgate.Retention{}.For,
+	// the operation's own Retention, else idemgate.DefaultRetention.
 	Retention func(idemgate.Operation) time.Duration
 	// Ready lists what /readyz checks.
 	Ready   []Dependency
@@ -111,12 +112,7 @@ func New(cfg Config) (*API, error) {
 		cfg.ClaimConcurrency = 4
 	}
 	if cfg.Retention == nil {
-		cfg.Retention = func(op idemgate.Operation) time.Duration {
-			if op.Retention > 0 {
-				return op.Retention
-			}
-			return 24 * time.Hour
-		}
+		cfg.Retention = idemgate.Retention{}.For
 	}
 	doc, err := openAPIDocument(cfg.Registry)
 	if err != nil {

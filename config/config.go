@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/events"
 	"github.com/idemgate/idemgate/projector"
 )
@@ -134,7 +135,7 @@ func Defaults() Config {
 		Partitions:        6,
 		Group:             "idemgate-projector",
 		Lease:             10 * time.Second,
-		Retention:         24 * time.Hour,
+		Retention:         idemgate.DefaultRetention,
 		SweepInterval:     time.Second,
 		JanitorInterval:   time.Minute,
 		MaxAttempts:       5,
