@@ -23,6 +23,15 @@ const (
 	// DefaultCallFailures is the least number of observed failures before
 	// a call is given up.
 	DefaultCallFailures = 5
+	// DefaultCallBackoff is the ceiling of the wait after a call's first
+	// observed failure: an upstream's blip (a restart, a full queue) is
+	// often over within a second, and one retry a second per command is
+	// no load an upstream notices.
+	DefaultCallBackoff = time.Second
+	// DefaultMaxCallBackoff caps the doubling wait between a call's
+	// attempts: an upstream that comes back is used again within half a
+	// minute, and a ten-minute outage costs about 25 attempts.
+	DefaultMaxCallBackoff = 30 * time.Second
 	// DefaultCallRetryFor is the least time a call keeps being retried
 	// after its first observed failure: Kubernetes gives a rolling
 	// deployment 10 minutes (progressDeadlineSeconds: 600) before it calls
