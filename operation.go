@@ -38,7 +38,8 @@ type Operation struct {
 	// call), before the transaction that records its response.
 	Call CallApplier
 	// Retention is how long the operation's keys are remembered once
-	// completed; 0 means the deployment's default.
+	// completed; 0 means the deployment's default. A deployment's
+	// per-operation setting overrides it (see the type Retention).
 	Retention time.Duration
 }
 

@@ -67,7 +67,7 @@ func NewRegistry(modules ...Module) (*Registry, error) {
 			who := fmt.Sprintf("operation %q%s", op.Name, origin)
 			switch {
 			case op.Name == "":
-				return nil, fmt.Errorf("idemgate: module %q: an operation has no name", m.Name)
+				return nil, fmt.Errorf("idemgate: module %q%s: an operation has no name", m.Name, origin)
 			case strings.ContainsAny(op.Name, "/ \t"):
 				return nil, fmt.Errorf("idemgate: %s: a name may not contain '/' or spaces", who)
 			case r.ops[op.Name].Name != "":

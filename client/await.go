@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/url"
 	"time"
+
+	"github.com/idemgate/idemgate/internal/retry"
 )
 
 // Operation is the state of a command as GET /v1/operations/{id} shows
@@ -118,7 +120,7 @@ func (c *Client) await(ctx context.Context, cmd *command, pending *Result) (*Res
 // pollDelay is how long to wait before asking again about a pending
 // command: the server's Retry-After, else PollInterval.
 func (c *Client) pollDelay(pending *Result) time.Duration {
-	if d, ok := retryAfter(pending.Header, time.Now()); ok {
+	if d, ok := retry.ParseAfter(pending.Header.Get("Retry-After"), time.Now()); ok {
 		return d
 	}
 	return c.cfg.PollInterval

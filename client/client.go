@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/idemgate/idemgate/internal/retry"
 )
 
 // Client talks to one idemgate server with one API key. Build it with
@@ -150,6 +152,7 @@ func (c *Client) get(ctx context.Context, path string) (*Result, error) {
 // retry policy. Its error is the context's, or a *RetryError.
 func (c *Client) do(ctx context.Context, method, path string, body []byte, h http.Header, attemptTimeout time.Duration) (*Result, error) {
 	p := c.cfg.Retry
+	backoff := p.backoff().New()
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		res, err := c.attempt(ctx, method, path, body, h, attemptTimeout)
@@ -163,12 +166,12 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, h htt
 			last = err
 		case retryable(res):
 			last = problemOf(res)
-			delay, _ = retryAfter(res.Header, time.Now())
+			delay, _ = retry.ParseAfter(res.Header.Get("Retry-After"), time.Now())
 		default:
 			return res, nil
 		}
 		elapsed := time.Since(start)
-		delay = max(delay, backoff(p, attempt))
+		delay = max(delay, backoff.NextBackOff())
 		if attempt >= p.MaxAttempts || elapsed+delay > p.MaxElapsed {
 			return nil, &RetryError{Attempts: attempt, Elapsed: elapsed, Last: last}
 		}

@@ -20,7 +20,9 @@ type Kind string
 // Error names the kind; a Kind is only ever a target of errors.Is.
 func (k Kind) Error() string { return "idemgate problem " + string(k) }
 
-// The kinds of problem idemgate answers with.
+// The kinds of problem idemgate answers with: the server's
+// idemgate.ProblemType values (and payments'), repeated here so that the
+// SDK does not link the server's packages; a test holds them equal.
 const (
 	// ErrUnauthorized: 401, the API key is missing or unknown.
 	ErrUnauthorized Kind = "unauthorized"

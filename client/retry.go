@@ -1,50 +1,17 @@
 package client
 
 import (
-	"math/rand/v2"
 	"net/http"
-	"strconv"
-	"strings"
-	"time"
+
+	"github.com/idemgate/idemgate/internal/retry"
 )
 
-// backoff is the random delay before retry n (n >= 1): full jitter, a
-// uniform draw in [0, min(max, base·2^(n-1))]. Spreading retries over the
-// whole interval keeps many clients that failed together (a server
-// restart) from coming back together.
-func backoff(p RetryPolicy, n int) time.Duration {
-	ceiling := p.MaxBackoff
-	if n < 1 {
-		n = 1
-	}
-	if n <= 62 {
-		if c := p.BaseBackoff << (n - 1); c > 0 && c < ceiling && c>>(n-1) == p.BaseBackoff {
-			ceiling = c
-		}
-	}
-	if ceiling <= 0 {
-		return 0
-	}
-	return rand.N(ceiling + 1)
-}
-
-// retryAfter reads a Retry-After header (RFC 9110 10.2.3): delta-seconds
-// or an HTTP date. ok is false when the header is absent or unreadable.
-func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0, false
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 {
-			return 0, false
-		}
-		return time.Duration(min(secs, int64(24*time.Hour/time.Second))) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0), true
-	}
-	return 0, false
+// backoff is the policy of the random delay before retry n (n >= 1):
+// full jitter, a uniform draw in [0, min(MaxBackoff, BaseBackoff·2^(n-1))].
+// Spreading retries over the whole interval keeps many clients that
+// failed together (a server restart) from coming back together.
+func (p RetryPolicy) backoff() retry.Policy {
+	return retry.Policy{Base: p.BaseBackoff, Max: p.MaxBackoff, Jitter: 1}
 }
 
 // isRecorded reports whether an answer to a command is its recorded

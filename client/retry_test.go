@@ -15,7 +15,7 @@ func TestBackoffIsFullJitterWithinBounds(t *testing.T) {
 		}
 		var lo, hi time.Duration = ceiling, 0
 		for range 2000 {
-			d := backoff(p, n)
+			d := p.backoff().Delay(n)
 			if d < 0 || d > ceiling {
 				t.Fatalf("retry %d: delay %s outside [0, %s]", n, d, ceiling)
 			}
@@ -29,36 +29,7 @@ func TestBackoffIsFullJitterWithinBounds(t *testing.T) {
 	}
 }
 
-func TestRetryAfterParsing(t *testing.T) {
-	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	cases := []struct {
-		value string
-		want  time.Duration
-		ok    bool
-	}{
-		{"", 0, false},
-		{"0", 0, true},
-		{"1", time.Second, true},
-		{" 7 ", 7 * time.Second, true},
-		{"-1", 0, false},
-		{"soon", 0, false},
-		{"1.5", 0, false},
-		{now.Add(3 * time.Second).Format(http.TimeFormat), 3 * time.Second, true},
-		{now.Add(-time.Minute).Format(http.TimeFormat), 0, true},
-		{"Sunday, 04-Jan-26 03:04:15 GMT", 2*24*time.Hour + 10*time.Second, true}, // RFC 850, still allowed
-		{"99999999999", 24 * time.Hour, true},
-	}
-	for _, tc := range cases {
-		h := http.Header{}
-		if tc.value != "" {
-			h.Set("Retry-After", tc.value)
-		}
-		got, ok := retryAfter(h, now)
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("Retry-After %q: %s %v, want %s %v", tc.value, got, ok, tc.want, tc.ok)
-		}
-	}
-}
+// Retry-After is read by internal/retry.ParseAfter, tested there.
 
 func TestRetryClassification(t *testing.T) {
 	problem := func(status int, kind Kind, h ...string) *Result {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/fault"
+	"github.com/idemgate/idemgate/internal/retry"
 	"github.com/idemgate/idemgate/tracing"
 )
 
@@ -158,7 +159,7 @@ func writePending(w http.ResponseWriter, operationID string, state idemgate.Clai
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Location", "/v1/operations/"+operationID)
-	h.Set("Retry-After", "1")
+	retry.SetAfter(h, retryIn)
 	if replayed {
 		h.Set("Idempotent-Replayed", "true")
 	}

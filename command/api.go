@@ -6,6 +6,7 @@
 package command
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -45,22 +46,25 @@ type Config struct {
 	Emitter  Emitter
 	// APIKeys maps the SHA-256 of each bearer API key to its tenant.
 	APIKeys map[[32]byte]string
-	// MismatchStatus answers a key reused with a different body: 409 by
-	// default, 422 as the IETF draft says.
+	// MismatchStatus answers a key reused with a different body:
+	// DefaultMismatchStatus (409), or 422 as the IETF draft says.
 	MismatchStatus int
-	// Retention says how long an operation's completed keys are kept.
-	// Default: the operation's own Retention, else 24 hours.
+	// Retention says how long an operation's completed keys are kept
+	// (an idemgate.Retention's For). Default: idemgate.Retention{}.For,
+	// the operation's own Retention, else idemgate.DefaultRetention.
 	Retention func(idemgate.Operation) time.Duration
 	// Ready lists what /readyz checks.
 	Ready   []health.Dependency
 	Metrics *prometheus.Registry
 	Faults  *fault.Injector
 	Logger  *slog.Logger
-	// DBTimeout bounds each request's work in the database (default 2 s):
+	// DBTimeout bounds each request's work in the database (default
+	// DefaultDBTimeout):
 	// a hung database gets a 503 with Retry-After in that time.
 	DBTimeout time.Duration
 	// ClaimConcurrency is how many claim transactions run at once
-	// (default 4); claims arriving meanwhile share the next one.
+	// (default DefaultClaimConcurrency); claims arriving meanwhile share
+	// the next one.
 	ClaimConcurrency int
 	// TracerProvider records the API's spans (the request, the claim);
 	// default: none recorded, the trace context still passed on.
@@ -71,6 +75,25 @@ type Config struct {
 	ServeMetrics bool
 	MetricsToken string
 }
+
+// The defaults of Config; config.Defaults uses the same constants.
+const (
+	// DefaultMismatchStatus answers a key reused with another request:
+	// 409 Conflict, as the request conflicts with the one the key was
+	// first used for. 422, the IETF draft's answer, is a setting away.
+	DefaultMismatchStatus = http.StatusConflict
+	// DefaultDBTimeout bounds a request's work in the database: a
+	// hundred times a healthy claim (milliseconds), and short enough that
+	// a hung database gets a 503 with Retry-After before clients and load
+	// balancers give up on a hang.
+	DefaultDBTimeout = 2 * time.Second
+	// DefaultClaimConcurrency is how many claim transactions run at once:
+	// half the API's default pool (config.Defaults' APIPoolSize, 8), so
+	// that reads find connections; claims arriving meanwhile share the
+	// next transaction (group commit), so more at once would only add
+	// serialization conflicts on one table.
+	DefaultClaimConcurrency = 4
+)
 
 // API serves the HTTP contract.
 type API struct {
@@ -94,9 +117,7 @@ func New(cfg Config) (*API, error) {
 	if cfg.Registry == nil || cfg.Store == nil || cfg.Emitter == nil {
 		return nil, errors.New("command: a registry, a store and an emitter are required")
 	}
-	if cfg.MismatchStatus == 0 {
-		cfg.MismatchStatus = http.StatusConflict
-	}
+	cfg.MismatchStatus = cmp.Or(cfg.MismatchStatus, DefaultMismatchStatus)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -104,21 +125,16 @@ func New(cfg Config) (*API, error) {
 		cfg.Metrics = prometheus.NewRegistry()
 	}
 	if cfg.DBTimeout <= 0 {
-		cfg.DBTimeout = 2 * time.Second
+		cfg.DBTimeout = DefaultDBTimeout
 	}
 	if cfg.TracerProvider == nil {
 		cfg.TracerProvider = noop.NewTracerProvider()
 	}
 	if cfg.ClaimConcurrency <= 0 {
-		cfg.ClaimConcurrency = 4
+		cfg.ClaimConcurrency = DefaultClaimConcurrency
 	}
 	if cfg.Retention == nil {
-		cfg.Retention = func(op idemgate.Operation) time.Duration {
-			if op.Retention > 0 {
-				return op.Retention
-			}
-			return 24 * time.Hour
-		}
+		cfg.Retention = idemgate.Retention{}.For
 	}
 	doc, err := openAPIDocument(cfg.Registry)
 	if err != nil {
@@ -148,7 +164,7 @@ func (a *API) Handler() http.Handler {
 		if allow := allowedMethods(r, req); allow != "" {
 			w.Header().Set("Allow", allow)
 		}
-		writeProblem(w, NewProblem(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed", req.Method+" is not allowed here"))
+		writeProblem(w, NewProblem(http.StatusMethodNotAllowed, idemgate.ProblemMethodNotAllowed, "Method not allowed", req.Method+" is not allowed here"))
 	})
 	r.Get("/healthz", health.LiveHandler)
 	r.Get("/readyz", health.ReadyHandler(a.cfg.Ready, a.cfg.DBTimeout))

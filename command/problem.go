@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/idemgate/idemgate"
+	"github.com/idemgate/idemgate/internal/retry"
 )
 
 // Problem is idemgate's RFC 9457 problem; handlers return it as an error
@@ -13,56 +15,62 @@ import (
 type Problem = idemgate.Problem
 
 // NewProblem builds a problem; see idemgate.NewProblem.
-func NewProblem(status int, name, title, detail string) *Problem {
-	return idemgate.NewProblem(status, name, title, detail)
+func NewProblem(status int, typ idemgate.ProblemType, title, detail string) *Problem {
+	return idemgate.NewProblem(status, typ, title, detail)
 }
+
+// retryIn is the Retry-After the API sends: with a 202 (poll the pending
+// operation again) and a 503 (the database is unreachable; send the same
+// request again). A second is short against a client's patience and long
+// against a command's usual pipeline time (tens of milliseconds).
+const retryIn = time.Second
 
 // The problems of the HTTP contract.
 func errUnauthorized() *Problem {
-	return NewProblem(http.StatusUnauthorized, "unauthorized", "Unauthorized",
+	return NewProblem(http.StatusUnauthorized, idemgate.ProblemUnauthorized, "Unauthorized",
 		"send 'Authorization: Bearer <api key>' with a known API key")
 }
 
 func errKeyMissing() *Problem {
-	return NewProblem(http.StatusBadRequest, "idempotency-key-missing", "Idempotency-Key missing",
+	return NewProblem(http.StatusBadRequest, idemgate.ProblemKeyMissing, "Idempotency-Key missing",
 		"every POST needs an Idempotency-Key header")
 }
 
 func errKeyMalformed(detail string) *Problem {
-	return NewProblem(http.StatusBadRequest, "idempotency-key-malformed", "Idempotency-Key malformed", detail)
+	return NewProblem(http.StatusBadRequest, idemgate.ProblemKeyMalformed, "Idempotency-Key malformed", detail)
 }
 
 func errUnsupportedMediaType(got string) *Problem {
-	return NewProblem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
+	return NewProblem(http.StatusUnsupportedMediaType, idemgate.ProblemUnsupportedMediaType, "Unsupported media type",
 		fmt.Sprintf("the body must be application/json, not %q", got))
 }
 
 func errUnsupportedEncoding(enc string) *Problem {
-	return NewProblem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported content encoding",
+	return NewProblem(http.StatusUnsupportedMediaType, idemgate.ProblemUnsupportedMediaType, "Unsupported content encoding",
 		fmt.Sprintf("the body must not be encoded (Content-Encoding %q is not supported); send it as is", enc))
 }
 
 func errMalformedJSON(detail string) *Problem {
-	return NewProblem(http.StatusBadRequest, "malformed-json", "Malformed JSON", detail)
+	return NewProblem(http.StatusBadRequest, idemgate.ProblemMalformedJSON, "Malformed JSON", detail)
 }
 
 func errTooLarge(limit int64) *Problem {
-	return NewProblem(http.StatusRequestEntityTooLarge, "body-too-large", "Request body too large",
+	return NewProblem(http.StatusRequestEntityTooLarge, idemgate.ProblemBodyTooLarge, "Request body too large",
 		fmt.Sprintf("the body must not exceed %d bytes", limit))
 }
 
 func errKeyReused(status int) *Problem {
-	return NewProblem(status, "idempotency-key-reused", "Idempotency-Key reused",
+	return NewProblem(status, idemgate.ProblemKeyReused, "Idempotency-Key reused",
 		"this Idempotency-Key was already used with a different request; use a new key for a new request")
 }
 
 func errUnavailable() *Problem {
-	return NewProblem(http.StatusServiceUnavailable, "unavailable", "Service unavailable",
+	return NewProblem(http.StatusServiceUnavailable, idemgate.ProblemUnavailable, "Service unavailable",
 		"the database could not be reached; retry with the same Idempotency-Key")
 }
 
 func errInternal() *Problem {
-	return NewProblem(http.StatusInternalServerError, "internal", "Internal error",
+	return NewProblem(http.StatusInternalServerError, idemgate.ProblemInternal, "Internal error",
 		"an internal error occurred; retry with the same Idempotency-Key")
 }
 
@@ -81,7 +89,7 @@ func writeError(w http.ResponseWriter, r *http.Request, logger errorLog, err err
 	if !errors.As(err, &p) {
 		logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		p = errUnavailable()
-		w.Header().Set("Retry-After", "1")
+		retry.SetAfter(w.Header(), retryIn)
 	}
 	writeProblem(w, p)
 }

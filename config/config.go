@@ -9,8 +9,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/idemgate/idemgate"
+	"github.com/idemgate/idemgate/command"
+	"github.com/idemgate/idemgate/consumer"
 	"github.com/idemgate/idemgate/events"
 	"github.com/idemgate/idemgate/projector"
+	"github.com/idemgate/idemgate/store"
 )
 
 // Config is every setting a role may need; each role reads what it uses.
@@ -118,28 +122,50 @@ type Config struct {
 }
 
 // Defaults returns the settings used where the environment is silent.
+// Each default is written once: here, with its reason, or as the Default*
+// constant of the package that uses it (whose New falls back to the same
+// constant), where the reason is given.
 func Defaults() Config {
 	return Config{
-		Addr:              "127.0.0.1:8080",
-		MismatchStatus:    409,
-		TopicPrefix:       "idemgate",
-		Partitions:        6,
-		Group:             "idemgate-projector",
-		Lease:             10 * time.Second,
-		Retention:         24 * time.Hour,
-		SweepInterval:     time.Second,
+		// Loopback: a fresh install is not reachable from the network
+		// until someone says so.
+		Addr:           "127.0.0.1:8080",
+		MismatchStatus: command.DefaultMismatchStatus,
+		TopicPrefix:    events.DefaultTopicPrefix,
+		// Six partitions: up to six projectors share the work, and a
+		// partition, the unit of ordering, holds back a sixth of it when
+		// one command is slow.
+		Partitions: 6,
+		Group:      "idemgate-projector",
+		Lease:      store.DefaultLease,
+		Retention:  idemgate.DefaultRetention,
+		// A second: a claim's lease (store.DefaultLease) is re-emitted at
+		// most a second late, at the cost of one indexed query a second.
+		SweepInterval: time.Second,
+		// A minute: keys past their retention may linger a minute more,
+		// and each pass deletes a minute's worth of them.
 		JanitorInterval:   time.Minute,
-		MaxAttempts:       5,
+		MaxAttempts:       consumer.DefaultMaxAttempts,
 		CallAttempts:      projector.DefaultCallFailures,
 		CallRetryFor:      projector.DefaultCallRetryFor,
 		CallMaxUnfinished: projector.DefaultMaxUnfinished,
-		DBTimeout:         2 * time.Second,
-		APIPoolSize:       8,
-		ClaimConcurrency:  4,
-		MaxConnections:    4096,
-		LagInterval:       5 * time.Second,
-		DedupWindow:       8 * 24 * time.Hour,
-		UpstreamBackoff:   time.Second,
+		DBTimeout:         command.DefaultDBTimeout,
+		// Eight connections for an API process's claims and reads: twice
+		// its claim transactions (command.DefaultClaimConcurrency), so
+		// reads find one while claims run. (The emitter, the sweeper and
+		// the janitor have a pool of their own.)
+		APIPoolSize:      8,
+		ClaimConcurrency: command.DefaultClaimConcurrency,
+		// 4096 client connections: past it new ones wait in the listen
+		// queue rather than exhaust file handles (it is lowered to leave
+		// handles for the backends).
+		MaxConnections: 4096,
+		LagInterval:    consumer.DefaultLagInterval,
+		// Eight days: the commands topic keeps a week (the window less a
+		// day, when idemgate creates it), and a dedup record must outlive
+		// every copy of its event there, with a day of margin.
+		DedupWindow:     8 * 24 * time.Hour,
+		UpstreamBackoff: projector.DefaultCallBackoff,
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/idemgate/idemgate/internal/retry"
 	"github.com/idemgate/idemgate/logging"
 )
 
@@ -44,7 +45,7 @@ type Config struct {
 	// Default: no error is permanent.
 	IsPermanent func(error) bool
 	// MaxAttempts bounds the attempts at a record failing permanently
-	// (default 5).
+	// (default DefaultMaxAttempts).
 	MaxAttempts int
 	// OnPoison disposes of a record that failed MaxAttempts times (the
 	// projector dead-letters it); its offset is committed once OnPoison
@@ -57,21 +58,49 @@ type Config struct {
 	// its partitions back at once, with no rebalance of the others. Each
 	// process of the group needs its own stable id.
 	InstanceID string
-	// MaxPollRecords bounds the records one poll takes (default 1000).
+	// MaxPollRecords bounds the records one poll takes (default DefaultMaxPollRecords).
 	MaxPollRecords int
 	// QueueLimit is how many fetched records may wait for one partition's
-	// worker before fetching that partition pauses (default 2000).
+	// worker before fetching that partition pauses (default
+	// DefaultQueueLimit).
 	QueueLimit int
-	// LagInterval is how often the group's lag is measured (default 5 s).
+	// LagInterval is how often the group's lag is measured (default
+	// DefaultLagInterval).
 	LagInterval time.Duration
 	// BatchHandler, when set, is handed runs of up to BatchSize records of
 	// one partition at once (in order); nil means they are all committed.
 	// On an error the runner handles those records one at a time with
 	// Handler, with its retries and poison handling. Optional.
 	BatchHandler func(ctx context.Context, recs []*kgo.Record) error
-	// BatchSize bounds a run given to BatchHandler (default 200).
+	// BatchSize bounds a run given to BatchHandler (default
+	// DefaultBatchSize).
 	BatchSize int
 }
+
+// The defaults of Config; config.Defaults uses the same constants.
+const (
+	// DefaultMaxAttempts is how many times a record failing with a
+	// permanent error is tried before OnPoison disposes of it: enough to
+	// tell a failure that repeats from one that a moment mends, few enough
+	// that a poison record holds its partition back for seconds only.
+	DefaultMaxAttempts = 5
+	// DefaultMaxPollRecords bounds one poll: five batches, so a busy
+	// group fills whole batches, while the records a poll holds in memory
+	// stay bounded.
+	DefaultMaxPollRecords = 1000
+	// DefaultQueueLimit is how many fetched records may wait for one
+	// partition's worker before its fetching pauses: ten batches, so the
+	// worker never waits on a fetch while memory stays bounded.
+	DefaultQueueLimit = 2000
+	// DefaultLagInterval is how often the group's lag is measured: often
+	// enough for a dashboard (Prometheus scrapes every 15 s or so), rare
+	// enough to cost the brokers nothing.
+	DefaultLagInterval = 5 * time.Second
+	// DefaultBatchSize bounds a run given to BatchHandler: one transaction
+	// of that many commands amortises its commit, and a failed batch that
+	// falls back to one record at a time redoes at most that many.
+	DefaultBatchSize = 200
+)
 
 func (c *Config) setDefaults() {
 	if c.Logger == nil {
@@ -81,19 +110,19 @@ func (c *Config) setDefaults() {
 		c.IsPermanent = func(error) bool { return false }
 	}
 	if c.MaxAttempts <= 0 {
-		c.MaxAttempts = 5
+		c.MaxAttempts = DefaultMaxAttempts
 	}
 	if c.MaxPollRecords <= 0 {
-		c.MaxPollRecords = 1000
+		c.MaxPollRecords = DefaultMaxPollRecords
 	}
 	if c.QueueLimit <= 0 {
-		c.QueueLimit = 2000
+		c.QueueLimit = DefaultQueueLimit
 	}
 	if c.LagInterval <= 0 {
-		c.LagInterval = 5 * time.Second
+		c.LagInterval = DefaultLagInterval
 	}
 	if c.BatchSize <= 0 {
-		c.BatchSize = 200
+		c.BatchSize = DefaultBatchSize
 	}
 }
 
@@ -310,7 +339,7 @@ func (r *Runner) stop(ws []*worker) {
 // handle processes rec until it succeeds or is disposed of as poison; it
 // returns false when ctx (revocation, shutdown) ends first.
 func (r *Runner) handle(ctx context.Context, rec *kgo.Record) bool {
-	delay := 50 * time.Millisecond
+	backoff := retry.Policy{Base: 50 * time.Millisecond, Max: 5 * time.Second}.New() // no jitter: one record's retries
 	permanent := 0
 	for attempt := 1; ; attempt++ {
 		err := r.handler(ctx, rec)
@@ -341,9 +370,8 @@ func (r *Runner) handle(ctx context.Context, rec *kgo.Record) bool {
 		select {
 		case <-ctx.Done():
 			return false
-		case <-time.After(delay):
+		case <-time.After(backoff.NextBackOff()):
 		}
-		delay = min(delay*2, 5*time.Second)
 	}
 }
 

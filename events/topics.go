@@ -17,11 +17,15 @@ type Topics struct {
 	DeadLetter string // events whose projection failed for good
 }
 
-// TopicsWithPrefix returns the standard topics under a prefix; the
-// default prefix is "idemgate". Tests use their own prefix each.
+// DefaultTopicPrefix names the topics when no prefix is set: the
+// product's name, so that they are recognisable among a cluster's others.
+const DefaultTopicPrefix = "idemgate"
+
+// TopicsWithPrefix returns the standard topics under a prefix
+// (DefaultTopicPrefix when empty). Tests use their own prefix each.
 func TopicsWithPrefix(prefix string) Topics {
 	if prefix == "" {
-		prefix = "idemgate"
+		prefix = DefaultTopicPrefix
 	}
 	return Topics{
 		Commands:   prefix + ".commands",

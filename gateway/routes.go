@@ -60,11 +60,14 @@ var routeFields = map[string]bool{"operation": true, "path": true, "upstream": t
 
 // Load reads a routes file and returns its module, named "gateway". It
 // refuses, naming the file, the route and the reason: an unknown field, a
-// missing one, a duplicate operation or path, a bad upstream URL or one
-// that uses a parameter the path lacks, an unreadable or invalid schema,
-// a bad duration. (A path that collides with a built-in or another
-// module's route is refused by idemgate.NewRegistry, which names the file
-// too.)
+// missing path or upstream, a bad upstream URL or one that uses a
+// parameter the path lacks, an unreadable or invalid schema, a bad
+// duration. The rules every operation obeys (a name, a well-formed path,
+// no two operations with one name or one path, no built-in route taken)
+// are the registry's: Load checks the module with idemgate.NewRegistry,
+// whose errors name the operation and the file. (A path that collides
+// with another module's route is refused when the deployment's registry
+// is built, likewise.)
 func Load(file string, opts Options) (idemgate.Module, error) {
 	raw, err := os.ReadFile(file)
 	if err != nil {
@@ -83,7 +86,6 @@ func Load(file string, opts Options) (idemgate.Module, error) {
 	}
 	mod := idemgate.Module{Name: "gateway", Origin: "routes file " + file}
 	var paths []routeDoc
-	seenOp, seenPath := map[string]int{}, map[string]int{}
 	for i, r := range routes {
 		where := fmt.Sprintf("route %d (%s)", i+1, r.Operation)
 		if r.Operation == "" {
@@ -93,15 +95,11 @@ func Load(file string, opts Options) (idemgate.Module, error) {
 		if err != nil {
 			return idemgate.Module{}, fail("%s: %v", where, err)
 		}
-		if j, dup := seenOp[r.Operation]; dup {
-			return idemgate.Module{}, fail("%s: operation %q is also route %d's", where, r.Operation, j)
-		}
-		if j, dup := seenPath[shape(r.Path)]; dup {
-			return idemgate.Module{}, fail("%s: path %s is also route %d's", where, r.Path, j)
-		}
-		seenOp[r.Operation], seenPath[shape(r.Path)] = i+1, i+1
 		mod.Operations = append(mod.Operations, op)
 		paths = append(paths, doc)
+	}
+	if _, err := idemgate.NewRegistry(mod); err != nil {
+		return idemgate.Module{}, err // it names the file (mod.Origin)
 	}
 	if mod.OpenAPI, err = openAPIFragment(paths); err != nil {
 		return idemgate.Module{}, fail("%v", err)
@@ -162,10 +160,6 @@ var placeholder = regexp.MustCompile(`\{([^{}]*)\}`)
 // buildRoute checks one route and builds its operation.
 func buildRoute(dir string, r route, calls *caller) (idemgate.Operation, routeDoc, error) {
 	switch {
-	case r.Operation == "":
-		return idemgate.Operation{}, routeDoc{}, errors.New("operation is missing")
-	case strings.ContainsAny(r.Operation, "/ \t"):
-		return idemgate.Operation{}, routeDoc{}, fmt.Errorf("operation %q may not contain '/' or spaces", r.Operation)
 	case r.Path == "":
 		return idemgate.Operation{}, routeDoc{}, errors.New("path is missing")
 	case r.Upstream == "":
@@ -296,6 +290,3 @@ func schemaFailure(err error) string {
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
-
-// shape is a path with its parameter names erased.
-func shape(path string) string { return placeholder.ReplaceAllString(path, "{}") }

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/idemgate/idemgate"
+	"github.com/idemgate/idemgate/internal/retry"
 	"github.com/idemgate/idemgate/tracing"
 )
 
@@ -118,7 +119,7 @@ func (u *upstream) Call(ctx context.Context, cmd idemgate.Command, attempt int) 
 	if retryable(resp.StatusCode) {
 		return idemgate.Response{}, &idemgate.RetryableError{
 			Err:   fmt.Errorf("upstream %s answered %d", u.operation, resp.StatusCode),
-			After: retryAfter(resp.Header.Get("Retry-After"), time.Now()),
+			After: after(resp.Header),
 		}
 	}
 	if len(data) > MaxResponseBytes {
@@ -139,7 +140,7 @@ func answerNotKept(resp *http.Response) idemgate.Response {
 	if resp.StatusCode < 400 {
 		what = fmt.Sprintf("the upstream applied the command and answered %d", resp.StatusCode)
 	}
-	p := idemgate.NewProblem(resp.StatusCode, "upstream-answer-not-kept", "Upstream answer not kept",
+	p := idemgate.NewProblem(resp.StatusCode, idemgate.ProblemUpstreamAnswerNotKept, "Upstream answer not kept",
 		fmt.Sprintf("%s, but its body was larger than %d bytes and could not be kept; ask the upstream for the result", what, MaxResponseBytes))
 	r := idemgate.ProblemResponse(p)
 	r.Location = resp.Header.Get("Location")
@@ -184,22 +185,14 @@ func (u *upstream) target(t string) (string, error) {
 	}), nil
 }
 
+// after is the wait an answer's Retry-After asks for, 0 when it asks for
+// none (the projector caps it).
+func after(h http.Header) time.Duration {
+	d, _ := retry.ParseAfter(h.Get("Retry-After"), time.Now())
+	return d
+}
+
 // retryable says whether an answer asks to be tried again later.
 func retryable(status int) bool {
 	return status >= 500 || status == http.StatusRequestTimeout || status == http.StatusTooEarly || status == http.StatusTooManyRequests
-}
-
-// retryAfter reads a Retry-After header: seconds or an HTTP date.
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return time.Duration(min(n, 3600)) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }

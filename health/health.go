@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/idemgate/idemgate"
+	"github.com/idemgate/idemgate/internal/retry"
 )
 
 // Checker reports whether a dependency answers; /readyz asks each.
@@ -73,13 +74,13 @@ func ReadyHandler(deps []Dependency, timeout time.Duration) http.HandlerFunc {
 		}
 		wg.Wait()
 		if !ready {
-			p := idemgate.NewProblem(http.StatusServiceUnavailable, "not-ready", "Not ready", "a dependency this role needs is not reachable")
+			p := idemgate.NewProblem(http.StatusServiceUnavailable, idemgate.ProblemNotReady, "Not ready", "a dependency this role needs is not reachable")
 			body, _ := json.Marshal(struct {
 				*idemgate.Problem
 				Checks map[string]string `json:"checks"`
 			}{p, checks})
 			w.Header().Set("Content-Type", idemgate.ContentTypeProblem)
-			w.Header().Set("Retry-After", "1")
+			retry.SetAfter(w.Header(), time.Second)
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write(body)
 			return

@@ -26,7 +26,7 @@ func Protect(h http.Handler, token string) http.Handler {
 		got, ok := BearerToken(r)
 		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="idemgate-metrics"`)
-			idemgate.WriteProblem(w, idemgate.NewProblem(http.StatusUnauthorized, "unauthorized", "Unauthorized",
+			idemgate.WriteProblem(w, idemgate.NewProblem(http.StatusUnauthorized, idemgate.ProblemUnauthorized, "Unauthorized",
 				"send 'Authorization: Bearer <token>' with the metrics token"))
 			return
 		}

@@ -89,7 +89,7 @@ ON CONFLICT (payment_id) DO NOTHING`, rows.ids, rows.tenants, rows.ops, rows.amo
 }
 
 func declined() idemgate.Response {
-	return idemgate.ProblemResponse(idemgate.NewProblem(http.StatusPaymentRequired, "payment-declined", "Payment declined",
+	return idemgate.ProblemResponse(idemgate.NewProblem(http.StatusPaymentRequired, ProblemPaymentDeclined, "Payment declined",
 		fmt.Sprintf("payments above %d minor units are declined", DeclineAbove)))
 }
 
@@ -116,7 +116,7 @@ func (a createRefund) ApplyTx(ctx context.Context, tx pgx.Tx, cmd idemgate.Comma
 		return idemgate.Response{}, fmt.Errorf("read payment: %w", err)
 	}
 	if refunded+req.Amount > amount {
-		return idemgate.ProblemResponse(idemgate.NewProblem(http.StatusUnprocessableEntity, "refund-exceeds-payment", "Refund exceeds payment",
+		return idemgate.ProblemResponse(idemgate.NewProblem(http.StatusUnprocessableEntity, ProblemRefundExceedsPayment, "Refund exceeds payment",
 			fmt.Sprintf("payment %s has %d of %d minor units left to refund; %d were asked", cmd.Target, amount-refunded, amount, req.Amount))), nil
 	}
 	created := a.now().UTC().Truncate(time.Microsecond)

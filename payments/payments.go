@@ -18,6 +18,15 @@ const (
 	OpCreateRefund  = "refunds.create"
 )
 
+// The problem types of the module's recorded outcomes.
+const (
+	// ProblemPaymentDeclined: 402, a payment above DeclineAbove.
+	ProblemPaymentDeclined idemgate.ProblemType = "payment-declined"
+	// ProblemRefundExceedsPayment: 422, a refund of more than the payment
+	// has left to refund.
+	ProblemRefundExceedsPayment idemgate.ProblemType = "refund-exceeds-payment"
+)
+
 // MaxAmount is the largest amount accepted, in minor units: 2^53-1. Above
 // it a JSON number no longer has one exact IEEE double, and RFC 8785
 // canonical forms of two different amounts could coincide.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/fault"
+	"github.com/idemgate/idemgate/internal/retry"
 	"github.com/idemgate/idemgate/store"
 )
 
@@ -23,6 +23,15 @@ const (
 	// DefaultCallFailures is the least number of observed failures before
 	// a call is given up.
 	DefaultCallFailures = 5
+	// DefaultCallBackoff is the ceiling of the wait after a call's first
+	// observed failure: an upstream's blip (a restart, a full queue) is
+	// often over within a second, and one retry a second per command is
+	// no load an upstream notices.
+	DefaultCallBackoff = time.Second
+	// DefaultMaxCallBackoff caps the doubling wait between a call's
+	// attempts: an upstream that comes back is used again within half a
+	// minute, and a ten-minute outage costs about 25 attempts.
+	DefaultMaxCallBackoff = 30 * time.Second
 	// DefaultCallRetryFor is the least time a call keeps being retried
 	// after its first observed failure: Kubernetes gives a rolling
 	// deployment 10 minutes (progressDeadlineSeconds: 600) before it calls
@@ -259,17 +268,16 @@ func (p *Projector) quarantined(cmd idemgate.Command, a store.Attempt) {
 func (p *Projector) giveUp(ctx context.Context, rec *kgo.Record, cmd idemgate.Command, a store.Attempt) error {
 	cause := fmt.Errorf("upstream of %s failed on all %d attempts over %s; the last: %s", cmd.Operation, a.Failures,
 		a.FailingFor.Round(time.Second), a.LastError)
-	return p.deadLetter(ctx, rec, cause, idemgate.NewProblem(http.StatusBadGateway, "upstream-failed", "Upstream failed",
+	return p.deadLetter(ctx, rec, cause, idemgate.NewProblem(http.StatusBadGateway, idemgate.ProblemUpstreamFailed, "Upstream failed",
 		fmt.Sprintf("the upstream service failed on all %d attempts over %s (the last: %s); an operator can drive the command again",
 			a.Failures, a.FailingFor.Round(time.Second), a.LastError)))
 }
 
-// backoff is the wait after n failures: doubling from CallBackoff,
-// capped at MaxCallBackoff, with jitter, and never less than the
-// upstream's Retry-After (itself capped at a minute).
+// backoff is the wait after n failures: its ceiling doubles from
+// CallBackoff up to MaxCallBackoff, the wait is drawn from the ceiling's
+// upper half (jitter 0.5), and it is never less than the upstream's
+// Retry-After (itself capped at a minute).
 func (p *Projector) backoff(n int, retryAfter time.Duration) time.Duration {
-	d := p.cfg.CallBackoff << min(max(n-1, 0), 16)
-	d = min(d, p.cfg.MaxCallBackoff)
-	d = d/2 + rand.N(d/2+1)
+	d := retry.Policy{Base: p.cfg.CallBackoff, Max: p.cfg.MaxCallBackoff, Jitter: 0.5}.Delay(n)
 	return max(d, min(retryAfter, time.Minute))
 }

@@ -15,7 +15,7 @@ import (
 // a command, completes it with a stored 500 problem so that its client
 // gets an answer. `idemgate redrive` drives it again.
 func (p *Projector) DeadLetter(ctx context.Context, rec *kgo.Record, cause error) error {
-	return p.deadLetter(ctx, rec, cause, idemgate.NewProblem(http.StatusInternalServerError, "processing-failed", "Processing failed",
+	return p.deadLetter(ctx, rec, cause, idemgate.NewProblem(http.StatusInternalServerError, idemgate.ProblemProcessingFailed, "Processing failed",
 		"the command could not be applied; an operator can drive it again"))
 }
 

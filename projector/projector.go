@@ -53,7 +53,8 @@ type Config struct {
 	// come in a row: the command is then quarantined.
 	CallBudget store.CallBudget
 	// CallBackoff is the wait before the second attempt at a call; it
-	// doubles up to MaxCallBackoff (defaults 1 s and 30 s).
+	// doubles up to MaxCallBackoff (defaults DefaultCallBackoff and
+	// DefaultMaxCallBackoff).
 	CallBackoff, MaxCallBackoff time.Duration
 	// TracerProvider records the apply and upstream-call spans, children
 	// of the span that sent each record; default: none recorded.
@@ -99,10 +100,10 @@ func New(cfg Config) (*Projector, error) {
 	cfg.CallBudget.For = cmp.Or(cfg.CallBudget.For, DefaultCallRetryFor)
 	cfg.CallBudget.MaxUnfinished = cmp.Or(cfg.CallBudget.MaxUnfinished, DefaultMaxUnfinished)
 	if cfg.CallBackoff <= 0 {
-		cfg.CallBackoff = time.Second
+		cfg.CallBackoff = DefaultCallBackoff
 	}
 	if cfg.MaxCallBackoff <= 0 {
-		cfg.MaxCallBackoff = 30 * time.Second
+		cfg.MaxCallBackoff = DefaultMaxCallBackoff
 	}
 	p := &Projector{
 		cfg: cfg,

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/idemgate/idemgate/config"
+	"github.com/idemgate/idemgate/internal/retry"
 	"github.com/idemgate/idemgate/logging"
 )
 
@@ -62,15 +63,14 @@ type guarded struct {
 }
 
 func (g *guarded) Accept() (net.Conn, error) {
-	delay := 5 * time.Millisecond
+	wait := retry.Policy{Base: 5 * time.Millisecond, Max: time.Second}.New()
 	for {
 		c, err := g.Listener.Accept()
 		if err == nil || !retryableAccept(err) {
 			return c, err
 		}
 		g.log.Warn("accept failed; retrying", "addr", g.Addr().String(), "err", err)
-		time.Sleep(delay)
-		delay = min(delay*2, time.Second)
+		time.Sleep(wait.NextBackOff())
 	}
 }
 

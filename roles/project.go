@@ -61,7 +61,6 @@ func (b *backends) project(ctx context.Context) error {
 		CallBudget: store.CallBudget{Failures: b.Config.CallAttempts, For: b.Config.CallRetryFor,
 			MaxUnfinished: b.Config.CallMaxUnfinished},
 		CallBackoff:    b.Config.UpstreamBackoff,
-		MaxCallBackoff: 30 * time.Second,
 		TracerProvider: b.TracerProvider,
 	})
 	if err != nil {

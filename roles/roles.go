@@ -27,6 +27,7 @@ import (
 	"github.com/idemgate/idemgate/config"
 	"github.com/idemgate/idemgate/events"
 	"github.com/idemgate/idemgate/fault"
+	"github.com/idemgate/idemgate/internal/retry"
 	"github.com/idemgate/idemgate/sqldb"
 	"github.com/idemgate/idemgate/store"
 	"github.com/idemgate/idemgate/tracing"
@@ -238,7 +239,7 @@ func stoppedWhileStarting(ctx context.Context, o Options, err error) error {
 // is a broker's refusal of the client (a wrong password, a certificate
 // that does not verify: events.RefusedError).
 func RetryStartup(ctx context.Context, logger *slog.Logger, what string, connect func() error) error {
-	delay := 200 * time.Millisecond
+	wait := retry.Policy{Base: 200 * time.Millisecond, Max: 5 * time.Second}.New()
 	for attempt := 1; ; attempt++ {
 		err := connect()
 		if err == nil || errors.Is(err, sqldb.ErrBadURL) || errors.As(err, new(*events.RefusedError)) ||
@@ -252,9 +253,8 @@ func RetryStartup(ctx context.Context, logger *slog.Logger, what string, connect
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%s unreachable: %w", what, err)
-		case <-time.After(delay):
+		case <-time.After(wait.NextBackOff()):
 		}
-		delay = min(delay*2, 5*time.Second)
 	}
 }
 
@@ -275,19 +275,4 @@ func ensureTopics(ctx context.Context, b *backends) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	return events.EnsureTopics(ctx, client, b.topics, b.Config.Partitions)
-}
-
-// retentionOf is how long an operation's completed keys are kept: the
-// deployment's per-operation setting, else the operation's own, else the
-// deployment's default.
-func retentionOf(cfg config.Config) func(idemgate.Operation) time.Duration {
-	return func(op idemgate.Operation) time.Duration {
-		if d, ok := cfg.RetentionByOperation[op.Name]; ok {
-			return d
-		}
-		if op.Retention > 0 {
-			return op.Retention
-		}
-		return cfg.Retention
-	}
 }

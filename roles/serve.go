@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/command"
 	"github.com/idemgate/idemgate/emit"
 	"github.com/idemgate/idemgate/events"
@@ -85,7 +86,7 @@ func (b *backends) serve(ctx context.Context, l net.Listener) error {
 		Emitter:        emitter,
 		APIKeys:        keys,
 		MismatchStatus: b.Config.MismatchStatus,
-		Retention:      retentionOf(b.Config),
+		Retention:      idemgate.Retention{Default: b.Config.Retention, ByOperation: b.Config.RetentionByOperation}.For,
 		Ready: []health.Dependency{
 			{Name: "database", Check: api.DB(), Required: true},
 			{Name: "kafka", Check: producer}, // down: degraded, still claiming

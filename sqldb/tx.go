@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/cockroachdb/cockroach-go/v2/crdb"
 	crdbpgxv5 "github.com/cockroachdb/cockroach-go/v2/crdb/crdbpgxv5"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/idemgate/idemgate/internal/retry"
 )
 
 // maxRetries bounds how often a transaction is retried after a
@@ -74,10 +75,11 @@ func (db *DB) inTx(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx) erro
 // between attempts.
 func (db *DB) retried(ctx context.Context, once func(context.Context) error) error {
 	attempt := 0
+	wait := backoff.New()
 	err := crdb.ExecuteCtx(crdb.WithMaxRetries(ctx, maxRetries), func(ctx context.Context, _ ...any) error {
 		if attempt > 0 {
 			db.countRetry()
-			if err := backoff(ctx, attempt); err != nil {
+			if err := sleep(ctx, wait.NextBackOff()); err != nil {
 				return err
 			}
 		}
@@ -117,11 +119,13 @@ func (db *DB) runOnce(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx) e
 	return nil
 }
 
-// backoff sleeps a little, with jitter, so that transactions that keep
-// colliding drift apart.
-func backoff(ctx context.Context, attempt int) error {
-	ceiling := time.Duration(min(attempt, 8)) * 2 * time.Millisecond
-	t := time.NewTimer(time.Duration(rand.Int64N(int64(ceiling)) + int64(time.Millisecond)))
+// backoff is the wait between attempts at a transaction: short, and
+// fully jittered so that transactions that keep colliding drift apart.
+var backoff = retry.Policy{Base: 2 * time.Millisecond, Max: 16 * time.Millisecond, Jitter: 1}
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():

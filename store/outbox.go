@@ -152,6 +152,6 @@ func deadLettered(status int, ctype string, body []byte) bool {
 	if json.Unmarshal(body, &p) != nil {
 		return false
 	}
-	return status == http.StatusInternalServerError && p.Type == idemgate.ProblemBase+"processing-failed" ||
-		status == http.StatusBadGateway && p.Type == idemgate.ProblemBase+"upstream-failed"
+	return status == http.StatusInternalServerError && p.OfType(idemgate.ProblemProcessingFailed) ||
+		status == http.StatusBadGateway && p.OfType(idemgate.ProblemUpstreamFailed)
 }

@@ -32,11 +32,18 @@ type Store struct {
 	lease time.Duration
 }
 
+// DefaultLease is how long a claim's event may go unacknowledged before
+// the sweeper emits it again: a thousand times a healthy acknowledgement
+// (milliseconds), long enough to ride out a Kafka leader election
+// without emitting twice, short enough that a command whose emit was lost
+// (its API process died) is on its way within seconds.
+const DefaultLease = 10 * time.Second
+
 // New returns the store. lease is how long the API has to see a claim's
-// event acknowledged before the sweeper re-emits it.
+// event acknowledged before the sweeper re-emits it (DefaultLease when 0).
 func New(db *sqldb.DB, lease time.Duration) *Store {
 	if lease <= 0 {
-		lease = 10 * time.Second
+		lease = DefaultLease
 	}
 	return &Store{db: db, lease: lease}
 }

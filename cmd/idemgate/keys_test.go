@@ -114,7 +114,7 @@ func TestInspectAndList(t *testing.T) {
 	t.Run("ListDeadLettered", func(t *testing.T) {
 		failed := "6f1c1f0e-8a43-4d3e-9d0a-6a1c8e1d2b7f"
 		s.insertClaim(failed, "failed-1", payment, payment)
-		p := idemgate.NewProblem(500, "processing-failed", "Processing failed", "x")
+		p := idemgate.NewProblem(500, idemgate.ProblemProcessingFailed, "Processing failed", "x")
 		if _, err := s.db.Pool.Exec(context.Background(), `INSERT INTO outbox (operation_id, tenant_id, operation, status, content_type, body)
 VALUES ($1, 'tenant-a', 'payments.create', 500, $2, $3)`, failed, idemgate.ContentTypeProblem, p.Body()); err != nil {
 			t.Fatal(err)
