@@ -14,7 +14,7 @@ func TestCoreDoesNotImportPayments(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Fatal("the go command is needed to list dependencies")
 	}
-	core := []string{".", "./command", "./events", "./consumer", "./projector", "./store", "./sqldb", "./roles", "./validate"}
+	core := []string{".", "./command", "./emit", "./retention", "./health", "./internal/retry", "./events", "./consumer", "./projector", "./store", "./sqldb", "./roles", "./validate"}
 	out, err := exec.Command("go", append([]string{"list", "-deps"}, core...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list -deps: %v\n%s", err, out)
