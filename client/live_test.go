@@ -29,6 +29,9 @@ import (
 // against it: first through kill -9 restarts, then for the problems of
 // the contract.
 func TestLiveServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds and runs idemgate dev as a child process")
+	}
 	srv := startLiveServer(t)
 	t.Run("kill -9 while calls are in flight", func(t *testing.T) { testKill9(t, srv) })
 	t.Run("typed problems", func(t *testing.T) { testLiveProblems(t, srv) })

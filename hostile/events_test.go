@@ -24,6 +24,9 @@ import (
 // (IDEMGATE_DEDUP_WINDOW=48h) prunes the dedup records made older than
 // the window, and every command event delivered once more has no effect.
 func TestEventIDsAndDedupWindow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs the idemgate binary")
+	}
 	t.Parallel()
 	s := newStack(t)
 	s.vars["IDEMGATE_LEASE"] = "10s" // only the claims the test expires are re-emitted

@@ -27,6 +27,9 @@ var kafkaListening = regexp.MustCompile(`in-process Kafka \(kfake\) listening.*?
 
 // meanwhile, accepts new Kafka connections and completes new commands.
 func TestFileHandlesExhausted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs the idemgate binary")
+	}
 	t.Parallel()
 	dir, err := os.MkdirTemp("", "idemgate-hostile-dev-")
 	if err != nil {

@@ -60,6 +60,9 @@ func load(t *testing.T, a *api, prefix string, n, clients int, read bool) []stri
 // to 0 once the backlog is projected. No sample reads less than the
 // commands still to complete: the gauge never hides a backlog.
 func TestLagMetricDuringBacklog(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs the idemgate binary")
+	}
 	t.Parallel()
 	s := newStack(t)
 	s.vars["IDEMGATE_LEASE"] = "10m" // no re-emission inflates the backlog
@@ -121,6 +124,9 @@ func TestLagMetricDuringBacklog(t *testing.T) {
 // retries are reported. The relay's metrics end at a backlog of 0 and
 // count every outcome published.
 func TestNoTransactionGivesUpUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs the idemgate binary")
+	}
 	t.Parallel()
 	s := newStack(t)
 	s.vars["IDEMGATE_PARTITIONS"] = "6"

@@ -17,6 +17,9 @@ import (
 // 3.5 s of CPU it used to cost to parse, and consumes no key; six clients
 // sending such bodies back to back do not slow a legitimate client much.
 func TestHugeNumbersAreRefusedCheaply(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs the idemgate binary")
+	}
 	s := newStack(t)
 	a := s.serve("IDEMGATE_ROUTES", routesFile(t))
 

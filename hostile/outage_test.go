@@ -18,6 +18,9 @@ import (
 // not one per failed attempt (the relay alone retries 5 times a second);
 // once the database is back the commands go through.
 func TestDatabaseOutageLogsAreThrottled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs the idemgate binary")
+	}
 	t.Parallel()
 	pg := startOwnPG(t)
 	s := newStackOn(t, pg.URL(), env.Kafka(t))
@@ -85,6 +88,9 @@ func TestDatabaseOutageLogsAreThrottled(t *testing.T) {
 // lines, and once Kafka is back it publishes everything: backlog 0, age
 // 0, published_total counting every outcome.
 func TestRelayDuringKafkaOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs the idemgate binary")
+	}
 	t.Parallel()
 	// The broker's port is held by the test throughout: refused while the
 	// broker is down, never free for another process to take.

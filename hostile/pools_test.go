@@ -17,6 +17,9 @@ import (
 // that pool is exhausted. The API, on a pool of its own, keeps answering
 // POST, GET and /readyz; once the lock is released everything completes.
 func TestStuckProjectorDoesNotStarveTheAPI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs the idemgate binary")
+	}
 	t.Parallel()
 	s := newStack(t)
 	s.vars["IDEMGATE_PARTITIONS"] = "12"

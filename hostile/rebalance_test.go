@@ -22,6 +22,9 @@ import (
 // rebalance timeout a worker retrying for ever would have held it to;
 // after SIGCONT every accepted command completes exactly once.
 func TestRebalanceDuringDatabaseHang(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs the idemgate binary")
+	}
 	t.Parallel()
 	pg := startOwnPG(t)
 	s := newStackOn(t, pg.URL(), env.Kafka(t))

@@ -12,6 +12,9 @@ import (
 // SIGTERM must answer every one of them with its 202 at once, exit 0,
 // and lose no command: a projector started afterwards completes all 40.
 func TestSIGTERMAnswersWaiters(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs the idemgate binary")
+	}
 	t.Parallel()
 	s := newStack(t)
 	a := s.serve()

@@ -133,6 +133,9 @@ func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) 
 // must end with the upstream's own answer, applied once: no stored 502,
 // no command set aside.
 func TestGatewayCrashesAreNotFailures(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs projectors as child processes")
+	}
 	u := startUpstream(t)
 	s := startRoles(t, []string{"serve", "relay"}, "IDEMGATE_ROUTES", u.routesFile(t), "IDEMGATE_SWEEP_INTERVAL", "200ms")
 	sup := supervise(t, s, "IDEMGATE_FAULTS=projector.after-upstream-call=0.25")
@@ -186,6 +189,9 @@ FROM call_attempts`, nil, &attempts, &failures, &unfinished, &mostUnfinished, &l
 // complete. Redrive resolves it with one more call under the same key:
 // the upstream's own answer, one effect.
 func TestGatewayCrashLoopIsQuarantined(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs projectors as child processes")
+	}
 	u := startUpstream(t)
 	s := startRoles(t, []string{"serve", "relay"}, "IDEMGATE_ROUTES", u.routesFile(t), "IDEMGATE_SWEEP_INTERVAL", "200ms")
 	sup := supervise(t, s)
@@ -264,6 +270,9 @@ func TestGatewayCrashLoopIsQuarantined(t *testing.T) {
 // commands keep failing in an observed way, within the call budget's
 // span of time, and complete once it is back.
 func TestGatewayUpstreamDownAMinute(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: needs PostgreSQL and takes a minute")
+	}
 	u := startUpstream(t)
 	s := startStack(t, "IDEMGATE_ROUTES", u.routesFile(t))
 	down := time.Now()

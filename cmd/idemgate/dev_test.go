@@ -22,6 +22,9 @@ import (
 // with -9 while they are in flight, and starts it again on the same
 // --data-dir: every command answered 202 completes, exactly once.
 func TestDevSurvivesKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs dev as a child process and kills it")
+	}
 	dir, err := os.MkdirTemp("", "idemgate-devkill-")
 	if err != nil {
 		t.Fatal(err)

@@ -258,6 +258,9 @@ func partitionOf(s *stack, operation, key string) int32 {
 // under the same Idempotency-Key and records the replayed answer: one
 // effect.
 func TestGatewayProjectorKilledAfterTheCall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs a projector as a child process")
+	}
 	u := startUpstream(t)
 	routes := u.routesFile(t)
 	s := startRoles(t, []string{"serve", "relay"}, "IDEMGATE_ROUTES", routes)
