@@ -112,7 +112,7 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 		if g.err != nil || g.status != 200 {
 			failures = append(failures, "GET: "+g.String())
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // the client's pace, not a wait
 	}
 	close(stopSampling)
 	<-sampled
