@@ -11,6 +11,9 @@ import (
 // packages build without the payments module: payments is a plug-in that
 // registers itself, not part of the pipeline.
 func TestCoreDoesNotImportPayments(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs go list")
+	}
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Fatal("the go command is needed to list dependencies")
 	}

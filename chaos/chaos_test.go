@@ -416,20 +416,19 @@ func (r *run) startProcesses() {
 
 // waitReady waits until every API answers /readyz with 200.
 func (r *run) waitReady(within time.Duration) {
-	deadline := time.Now().Add(within)
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
 	for _, p := range r.serves {
-		for {
+		err := testenv.Poll(ctx, within, func() error {
 			resp, err := r.client.Get(p.url + "/readyz")
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					break
-				}
+			if err != nil {
+				return err
 			}
-			if time.Now().After(deadline) {
-				r.t.Fatalf("%s not ready within %v; log:\n%s", p.name, within, r.tail(p.logPath, 30))
-			}
-			time.Sleep(100 * time.Millisecond)
+			resp.Body.Close()
+			return testenv.Check(resp.StatusCode == 200, "/readyz: %d", resp.StatusCode)
+		})
+		if err != nil {
+			r.t.Fatalf("%s not ready within %v (%v); log:\n%s", p.name, within, err, r.tail(p.logPath, 30))
 		}
 	}
 }
@@ -460,6 +459,8 @@ func (r *run) chaosLoad() {
 	}
 	kafkaAt, pgAt, dupAt, upAt := at(0.2, 0.35), at(0.55, 0.7), at(0.4, 0.5), at(0.75, 0.88)
 
+	// The sleeps below keep the schedule (each event at its moment of
+	// the run): they are what is tested, not waits for anything.
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() { // duplicate delivery while processes die
@@ -518,7 +519,7 @@ func (r *run) killRandom(rng *mrand.Rand, procs []*proc, what string) {
 			r.logf("CHAOS: kill -9 %s (pid %d) [kill %d/%d]", p.name, pid, n, r.cfg.kills)
 			return
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // another try, maybe another process: a retry's pause, not a wait
 	}
 	r.fail("harness", "no running %s to kill", what)
 }
@@ -628,7 +629,7 @@ func (r *run) topUpFaults() {
 			r.mu.Lock()
 			r.topUpCommands++
 			r.mu.Unlock()
-			time.Sleep(time.Second)
+			time.Sleep(time.Second) // the pace of the top-up load, not a wait
 		}
 	}()
 	r.runClients(tickets, 4, r.cfg.seed+7)
@@ -706,7 +707,7 @@ func (r *run) drain() {
 			r.logf("drain: %d commands pending; claims by state: %s; %d outbox rows unsent; projector lag %d records", left, states, unsent, lag)
 			lastLog = time.Now()
 		}
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(500 * time.Millisecond) // the pace of the drain's polls (each POSTs every pending command)
 	}
 }
 

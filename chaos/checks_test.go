@@ -450,7 +450,7 @@ func (r *run) replay(c *command, body string, rng *mrand.Rand) (answer, error) {
 			err = fmt.Errorf("%d %s", a.status, a.body)
 		}
 		last = err
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond) // a retry's pause after a failed attempt, not a wait
 	}
 	return answer{}, last
 }

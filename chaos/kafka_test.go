@@ -70,7 +70,7 @@ func (r *run) duplicateCommands() {
 	var err error
 	for attempt := 0; attempt < 8; attempt++ { // the broker may be restarting
 		if attempt > 0 {
-			time.Sleep(5 * time.Second)
+			time.Sleep(5 * time.Second) // a retry's pause after a failed attempt, not a wait
 		}
 		var n int
 		if n, err = r.produceCopies(); err == nil {

@@ -298,7 +298,7 @@ func (r *run) submit(c *command, rng *rand.Rand, deadline time.Time) error {
 				return err
 			}
 		}
-		time.Sleep(backoff + time.Duration(rng.Int64N(int64(backoff))))
+		time.Sleep(backoff + time.Duration(rng.Int64N(int64(backoff)))) // the client's backoff, its behaviour
 		backoff = min(backoff*2, time.Second)
 	}
 }
@@ -448,7 +448,7 @@ func (r *run) load(n int, start time.Time, duration time.Duration, clients int, 
 		defer close(tickets)
 		for i := 0; i < n; i++ {
 			at := start.Add(time.Duration(int64(duration) * int64(i) / int64(max(1, n))))
-			time.Sleep(time.Until(at))
+			time.Sleep(time.Until(at)) // the load's schedule, not a wait
 			tickets <- i
 		}
 	}()

@@ -37,6 +37,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/idemgate/idemgate/testenv"
 )
 
 // poisonMaxAttempts is the projectors' IDEMGATE_MAX_ATTEMPTS: attempts at
@@ -153,6 +155,9 @@ func (r *run) stopMidBatch(partition int32, offset int64) {
 				read[p.name] = fi.Size()
 			}
 		}
+		// Not a wait: the watch's reaction time. The stop must land
+		// while the worker still retries the poison mid-batch, so the
+		// log is read every 20 ms (Poll's pauses grow to 200 ms).
 		time.Sleep(20 * time.Millisecond)
 	}
 }
@@ -164,16 +169,12 @@ func (r *run) stopMidBatch(partition int32, offset int64) {
 // commands behind it in the batch, never applied by this group; only the
 // test's final duplication of every event would hide the loss.
 func (r *run) checkCommittedAfterStop(p *proc, pid int, what string, partition int32, offset int64) {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if now, _ := p.state(); now != pid {
-			break
-		}
-		if time.Now().After(deadline) {
-			r.fail("poison: mid-batch stop", "%s (pid %d) still running 30s after %s", p.name, pid, what)
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
+	if err := testenv.Poll(context.Background(), 30*time.Second, func() error {
+		now, _ := p.state()
+		return testenv.Check(now != pid, "still running")
+	}); err != nil {
+		r.fail("poison: mid-batch stop", "%s (pid %d) %v after %s", p.name, pid, err, what)
+		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

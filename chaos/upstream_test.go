@@ -140,24 +140,28 @@ func (u *upstream) start(r *run) error {
 	u.mu.Unlock()
 	u.tap.retarget(addr)
 	client := &http.Client{Timeout: time.Second}
-	for {
-		resp, err := client.Get("http://" + addr + "/orders")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
+	var died error
+	err = testenv.Poll(context.Background(), time.Until(deadline), func() error {
 		select {
 		case <-exited:
-			return fmt.Errorf("it exited at start (log %s)", u.logPath)
+			died = fmt.Errorf("it exited at start (log %s)", u.logPath)
+			return nil
 		default:
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not answering on %s within 30s: %v", addr, err)
+		resp, err := client.Get("http://" + addr + "/orders")
+		if err != nil {
+			return err
 		}
-		time.Sleep(50 * time.Millisecond)
+		resp.Body.Close()
+		return testenv.Check(resp.StatusCode == http.StatusOK, "GET /orders: %d", resp.StatusCode)
+	})
+	if died != nil {
+		return died
 	}
+	if err != nil {
+		return fmt.Errorf("not answering on %s within 30s: %w", addr, err)
+	}
+	return nil
 }
 
 // lineWatch passes the first match of re's first group in the lines
@@ -219,7 +223,7 @@ func (r *run) restartUpstream(hold time.Duration) {
 	u.tap.close()
 	pid := u.kill()
 	r.logf("CHAOS: killed the orders service (pid %d); down for %v", pid, hold)
-	time.Sleep(hold)
+	time.Sleep(hold) // the outage itself, part of the schedule, not a wait
 	if err := u.start(r); err != nil {
 		r.fail("backend", "orders service restart: %v", err)
 		return

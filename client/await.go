@@ -84,7 +84,7 @@ func (c *Client) await(ctx context.Context, cmd *command, pending *Result) (*Res
 	}
 	delay := c.pollDelay(pending)
 	for {
-		if err := sleep(actx, delay); err != nil {
+		if err := c.pause(actx, delay); err != nil {
 			return nil, stopped(err)
 		}
 		if location != "" {

@@ -20,6 +20,9 @@ import (
 type Client struct {
 	cfg  Config
 	base string // BaseURL without a trailing slash
+	// pause is sleep; a test replaces it to see each wait the client
+	// makes (Retry-After, backoff, polls) without waiting for the clock.
+	pause func(context.Context, time.Duration) error
 }
 
 // New returns a client for cfg, after applying its defaults and validating
@@ -29,7 +32,7 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Client{cfg: cfg, base: strings.TrimRight(cfg.BaseURL, "/")}, nil
+	return &Client{cfg: cfg, base: strings.TrimRight(cfg.BaseURL, "/"), pause: sleep}, nil
 }
 
 // CallOptions are the settings of one command call.
@@ -177,7 +180,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, h htt
 		}
 		c.cfg.Logger.Debug("idemgate client: retrying", "method", method, "path", path,
 			"attempt", attempt, "delay", delay, "err", last)
-		if err := sleep(ctx, delay); err != nil {
+		if err := c.pause(ctx, delay); err != nil {
 			return nil, err
 		}
 	}

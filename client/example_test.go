@@ -10,10 +10,14 @@ import (
 	"github.com/idemgate/idemgate/client"
 )
 
-// A payment created against `make run`'s server; the outcome is awaited,
-// and a declined payment is an error that is also the recorded outcome.
+// A payment created against `make run`'s server (here a stand-in, so
+// that the example runs: use "http://127.0.0.1:8080"); the outcome is
+// awaited, and a declined payment is an error that is also the recorded
+// outcome.
 func Example() {
-	c, err := client.New(client.Config{BaseURL: "http://127.0.0.1:8080", APIKey: "dev-key-a"})
+	srv := newExampleServer()
+	defer srv.Close()
+	c, err := client.New(client.Config{BaseURL: srv.URL, APIKey: "dev-key-a"})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -31,15 +35,19 @@ func Example() {
 	case err != nil:
 		fmt.Println("rejected:", err)
 	default:
-		fmt.Println("payment", pay.ID, "with key", res.IdempotencyKey, "replayed:", res.Replayed)
+		// res.IdempotencyKey is the key the client made for the call.
+		fmt.Println("payment", pay.ID, pay.Status, "replayed:", res.Replayed, "key:", len(res.IdempotencyKey), "characters")
 	}
+	// Output: payment pay_1 succeeded replayed: false key: 36 characters
 }
 
 // A gateway route takes any JSON body, sent byte for byte on every retry;
 // the key is the caller's, so that another process can retry the same
-// command after a crash.
+// command after a crash. (The server is a stand-in, as in Example.)
 func ExampleClient_Call() {
-	c, err := client.New(client.Config{BaseURL: "http://127.0.0.1:8080", APIKey: "dev-key-a"})
+	srv := newExampleServer()
+	defer srv.Close()
+	c, err := client.New(client.Config{BaseURL: srv.URL, APIKey: "dev-key-a"})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -55,4 +63,5 @@ func ExampleClient_Call() {
 		log.Fatal(err)
 	}
 	fmt.Println(res.StatusCode, res.ContentType(), string(res.Body))
+	// Output: 201 application/json {"order":"ord_1","sku":"A-1","qty":2}
 }

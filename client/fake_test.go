@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -93,3 +94,40 @@ const (
 	paymentBody   = `{"id":"` + testPaymentID + `","operation_id":"` + testOpID + `","status":"succeeded","amount":1000,"currency":"EUR","customer":"cus_1","description":null,"refunded_amount":0,"created_at":"2026-01-02T03:04:05.123456Z"}`
 	pendingBody   = `{"operation_id":"` + testOpID + `","status":"pending"}`
 )
+
+// pauses records each wait the client makes (c.pause) instead of
+// waiting: a test checks the delays the client chose, not the clock.
+type pauses struct {
+	mu     sync.Mutex
+	delays []time.Duration
+	errs   []error // what each pause returned
+	// then, when set, is called on each pause, with its number (1-based),
+	// before it returns; it may cancel the call's context.
+	then func(n int)
+}
+
+func recordPauses(c *Client) *pauses {
+	p := &pauses{}
+	c.pause = func(ctx context.Context, d time.Duration) error {
+		p.mu.Lock()
+		p.delays = append(p.delays, d)
+		n := len(p.delays)
+		then := p.then
+		p.mu.Unlock()
+		if then != nil {
+			then(n)
+		}
+		err := ctx.Err()
+		p.mu.Lock()
+		p.errs = append(p.errs, err)
+		p.mu.Unlock()
+		return err
+	}
+	return p
+}
+
+func (p *pauses) seen() (delays []time.Duration, errs []error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]time.Duration(nil), p.delays...), append([]error(nil), p.errs...)
+}

@@ -29,6 +29,9 @@ import (
 // against it: first through kill -9 restarts, then for the problems of
 // the contract.
 func TestLiveServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds and runs idemgate dev as a child process")
+	}
 	srv := startLiveServer(t)
 	t.Run("kill -9 while calls are in flight", func(t *testing.T) { testKill9(t, srv) })
 	t.Run("typed problems", func(t *testing.T) { testLiveProblems(t, srv) })
@@ -90,7 +93,10 @@ func testKill9(t *testing.T, srv *liveServer) {
 	for kill := 1; kill <= 2; kill++ {
 		// Let the (re)started server answer a good number of requests.
 		answered := counter.answers.Load()
-		waitFor(t, 30*time.Second, func() bool { return counter.answers.Load() >= answered+50 })
+		testenv.Eventually(t, 30*time.Second, "50 more requests answered", func() error {
+			n := counter.answers.Load() - answered
+			return testenv.Check(n >= 50, "%d answered", n)
+		})
 		inFlight := started.Load() - finished.Load()
 		errsBefore := counter.failures.Load()
 		srv.kill9(t)
@@ -98,11 +104,11 @@ func testKill9(t *testing.T, srv *liveServer) {
 		if inFlight == 0 {
 			t.Fatalf("kill #%d found no call in flight", kill)
 		}
-		time.Sleep(200 * time.Millisecond) // callers meet a dead port
+		// Callers meet a dead port before the restart.
+		testenv.Eventually(t, 30*time.Second, fmt.Sprintf("kill #%d hits the callers (a request fails)", kill), func() error {
+			return testenv.Check(counter.failures.Load() > errsBefore, "no request failed")
+		})
 		srv.start(t)
-		if counter.failures.Load() == errsBefore {
-			t.Errorf("kill #%d: no request failed, the kill did not hit the callers", kill)
-		}
 	}
 	wg.Wait()
 	t.Logf("%d calls, %d HTTP requests, %d transport failures", len(calls), counter.requests.Load(), counter.failures.Load())
@@ -242,17 +248,6 @@ func mustJSON(t *testing.T, v any) []byte {
 	return b
 }
 
-func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", limit)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // countingTransport counts the HTTP requests the SDK makes, those
 // answered, and those that failed without an answer (the kills).
 type countingTransport struct {
@@ -364,24 +359,19 @@ func (s *liveServer) start(t *testing.T) {
 	s.cmd, s.exited = cmd, make(chan struct{})
 	go func(exited chan struct{}) { _ = cmd.Wait(); close(exited) }(s.exited)
 	hc := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
+	testenv.Eventually(t, 90*time.Second, "idemgate dev ready", func() error {
 		select {
 		case <-s.exited:
 			t.Fatalf("idemgate dev exited during startup: %v", cmd.ProcessState)
 		default:
 		}
-		if resp, err := hc.Get(s.base + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		resp, err := hc.Get(s.base + "/readyz")
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("idemgate dev not ready within 90s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return testenv.Check(resp.StatusCode == http.StatusOK, "/readyz: %d", resp.StatusCode)
+	})
 }
 
 // kill9 kills the server process alone, as kill -9 would: its PostgreSQL

@@ -11,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/idemgate/idemgate/testenv"
 )
 
 // These tests run the runner against kfake, franz-go's in-process Kafka:
@@ -69,13 +71,9 @@ func runUntil(t *testing.T, cfg Config, h Handler, done func() bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ended := make(chan error, 1)
 	go func() { ended <- r.Run(ctx) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for !done() {
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatal("condition not reached within 20s")
-		}
-		time.Sleep(10 * time.Millisecond)
+	if err := testenv.Poll(ctx, 20*time.Second, func() error { return testenv.Check(done(), "not done") }); err != nil {
+		cancel()
+		t.Fatalf("condition not reached: %v", err)
 	}
 	cancel()
 	select {
@@ -156,12 +154,14 @@ func TestRunnerDisposesOfPoisonAndMovesOn(t *testing.T) {
 func TestRunnerShutdownFinishesTheRecordInHand(t *testing.T) {
 	brokers := newCluster(t, "slow")
 	started := make(chan struct{})
-	release := make(chan struct{})
 	var told bool
 	h := func(ctx context.Context, _ *kgo.Record) error {
 		close(started)
-		<-release
-		told = ctx.Err() != nil
+		select {
+		case <-ctx.Done():
+			told = true
+		case <-time.After(20 * time.Second):
+		}
 		return nil // the attempt in hand completes
 	}
 	r, err := New(Config{ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Group: "g3", Topics: []string{topic},
@@ -174,8 +174,6 @@ func TestRunnerShutdownFinishesTheRecordInHand(t *testing.T) {
 	go func() { ended <- r.Run(ctx) }()
 	<-started
 	cancel() // SIGTERM while the record is in hand
-	time.Sleep(100 * time.Millisecond)
-	close(release)
 	if err := <-ended; err != nil {
 		t.Fatal(err)
 	}
@@ -216,16 +214,16 @@ func TestRunnerCommitsOnlyAfterTheHandler(t *testing.T) {
 			close(release)
 			t.Fatalf("committed offset %d while the handler of offset 1 is still running", got)
 		}
+		// Not a wait: it samples, over a few of the runner's 200 ms commit
+		// intervals, that no commit covers the held record (an absence
+		// has no event to wait for).
 		time.Sleep(50 * time.Millisecond)
 	}
 	close(release)
-	deadline := time.Now().Add(20 * time.Second)
-	for committed(t, brokers, "g4") != 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("offset 2 not committed within 20s of the handler's return")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(t, 20*time.Second, "offset 2 committed after the handler's return", func() error {
+		got := committed(t, brokers, "g4")
+		return testenv.Check(got == 2, "committed offset %d", got)
+	})
 	cancel()
 	if err := <-ended; err != nil {
 		t.Fatal(err)
@@ -256,9 +254,13 @@ func TestRebalanceDuringAnOutage(t *testing.T) {
 	outage := errors.New("database unreachable")
 	var mu sync.Mutex
 	doneBy := map[string]int{}
+	failedOn := map[int32]bool{} // the partitions whose record has failed
 	member := func(name string, failing bool) (context.CancelFunc, chan error) {
 		h := func(ctx context.Context, rec *kgo.Record) error {
 			if failing {
+				mu.Lock()
+				failedOn[rec.Partition] = true
+				mu.Unlock()
 				return outage
 			}
 			mu.Lock()
@@ -277,21 +279,17 @@ func TestRebalanceDuringAnOutage(t *testing.T) {
 		return cancel, ended
 	}
 	stopA, endedA := member("a", true)
-	time.Sleep(2 * time.Second) // a owns all four partitions and keeps failing
-	stopB, endedB := member("b", false)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testenv.Eventually(t, 30*time.Second, "a owns all four partitions and keeps failing", func() error {
 		mu.Lock()
-		n := doneBy["b"]
-		mu.Unlock()
-		if n > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the second member processed nothing within 30s: the rebalance waited for the outage")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return testenv.Check(len(failedOn) == 4, "a failed on partitions %v", failedOn)
+	})
+	stopB, endedB := member("b", false)
+	testenv.Eventually(t, 30*time.Second, "the second member processes records during the outage (the rebalance must not wait for it)", func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		return testenv.Check(doneBy["b"] > 0, "b processed nothing")
+	})
 	stopB()
 	stopA()
 	for _, e := range []chan error{endedA, endedB} {

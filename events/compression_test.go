@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/idemgate/idemgate"
+	"github.com/idemgate/idemgate/testenv"
 )
 
 // commandBatch is n accepted payments as a producer batches them: each
@@ -156,14 +157,12 @@ func TestProducerCompression(t *testing.T) {
 			// The hook runs after the batch's response is handled, which
 			// may be just after ProduceSync has returned.
 			var codecs []uint8
-			for deadline := time.Now().Add(5 * time.Second); len(codecs) == 0 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			testenv.Eventually(t, 5*time.Second, "a batch written after the acknowledgement", func() error {
 				hook.mu.Lock()
 				codecs = append([]uint8(nil), hook.codecs...)
 				hook.mu.Unlock()
-			}
-			if len(codecs) == 0 {
-				t.Fatal("no batch written within 5 s of the acknowledgement")
-			}
+				return testenv.Check(len(codecs) > 0, "no batch")
+			})
 			for _, got := range codecs {
 				if got != want {
 					t.Fatalf("batch codec %d, want %d", got, want)

@@ -108,8 +108,12 @@ func TestCall(t *testing.T) {
 		})
 	}
 	t.Run("RetryTimeout", func(t *testing.T) {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { time.Sleep(time.Second) }))
+		gaveUp := make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			<-gaveUp // no answer until the caller has given up
+		}))
 		defer srv.Close()
+		defer close(gaveUp) // before Close, which waits for the handler
 		_, err := callOnce(t, srv.URL+"/o", "100ms", "{}", cmd)
 		var retry *idemgate.RetryableError
 		if !errors.As(err, &retry) || !strings.Contains(err.Error(), "timeout") {

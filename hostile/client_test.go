@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/idemgate/idemgate/testenv"
 )
 
 // client is the legitimate clients' HTTP client: keep-alive, and a
@@ -77,17 +79,12 @@ func (a *api) get(path string) reply {
 // and returns the view.
 func (a *api) waitCompleted(location string, within time.Duration) reply {
 	a.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		r := a.get(location)
-		if r.err == nil && r.status == 200 && bytes.Contains(r.body, []byte(`"status":"completed"`)) {
-			return r
-		}
-		if time.Now().After(deadline) {
-			a.t.Fatalf("%s not completed within %v: %v", location, within, r)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	var r reply
+	testenv.Eventually(a.t, within, location+" completed", func() error {
+		r = a.get(location)
+		return testenv.Check(r.err == nil && r.status == 200 && bytes.Contains(r.body, []byte(`"status":"completed"`)), "%v", r)
+	})
+	return r
 }
 
 // metrics is one scrape of a Prometheus text endpoint.

@@ -2,6 +2,7 @@ package hostile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/idemgate/idemgate/testenv"
 )
 
 // TestFileHandlesExhausted (finding 2): `idemgate dev` (its own
@@ -27,6 +30,9 @@ var kafkaListening = regexp.MustCompile(`in-process Kafka \(kfake\) listening.*?
 
 // meanwhile, accepts new Kafka connections and completes new commands.
 func TestFileHandlesExhausted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs the idemgate binary")
+	}
 	t.Parallel()
 	dir, err := os.MkdirTemp("", "idemgate-hostile-dev-")
 	if err != nil {
@@ -80,20 +86,21 @@ func TestFileHandlesExhausted(t *testing.T) {
 	apiEMFILE := regexp.MustCompile(`accept failed; retrying.*addr=` + regexp.QuoteMeta(addr) + `.*too many open files`)
 	waiting := make(chan reply, 1)
 	go func() { waiting <- a.postPayment("during-exhaustion", payment) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for len(p.out.matching(apiEMFILE, floodStart)) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the API's listener met no EMFILE within 20s of the flood")
+	// One more connection at each check until the listener says so.
+	testenv.Eventually(t, 20*time.Second, "the API's listener meets EMFILE under the flood", func() error {
+		if len(p.out.matching(apiEMFILE, floodStart)) > 0 {
+			return nil
 		}
 		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		if err != nil {
 			t.Fatalf("dial the API: %v", err)
 		}
 		flood = append(flood, c)
-		time.Sleep(10 * time.Millisecond)
-	}
+		return errors.New("no EMFILE logged yet")
+	})
 	// Exhausted for a while: what else in the process needs a handle (a
-	// database connection, a Kafka client's) fails meanwhile.
+	// database connection, a Kafka client's) fails meanwhile. The span
+	// is part of the scenario, not a wait for anything.
 	time.Sleep(2 * time.Second)
 	held := time.Since(floodStart)
 
@@ -171,8 +178,8 @@ func stopLeftoverPostgres(t *testing.T, cluster string) {
 		return
 	}
 	_ = syscall.Kill(pid, syscall.SIGQUIT) // immediate shutdown
-	for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
-		time.Sleep(100 * time.Millisecond)
-	}
+	_ = testenv.Poll(context.Background(), 10*time.Second, func() error {
+		return testenv.Check(syscall.Kill(pid, 0) != nil, "postmaster %d still running", pid)
+	})
 	t.Logf("stopped dev's leftover PostgreSQL (pid %d)", pid)
 }

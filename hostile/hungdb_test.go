@@ -15,6 +15,9 @@ import (
 // after SIGCONT every accepted command completes, exactly once, and the
 // refused ones are accepted when retried.
 func TestHungDatabaseAnswers503(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs the idemgate binary")
+	}
 	pg := startOwnPG(t)
 	s := newStackOn(t, pg.URL(), env.Kafka(t))
 	a := s.serve()

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/idemgate/idemgate/testenv"
 )
 
 // load posts n payments from clients concurrent clients (each on its
@@ -60,6 +62,9 @@ func load(t *testing.T, a *api, prefix string, n, clients int, read bool) []stri
 // to 0 once the backlog is projected. No sample reads less than the
 // commands still to complete: the gauge never hides a backlog.
 func TestLagMetricDuringBacklog(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs the idemgate binary")
+	}
 	t.Parallel()
 	s := newStack(t)
 	s.vars["IDEMGATE_LEASE"] = "10m" // no re-emission inflates the backlog
@@ -79,7 +84,7 @@ func TestLagMetricDuringBacklog(t *testing.T) {
 	var samples []float64
 	maxLag := 0.0
 	var zeroAt time.Duration
-	for {
+	testenv.Eventually(t, 120*time.Second, "the lag gauge back to 0 after the backlog", func() error {
 		lag, found := scrape(t, url, "").sum("idemgate_consumer_lag_records", `group="`+s.group+`"`)
 		if found {
 			// The gauge was measured before this scrape, so against
@@ -94,13 +99,10 @@ func TestLagMetricDuringBacklog(t *testing.T) {
 		}
 		if found && lag == 0 && maxLag > 0 {
 			zeroAt = time.Since(projStart)
-			break
+			return nil
 		}
-		if time.Since(projStart) > 120*time.Second {
-			t.Fatalf("lag samples %v: never back to 0 within 120s", samples)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return fmt.Errorf("lag samples %v", samples)
+	})
 	completed := s.count(`SELECT count(*) FROM outbox`) // a claim is completed once its outcome is recorded
 	t.Logf("%d commands accepted by serve alone in %v (%.0f/s); projector started: lag %v at its first sample, max %v, back to 0 after %v (%d samples); %d completed then",
 		n, ms(accepted), n/accepted.Seconds(), samples[0], maxLag, ms(zeroAt), len(samples), completed)
@@ -121,6 +123,9 @@ func TestLagMetricDuringBacklog(t *testing.T) {
 // retries are reported. The relay's metrics end at a backlog of 0 and
 // count every outcome published.
 func TestNoTransactionGivesUpUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs the idemgate binary")
+	}
 	t.Parallel()
 	s := newStack(t)
 	s.vars["IDEMGATE_PARTITIONS"] = "6"
@@ -156,16 +161,14 @@ func TestNoTransactionGivesUpUnderLoad(t *testing.T) {
 	// after the last mark.
 	var published, backlog, oldest float64
 	var okB, okO bool
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	// Poll, not Eventually: the checks below say what is wrong.
+	_ = testenv.Poll(t.Context(), 10*time.Second, func() error {
 		relay := scrape(t, procs["relay"], "")
 		published, _ = relay.sum("idemgate_relay_published_total")
 		backlog, okB = relay.sum("idemgate_relay_backlog")
 		oldest, okO = relay.sum("idemgate_relay_oldest_unsent_age_seconds")
-		if okB && okO && backlog == 0 && oldest == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return testenv.Check(okB && okO && backlog == 0 && oldest == 0, "backlog %v, oldest %v", backlog, oldest)
+	})
 	t.Logf("%d commands from 32 clients accepted in %v (%.0f/s), all published as results %v later; transactions given up %v; retries by process/pool %v; relay: published_total %v, backlog %v, oldest unsent %vs",
 		n, ms(accepted), n/accepted.Seconds(), ms(took), gaveUp, retries, published, backlog, oldest)
 	if published < n {

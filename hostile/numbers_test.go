@@ -9,14 +9,23 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/idemgate/idemgate/testenv"
 )
 
 // TestHugeNumbersAreRefusedCheaply (finding 5): a number literal of a
 // million digits (integer, fraction, exponent, nested; on a payment and
-// on a gateway route with a JSON Schema) gets a 422 in far less than the
-// 3.5 s of CPU it used to cost to parse, and consumes no key; six clients
-// sending such bodies back to back do not slow a legitimate client much.
+// on a gateway route with a JSON Schema) gets a 422 and consumes no key;
+// beside six clients sending such bodies back to back, every one is
+// refused and a legitimate client's commands are all accepted. The
+// latencies are logged, not bounded: that the refusal is cheap (no parse
+// of the number: it allocates no more than reading the body) is
+// command.TestHugeNumbersAreRefusedCheaply, and its time is
+// command.BenchmarkHugeNumberRefusal.
 func TestHugeNumbersAreRefusedCheaply(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs the idemgate binary")
+	}
 	s := newStack(t)
 	a := s.serve("IDEMGATE_ROUTES", routesFile(t))
 
@@ -34,9 +43,6 @@ func TestHugeNumbersAreRefusedCheaply(t *testing.T) {
 		t.Logf("%-28s (%d bytes): %d in %v", c.name, len(c.body), r.status, ms(r.took))
 		if r.err != nil || r.status != 422 || !strings.Contains(string(r.body), "numbers may have at most 40") {
 			t.Errorf("%s: %v, want a 422 refusing the number's length", c.name, r)
-		}
-		if r.took > 500*time.Millisecond {
-			t.Errorf("%s: answered in %v, want < 500ms", c.name, r.took)
 		}
 		// The refusal consumed no key.
 		ok := do("POST", a.base+c.path, validBodyFor(c.path), "Authorization", "Bearer key-a", "Idempotency-Key", key, "Content-Type", "application/json")
@@ -64,7 +70,7 @@ func TestHugeNumbersAreRefusedCheaply(t *testing.T) {
 				t.Errorf("legitimate POST: %v", r)
 			}
 			lat = append(lat, r.took)
-			time.Sleep(20 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond) // the client's pace, not a wait for anything
 		}
 		return lat
 	}
@@ -99,7 +105,9 @@ func TestHugeNumbersAreRefusedCheaply(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(200 * time.Millisecond)
+	testenv.Eventually(t, 30*time.Second, "the attack under way (six refusals)", func() error {
+		return testenv.Check(sent.Load() >= 6, "%d attack requests answered", sent.Load())
+	})
 	attacked := legit("attacked")
 	close(stop)
 	wg.Wait()
@@ -108,12 +116,6 @@ func TestHugeNumbersAreRefusedCheaply(t *testing.T) {
 		ms(m0), ms(m1), ms(percentile(alone, 90)), ms(percentile(attacked, 90)), sent.Load(), ms(time.Duration(attackerMax.Load())))
 	if slow.Load() > 0 {
 		t.Errorf("%d attack requests were not answered 422", slow.Load())
-	}
-	if d := time.Duration(attackerMax.Load()); d > 500*time.Millisecond {
-		t.Errorf("an attack request took %v, want < 500ms", d)
-	}
-	if m1 > m0+50*time.Millisecond {
-		t.Errorf("the legitimate median rose from %v to %v beside the attackers", m0, m1)
 	}
 }
 

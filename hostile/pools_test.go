@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/idemgate/idemgate/testenv"
 )
 
 // TestStuckProjectorDoesNotStarveTheAPI (finding 9): in one process (dev
@@ -17,6 +19,9 @@ import (
 // that pool is exhausted. The API, on a pool of its own, keeps answering
 // POST, GET and /readyz; once the lock is released everything completes.
 func TestStuckProjectorDoesNotStarveTheAPI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs the idemgate binary")
+	}
 	t.Parallel()
 	s := newStack(t)
 	s.vars["IDEMGATE_PARTITIONS"] = "12"
@@ -63,15 +68,11 @@ func TestStuckProjectorDoesNotStarveTheAPI(t *testing.T) {
 	}
 	const waitingSQL = `SELECT count(*) FROM pg_stat_activity
 WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO processed_events%'`
-	waiting := 0
-	deadline := time.Now().Add(20 * time.Second)
-	for waiting < 8 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d projector transactions wait on the lock after 20s, want the pool's 8", waiting)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var waiting int
+	testenv.Eventually(t, 20*time.Second, "the projector pool's 8 transactions wait on the lock", func() error {
 		waiting = s.count(waitingSQL)
-	}
+		return testenv.Check(waiting >= 8, "%d waiting", waiting)
+	})
 	completedBefore := s.count(`SELECT count(*) FROM outbox`)
 
 	// The API meanwhile, for 5 s.
@@ -95,7 +96,7 @@ WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '
 		if post.status == 202 {
 			locs = append(locs, post.header.Get("Location"))
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // the client's pace, not a wait
 	}
 	stillWaiting := s.count(waitingSQL)
 	completedDuring := s.count(`SELECT count(*) FROM outbox`) - completedBefore

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/idemgate/idemgate/events"
+	"github.com/idemgate/idemgate/testenv"
 )
 
 // TestRebalanceDuringDatabaseHang (finding 7): a projector is busy with a
@@ -22,6 +23,9 @@ import (
 // rebalance timeout a worker retrying for ever would have held it to;
 // after SIGCONT every accepted command completes exactly once.
 func TestRebalanceDuringDatabaseHang(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs the idemgate binary")
+	}
 	t.Parallel()
 	pg := startOwnPG(t)
 	s := newStackOn(t, pg.URL(), env.Kafka(t))
@@ -57,13 +61,10 @@ func TestRebalanceDuringDatabaseHang(t *testing.T) {
 	second.waitLog(regexp.MustCompile(`backend unreachable; retrying.*backend=kafka`), 60*time.Second)
 
 	first := s.project()
-	deadline := time.Now().Add(60 * time.Second)
-	for s.count(`SELECT count(*) FROM payments`) < 20 {
-		if time.Now().After(deadline) {
-			t.Fatal("the first projector completed fewer than 20 commands in 60s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.Eventually(t, 60*time.Second, "the first projector completed 20 commands", func() error {
+		n := s.count(`SELECT count(*) FROM payments`)
+		return testenv.Check(n >= 20, "%d completed", n)
+	})
 	pg.freeze()
 	time.Sleep(300 * time.Millisecond) // the first projector's workers are stuck in their attempts
 	before := assignments(t, s)
@@ -72,16 +73,10 @@ func TestRebalanceDuringDatabaseHang(t *testing.T) {
 	second.waitLog(projectorUp, 30*time.Second)
 
 	var after map[string][]int32
-	for {
+	testenv.Eventually(t, 40*time.Second, "the rebalance completed while the database hung", func() error {
 		after = assignments(t, s)
-		if len(after) == 2 && allNonEmpty(after) {
-			break
-		}
-		if time.Since(joined) > 40*time.Second {
-			t.Fatalf("the rebalance did not complete within 40s of the join while the database hung: %v", after)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return testenv.Check(len(after) == 2 && allNonEmpty(after), "assignments %v", after)
+	})
 	took := time.Since(joined)
 	t.Logf("database hung; second projector joined: assignments %v -> %v in %v", before, after, ms(took))
 	if took > 25*time.Second {

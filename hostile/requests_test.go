@@ -15,6 +15,9 @@ import (
 // surface), on one stack whose /metrics are on addresses of their own,
 // behind a token.
 func TestRequestDefects(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs the idemgate binary")
+	}
 	t.Parallel()
 	s := newStack(t)
 	const token = "metrics-secret"

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/idemgate/idemgate/testenv"
 )
 
 // TestSIGTERMAnswersWaiters (finding 4): 40 clients wait for their
@@ -12,6 +14,9 @@ import (
 // SIGTERM must answer every one of them with its 202 at once, exit 0,
 // and lose no command: a projector started afterwards completes all 40.
 func TestSIGTERMAnswersWaiters(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs the idemgate binary")
+	}
 	t.Parallel()
 	s := newStack(t)
 	a := s.serve()
@@ -28,19 +33,14 @@ func TestSIGTERMAnswersWaiters(t *testing.T) {
 			answeredAt[i] = time.Now()
 		}()
 	}
-	// Every request is in the handler, waiting.
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		v, _ := scrape(t, a.base+"/metrics", "").sum("idemgate_requests_in_flight")
-		if v == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("requests in flight = %v after 15s, want %d", v, n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	time.Sleep(500 * time.Millisecond) // they have polled for their outcome a few times
+	// Every request is in the handler, claimed and waiting for its
+	// outcome (accepted, and still in flight).
+	testenv.Eventually(t, 15*time.Second, "every request waiting for its outcome", func() error {
+		m := scrape(t, a.base+"/metrics", "")
+		inFlight, _ := m.sum("idemgate_requests_in_flight")
+		accepted, _ := m.sum("idemgate_commands_accepted_total")
+		return testenv.Check(inFlight == n && accepted == n, "requests in flight %v, accepted %v, want %d", inFlight, accepted, n)
+	})
 	sent := time.Now()
 	code, took := a.terminate(20 * time.Second)
 	wg.Wait()

@@ -38,6 +38,9 @@ const (
 // for a small one; after the 5 s header timeout for the others; after the
 // 15 s read timeout for a slow body with a valid key.
 func TestSlowClientsAreCutOff(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs the idemgate binary")
+	}
 	s := newStack(t)
 	a := s.serve()
 	baseFDs := a.fds()
@@ -109,7 +112,7 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 		if g.err != nil || g.status != 200 {
 			failures = append(failures, "GET: "+g.String())
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // the client's pace, not a wait
 	}
 	close(stopSampling)
 	<-sampled

@@ -206,7 +206,16 @@ func TestRefundsRace(t *testing.T) {
 	}
 	bDone := make(chan error, 1)
 	go func() { _, err := refund.ApplyTx(ctx, txB, b); bDone <- err }()
-	time.Sleep(100 * time.Millisecond) // B is now blocked on A's row lock
+	bPID := txB.Conn().PgConn().PID()
+	testenv.Eventually(t, 10*time.Second, "B waits on A's row lock", func() error {
+		var waitType, state, query string
+		err := db.Pool.QueryRow(ctx, `SELECT coalesce(wait_event_type, ''), coalesce(state, ''), coalesce(query, '')
+			FROM pg_stat_activity WHERE pid = $1`, bPID).Scan(&waitType, &state, &query)
+		if err != nil {
+			return err
+		}
+		return testenv.Check(waitType == "Lock", "B's backend: wait %q, state %q, query %q", waitType, state, query)
+	})
 	if err := txA.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}

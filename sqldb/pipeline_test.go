@@ -33,7 +33,21 @@ func TestInPipelineRetriesCommitTimeSerializationFailure(t *testing.T) {
 		if n == 1 {
 			b.Queue(`SELECT pg_sleep(1.5)`)
 			go func() {
-				time.Sleep(500 * time.Millisecond) // the pipeline has read b and written a
+				// The pipeline has read b and written a once it sleeps
+				// before its COMMIT.
+				err := testenv.Poll(ctx, 10*time.Second, func() error {
+					var n int
+					err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND state = 'active' AND query = 'SELECT pg_sleep(1.5)'`).Scan(&n)
+					if err != nil {
+						return err
+					}
+					return testenv.Check(n == 1, "the pipeline is not in its pg_sleep")
+				})
+				if err != nil {
+					rivalDone <- err
+					return
+				}
 				rivalDone <- rival(ctx, db)
 			}()
 		}

@@ -116,7 +116,8 @@ func TestCallVerdicts(t *testing.T) {
 		steps := []callStep{{"begin", now}, {"fail", retry}}
 		a, _ := runCall(t, st, budget, steps)
 		for a.Verdict == retry {
-			// The database's clock measures the span; poll it.
+			// The database's clock measures the span; poll it. The
+			// pause is the pace of the failing attempts, not a wait.
 			time.Sleep(50 * time.Millisecond)
 			cmd := claim(t, st, "call-"+t.Name(), time.Hour) // the same key: the same command
 			b, err := st.BeginAttempt(context.Background(), "test", cmd, budget)

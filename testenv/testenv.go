@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -36,6 +37,9 @@ type Env struct {
 //	var env *testenv.Env
 //	func TestMain(m *testing.M) { testenv.Run(m, &env) }
 func Run(m *testing.M, env **Env) {
+	if !flag.Parsed() {
+		flag.Parse() // testing.Short needs the flags
+	}
 	e, stop, err := start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testenv:", err)
@@ -49,9 +53,20 @@ func Run(m *testing.M, env **Env) {
 
 // Start starts the backends for a TestMain that has work of its own
 // around the tests (Run does not return); call stop after m.Run.
-func Start() (env *Env, stop func(), err error) { return start() }
+func Start() (env *Env, stop func(), err error) {
+	if !flag.Parsed() {
+		flag.Parse() // testing.Short needs the flags
+	}
+	return start()
+}
 
+// With -short (the fast tier) start starts nothing and reads neither
+// variable: no PostgreSQL (NewDatabase skips the test), and Kafka is
+// always kfake, in-process.
 func start() (*Env, func(), error) {
+	if testing.Short() {
+		return &Env{}, func() {}, nil
+	}
 	e := &Env{adminURL: os.Getenv("DATABASE_URL")}
 	if b := os.Getenv("KAFKA_BROKERS"); b != "" {
 		e.brokers = strings.Split(b, ",")
@@ -84,10 +99,14 @@ func start() (*Env, func(), error) {
 func (e *Env) RealKafka() bool { return len(e.brokers) > 0 }
 
 // NewDatabase creates an empty database for t, migrated with the given
-// sets (none: an empty database), and drops it when t ends. It returns
+// sets (none: an empty database), and drops it when t ends; with -short
+// it skips t instead. It returns
 // the database's URL.
 func (e *Env) NewDatabase(t testing.TB, migrations ...sqldb.MigrationSet) string {
 	t.Helper()
+	if e.adminURL == "" && testing.Short() {
+		t.Skip("-short: needs PostgreSQL")
+	}
 	ctx := context.Background()
 	name := "t_" + Random(6)
 	admin, err := pgx.Connect(ctx, e.adminURL)

@@ -54,7 +54,7 @@ func TestOpenLoopCountsLatencyFromTheSchedule(t *testing.T) {
 	var n atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		if n.Add(1) == 1 {
-			time.Sleep(300 * time.Millisecond)
+			time.Sleep(300 * time.Millisecond) // the stall the test measures, not a wait
 		}
 		w.WriteHeader(http.StatusAccepted)
 	}))

@@ -86,9 +86,10 @@ func BenchmarkHTTP(b *testing.B) {
 	b.Run("replay", func(b *testing.B) {
 		key := fmt.Sprintf("replay-%d", time.Now().UnixNano())
 		post(key)
-		for post(key) != 201 {
-			time.Sleep(10 * time.Millisecond)
-		}
+		testenv.Eventually(b, 30*time.Second, "the replay of a completed command", func() error {
+			st := post(key)
+			return testenv.Check(st == 201, "status %d", st)
+		})
 		b.SetParallelism(4)
 		b.ResetTimer()
 		b.RunParallel(func(pb *testing.PB) {

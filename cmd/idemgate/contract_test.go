@@ -19,6 +19,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/idemgate/idemgate/testenv"
 )
 
 // ---- helpers (names distinct from stack_test.go's) ----
@@ -94,7 +96,7 @@ func (s *stack) scanNow(sql string, args []any, dest ...any) {
 		err := s.db.Pool.QueryRow(context.Background(), sql, args...).Scan(dest...)
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "40001" && attempt < 20 {
-			time.Sleep(10 * time.Millisecond)
+			time.Sleep(10 * time.Millisecond) // a retry's pause after a serialization failure, not a wait for anything
 			continue
 		}
 		if err != nil {
@@ -458,12 +460,29 @@ func TestContractPendingRetry(t *testing.T) {
 				r   response
 				err error
 			}
+			const pending = `idemgate_commands_replayed_total{operation="payments.create",state="pending"}`
+			before, err := s.metric(pending)
+			if err != nil {
+				t.Fatal(err)
+			}
 			waiting := make(chan answer, 1)
 			go func() {
 				r, err := rawPost(s.base, "/v1/payments", "key-a", "pend-1", payment, "Prefer", "wait=30")
 				waiting <- answer{r, err}
 			}()
-			time.Sleep(200 * time.Millisecond)
+			// The retry is a pending replay still being handled: it waits
+			// for the outcome, which no projector has recorded yet.
+			testenv.Eventually(t, 10*time.Second, "the retry waits for its outcome", func() error {
+				replays, err := s.metric(pending)
+				if err != nil {
+					return err
+				}
+				inFlight, err := s.metric("idemgate_requests_in_flight")
+				if err != nil {
+					return err
+				}
+				return testenv.Check(replays == before+1 && inFlight == 1, "pending replays %v (before %v), POSTs in flight %v", replays, before, inFlight)
+			})
 			s.startRole("project") // runs until the parent test ends
 			rec := s.outcomeOf("key-a", loc)
 			mustEqual(t, "recorded", rec.Status, 201)
@@ -857,32 +876,23 @@ WHERE tenant_id = $1 AND operation = $2 AND idem_key = $3`, []any{tenant, op, ke
 		return opID, n
 	}
 	waitGone := func(s *stack, key, opID string) {
-		deadline := time.Now().Add(8 * time.Second)
-		for s.countNow(`SELECT count(*) FROM idempotency_claims WHERE idem_key = $1 AND operation_id = $2`, key, opID) != 0 {
-			if time.Now().After(deadline) {
-				s.t.Fatalf("claim %s (%s) not deleted by the janitor within 8s", key, opID)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		testenv.Eventually(s.t, 8*time.Second, fmt.Sprintf("claim %s (%s) deleted by the janitor", key, opID), func() error {
+			n := s.countNow(`SELECT count(*) FROM idempotency_claims WHERE idem_key = $1 AND operation_id = $2`, key, opID)
+			return testenv.Check(n == 0, "still there")
+		})
 	}
 	// applied waits for the payment that operation opID made and returns
 	// its id and amount. With a 1s retention the janitor may forget the key
 	// (and its recorded response) before a poll of the operation sees it
 	// completed, so these rows wait on the effect, which stays.
 	applied := func(s *stack, opID string) (id string, amount int64) {
-		deadline := time.Now().Add(60 * time.Second)
-		for {
+		testenv.Eventually(s.t, 60*time.Second, "operation "+opID+" made a payment", func() error {
 			var n int
 			s.scanNow(`SELECT count(*), COALESCE(max(payment_id::TEXT), ''), COALESCE(max(amount), 0) FROM payments
 WHERE operation_id = $1`, []any{opID}, &n, &id, &amount)
-			if n == 1 {
-				return id, amount
-			}
-			if time.Now().After(deadline) {
-				s.t.Fatalf("operation %s made no payment within 60s", opID)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return testenv.Check(n == 1, "%d payments", n)
+		})
+		return id, amount
 	}
 	cases := []struct {
 		name    string
@@ -913,7 +923,7 @@ WHERE operation_id = $1`, []any{opID}, &n, &id, &amount)
 				first := s.postPayment("key-a", "ret-2", payment)
 				oldOp := mustPending(t, "first", first, false)
 				s.outcomeOf("key-a", first.Header.Get("Location"))
-				time.Sleep(1200 * time.Millisecond)
+				s.expired("ret-2", 10*time.Second)
 				if id, n := claimOf(s, "tenant-a", "payments.create", "ret-2"); n != 1 || id != oldOp {
 					t.Fatalf("old claim: %d rows, operation %s", n, id)
 				}
@@ -938,7 +948,11 @@ WHERE operation_id = $1`, []any{opID}, &n, &id, &amount)
 				refRec := s.outcomeOf("key-a", ref.Header.Get("Location"))
 				mustEqual(t, "refund outcome", refRec.Status, 201)
 				waitGone(s, "ret-3", payOp) // the payment key expires after 1s...
-				time.Sleep(1200 * time.Millisecond)
+				testenv.Eventually(t, 10*time.Second, "the refund key older than the default retention", func() error {
+					n := s.countNow(`SELECT count(*) FROM idempotency_claims WHERE idem_key = 'ret-3r' AND created_at + INTERVAL '1 second' <= now()`)
+					return testenv.Check(n == 1, "not yet")
+				})
+				s.janitorPass(10 * time.Second)
 				if id, n := claimOf(s, "tenant-a", "refunds.create", "ret-3r"); n != 1 || id != refOp {
 					t.Fatalf("refund claim: %d rows, operation %s", n, id) // ...the refund key is kept
 				}
@@ -950,7 +964,8 @@ WHERE operation_id = $1`, []any{opID}, &n, &id, &amount)
 			func(t *testing.T, s *stack) {
 				first := s.postPayment("key-a", "ret-4", payment)
 				op := mustPending(t, "first", first, false)
-				time.Sleep(1500 * time.Millisecond)
+				s.expired("ret-4", 10*time.Second)
+				s.janitorPass(10 * time.Second)
 				if id, n := claimOf(s, "tenant-a", "payments.create", "ret-4"); n != 1 || id != op {
 					t.Fatalf("pending claim: %d rows, operation %s", n, id)
 				}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -81,7 +80,7 @@ func supervise(t testing.TB, s *stack, extra ...string) *supervisor {
 			if stop {
 				return
 			}
-			time.Sleep(100 * time.Millisecond) // the restart policy, as a process manager's
+			time.Sleep(100 * time.Millisecond) // the restart policy, as a process manager's: behaviour under test, not a wait
 		}
 	}()
 	t.Cleanup(func() {
@@ -114,18 +113,6 @@ func (sup *supervisor) counts() (deaths int, exits []string) {
 	return sup.deaths, append([]string(nil), sup.exits...)
 }
 
-// waitFor polls cond every 50 ms until it holds, or fails t after within.
-func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // TestGatewayCrashesAreNotFailures is the chaos of issue 17 with the
 // default call budget: the projector dies after the upstream answered one
 // call in four (projector.after-upstream-call=0.25), killing every call
@@ -133,6 +120,9 @@ func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) 
 // must end with the upstream's own answer, applied once: no stored 502,
 // no command set aside.
 func TestGatewayCrashesAreNotFailures(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs projectors as child processes")
+	}
 	u := startUpstream(t)
 	s := startRoles(t, []string{"serve", "relay"}, "IDEMGATE_ROUTES", u.routesFile(t), "IDEMGATE_SWEEP_INTERVAL", "200ms")
 	sup := supervise(t, s, "IDEMGATE_FAULTS=projector.after-upstream-call=0.25")
@@ -158,8 +148,9 @@ func TestGatewayCrashesAreNotFailures(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	waitFor(t, 5*time.Minute, "every order completed", func() bool {
-		return s.countNow(`SELECT count(*) FROM outbox`) == orders
+	testenv.Eventually(t, 5*time.Minute, "every order completed", func() error {
+		n := s.countNow(`SELECT count(*) FROM outbox`)
+		return testenv.Check(n == orders, "%d of %d", n, orders)
 	})
 	for i, loc := range locs {
 		mustOneEffect(t, s, u, fmt.Sprintf("crash-%d", i), "ok", nonces[i], loc, 201)
@@ -186,6 +177,9 @@ FROM call_attempts`, nil, &attempts, &failures, &unfinished, &mostUnfinished, &l
 // complete. Redrive resolves it with one more call under the same key:
 // the upstream's own answer, one effect.
 func TestGatewayCrashLoopIsQuarantined(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs projectors as child processes")
+	}
 	u := startUpstream(t)
 	s := startRoles(t, []string{"serve", "relay"}, "IDEMGATE_ROUTES", u.routesFile(t), "IDEMGATE_SWEEP_INTERVAL", "200ms")
 	sup := supervise(t, s)
@@ -212,9 +206,9 @@ func TestGatewayCrashLoopIsQuarantined(t *testing.T) {
 			OutcomeUnknownSince            string `json:"outcome_unknown_since"`
 		} `json:"upstream"`
 	}
-	waitFor(t, 3*time.Minute, "the poison order quarantined", func() bool {
+	testenv.Eventually(t, 3*time.Minute, "the poison order quarantined", func() error {
 		r := s.do("GET", loc, "key-a", "", "", "")
-		return json.Unmarshal(r.Body, &view) == nil && view.Status == "outcome_unknown"
+		return testenv.Check(json.Unmarshal(r.Body, &view) == nil && view.Status == "outcome_unknown", "operation %s", r.Body)
 	})
 	if view.Upstream.Attempts != 12 || view.Upstream.Unfinished != 12 || view.Upstream.Failures != 0 || view.Upstream.OutcomeUnknownSince == "" ||
 		!strings.Contains(view.Upstream.LastError, "attempt 12 ended without an outcome") {
@@ -242,14 +236,12 @@ func TestGatewayCrashLoopIsQuarantined(t *testing.T) {
 		!strings.Contains(out.String(), id) || !strings.Contains(out.String(), "outcome_unknown") || !strings.Contains(out.String(), "12 unfinished") {
 		t.Fatalf("list --state outcome_unknown (%v):\n%s", err, out.String())
 	}
-	waitFor(t, 30*time.Second, "the gauge idemgate_commands_outcome_unknown at 1", func() bool {
-		resp, err := http.Get(s.base + "/metrics")
+	testenv.Eventually(t, 30*time.Second, "the gauge idemgate_commands_outcome_unknown at 1", func() error {
+		v, err := s.metric("idemgate_commands_outcome_unknown")
 		if err != nil {
-			return false
+			return err
 		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return bytes.Contains(b, []byte("\nidemgate_commands_outcome_unknown 1\n"))
+		return testenv.Check(v == 1, "at %v", v)
 	})
 
 	u.setAfterEffect(nil) // fixed: the process survives the answer now
@@ -264,6 +256,9 @@ func TestGatewayCrashLoopIsQuarantined(t *testing.T) {
 // commands keep failing in an observed way, within the call budget's
 // span of time, and complete once it is back.
 func TestGatewayUpstreamDownAMinute(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: needs PostgreSQL and takes a minute")
+	}
 	u := startUpstream(t)
 	s := startStack(t, "IDEMGATE_ROUTES", u.routesFile(t))
 	down := time.Now()
@@ -275,10 +270,10 @@ func TestGatewayUpstreamDownAMinute(t *testing.T) {
 	}
 	// The orders queue behind each other on their partitions: the first of
 	// each is the one that keeps failing.
-	waitFor(t, 30*time.Second, "an order failed", func() bool {
-		return s.countNow(`SELECT count(*) FROM call_attempts WHERE failures > 0`) > 0
+	testenv.Eventually(t, 30*time.Second, "an order failed", func() error {
+		return testenv.Check(s.countNow(`SELECT count(*) FROM call_attempts WHERE failures > 0`) > 0, "no failure recorded")
 	})
-	time.Sleep(time.Until(down.Add(60 * time.Second))) // the outage itself: a minute, whatever the test observes
+	time.Sleep(time.Until(down.Add(60 * time.Second))) // the outage itself: a minute, whatever the test observes (what is tested, not a wait)
 	var failures, most int
 	s.scanNow(`SELECT coalesce(sum(failures), 0), coalesce(max(failures), 0) FROM call_attempts`, nil, &failures, &most)
 	u.up()

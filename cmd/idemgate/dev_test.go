@@ -22,6 +22,9 @@ import (
 // with -9 while they are in flight, and starts it again on the same
 // --data-dir: every command answered 202 completes, exactly once.
 func TestDevSurvivesKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs dev as a child process and kills it")
+	}
 	dir, err := os.MkdirTemp("", "idemgate-devkill-")
 	if err != nil {
 		t.Fatal(err)
@@ -55,10 +58,10 @@ func TestDevSurvivesKill9(t *testing.T) {
 	// Mid-load, once a few commands are accepted (observed, not slept
 	// on: beside a busy CPU, the first 202 can take longer than any
 	// fixed pause): some claims are committed, their events maybe not.
-	waitFor(t, 60*time.Second, "five commands accepted", func() bool {
+	testenv.Eventually(t, 60*time.Second, "five commands accepted", func() error {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(accepted) >= 5
+		return testenv.Check(len(accepted) >= 5, "%d accepted", len(accepted))
 	})
 	dev.kill9(t)
 	wg.Wait()
@@ -67,18 +70,11 @@ func TestDevSurvivesKill9(t *testing.T) {
 	}
 
 	startDev(t, dir, port)
-	deadline := time.Now().Add(60 * time.Second)
 	for key, loc := range accepted {
-		for {
+		testenv.Eventually(t, 60*time.Second, "command "+key+" accepted before the kill completed", func() error {
 			status, body := getRaw(base + loc)
-			if status == 200 && strings.Contains(body, `"status":"completed"`) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("command %s (%s) accepted before the kill never completed: %d %s", key, loc, status, body)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return testenv.Check(status == 200 && strings.Contains(body, `"status":"completed"`), "%s: %d %s", loc, status, body)
+		})
 	}
 	// Each accepted command has exactly one payment.
 	ids := map[string]bool{}

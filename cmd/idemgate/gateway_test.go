@@ -97,7 +97,15 @@ func TestGatewayUpstreamFailures(t *testing.T) {
 		u.down()
 		nonce, key := testenv.Random(6), "gw-down"
 		loc := gatewayCommand(t, s, key, "ok", nonce)
-		time.Sleep(1500 * time.Millisecond) // attempts fail: connection refused
+		testenv.Eventually(t, 30*time.Second, "two attempts refused while the upstream is down", func() error {
+			var view struct {
+				Upstream struct{ Attempts int } `json:"upstream"`
+			}
+			if err := json.Unmarshal(s.do("GET", loc, "key-a", "", "", "").Body, &view); err != nil {
+				return err
+			}
+			return testenv.Check(view.Upstream.Attempts >= 2, "%d attempts", view.Upstream.Attempts)
+		})
 		u.up()
 		mustOneEffect(t, s, u, key, "ok", nonce, loc, 201)
 	})
@@ -178,16 +186,10 @@ func TestGatewayUpstreamFailures(t *testing.T) {
 		if err := run(t.Context(), []string{"redrive", strings.TrimPrefix(loc, "/v1/operations/")}, func(k string) string { return s.vars[k] }, &out, &out); err != nil {
 			t.Fatalf("redrive: %v", err)
 		}
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			if r := s.do("GET", loc, "key-a", "", "", ""); bytes.Contains(r.Body, []byte(`"status":201`)) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("the redriven command did not complete within 30s")
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		testenv.Eventually(t, 30*time.Second, "the redriven command completed", func() error {
+			r := s.do("GET", loc, "key-a", "", "", "")
+			return testenv.Check(bytes.Contains(r.Body, []byte(`"status":201`)), "operation %s", r.Body)
+		})
 		mustOneEffect(t, s, u, "gw-exhaust", "always-500", nonce, loc, 201)
 	})
 	t.Run("AnswerTooLargeIsAppliedNotFailed", func(t *testing.T) {
@@ -258,6 +260,9 @@ func partitionOf(s *stack, operation, key string) int32 {
 // under the same Idempotency-Key and records the replayed answer: one
 // effect.
 func TestGatewayProjectorKilledAfterTheCall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: runs a projector as a child process")
+	}
 	u := startUpstream(t)
 	routes := u.routesFile(t)
 	s := startRoles(t, []string{"serve", "relay"}, "IDEMGATE_ROUTES", routes)

@@ -44,7 +44,12 @@ func TestKafkaDownStillAccepts(t *testing.T) {
 		mustEqual(t, "status while Kafka is down", r.Status, 202)
 		locs = append(locs, r.Header.Get("Location"))
 	}
-	time.Sleep(1500 * time.Millisecond) // past the lease: the sweeper tries, and fails
+	// Past the lease the sweeper takes each command again (emit_attempts)
+	// and fails to emit it: none completes.
+	testenv.Eventually(t, 30*time.Second, "the sweeper retries the five commands", func() error {
+		n := s.count(`SELECT count(*) FROM idempotency_claims WHERE idem_key LIKE 'during-outage-%' AND emit_attempts > 0`)
+		return testenv.Check(n == 5, "%d of 5 taken by the sweeper", n)
+	})
 	mustEqual(t, "completed while Kafka is down", s.count(`SELECT count(*) FROM outbox`), 1)
 
 	cluster = start() // Kafka is back, with its log

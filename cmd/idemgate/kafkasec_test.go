@@ -198,6 +198,9 @@ func randomWord(t *testing.T) string {
 // CA or plaintext on the TLS port each fail at once with one line naming
 // the cause instead of being retried like a broker that is down.
 func TestKafkaSecurity(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: starts a real Kafka broker (scripts/kafka.sh)")
+	}
 	b := startSASLBroker(t)
 	secure := func(mechanism, user, pass string) events.KafkaConfig {
 		return events.KafkaConfig{TLS: true, CAFile: b.caFile, SASLMechanism: mechanism, SASLUsername: user, SASLPassword: pass}

@@ -13,6 +13,7 @@ import (
 	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/command"
 	"github.com/idemgate/idemgate/events"
+	"github.com/idemgate/idemgate/testenv"
 )
 
 // TestResultsTopicGetsEveryOutcome checks the relay publishes each
@@ -31,13 +32,10 @@ func TestResultsTopicGetsEveryOutcome(t *testing.T) {
 		_ = json.Unmarshal(op.Body, &v)
 		want[v.OperationID] = v.Response.Status
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for s.count(`SELECT count(*) FROM outbox WHERE sent_at IS NULL`) > 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("outbox rows still unsent after 30s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.Eventually(t, 30*time.Second, "every outbox row sent", func() error {
+		n := s.count(`SELECT count(*) FROM outbox WHERE sent_at IS NULL`)
+		return testenv.Check(n == 0, "%d unsent", n)
+	})
 	got := map[string]int{}
 	for _, rec := range s.topicRecords(s.topics.Results) {
 		env, err := events.Decode(rec)
@@ -111,12 +109,11 @@ func TestPoisonEventIsDeadLetteredAndRedriven(t *testing.T) {
 	mustEqual(t, "schema still checked before the claim", r.Status, 422)
 
 	// Both records reach the dead-letter topic; the partitions flow on.
-	deadline := time.Now().Add(30 * time.Second)
 	var dead []*kgo.Record
-	for len(dead) < 2 && time.Now().Before(deadline) {
+	testenv.Eventually(t, 30*time.Second, "both records on the dead-letter topic", func() error {
 		dead = s.topicRecords(s.topics.DeadLetter)
-		time.Sleep(100 * time.Millisecond)
-	}
+		return testenv.Check(len(dead) >= 2, "%d dead letters", len(dead))
+	})
 	mustEqual(t, "dead letters", len(dead), 2)
 	next := s.postPayment("key-a", "after-poison", payment)
 	s.waitCompleted("key-a", next.Header.Get("Location"))
@@ -134,13 +131,10 @@ func TestPoisonEventIsDeadLetteredAndRedriven(t *testing.T) {
 	if err := run(context.Background(), []string{"redrive", op}, getenv, &out, &out); err == nil {
 		t.Fatal("a second redrive of a command no longer failed must be refused")
 	}
-	deadline = time.Now().Add(30 * time.Second)
-	for s.count(`SELECT count(*) FROM payments WHERE operation_id = $1`, op) != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("redriven command not applied within 30s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.Eventually(t, 30*time.Second, "the redriven command applied", func() error {
+		n := s.count(`SELECT count(*) FROM payments WHERE operation_id = $1`, op)
+		return testenv.Check(n == 1, "%d payments of the operation", n)
+	})
 	final := s.do("GET", "/v1/operations/"+op, "key-a", "", "", "")
 	if !strings.Contains(string(final.Body), `"status":201`) {
 		t.Fatalf("after redrive: %s", final.Body)

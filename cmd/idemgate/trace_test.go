@@ -63,17 +63,17 @@ func TestTraceAcrossRoles(t *testing.T) {
 		"idemgate.apply orders.create", "idemgate.upstream.call orders.create",
 		"idemgate.relay.publish orders.create", "results publish"}
 	byName := map[string]tracetest.SpanStub{}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	// Not Eventually: after 30 s the checks below say which span is
+	// missing, or which parent is wrong, better than a timeout would.
+	_ = testenv.Poll(t.Context(), 30*time.Second, func() error {
 		for _, sp := range exp.GetSpans() {
 			if sp.SpanContext.TraceID().String() == clientTrace {
 				byName[spanKind(sp.Name, s.topics.Commands, s.topics.Results)] = sp
 			}
 		}
 		missing := slices.IndexFunc(want, func(n string) bool { _, ok := byName[n]; return !ok })
-		if missing < 0 || time.Now().After(deadline) {
-			break
-		}
-	}
+		return testenv.Check(missing < 0, "span %q not exported yet", want[max(missing, 0)])
+	})
 	parentOf := func(child, parent string) {
 		t.Helper()
 		c, ok1 := byName[child]

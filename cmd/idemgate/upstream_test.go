@@ -142,7 +142,12 @@ func (u *testUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	case req.Case == "slow" && attempt == 1:
-		time.Sleep(2500 * time.Millisecond) // past the route's 1 s timeout
+		// Slower than the route's 1 s timeout: no answer until the
+		// projector gives up the attempt (or 30 s, far past it).
+		select {
+		case <-r.Context().Done():
+		case <-time.After(30 * time.Second):
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Location", "/orders/"+key)

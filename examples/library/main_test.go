@@ -38,13 +38,13 @@ func TestLedger(t *testing.T) {
 		}
 	})
 	base := "http://" + port.Addr()
-	waitFor(t, func() bool {
+	testenv.Eventually(t, 30*time.Second, "the service ready", func() error {
 		resp, err := http.Get(base + "/readyz")
 		if err != nil {
-			return false
+			return err
 		}
 		resp.Body.Close()
-		return resp.StatusCode == 200
+		return testenv.Check(resp.StatusCode == 200, "/readyz: %d", resp.StatusCode)
 	})
 
 	deposit := func(key, body string) (int, string, http.Header) {
@@ -62,10 +62,10 @@ func TestLedger(t *testing.T) {
 	}
 	completed := func(key, body string) string {
 		var got string
-		waitFor(t, func() bool {
+		testenv.Eventually(t, 30*time.Second, "deposit "+key+" completed", func() error {
 			status, b, h := deposit(key, body)
 			got = b
-			return status == 201 && h.Get("Idempotent-Replayed") == "true"
+			return testenv.Check(status == 201 && h.Get("Idempotent-Replayed") == "true", "%d %s", status, b)
 		})
 		return got
 	}
@@ -86,16 +86,5 @@ func TestLedger(t *testing.T) {
 	deposit("d-2", `{"amount":50}`)
 	if second := completed("d-2", `{"amount":50}`); second != `{"account":"acc-1","balance":150,"deposited":50}` {
 		t.Fatalf("second deposit recorded %s: the first was credited more than once?", second)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 30s")
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
