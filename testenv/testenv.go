@@ -57,7 +57,7 @@ func start() (*Env, func(), error) {
 		e.brokers = strings.Split(b, ",")
 	}
 	if e.adminURL != "" {
-		return e, func() {}, nil
+		return e, removeBinary, nil
 	}
 	dir, err := os.MkdirTemp("", "idemgate-testpg-")
 	if err != nil {
@@ -77,6 +77,7 @@ func start() (*Env, func(), error) {
 	return e, func() {
 		_ = srv.Stop(context.Background())
 		_ = os.RemoveAll(dir)
+		removeBinary()
 	}, nil
 }
 
