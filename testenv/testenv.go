@@ -69,7 +69,8 @@ func start() (*Env, func(), error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv, err := pgserver.Start(ctx, pgserver.Config{DataDir: dir + "/pg", Logger: quiet})
+	// The tests' settings: the same server as scripts/pg.sh's (NoFsync).
+	srv, err := pgserver.Start(ctx, pgserver.Config{DataDir: dir + "/pg", Logger: quiet, NoFsync: true})
 	if err != nil {
 		return nil, nil, fmt.Errorf("no DATABASE_URL, and a private PostgreSQL could not start: %w", err)
 	}
