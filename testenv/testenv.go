@@ -39,6 +39,7 @@ func Run(m *testing.M, env **Env) {
 	e, stop, err := start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testenv:", err)
+		removeBinary()
 		os.Exit(1)
 	}
 	*env = e
@@ -48,7 +49,8 @@ func Run(m *testing.M, env **Env) {
 }
 
 // Start starts the backends for a TestMain that has work of its own
-// around the tests (Run does not return); call stop after m.Run.
+// around the tests (Run does not return); call stop after m.Run: it also
+// removes the binary the tests built (Binary).
 func Start() (env *Env, stop func(), err error) { return start() }
 
 func start() (*Env, func(), error) {
