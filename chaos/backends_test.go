@@ -1,12 +1,15 @@
 package chaos
 
-// The chaos test's own backends: a real Kafka broker and a PostgreSQL
-// server started with the repository's scripts on ports and folders of
-// their own, so that they never meet the suite's servers.
+// The chaos test's own backends, on ports and folders of their own, so
+// that they never meet the suite's servers: a real Kafka broker started
+// with scripts/kafka.sh, and a PostgreSQL server started by pgserver,
+// with the settings of every test server (as scripts/pg.sh's).
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/idemgate/idemgate/pgserver"
 	"github.com/idemgate/idemgate/testenv"
 )
 
@@ -26,8 +30,6 @@ func (r *run) script(name, arg string, extra ...string) (string, error) {
 		"KAFKA_PORT="+strconv.Itoa(r.cfg.kafkaPort),
 		"KAFKA_CONTROLLER_PORT="+strconv.Itoa(r.cfg.kafkaPort+1),
 		"KAFKA_RUN_DIR="+r.kafkaDir,
-		"PG_PORT="+strconv.Itoa(r.cfg.pgPort),
-		"PG_RUN_DIR="+r.pgDir,
 	)
 	cmd.Env = append(cmd.Env, extra...)
 	var out bytes.Buffer
@@ -60,25 +62,33 @@ func valueOf(line, key string) (string, error) {
 // when the test ends.
 func (r *run) startBackends() {
 	t := r.t
+	stopPG := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		srv, ok, err := pgserver.Find(r.pgConfig())
+		if err != nil || !ok {
+			return err
+		}
+		return srv.Stop(ctx)
+	}
 	_, _ = r.script("kafka.sh", "stop")
-	_, _ = r.script("pg.sh", "stop")
+	_ = stopPG()
 	t.Cleanup(func() {
 		if _, err := r.script("kafka.sh", "stop"); err != nil {
 			t.Logf("stop Kafka: %v", err)
 		}
-		if _, err := r.script("pg.sh", "stop"); err != nil {
+		if err := stopPG(); err != nil {
 			t.Logf("stop PostgreSQL: %v", err)
 		}
 	})
 	start := time.Now()
-	line, err := r.script("pg.sh", "start", "PG_FRESH=1")
-	if err != nil {
-		t.Fatalf("PostgreSQL did not start: %v\n%s", err, r.tail(filepath.Join(r.logDir, "scripts.log"), 30))
+	fresh := r.pgConfig()
+	fresh.Fresh = true
+	if err := r.startPG(fresh); err != nil {
+		t.Fatalf("PostgreSQL did not start: %v\n%s", err, r.tail(filepath.Join(r.logDir, "postgres.log"), 30))
 	}
-	if r.dbURL, err = valueOf(line, "DATABASE_URL"); err != nil {
-		t.Fatal(err)
-	}
-	line, err = r.script("kafka.sh", "start", "KAFKA_FRESH=1")
+	r.dbURL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/idemgate?sslmode=disable", r.cfg.pgPort)
+	line, err := r.script("kafka.sh", "start", "KAFKA_FRESH=1")
 	if err != nil {
 		t.Fatalf("Kafka did not start: %v\n%s", err, r.tail(filepath.Join(r.logDir, "scripts.log"), 30))
 	}
@@ -86,6 +96,34 @@ func (r *run) startBackends() {
 		t.Fatal(err)
 	}
 	r.logf("backends up in %v: %s, %s", time.Since(start).Round(time.Millisecond), r.dbURL, r.brokers)
+}
+
+// pgConfig is the PostgreSQL server's: the tests' settings (NoFsync),
+// on the run's port and folder; pgserver logs to postgres.log.
+func (r *run) pgConfig() pgserver.Config {
+	log := appendFile(filepath.Join(r.logDir, "postgres.log"))
+	return pgserver.Config{DataDir: filepath.Join(r.pgDir, "data"), Port: r.cfg.pgPort, NoFsync: true,
+		Logger: slog.New(slog.NewTextHandler(log, nil))}
+}
+
+// appendFile is a file written to by appending, opened for each write.
+type appendFile string
+
+func (f appendFile) Write(b []byte) (int, error) {
+	file, err := os.OpenFile(string(f), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	defer file.Close()
+	return file.Write(b)
+}
+
+// startPG starts the PostgreSQL server (pgserver.Start).
+func (r *run) startPG(cfg pgserver.Config) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, err := pgserver.Start(ctx, cfg)
+	return err
 }
 
 // restartKafka restarts the broker, keeping its data (scripts/kafka.sh
@@ -119,7 +157,7 @@ func (r *run) backUp(o *outage, name string, start time.Time) {
 // crashPostgres kills the postmaster and every server process with -9
 // (a server crash: no shutdown checkpoint, WAL recovery at the next
 // start), keeps it down for hold, then starts it again on the same data
-// with scripts/pg.sh restart, which finds the stale pid file.
+// (pgserver.Start, which finds the stale pid file).
 func (r *run) crashPostgres(hold time.Duration) {
 	r.logf("CHAOS: kill -9 of PostgreSQL")
 	start := time.Now()
@@ -138,12 +176,14 @@ func (r *run) crashPostgres(hold time.Duration) {
 	for _, c := range children {
 		_ = syscall.Kill(c, syscall.SIGKILL)
 	}
-	for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
-		time.Sleep(50 * time.Millisecond)
+	if err := testenv.Poll(context.Background(), 5*time.Second, func() error {
+		return testenv.Check(syscall.Kill(pid, 0) != nil, "the postmaster (pid %d) lives", pid)
+	}); err != nil {
+		r.logf("CHAOS: %v", err)
 	}
 	r.logf("CHAOS: killed the postmaster (pid %d) and %d server processes; down for %v", pid, len(children), hold)
-	time.Sleep(hold)
-	if _, err := r.script("pg.sh", "restart"); err != nil {
+	time.Sleep(hold) // the outage itself
+	if err := r.startPG(r.pgConfig()); err != nil {
 		r.fail("backend", "PostgreSQL restart: %v", err)
 		return
 	}

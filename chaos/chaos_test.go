@@ -373,7 +373,7 @@ func (r *run) migrate() {
 func (r *run) startProcesses() {
 	add := func(name, kind string, extra ...string) *proc {
 		p := &proc{name: name, kind: kind, extraEnv: extra, logPath: filepath.Join(r.logDir, name+".log"),
-			exits: map[string]int{}, done: make(chan struct{})}
+			exits: map[string]int{}, done: make(chan struct{}), tp: testenv.NewProc(r.t, name, nil, r.bin, kind)}
 		r.procs = append(r.procs, p)
 		return p
 	}

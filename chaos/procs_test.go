@@ -6,9 +6,10 @@ package chaos
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"regexp"
 	"sort"
 	"strings"
@@ -27,6 +28,7 @@ type proc struct {
 	logPath  string
 	url      string        // serve only: http://addr
 	port     *testenv.Port // serve only: the API's port, held by the test
+	tp       *testenv.Proc // the process, started again at each incarnation
 
 	mu      sync.Mutex
 	pid     int    // 0 while not running
@@ -40,7 +42,10 @@ type proc struct {
 	done    chan struct{}
 }
 
-// supervise runs p, and restarts it ~200 ms after each exit, until stop.
+// supervise runs p, and restarts it after each exit, until stop. It
+// waits ~200 ms before a restart, as a process manager would
+// (systemd's RestartSec): the pause is part of the outage the clients
+// must ride out, not a wait for something to happen.
 func (r *run) supervise(p *proc) {
 	defer close(p.done)
 	for {
@@ -51,37 +56,17 @@ func (r *run) supervise(p *proc) {
 		}
 		mode := r.faultMode.Load()
 		env, faults := r.procEnv(p)
-		cmd := exec.Command(r.bin, p.kind)
-		var listener *os.File // the API's, the child's file descriptor 3
-		if p.port != nil {
-			if listener, err = p.port.File(); err != nil {
-				f.Close()
-				r.fail("supervisor", "listener for %s: %v", p.name, err)
-				return
-			}
-			cmd.ExtraFiles = []*os.File{listener}
-			env = append(env, "IDEMGATE_ADDR=fd:3")
-		}
-		cmd.Env = env
-		cmd.Stdout = f
-		cmd.Stderr = f
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its own group: kill -9 -pgid
 		p.mu.Lock()
 		if p.stop {
 			p.mu.Unlock()
 			f.Close()
-			if listener != nil {
-				listener.Close()
-			}
 			return
 		}
 		fmt.Fprintf(f, "chaos: === %s start #%d at t+%.1fs IDEMGATE_FAULTS=%q ===\n", p.name, p.starts+1, r.since(), faults)
-		err = cmd.Start()
-		if listener != nil {
-			listener.Close() // the child's copy listens
-		}
+		p.tp.Env, p.tp.Output = env, f
+		err = p.tp.Start()
 		if err == nil {
-			p.pid = cmd.Process.Pid
+			p.pid = p.tp.Pid()
 			p.starts++
 			p.signals = 0
 			p.faults = faults
@@ -92,12 +77,11 @@ func (r *run) supervise(p *proc) {
 		if err != nil {
 			f.Close()
 			r.fail("supervisor", "start %s: %v", p.name, err)
-			time.Sleep(time.Second)
-			continue
+			return
 		}
-		_ = cmd.Wait()
+		<-p.tp.Done()
 		p.mu.Lock()
-		reason := exitReason(cmd.ProcessState, p.signals > 0)
+		reason := exitReason(p.tp.State(), p.signals > 0)
 		if p.forced {
 			reason = "kill -9 (SIGTERM not obeyed within the grace period)"
 		}
@@ -163,26 +147,23 @@ func (p *proc) state() (pid, starts int) {
 	return p.pid, p.starts
 }
 
-// procEnv is p's environment for its next start and the fault spec in it.
+// procEnv is p's environment for its next start (over the test's, less
+// the suite's servers: testenv.Proc) and the fault spec in it.
 func (r *run) procEnv(p *proc) ([]string, string) {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if k == "DATABASE_URL" || k == "KAFKA_BROKERS" || strings.HasPrefix(k, "IDEMGATE_") {
-			continue // the suite's servers, never ours
-		}
-		env = append(env, kv)
-	}
-	env = append(env,
-		"DATABASE_URL="+r.dbURL,
-		"KAFKA_BROKERS="+r.brokers,
+	env := []string{
+		"DATABASE_URL=" + r.dbURL,
+		"KAFKA_BROKERS=" + r.brokers,
 		"IDEMGATE_API_KEYS=key-a=tenant-a,key-b=tenant-b",
 		"IDEMGATE_PARTITIONS=6",
 		"IDEMGATE_LEASE=2s",
 		"IDEMGATE_SWEEP_INTERVAL=500ms",
-		"IDEMGATE_TOPIC_PREFIX="+r.prefix,
-		"IDEMGATE_GROUP="+r.group,
-	)
+		"IDEMGATE_TOPIC_PREFIX=" + r.prefix,
+		"IDEMGATE_GROUP=" + r.group,
+	}
+	if p.port != nil {
+		// The held port: the process inherits a listener on it.
+		env = append(env, "IDEMGATE_ADDR="+p.port.Addr())
+	}
 	if p.kind != "relay" {
 		// The gateway's routes, with the default call budget: projector
 		// deaths spend none of it, and the upstream's outage (2 s and a
@@ -215,20 +196,20 @@ func (r *run) restartAll(kinds map[string]bool, grace time.Duration) {
 			_, before := p.state()
 			pid, ok := p.signal(syscall.SIGTERM)
 			deadline := time.Now().Add(grace)
-			for {
+			err := testenv.Poll(context.Background(), grace+2*time.Minute, func() error {
 				cur, starts := p.state()
 				if starts > before && cur != 0 {
 					p.mu.Lock()
 					stale := p.mode != r.faultMode.Load()
 					p.mu.Unlock()
 					if !stale {
-						return
+						return nil
 					}
 					// Started in the instant before the switch: again.
 					_, before = p.state()
 					pid, ok = p.signal(syscall.SIGTERM)
 					deadline = time.Now().Add(grace)
-					continue
+					return errors.New("restarted in the mode before the switch")
 				}
 				if ok && cur == pid && time.Now().After(deadline) {
 					r.logf("%s did not stop within %v of SIGTERM; kill -9", p.name, grace)
@@ -241,7 +222,10 @@ func (r *run) restartAll(kinds map[string]bool, grace time.Duration) {
 					p.signal(syscall.SIGKILL)
 					ok = false
 				}
-				time.Sleep(50 * time.Millisecond)
+				return errors.New("not restarted yet")
+			})
+			if err != nil {
+				r.fail("supervisor", "%s was not restarted: %v", p.name, err)
 			}
 		}()
 	}

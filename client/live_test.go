@@ -93,20 +93,20 @@ func testKill9(t *testing.T, srv *liveServer) {
 	for kill := 1; kill <= 2; kill++ {
 		// Let the (re)started server answer a good number of requests.
 		answered := counter.answers.Load()
-		testenv.Eventually(t, 30*time.Second, "50 more requests answered", func() error {
+		testenv.Eventually(t, 30*time.Second, "50 more answers", func() error {
 			n := counter.answers.Load() - answered
-			return testenv.Check(n >= 50, "%d answered", n)
+			return testenv.Check(n >= 50, "%d answers", n)
 		})
 		inFlight := started.Load() - finished.Load()
 		errsBefore := counter.failures.Load()
-		srv.kill9(t)
+		srv.Kill()
 		t.Logf("kill -9 #%d: %d calls in flight, %d finished", kill, inFlight, finished.Load())
 		if inFlight == 0 {
 			t.Fatalf("kill #%d found no call in flight", kill)
 		}
-		// Callers meet a dead port before the restart.
-		testenv.Eventually(t, 30*time.Second, fmt.Sprintf("kill #%d hits the callers (a request fails)", kill), func() error {
-			return testenv.Check(counter.failures.Load() > errsBefore, "no request failed")
+		// Callers meet a dead port: the kill hit them.
+		testenv.Eventually(t, 30*time.Second, fmt.Sprintf("kill #%d: a request fails", kill), func() error {
+			return testenv.Check(counter.failures.Load() > errsBefore, "no request failed, the kill did not hit the callers")
 		})
 		srv.start(t)
 	}
@@ -268,18 +268,18 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// liveServer is `idemgate dev` run as a child process on a data folder
-// and a port that survive its restarts. The port is held by the test
-// throughout (testenv.Port): each process serves on a listener on it
-// that it inherits, connections are refused while none runs, and no
-// other process can take the port between two of them.
+// liveServer is `idemgate dev` run as a child process (testenv.Proc)
+// on a data folder and a port that survive its restarts. The port is
+// held by the test throughout (testenv.Port): each process serves on a
+// listener on it that it inherits, connections are refused while none
+// runs, and no other process can take the port between two of them.
 type liveServer struct {
-	bin, dir, addr, base string
-	port                 *testenv.Port
-	log                  *os.File
-	cmd                  *exec.Cmd
-	exited               chan struct{}
+	*testenv.Proc
+	dir, base string
 }
+
+// TestMain removes the binary the tests built (testenv.Binary).
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 func startLiveServer(t *testing.T) *liveServer {
 	t.Helper()
@@ -292,112 +292,41 @@ func startLiveServer(t *testing.T) *liveServer {
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	begin := time.Now()
-	s := &liveServer{bin: buildIdemgate(t, tmp), dir: filepath.Join(tmp, "data"), port: testenv.NewPort(t)}
-	s.addr = s.port.Addr()
-	s.base = "http://" + s.addr
-	if s.log, err = os.Create(filepath.Join(tmp, "idemgate.log")); err != nil {
-		t.Fatal(err)
-	}
+	s := &liveServer{dir: filepath.Join(tmp, "data")}
+	// Runs after the process's own cleanup (SIGTERM: it then stops its
+	// PostgreSQL): makes sure that PostgreSQL is stopped even if it did
+	// not.
 	t.Cleanup(func() {
-		stopping := time.Now()
-		s.stop(t)
-		t.Logf("idemgate dev and its PostgreSQL stopped in %s", time.Since(stopping).Round(time.Millisecond))
-		s.log.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(s.log.Name())
-			t.Logf("--- idemgate dev log (last 8 KB) ---\n%s", lastBytes(b, 8<<10))
-		}
+		stopLeftoverPostgres(t, filepath.Join(s.dir, "pg"))
 		_ = os.RemoveAll(tmp)
 	})
+	begin := time.Now()
+	bin := testenv.Binary(t)
 	t.Logf("idemgate built in %s", time.Since(begin).Round(time.Millisecond))
+	port := testenv.NewPort(t)
+	s.base = "http://" + port.Addr()
+	// The in-process Kafka takes a port of the kernel's choice at each
+	// start: nothing outside the process connects to it. A claim whose
+	// event died with the process is re-emitted after its lease: keep it
+	// short so that the test is.
+	s.Proc = testenv.NewProc(t, "idemgate dev", []string{"IDEMGATE_LEASE=1s", "IDEMGATE_SWEEP_INTERVAL=200ms"},
+		bin, "dev", "--data-dir", s.dir, "--addr", port.Addr())
 	begin = time.Now()
 	s.start(t)
 	t.Logf("idemgate dev ready in %s", time.Since(begin).Round(time.Millisecond))
 	return s
 }
 
-// buildIdemgate builds the server binary from this module's root.
-func buildIdemgate(t *testing.T, dir string) string {
-	t.Helper()
-	gomod, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil || strings.TrimSpace(string(gomod)) == "" || strings.TrimSpace(string(gomod)) == os.DevNull {
-		t.Fatalf("go env GOMOD: %q %v", gomod, err)
-	}
-	bin := filepath.Join(dir, "idemgate")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/idemgate")
-	build.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/idemgate: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// start runs the server and waits until /readyz answers 200.
+// start runs the server (again) and waits until /readyz answers 200.
 func (s *liveServer) start(t *testing.T) {
 	t.Helper()
-	listener, err := s.port.File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer listener.Close() // the child's copy listens
-	// The in-process Kafka takes a port of the kernel's choice at each
-	// start: nothing outside the process connects to it.
-	cmd := exec.Command(s.bin, "dev", "--data-dir", s.dir, "--addr", "fd:3")
-	cmd.ExtraFiles = []*os.File{listener}
-	cmd.Env = append(os.Environ(),
-		"DATABASE_URL=", "KAFKA_BROKERS=", "IDEMGATE_API_KEYS=", "IDEMGATE_FAULTS=",
-		// A claim whose event died with the process is re-emitted after
-		// its lease: keep it short so that the test is.
-		"IDEMGATE_LEASE=1s", "IDEMGATE_SWEEP_INTERVAL=200ms")
-	cmd.Stdout, cmd.Stderr = s.log, s.log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	fmt.Fprintf(s.log, "=== test: start %s ===\n", strings.Join(cmd.Args, " "))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s.cmd, s.exited = cmd, make(chan struct{})
-	go func(exited chan struct{}) { _ = cmd.Wait(); close(exited) }(s.exited)
-	hc := &http.Client{Timeout: time.Second}
-	testenv.Eventually(t, 90*time.Second, "idemgate dev ready", func() error {
-		select {
-		case <-s.exited:
-			t.Fatalf("idemgate dev exited during startup: %v", cmd.ProcessState)
-		default:
-		}
-		resp, err := hc.Get(s.base + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		return testenv.Check(resp.StatusCode == http.StatusOK, "/readyz: %d", resp.StatusCode)
-	})
+	s.Restart()
+	s.WaitReady(s.base, 90*time.Second)
 }
 
-// kill9 kills the server process alone, as kill -9 would: its PostgreSQL
-// lives on and the next start adopts it.
-func (s *liveServer) kill9(t *testing.T) {
-	t.Helper()
-	fmt.Fprintln(s.log, "=== test: kill -9 ===")
-	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-s.exited
-}
-
-// stop ends the server with SIGTERM (it then stops its PostgreSQL), and
-// makes sure that PostgreSQL is stopped even if it did not.
-func (s *liveServer) stop(t *testing.T) {
-	if s.cmd != nil {
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.exited:
-		case <-time.After(30 * time.Second):
-			_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-			<-s.exited
-		}
-	}
-	cluster := filepath.Join(s.dir, "pg")
+// stopLeftoverPostgres stops the cluster's PostgreSQL if it outlived
+// its dev process.
+func stopLeftoverPostgres(t *testing.T, cluster string) {
 	if _, err := os.Stat(filepath.Join(cluster, "postmaster.pid")); err != nil {
 		return // stopped
 	}
@@ -471,11 +400,4 @@ func pgBinDir(t *testing.T) string {
 	}
 	t.Fatal("PostgreSQL binaries (pg_ctl) not found")
 	return ""
-}
-
-func lastBytes(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[len(b)-n:]
-	}
-	return b
 }

@@ -140,7 +140,7 @@ func TestFileHandlesExhausted(t *testing.T) {
 		t.Fatalf("a new client of the in-process Kafka after the exhaustion: %v", err)
 	}
 	if p.exited() {
-		t.Fatalf("dev exited: %v", p.cmd.ProcessState)
+		t.Fatalf("dev exited: %v", p.State())
 	}
 	if panics := p.out.matching(regexp.MustCompile(`panic|fatal error`), time.Time{}); len(panics) > 0 {
 		t.Fatalf("dev log: %s", panics[0].text)

@@ -41,7 +41,7 @@ func startOwnPG(t *testing.T) *ownPG {
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	p := &ownPG{t: t, cfg: pgserver.Config{DataDir: filepath.Join(dir, "pg"), Logger: quiet}}
+	p := &ownPG{t: t, cfg: pgserver.Config{DataDir: filepath.Join(dir, "pg"), Logger: quiet, NoFsync: true}}
 	p.start()
 	t.Cleanup(func() {
 		p.thaw()

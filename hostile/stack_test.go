@@ -1,10 +1,6 @@
 package hostile
 
 import (
-	"net/http"
-	"regexp"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,8 +12,9 @@ import (
 )
 
 // stack is a database and topics of the test's own, on which it starts
-// idemgate's roles as separate processes.
+// idemgate's roles as separate processes (testenv.Stack).
 type stack struct {
+	*testenv.Stack
 	t       *testing.T
 	dbURL   string
 	db      *sqldb.DB
@@ -34,22 +31,12 @@ func newStack(t *testing.T) *stack {
 	return newStackOn(t, env.NewDatabase(t, migrations(t)...), env.Kafka(t))
 }
 
-// newStackOn is a stack on the given (migrated) database and brokers.
+// newStackOn is a stack on the given (migrated) database and brokers,
+// with a short lease and sweep so that re-emission shows within a test.
 func newStackOn(t *testing.T, dbURL string, brokers []string) *stack {
 	t.Helper()
-	s := &stack{t: t, dbURL: dbURL, db: testenv.OpenDB(t, dbURL), brokers: brokers,
-		prefix: "h" + testenv.Random(4), group: "g" + testenv.Random(4)}
-	s.vars = map[string]string{
-		"DATABASE_URL":            dbURL,
-		"KAFKA_BROKERS":           strings.Join(brokers, ","),
-		"IDEMGATE_API_KEYS":       "key-a=tenant-a,key-b=tenant-b",
-		"IDEMGATE_TOPIC_PREFIX":   s.prefix,
-		"IDEMGATE_GROUP":          s.group,
-		"IDEMGATE_PARTITIONS":     "3",
-		"IDEMGATE_LEASE":          "2s",
-		"IDEMGATE_SWEEP_INTERVAL": "500ms",
-	}
-	return s
+	s := testenv.NewStack(t, dbURL, brokers, "IDEMGATE_LEASE", "2s", "IDEMGATE_SWEEP_INTERVAL", "500ms")
+	return &stack{Stack: s, t: t, dbURL: s.DBURL, db: s.DB, brokers: s.Brokers, prefix: s.Prefix, group: s.Group, vars: s.Vars}
 }
 
 // migrations is the schema of the binary's registry (the payments).
@@ -63,20 +50,7 @@ func migrations(t *testing.T) []sqldb.MigrationSet {
 }
 
 // environ is the stack's variables with extra name/value pairs over them.
-func (s *stack) environ(extra ...string) []string {
-	vars := map[string]string{}
-	for k, v := range s.vars {
-		vars[k] = v
-	}
-	for i := 0; i+1 < len(extra); i += 2 {
-		vars[extra[i]] = extra[i+1]
-	}
-	out := make([]string, 0, len(vars))
-	for k, v := range vars {
-		out = append(out, k+"="+v)
-	}
-	return out
-}
+func (s *stack) environ(extra ...string) []string { return s.Environ(extra...) }
 
 // api is a running serve process.
 type api struct {
@@ -89,89 +63,53 @@ type api struct {
 // ready.
 func (s *stack) serve(extra ...string) *api {
 	s.t.Helper()
-	addr := heldAddr(s.t)
-	p := role(s.t, "serve "+addr, s.environ(append([]string{"IDEMGATE_ADDR", addr}, extra...)...), "serve")
-	a := &api{proc: p, addr: addr, base: "http://" + addr}
-	a.waitReady(60 * time.Second)
-	return a
+	a := s.Serve(extra...)
+	return &api{proc: procOf(s.t, a.Proc), addr: a.Addr, base: a.Base}
 }
 
 // waitReady waits until /readyz answers 200.
 func (a *api) waitReady(within time.Duration) {
 	a.t.Helper()
-	deadline := time.Now().Add(within)
-	c := &http.Client{Timeout: 3 * time.Second}
-	for {
-		resp, err := c.Get(a.base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		if a.exited() {
-			a.t.Fatalf("%s exited (%v) before it was ready", a.name, a.cmd.ProcessState)
-		}
-		if time.Now().After(deadline) {
-			a.t.Fatalf("%s not ready within %v", a.name, within)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	a.WaitReady(a.base, within)
 }
 
-var (
-	projectorUp = regexp.MustCompile(`projector consuming`)
-	relayUp     = regexp.MustCompile(`relay publishing`)
-)
+var projectorUp = testenv.ProjectorUp
 
 // project starts a projector and waits until it consumes.
 func (s *stack) project(extra ...string) *proc {
 	s.t.Helper()
-	p := role(s.t, "project", s.environ(extra...), "project")
-	p.waitLog(projectorUp, 60*time.Second)
-	return p
+	return procOf(s.t, s.Project(extra...))
 }
 
 // relay starts the outbox relay and waits until it publishes.
 func (s *stack) relay(extra ...string) *proc {
 	s.t.Helper()
-	p := role(s.t, "relay", s.environ(extra...), "relay")
-	p.waitLog(relayUp, 60*time.Second)
-	return p
+	return procOf(s.t, s.Relay(extra...))
 }
 
 // count runs a counting query (testenv.Count).
 func (s *stack) count(sql string, args ...any) int {
 	s.t.Helper()
-	return testenv.Count(s.t, s.db, sql, args...)
+	return s.Count(sql, args...)
 }
 
-// waitCount waits until the query counts want.
+// waitCount waits until the query counts want, and returns how long it
+// took.
 func (s *stack) waitCount(want int, within time.Duration, sql string, args ...any) time.Duration {
 	s.t.Helper()
 	start := time.Now()
-	for {
+	testenv.Eventually(s.t, within, sql, func() error {
 		n := s.count(sql, args...)
-		if n == want {
-			return time.Since(start)
-		}
-		if time.Since(start) > within {
-			s.t.Fatalf("%s = %d after %v, want %d", sql, n, within, want)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return testenv.Check(n == want, "%d, want %d", n, want)
+	})
+	return time.Since(start)
 }
 
-// heldPorts are the tests' held ports (testenv.Port) by address.
-var heldPorts sync.Map
-
-// heldAddr is the address of a port held for t until it ends: startProc
-// gives a process a listener on it to inherit, connections are refused
-// while none is open, and no other process can take the port meanwhile.
+// heldAddr is the address of a port held for t until it ends
+// (testenv.NewPort): a process given it inherits a listener on it,
+// connections are refused while none is open, and no other process can
+// take the port meanwhile.
 func heldAddr(t *testing.T) string {
 	t.Helper()
-	p := testenv.NewPort(t)
-	heldPorts.Store(p.Addr(), p)
-	t.Cleanup(func() { heldPorts.Delete(p.Addr()) })
-	return p.Addr()
+	return testenv.NewPort(t).Addr()
 }

@@ -11,6 +11,12 @@
 // PostgreSQL refuses to run as root. When the process is root, the server
 // runs as the unprivileged "postgres" account, and its data folder is
 // owned by that account.
+//
+// It is the one way idemgate starts PostgreSQL: dev mode, the tests'
+// private server (testenv), the tests that run a server of their own
+// (hostile, chaos) and the scripts (scripts/pg.sh, through the command
+// pgserver/cmd/pgserver) all start it here, with the settings written
+// once (Config.settings), each with its reason.
 package pgserver
 
 import (
@@ -51,6 +57,46 @@ type Config struct {
 	// BinDir holds initdb and pg_ctl; default: $PG_BIN, `pg_config
 	// --bindir`, or the newest /usr/lib/postgresql/*/bin.
 	BinDir string
+	// Fresh starts from an empty cluster: one already in DataDir is
+	// removed first, unless a server is running on it (which is then
+	// adopted, data and all).
+	Fresh bool
+	// NoFsync turns fsync and full_page_writes off, for tests only: a
+	// killed server (kill -9, which the tests do) loses nothing, since
+	// its writes are in the kernel's page cache, but a crash of the
+	// machine can corrupt the cluster. The default, on, is dev mode's and
+	// the benchmarks': a 202 promises a durable claim, so its cost must
+	// include the flush to disk.
+	NoFsync bool
+	// SynchronousCommit is synchronous_commit; default "on". "off" would
+	// lose the last ~0.6 s of acknowledged commits when the server is
+	// killed, which the chaos test does; with NoFsync, "on" is cheap.
+	SynchronousCommit string
+}
+
+// settings are the server's, the same for every server started here;
+// only NoFsync and SynchronousCommit vary, as Config says. They are
+// written at every start, so a cluster made by an older version runs
+// with today's.
+func (c Config) settings() string {
+	fsync, sync := "on", c.SynchronousCommit
+	if c.NoFsync {
+		fsync = "off"
+	}
+	if sync == "" {
+		sync = "on"
+	}
+	return `# Written by idemgate's pgserver at each start: edits here are lost.
+# Every transaction SERIALIZABLE, as on CockroachDB, which PostgreSQL
+# stands in for: the store's code must retry serialization failures.
+default_transaction_isolation = 'serializable'
+# The tests run many stacks (each a pool per role) on one server at once.
+max_connections = 300
+shared_buffers = 128MB
+fsync = ` + fsync + `
+full_page_writes = ` + fsync + `
+synchronous_commit = ` + sync + `
+`
 }
 
 // Server is a running private PostgreSQL server.
@@ -67,6 +113,45 @@ type Server struct {
 // adopts one already running on the same folder (as after a kill -9 of
 // the process that started it).
 func Start(ctx context.Context, cfg Config) (*Server, error) {
+	s, err := open(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cfg = s.cfg
+	if _, _, ok := s.running(); !ok {
+		if cfg.Port != 0 {
+			// Before anything is removed: someone else owns the port.
+			if c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.Port)), time.Second); err == nil {
+				c.Close()
+				return nil, fmt.Errorf("pgserver: port %d is in use by another process (not this cluster's server)", cfg.Port)
+			}
+		}
+		if cfg.Fresh {
+			if err := os.RemoveAll(s.dir); err != nil {
+				return nil, fmt.Errorf("pgserver: %w", err)
+			}
+		}
+	}
+	if err := s.initIfNeeded(ctx); err != nil {
+		return nil, err
+	}
+	if socket, port, ok := s.running(); ok {
+		s.socket, s.port = socket, port
+		cfg.Logger.Info("adopted the PostgreSQL server already running on the cluster", "cluster", s.dir, "socket", socket, "port", port)
+	} else {
+		if err := s.start(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.ensureDatabase(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// open resolves cfg: the binaries, the cluster's real folder and the
+// account the server runs as.
+func open(cfg Config) (*Server, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("pgserver: no data folder given")
 	}
@@ -103,21 +188,17 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			cfg.Logger.Info("postgres cannot reach the data folder; keeping the cluster in /tmp", "data_dir", abs, "cluster", s.dir)
 		}
 	}
-	if err := s.initIfNeeded(ctx); err != nil {
-		return nil, err
-	}
-	if socket, port, ok := s.running(); ok {
-		s.socket, s.port = socket, port
-		cfg.Logger.Info("adopted the PostgreSQL server already running on the cluster", "cluster", s.dir, "socket", socket, "port", port)
-	} else {
-		if err := s.start(ctx); err != nil {
-			return nil, err
-		}
-	}
-	if err := s.ensureDatabase(ctx); err != nil {
-		return nil, err
-	}
 	return s, nil
+}
+
+// Find is the server running on cfg's cluster, if any (ok false: none
+// is), without starting one.
+func Find(cfg Config) (s *Server, ok bool, err error) {
+	if s, err = open(cfg); err != nil {
+		return nil, false, err
+	}
+	s.socket, s.port, ok = s.running()
+	return s, ok, nil
 }
 
 // URL is the connection string of the server's database, on its Unix
@@ -166,20 +247,33 @@ func (s *Server) initIfNeeded(ctx context.Context) error {
 	if out, err := s.run(cmd); err != nil {
 		return fmt.Errorf("pgserver: initdb: %w: %s", err, lastLines(out, 5))
 	}
-	// Where it listens is in idemgate-port.conf, written at each start.
-	conf := `
-# idemgate: a private server, SERIALIZABLE like CockroachDB.
-default_transaction_isolation = 'serializable'
-max_connections = 200
-shared_buffers = 128MB
-include_if_exists = 'idemgate-port.conf'
-`
-	f, err := os.OpenFile(filepath.Join(s.dir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	return nil
+}
+
+// confFile holds the settings and where the server listens; it is
+// written at each start, and postgresql.conf includes it last, so that
+// it overrides what the cluster's own file says.
+const confFile = "idemgate.conf"
+
+// includeConf makes postgresql.conf include confFile, once: a cluster
+// made by an older version (or by the shell script before this package)
+// lacks the line.
+func (s *Server) includeConf() error {
+	path := filepath.Join(s.dir, "postgresql.conf")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("pgserver: %w", err)
+	}
+	line := "include_if_exists = '" + confFile + "'"
+	if strings.Contains(string(b), line) {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("pgserver: %w", err)
 	}
 	defer f.Close()
-	_, err = f.WriteString(conf)
+	_, err = f.WriteString("\n" + line + "\n")
 	return err
 }
 
@@ -197,19 +291,30 @@ func (s *Server) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// Included last by postgresql.conf: it overrides what a cluster made by
-	// an older version says (listen_addresses = '127.0.0.1').
-	portConf := filepath.Join(s.dir, "idemgate-port.conf")
-	conf := fmt.Sprintf("listen_addresses = '%s'\nport = %d\nunix_socket_directories = '%s'\n", listen, port, socket)
-	if err := os.WriteFile(portConf, []byte(conf), 0o600); err != nil {
+	if err := s.includeConf(); err != nil {
+		return err
+	}
+	conf := filepath.Join(s.dir, confFile)
+	text := s.cfg.settings() + fmt.Sprintf("listen_addresses = '%s'\nport = %d\nunix_socket_directories = '%s'\n", listen, port, socket)
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		return fmt.Errorf("pgserver: %w", err)
 	}
 	if s.runAs != nil {
-		_ = os.Chown(portConf, int(s.runAs.Uid), int(s.runAs.Gid))
+		_ = os.Chown(conf, int(s.runAs.Uid), int(s.runAs.Gid))
 	}
-	if err := s.pgctl(ctx, "start", "-D", s.dir, "-l", filepath.Join(s.dir, "server.log"), "-w", "-t", "60"); err != nil {
-		log, _ := os.ReadFile(filepath.Join(s.dir, "server.log"))
-		return fmt.Errorf("%w; server.log: %s", err, lastLines(log, 5))
+	// Tried again: after a crash (kill -9), the old server's processes
+	// may hold its shared memory or its port for a moment.
+	for attempt := 1; ; attempt++ {
+		err := s.pgctl(ctx, "start", "-D", s.dir, "-l", filepath.Join(s.dir, "server.log"), "-w", "-t", "60")
+		if err == nil {
+			break
+		}
+		if _, _, up := s.running(); up || attempt == 5 || ctx.Err() != nil {
+			log, _ := os.ReadFile(filepath.Join(s.dir, "server.log"))
+			return fmt.Errorf("%w; server.log: %s", err, lastLines(log, 5))
+		}
+		s.logger.Info("pg_ctl start failed; trying again in 1s", "attempt", attempt, "err", err)
+		time.Sleep(time.Second)
 	}
 	s.socket, s.port = socket, port
 	who := "the current user"

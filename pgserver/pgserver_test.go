@@ -17,6 +17,9 @@ import (
 // server runs as "postgres"), removed when t ends.
 func tempDir(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: starts PostgreSQL")
+	}
 	dir, err := os.MkdirTemp("", "idemgate-pgserver-test-")
 	if err != nil {
 		t.Fatal(err)
@@ -100,4 +103,61 @@ func TestLongClusterPath(t *testing.T) {
 		t.Fatalf("socket in %s", s.SocketDir())
 	}
 	show(t, s.URL(), "port")
+}
+
+// TestSettings: every server has the settings of Config.settings, written
+// at each start (a cluster started again runs with the new ones); only
+// NoFsync and SynchronousCommit vary.
+func TestSettings(t *testing.T) {
+	cfg := Config{DataDir: filepath.Join(tempDir(t), "pg"), NoFsync: true, SynchronousCommit: "off"}
+	s := start(t, cfg)
+	for setting, want := range map[string]string{"transaction_isolation": "serializable", "max_connections": "300",
+		"fsync": "off", "full_page_writes": "off", "synchronous_commit": "off"} {
+		if got := show(t, s.URL(), setting); got != want {
+			t.Errorf("%s = %q, want %q", setting, got, want)
+		}
+	}
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s = start(t, Config{DataDir: cfg.DataDir}) // dev mode's: durable
+	for setting, want := range map[string]string{"fsync": "on", "full_page_writes": "on", "synchronous_commit": "on"} {
+		if got := show(t, s.URL(), setting); got != want {
+			t.Errorf("started again as dev mode: %s = %q, want %q", setting, got, want)
+		}
+	}
+}
+
+// TestFresh: a fresh start removes the cluster's data, unless its server
+// runs, which is adopted as it is.
+func TestFresh(t *testing.T) {
+	cfg := Config{DataDir: filepath.Join(tempDir(t), "pg"), NoFsync: true}
+	s := start(t, cfg)
+	exec := func(url, sql string) error {
+		c, err := pgx.Connect(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(context.Background())
+		_, err = c.Exec(context.Background(), sql)
+		return err
+	}
+	if err := exec(s.URL(), "CREATE TABLE kept (a int)"); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Fresh = true
+	s = start(t, cfg) // running: adopted
+	if err := exec(s.URL(), "SELECT * FROM kept"); err != nil {
+		t.Fatalf("a fresh start adopting the running server lost its data: %v", err)
+	}
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := Find(cfg); err != nil || ok {
+		t.Fatalf("Find after Stop = %v, %v; want not running", ok, err)
+	}
+	s = start(t, cfg)
+	if err := exec(s.URL(), "SELECT * FROM kept"); err == nil {
+		t.Fatal("a fresh start of a stopped cluster kept its data")
+	}
 }

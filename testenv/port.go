@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -50,8 +51,24 @@ func NewPort(t testing.TB) *Port {
 		t.Fatalf("testenv: reserve a port: %v", err)
 	}
 	p := &Port{port: sa.(*unix.SockaddrInet4).Port, hold: fd}
-	t.Cleanup(func() { unix.Close(p.hold) })
+	held.Store(p.Addr(), p)
+	t.Cleanup(func() {
+		held.Delete(p.Addr())
+		unix.Close(p.hold)
+	})
 	return p
+}
+
+// held are the ports NewPort holds, by address: a process given one's
+// address (Proc) inherits a listener on it.
+var held sync.Map
+
+// heldPort is the held port of addr, or nil.
+func heldPort(addr string) *Port {
+	if p, ok := held.Load(addr); ok {
+		return p.(*Port)
+	}
+	return nil
 }
 
 // Addr is the port's address, 127.0.0.1:port.

@@ -43,6 +43,7 @@ func Run(m *testing.M, env **Env) {
 	e, stop, err := start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testenv:", err)
+		removeBinary()
 		os.Exit(1)
 	}
 	*env = e
@@ -52,7 +53,8 @@ func Run(m *testing.M, env **Env) {
 }
 
 // Start starts the backends for a TestMain that has work of its own
-// around the tests (Run does not return); call stop after m.Run.
+// around the tests (Run does not return); call stop after m.Run: it also
+// removes the binary the tests built (Binary).
 func Start() (env *Env, stop func(), err error) {
 	if !flag.Parsed() {
 		flag.Parse() // testing.Short needs the flags
@@ -65,14 +67,14 @@ func Start() (env *Env, stop func(), err error) {
 // always kfake, in-process.
 func start() (*Env, func(), error) {
 	if testing.Short() {
-		return &Env{}, func() {}, nil
+		return &Env{}, removeBinary, nil
 	}
 	e := &Env{adminURL: os.Getenv("DATABASE_URL")}
 	if b := os.Getenv("KAFKA_BROKERS"); b != "" {
 		e.brokers = strings.Split(b, ",")
 	}
 	if e.adminURL != "" {
-		return e, func() {}, nil
+		return e, removeBinary, nil
 	}
 	dir, err := os.MkdirTemp("", "idemgate-testpg-")
 	if err != nil {
@@ -84,7 +86,8 @@ func start() (*Env, func(), error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv, err := pgserver.Start(ctx, pgserver.Config{DataDir: dir + "/pg", Logger: quiet})
+	// The tests' settings: the same server as scripts/pg.sh's (NoFsync).
+	srv, err := pgserver.Start(ctx, pgserver.Config{DataDir: dir + "/pg", Logger: quiet, NoFsync: true})
 	if err != nil {
 		return nil, nil, fmt.Errorf("no DATABASE_URL, and a private PostgreSQL could not start: %w", err)
 	}
@@ -92,6 +95,7 @@ func start() (*Env, func(), error) {
 	return e, func() {
 		_ = srv.Stop(context.Background())
 		_ = os.RemoveAll(dir)
+		removeBinary()
 	}, nil
 }
 

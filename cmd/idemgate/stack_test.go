@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -47,8 +48,12 @@ func newDatabase(t testing.TB) string {
 }
 
 // stack is serve + project, started through run() exactly as the binary
-// starts them, on the test's own database and topics.
+// starts them, in the test's own process, on the test's own database and
+// topics (testenv.Stack). In-process, not child processes (testenv.Proc):
+// the tests here call run() itself, and some hand a role options that
+// only a caller in the process can (trace_test.go).
 type stack struct {
+	*testenv.Stack
 	t       testing.TB
 	port    *testenv.Port // the API's; base is on it
 	base    string
@@ -67,32 +72,14 @@ func startStack(t testing.TB, extra ...string) *stack {
 }
 
 // startRoles starts the given roles on a fresh database and fresh topics.
+// IDEMGATE_ADDR is given to each serve as it starts: a listener of its
+// own on the port (apiAddr).
 func startRoles(t testing.TB, roles []string, extra ...string) *stack {
 	t.Helper()
-	dbURL := newDatabase(t)
-	prefix := "t" + testenv.Random(4)
-	s := &stack{
-		t:       t,
-		db:      testenv.OpenDB(t, dbURL),
-		brokers: env.Kafka(t),
-		topics:  events.TopicsWithPrefix(prefix),
-		group:   "g" + testenv.Random(4),
-	}
-	s.port = testenv.NewPort(t)
+	ts := testenv.NewStack(t, newDatabase(t), env.Kafka(t), extra...)
+	s := &stack{Stack: ts, t: t, db: ts.DB, brokers: ts.Brokers, topics: events.TopicsWithPrefix(ts.Prefix),
+		group: ts.Group, vars: ts.Vars, port: testenv.NewPort(t)}
 	s.base = "http://" + s.port.Addr()
-	// IDEMGATE_ADDR is given to each serve as it starts: a listener of its
-	// own on the port (apiAddr).
-	s.vars = map[string]string{
-		"DATABASE_URL":          dbURL,
-		"KAFKA_BROKERS":         strings.Join(s.brokers, ","),
-		"IDEMGATE_API_KEYS":     "key-a=tenant-a,key-b=tenant-b",
-		"IDEMGATE_TOPIC_PREFIX": prefix,
-		"IDEMGATE_GROUP":        s.group,
-		"IDEMGATE_PARTITIONS":   "3",
-	}
-	for i := 0; i+1 < len(extra); i += 2 {
-		s.vars[extra[i]] = extra[i+1]
-	}
 	for _, role := range roles {
 		s.startRole(role)
 	}
@@ -149,18 +136,9 @@ func (s *stack) apiAddr() string {
 
 func (s *stack) waitHealthy() {
 	s.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(s.base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	s.t.Fatalf("API at %s not ready within 60s", s.base)
+	testenv.Eventually(s.t, 60*time.Second, "the API at "+s.base+" is ready", func() error {
+		return testenv.Ready(http.DefaultClient, s.base)
+	})
 }
 
 // response is an HTTP answer read whole.
@@ -205,22 +183,18 @@ func (s *stack) postPayment(apiKey, idemKey, body string) response {
 // waitCompleted polls GET /v1/operations/{id} until it is completed.
 func (s *stack) waitCompleted(apiKey, location string) response {
 	s.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		r := s.do("GET", location, apiKey, "", "", "")
-		if r.Status == 200 && bytes.Contains(r.Body, []byte(`"status":"completed"`)) {
-			return r
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	s.t.Fatalf("%s not completed within 60s", location)
-	return response{}
+	var r response
+	testenv.Eventually(s.t, 60*time.Second, location+" is completed", func() error {
+		r = s.do("GET", location, apiKey, "", "", "")
+		return testenv.Check(r.Status == 200 && bytes.Contains(r.Body, []byte(`"status":"completed"`)), "%d %s", r.Status, r.Body)
+	})
+	return r
 }
 
 // count runs a counting query (testenv.Count).
 func (s *stack) count(sql string, args ...any) int {
 	s.t.Helper()
-	return testenv.Count(s.t, s.db, sql, args...)
+	return s.Count(sql, args...)
 }
 
 // commandRecords reads every record of the commands topic.
@@ -273,17 +247,14 @@ func (s *stack) admin() *kadm.Client {
 func (s *stack) waitCommittedPast(topic string, partition int32, offset int64) {
 	s.t.Helper()
 	adm := s.admin()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
+	testenv.Eventually(s.t, 60*time.Second, fmt.Sprintf("group %s commits past %s/%d@%d", s.group, topic, partition, offset), func() error {
 		offs, err := adm.FetchOffsets(context.Background(), s.group)
-		if err == nil {
-			if o, ok := offs.Lookup(topic, partition); ok && o.At > offset {
-				return
-			}
+		if err != nil {
+			return err
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	s.t.Fatalf("group %s did not commit past %s/%d@%d within 60s", s.group, topic, partition, offset)
+		o, ok := offs.Lookup(topic, partition)
+		return testenv.Check(ok && o.At > offset, "committed %v", o.At)
+	})
 }
 
 type syncBuffer struct {
