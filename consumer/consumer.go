@@ -35,7 +35,7 @@ type Handler func(ctx context.Context, rec *kgo.Record) error
 
 // Config configures a Runner.
 type Config struct {
-	// ClientOptions connect to the brokers (events.ClientOptions).
+	// ClientOptions connect to the brokers (events.KafkaConfig.ClientOptions).
 	ClientOptions []kgo.Opt
 	// Group is the consumer group; processes sharing it share partitions.
 	Group  string

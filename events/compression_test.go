@@ -133,7 +133,7 @@ func TestProducerCompression(t *testing.T) {
 	// Kafka's codec numbers: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd.
 	for setting, want := range map[string]uint8{"": 1, "none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4, "plain": 1} {
 		t.Run("codec="+setting, func(t *testing.T) {
-			opts := ClientOptions(brokers)
+			opts, _ := KafkaConfig{}.ClientOptions(brokers)
 			if setting != "plain" { // "plain": the package function, not a KafkaConfig
 				if opts, err = (KafkaConfig{Compression: setting}).ClientOptions(brokers); err != nil {
 					t.Fatal(err)

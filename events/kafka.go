@@ -197,7 +197,7 @@ func (k KafkaConfig) mechanism() sasl.Mechanism {
 }
 
 // ClientOptions are the options of every idemgate client of brokers
-// under k: the shared ones (see the package function ClientOptions), the
+// under k: the shared ones (baseOptions), the
 // codec, TLS and SASL.
 func (k KafkaConfig) ClientOptions(brokers []string) ([]kgo.Opt, error) {
 	if err := k.Validate(); err != nil {

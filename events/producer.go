@@ -8,16 +8,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// ClientOptions are the options of a plaintext client of brokers with
-// the default codec (KafkaConfig.ClientOptions adds TLS, SASL and another
-// codec): acks=all with the idempotent producer (franz-go's default,
-// stated here because the guarantees rest on it), and a bounded delivery
-// time so that a record Kafka cannot take fails back to the caller
-// instead of waiting for ever; the sweeper re-emits what failed.
-func ClientOptions(brokers []string) []kgo.Opt {
-	return append(baseOptions(brokers), kgo.ProducerBatchCompression(compressionCodecs[DefaultCompression]))
-}
-
+// baseOptions are the options every idemgate client of brokers has
+// (KafkaConfig.ClientOptions adds the codec, TLS and SASL): acks=all with
+// the idempotent producer (franz-go's default, stated here because the
+// guarantees rest on it), and a bounded delivery time so that a record
+// Kafka cannot take fails back to the caller instead of waiting for ever;
+// the sweeper re-emits what failed.
 func baseOptions(brokers []string) []kgo.Opt {
 	return []kgo.Opt{
 		kgo.SeedBrokers(brokers...),

@@ -12,7 +12,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/idemgate/idemgate/events"
 	"github.com/idemgate/idemgate/testenv"
 )
 
@@ -99,7 +98,7 @@ func TestRebalanceDuringDatabaseHang(t *testing.T) {
 // assignments describes the projectors' group: each member's partitions.
 func assignments(t *testing.T, s *stack) map[string][]int32 {
 	t.Helper()
-	cl, err := kgo.NewClient(events.ClientOptions(s.brokers)...)
+	cl, err := kgo.NewClient(kafkaOptions(t, s.brokers)...)
 	if err != nil {
 		t.Fatal(err)
 	}

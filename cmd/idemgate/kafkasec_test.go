@@ -103,7 +103,7 @@ func startSASLBroker(t *testing.T) *saslBroker {
 		stop()
 	}
 	t.Logf("SASL_SSL broker on %s started in %s", b.addr, time.Since(t0).Round(time.Millisecond))
-	cl, err := kgo.NewClient(events.ClientOptions([]string{"127.0.0.1:" + strconv.Itoa(plainPort)})...)
+	cl, err := kgo.NewClient(kafkaOptions(t, []string{"127.0.0.1:" + strconv.Itoa(plainPort)})...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/idemgate/idemgate/events"
 )
 
 const payment = `{"amount":1000,"currency":"EUR","customer":"cus_1","description":"order 17"}`
@@ -215,7 +213,7 @@ func TestDuplicateDeliveryAppliesOnce(t *testing.T) {
 	recs := s.commandRecords()
 	mustEqual(t, "command records", len(recs), 1)
 	orig := recs[0]
-	cl, err := kgo.NewClient(events.ClientOptions(s.brokers)...)
+	cl, err := kgo.NewClient(kafkaOptions(t, s.brokers)...)
 	if err != nil {
 		t.Fatal(err)
 	}
