@@ -162,7 +162,7 @@ func (s *stack) outcomes() string {
 // every partition of topic.
 func (s *stack) waitConsumed(topic string) {
 	s.t.Helper()
-	cl, err := kgo.NewClient(kafkaOptions(s.t, s.brokers)...)
+	cl, err := kgo.NewClient(testenv.KafkaOptions(s.t, s.brokers)...)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func readTopic(t *testing.T, brokers []string, topic string) []*kgo.Record {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cl, err := kgo.NewClient(append(kafkaOptions(t, brokers), kgo.ConsumeTopics(topic),
+	cl, err := kgo.NewClient(append(testenv.KafkaOptions(t, brokers), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +216,7 @@ func readTopic(t *testing.T, brokers []string, topic string) []*kgo.Record {
 // record to its topic, as a redelivery would bring it.
 func produceCopies(t *testing.T, brokers []string, recs []*kgo.Record) {
 	t.Helper()
-	cl, err := kgo.NewClient(kafkaOptions(t, brokers)...)
+	cl, err := kgo.NewClient(testenv.KafkaOptions(t, brokers)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -98,7 +98,7 @@ func TestRebalanceDuringDatabaseHang(t *testing.T) {
 // assignments describes the projectors' group: each member's partitions.
 func assignments(t *testing.T, s *stack) map[string][]int32 {
 	t.Helper()
-	cl, err := kgo.NewClient(kafkaOptions(t, s.brokers)...)
+	cl, err := kgo.NewClient(testenv.KafkaOptions(t, s.brokers)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,10 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/idemgate/idemgate"
-	"github.com/idemgate/idemgate/events"
 	"github.com/idemgate/idemgate/payments"
 	"github.com/idemgate/idemgate/roles"
 	"github.com/idemgate/idemgate/sqldb"
@@ -115,15 +112,4 @@ func (s *stack) waitCount(want int, within time.Duration, sql string, args ...an
 func heldAddr(t *testing.T) string {
 	t.Helper()
 	return testenv.NewPort(t).Addr()
-}
-
-// kafkaOptions are the options of an idemgate client of brokers with the
-// default Kafka settings, as the roles have them.
-func kafkaOptions(t testing.TB, brokers []string) []kgo.Opt {
-	t.Helper()
-	opts, err := events.KafkaConfig{}.ClientOptions(brokers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return opts
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/idemgate/idemgate/events"
 	"github.com/idemgate/idemgate/store"
+	"github.com/idemgate/idemgate/testenv"
 )
 
 // TestRelayKeepsOutcomesUnsentWhileProduceFails: the relay's Kafka (a
@@ -68,7 +69,7 @@ func TestRelayKeepsOutcomesUnsentWhileProduceFails(t *testing.T) {
 	// refused produce fails back within the test rather than after the
 	// 30 s delivery timeout (and without the 5 s pause between the
 	// metadata refreshes a refused produce asks for).
-	cl, err := kgo.NewClient(append(kafkaOptions(t, c.ListenAddrs()), kgo.RecordRetries(2),
+	cl, err := kgo.NewClient(append(testenv.KafkaOptions(t, c.ListenAddrs()), kgo.RecordRetries(2),
 		kgo.RetryBackoffFn(func(int) time.Duration { return 10 * time.Millisecond }), kgo.MetadataMinAge(50*time.Millisecond))...)
 	if err != nil {
 		t.Fatal(err)
@@ -134,15 +135,4 @@ func TestRelayKeepsOutcomesUnsentWhileProduceFails(t *testing.T) {
 	if env.Type != events.TypeCommandCompleted || len(got) != 1 {
 		t.Fatalf("%d records on the results topic, the first of type %q; want one %q", len(got), env.Type, events.TypeCommandCompleted)
 	}
-}
-
-// kafkaOptions are the options of an idemgate client of brokers with the
-// default Kafka settings, as the roles have them.
-func kafkaOptions(t testing.TB, brokers []string) []kgo.Opt {
-	t.Helper()
-	opts, err := events.KafkaConfig{}.ClientOptions(brokers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return opts
 }

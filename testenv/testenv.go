@@ -20,7 +20,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/idemgate/idemgate/events"
 	"github.com/idemgate/idemgate/pgserver"
 	"github.com/idemgate/idemgate/sqldb"
 )
@@ -197,4 +199,15 @@ func Count(t testing.TB, db *sqldb.DB, sql string, args ...any) int {
 		t.Fatalf("%s: %v", sql, err)
 	}
 	return n
+}
+
+// KafkaOptions are the options of an idemgate client of brokers with the
+// default Kafka settings, the roles' own (events.KafkaConfig).
+func KafkaOptions(t testing.TB, brokers []string) []kgo.Opt {
+	t.Helper()
+	opts, err := events.KafkaConfig{}.ClientOptions(brokers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return opts
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/idemgate/idemgate/events"
+	"github.com/idemgate/idemgate/testenv"
 )
 
 // saslBroker is a real broker of the test's own with a SASL_SSL listener
@@ -103,7 +104,7 @@ func startSASLBroker(t *testing.T) *saslBroker {
 		stop()
 	}
 	t.Logf("SASL_SSL broker on %s started in %s", b.addr, time.Since(t0).Round(time.Millisecond))
-	cl, err := kgo.NewClient(kafkaOptions(t, []string{"127.0.0.1:" + strconv.Itoa(plainPort)})...)
+	cl, err := kgo.NewClient(testenv.KafkaOptions(t, []string{"127.0.0.1:" + strconv.Itoa(plainPort)})...)
 	if err != nil {
 		t.Fatal(err)
 	}

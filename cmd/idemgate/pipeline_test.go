@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/idemgate/idemgate/testenv"
 )
 
 const payment = `{"amount":1000,"currency":"EUR","customer":"cus_1","description":"order 17"}`
@@ -213,7 +215,7 @@ func TestDuplicateDeliveryAppliesOnce(t *testing.T) {
 	recs := s.commandRecords()
 	mustEqual(t, "command records", len(recs), 1)
 	orig := recs[0]
-	cl, err := kgo.NewClient(kafkaOptions(t, s.brokers)...)
+	cl, err := kgo.NewClient(testenv.KafkaOptions(t, s.brokers)...)
 	if err != nil {
 		t.Fatal(err)
 	}

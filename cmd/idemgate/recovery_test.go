@@ -85,7 +85,7 @@ func TestPoisonEventIsDeadLetteredAndRedriven(t *testing.T) {
 	s.insertClaim(op, "poison-1", `{"amount":"not a number"}`, `{"amount":"not a number"}`)
 	// The sweeper would emit it only after its lease; emit it now, and a
 	// record that is not even a CloudEvent beside it.
-	cl, err := kgo.NewClient(kafkaOptions(t, s.brokers)...)
+	cl, err := kgo.NewClient(testenv.KafkaOptions(t, s.brokers)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -215,7 +215,7 @@ func (s *stack) topicRecords(topic string) []*kgo.Record {
 	}
 	want := int64(0)
 	ends.Each(func(o kadm.ListedOffset) { want += o.Offset })
-	cl, err := kgo.NewClient(append(kafkaOptions(s.t, s.brokers),
+	cl, err := kgo.NewClient(append(testenv.KafkaOptions(s.t, s.brokers),
 		kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
 	if err != nil {
 		s.t.Fatal(err)
@@ -233,7 +233,7 @@ func (s *stack) topicRecords(topic string) []*kgo.Record {
 }
 
 func (s *stack) admin() *kadm.Client {
-	cl, err := kgo.NewClient(kafkaOptions(s.t, s.brokers)...)
+	cl, err := kgo.NewClient(testenv.KafkaOptions(s.t, s.brokers)...)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -282,14 +282,3 @@ func mustEqual[T comparable](t testing.TB, what string, got, want T) {
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-// kafkaOptions are the options of an idemgate client of brokers with the
-// default Kafka settings, as the roles have them.
-func kafkaOptions(t testing.TB, brokers []string) []kgo.Opt {
-	t.Helper()
-	opts, err := events.KafkaConfig{}.ClientOptions(brokers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return opts
-}
