@@ -1,6 +1,8 @@
 // Package fault holds idemgate's named fault points: places in the
 // pipeline where a test can make the process die as kill -9 would, to
-// prove that nothing accepted is lost and nothing is applied twice.
+// prove that nothing accepted is lost and nothing is applied twice; and
+// mutation points, where a test makes the process answer wrongly, to
+// prove that a check can fail (Mutations).
 //
 // The points are compiled in always. They are configured from the
 // environment (IDEMGATE_FAULTS) and cost one nil check when off.
