@@ -4,7 +4,9 @@ package chaos
 // orders (the gateway's routes), each command with its own
 // Idempotency-Key and a fixed body, and retry it (same key, same or
 // equivalently spelled body) until they get an answer that is not a
-// transient failure.
+// transient failure. Some commands are raced by several clients, sent
+// another body under their claimed key, or followed until their stored
+// answer comes back; every POST is recorded in the history (post).
 
 import (
 	"bytes"
@@ -523,7 +525,7 @@ func (r *run) runClients(tickets <-chan int, clients int, seed uint64, lane stri
 					}
 				}
 				if rng.Float64() < followShare {
-					r.follow(c, client+"-follow", rng.Uint64())
+					r.follow(c, fmt.Sprintf("follow-%05d", c.idx), rng.Uint64()) // a lane of its own: followers overlap
 				}
 			}
 		}()
