@@ -3,6 +3,7 @@ module github.com/idemgate/idemgate
 go 1.26.8
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/cenkalti/backoff/v5 v5.0.3
 	github.com/cockroachdb/cockroach-go/v2 v2.4.2
 	github.com/go-chi/chi/v5 v5.5.0

@@ -19,7 +19,9 @@
 // chaos stops), CHAOS_SEED (random), CHAOS_BIN (test this idemgate binary
 // instead of building ../cmd/idemgate), CHAOS_ORDERS_BIN (likewise, for
 // ../examples/orders), CHAOS_KAFKA_PORT (29092, and the next
-// port for its controller), CHAOS_PG_PORT (25432). See RELIABILITY.md.
+// port for its controller), CHAOS_PG_PORT (25432), CHAOS_MUTANT (a
+// mutation point for serve, such as mutant.api.replay-other-answer=0.05:
+// the run must then fail). See RELIABILITY.md.
 package chaos
 
 import (
@@ -44,6 +46,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/idemgate/idemgate/chaos/history"
 	"github.com/idemgate/idemgate/fault"
 	"github.com/idemgate/idemgate/testenv"
 )
@@ -54,6 +57,7 @@ type settings struct {
 	acceptWithin             time.Duration // a command must be accepted within this
 	seed                     uint64
 	kafkaPort, pgPort        int
+	mutant                   string // CHAOS_MUTANT: a mutation point for serve, point=odds (fault.Mutations)
 }
 
 func loadSettings(t *testing.T) settings {
@@ -66,6 +70,7 @@ func loadSettings(t *testing.T) settings {
 		kafkaPort: envInt(t, "CHAOS_KAFKA_PORT", 29092),
 		pgPort:    envInt(t, "CHAOS_PG_PORT", 25432),
 		seed:      mrand.Uint64(),
+		mutant:    os.Getenv("CHAOS_MUTANT"),
 	}
 	if v := os.Getenv("CHAOS_SEED"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
@@ -145,11 +150,14 @@ type run struct {
 	injected      int
 	poison        poisonState // the poison record and the mid-batch stops
 	phases        []string
+	hist          *history.Recorder // every POST under a key, checked with porcupine (history_test.go)
+	followers     sync.WaitGroup    // the clients that POST a command until its stored answer (follow)
 
 	stats struct {
 		retries, respelled, duplicates, transportErrors atomic.Int64
 		accepted202, storedDirect, unexpected500        atomic.Int64
 		lateRetries, conflicts                          atomic.Int64
+		raced, contested, followed, followTimeouts      atomic.Int64
 	}
 }
 
@@ -197,6 +205,11 @@ func (r *run) faultSpec(kind string) string {
 				parts = append(parts, fmt.Sprintf("%s=%g", p, topUpOdds[p]))
 			}
 		}
+	}
+	// A mutation point (CHAOS_MUTANT) stays on through the whole run, so
+	// that the checks meet what it breaks.
+	if kind == "serve" && r.cfg.mutant != "" {
+		parts = append(parts, r.cfg.mutant)
 	}
 	return strings.Join(parts, ",")
 }
@@ -260,6 +273,7 @@ func TestChaos(t *testing.T) {
 		t: t, cfg: cfg, start: time.Now(), runID: randomHex(3),
 		statuses: map[int]int{}, failures: map[string][]string{}, kills: map[string]int{}, slowStops: map[string]int{},
 		odds: chooseOdds(cfg.commands, cfg.duration), topUp: map[string]bool{},
+		hist: history.NewRecorder(),
 	}
 	r.prefix = "chaos" + r.runID
 	r.group = "chaos-" + r.runID + "-projector"
@@ -632,7 +646,7 @@ func (r *run) topUpFaults() {
 			time.Sleep(time.Second) // the pace of the top-up load, not a wait
 		}
 	}()
-	r.runClients(tickets, 4, r.cfg.seed+7)
+	r.runClients(tickets, 4, r.cfg.seed+7, "topup")
 	r.logf("top-up done: %d extra commands; fault hits %s", r.topUpCommands, formatCounts(r.faultHits()))
 }
 
@@ -696,6 +710,10 @@ func (r *run) drain() {
 		}
 		if left == 0 && unsent == 0 && lag == 0 {
 			r.logf("drain: every command completed, every event consumed and every outcome relayed after %v", time.Since(start).Round(100*time.Millisecond))
+			// The clients following a command get its stored answer
+			// within their backoff (2 s) now; each gives up at its own
+			// deadline otherwise.
+			r.followers.Wait()
 			return
 		}
 		if time.Now().After(deadline) {

@@ -63,6 +63,7 @@ type tally struct {
 	exits                       map[string]map[string]int
 	processingFailed            int
 	serialization               map[string]int // logged 40001 failures by message
+	history                     historyTally
 }
 
 func (r *run) check() tally {
@@ -337,6 +338,9 @@ func (r *run) check() tally {
 	// ---- I4: replays ----
 	tl.replays = r.checkReplays(cmds, claimOf, outbox)
 
+	// ---- the history of every POST, with porcupine ----
+	tl.history = r.checkHistory()
+
 	// ---- the topics ----
 	tl.commandRecords, tl.commandIDs = r.checkCommands(ctx, claims)
 	tl.resultRecords, tl.resultIDs, tl.resultDuplicates = r.checkResults(ctx, claims, outbox)
@@ -408,7 +412,7 @@ func (r *run) checkReplays(cmds []*command, claimOf map[*command]claimRow, outbo
 				}
 				var got [2]answer
 				for i, body := range []string{c.body, c.alt} {
-					a, err := r.replay(c, body, rng)
+					a, err := r.replay(c, fmt.Sprintf("checker-%02d", w), body, rng)
 					if err != nil {
 						r.fail("I4: replay equals the stored response", "%s: replay: %v", c.key, err)
 						continue
@@ -439,10 +443,10 @@ func (r *run) checkReplays(cmds []*command, claimOf map[*command]claimRow, outbo
 
 // replay POSTs c again (retrying transport errors and 503, which no
 // longer happen once the chaos is over, but cost nothing to allow).
-func (r *run) replay(c *command, body string, rng *mrand.Rand) (answer, error) {
+func (r *run) replay(c *command, client, body string, rng *mrand.Rand) (answer, error) {
 	var last error
 	for i := 0; i < 5; i++ {
-		a, err := r.do("POST", r.randomServe(rng)+c.path, c.apiKey, c.key, body)
+		a, err := r.post(client, "final replay", c, body, rng)
 		if err == nil && a.status != http.StatusServiceUnavailable {
 			return a, nil
 		}
@@ -588,6 +592,10 @@ func (r *run) summary(tl tally) {
 		tl.lagP50.Round(time.Millisecond), tl.lagP99.Round(time.Millisecond), tl.lagMax.Round(time.Millisecond))
 	fmt.Fprintf(&b, "40001 not retried     %s (warnings logged)\n", formatCounts(tl.serialization))
 	fmt.Fprintf(&b, "replays checked       %d (2 per command)\n", tl.replays)
+	h := tl.history
+	fmt.Fprintf(&b, "history (porcupine)   %s: %d requests over %d keys (%s), checked in %v; %d commands raced, %d followed to their stored answer (%d gave up), %d contested by another body\n",
+		h.verdict, h.requests, h.keys, formatCounts(h.kinds), h.took.Round(time.Millisecond),
+		r.stats.raced.Load(), r.stats.followed.Load(), r.stats.followTimeouts.Load(), r.stats.contested.Load())
 	fmt.Fprintf(&b, "commands topic        %d records for %d operations: %d copies injected by the test, %d re-emissions by the sweeper\n",
 		tl.commandRecords, tl.commandIDs, r.injected, tl.commandRecords-tl.commandIDs-r.injected)
 	fmt.Fprintf(&b, "poison record         partition %d offset %d, %d/%d command events before/behind it in its batch; stopped mid-batch: %v%s, committed offset then %v; on the dead-letter topic %d times; %d command records behind it in its partition, for %d commands found applied\n",

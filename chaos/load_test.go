@@ -4,7 +4,9 @@ package chaos
 // orders (the gateway's routes), each command with its own
 // Idempotency-Key and a fixed body, and retry it (same key, same or
 // equivalently spelled body) until they get an answer that is not a
-// transient failure.
+// transient failure. Some commands are raced by several clients, sent
+// another body under their claimed key, or followed until their stored
+// answer comes back; every POST is recorded in the history (post).
 
 import (
 	"bytes"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/idemgate/idemgate/chaos/history"
 	"github.com/idemgate/idemgate/payments"
 )
 
@@ -47,6 +50,7 @@ type command struct {
 	target    string // refunds: the payment; cancels: the order
 	amount    int64  // orders: the quantity
 	body, alt string // the body, and an equivalent spelling of it
+	other     string // another request under the same key: idemgate's 409
 	expect    int    // outcome known in advance (0: depends on ordering)
 
 	mu          sync.Mutex
@@ -115,6 +119,17 @@ func (r *run) do(method, url, apiKey, idemKey, body string) (answer, error) {
 		replayed: resp.Header.Get("Idempotent-Replayed"), body: b}, nil
 }
 
+// post sends c's POST with body to a random serve and records it in the
+// history, as a request of client (a lane of the history's picture) made
+// for the reason via.
+func (r *run) post(client, via string, c *command, body string, rng *rand.Rand) (answer, error) {
+	call := r.hist.Begin(client, via, history.Input{Key: c.tenant + "/" + c.operation + "/" + c.key,
+		Fingerprint: history.Fingerprint(c.path, []byte(body))})
+	a, err := r.do("POST", r.randomServe(rng)+c.path, c.apiKey, c.key, body)
+	call.End(history.Answer{Status: a.status, ContentType: a.ctype, Location: a.location, Replayed: a.replayed, Body: a.body}, err)
+	return a, err
+}
+
 // randomServe is the base URL of a serve process picked at random.
 func (r *run) randomServe(rng *rand.Rand) string {
 	return r.serves[rng.IntN(len(r.serves))].url
@@ -180,6 +195,7 @@ func (r *run) newCommand(i int, rng *rand.Rand) *command {
 			c.body = fmt.Sprintf(`{"amount":%d,"currency":"EUR","customer":%q}`, c.amount, cust)
 			c.alt = fmt.Sprintf(`{"customer":%q,"amount":%d.000,"currency":"EUR"}`, cust, c.amount)
 		}
+		c.other = fmt.Sprintf(`{"amount":%d,"currency":"EUR","customer":"cus_other"}`, c.amount)
 		c.expect = 201
 		if c.amount > 1_000_000 {
 			c.expect = 402
@@ -222,6 +238,7 @@ func (r *run) newCommand(i int, rng *rand.Rand) *command {
 	c.path = "/v1/payments/" + c.target + "/refunds"
 	c.body = fmt.Sprintf(`{"amount":%d}`, c.amount)
 	c.alt = fmt.Sprintf("{ \"amount\" : %d.0 }\n", c.amount)
+	c.other = fmt.Sprintf(`{"amount":%d}`, c.amount+1)
 	return c
 }
 
@@ -249,6 +266,7 @@ func (r *run) newOrderCommand(c *command, rng *rand.Rand) *command {
 			c.body = fmt.Sprintf(`{"sku":%q,"quantity":%d}`, sku, c.amount)
 			c.alt = fmt.Sprintf(`{ "quantity" : %d.00 , "sku" : %q }`, c.amount, sku)
 		}
+		c.other = fmt.Sprintf(`{"sku":%q,"quantity":%d}`, sku, c.amount+1)
 		return c
 	}
 	c.operation, c.kind, c.target = opOrderCancel, "cancel", target
@@ -258,6 +276,7 @@ func (r *run) newOrderCommand(c *command, rng *rand.Rand) *command {
 	c.path = "/v1/orders/" + c.target + "/cancel"
 	c.body = fmt.Sprintf(`{"reason":"chaos %d"}`, c.idx)
 	c.alt = fmt.Sprintf("{ \"reason\" : \"chaos\\u0020%d\" }\n", c.idx)
+	c.other = fmt.Sprintf(`{"reason":"another reason %d"}`, c.idx)
 	return c
 }
 
@@ -267,7 +286,7 @@ var errGiveUp = errors.New("not retryable")
 // submit sends c until it is accepted (202) or answered with its recorded
 // outcome, retrying the same key with the same body (sometimes spelled
 // otherwise) on connection errors, time-outs and 5xx, to any instance.
-func (r *run) submit(c *command, rng *rand.Rand, deadline time.Time) error {
+func (r *run) submit(c *command, client string, rng *rand.Rand, deadline time.Time) error {
 	backoff := 50 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		if time.Now().After(deadline) {
@@ -284,7 +303,11 @@ func (r *run) submit(c *command, rng *rand.Rand, deadline time.Time) error {
 		c.mu.Lock()
 		c.attempts++
 		c.mu.Unlock()
-		a, err := r.do("POST", r.randomServe(rng)+c.path, c.apiKey, c.key, body)
+		via := "submit"
+		if attempt > 0 {
+			via = "retry"
+		}
+		a, err := r.post(client, via, c, body, rng)
 		if err != nil {
 			r.stats.transportErrors.Add(1)
 		} else {
@@ -452,27 +475,43 @@ func (r *run) load(n int, start time.Time, duration time.Duration, clients int, 
 			tickets <- i
 		}
 	}()
-	r.runClients(tickets, clients, seed)
+	r.runClients(tickets, clients, seed, "client")
 }
 
-// runClients has clients goroutines take command indexes from tickets.
-func (r *run) runClients(tickets <-chan int, clients int, seed uint64) {
+// The shares of the commands that exercise the history's model: raced
+// (their first submission is sent at once by 2 or 3 clients, in both
+// spellings), followed (a client of its own POSTs it again until the
+// stored answer comes back), and contested (another request is sent
+// under the key once it is claimed: 409).
+const (
+	raceShare    = 0.25
+	followShare  = 0.25
+	contestShare = 0.10
+)
+
+// runClients has clients goroutines take command indexes from tickets;
+// lane names them in the history.
+func (r *run) runClients(tickets <-chan int, clients int, seed uint64, lane string) {
 	var wg sync.WaitGroup
 	for w := 0; w < clients; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			client := fmt.Sprintf("%s-%02d", lane, w)
 			rng := rand.New(rand.NewPCG(seed, uint64(w)+1))
 			for i := range tickets {
 				c := r.newCommand(i, rng)
 				r.mu.Lock()
 				r.cmds = append(r.cmds, c)
 				r.mu.Unlock()
-				if err := r.submit(c, rng, time.Now().Add(r.cfg.acceptWithin)); err != nil {
+				if err := r.race(c, client, rng); err != nil {
 					if !errors.Is(err, errGiveUp) {
 						r.fail("availability", "%s (%s): %v", c.key, c.kind, err)
 					}
 					continue
+				}
+				if rng.Float64() < contestShare {
+					r.contest(c, client, "another body", rng)
 				}
 				// Some clients send the same command again at once, spelled
 				// otherwise: 202 (same operation) or the recorded outcome,
@@ -480,15 +519,99 @@ func (r *run) runClients(tickets <-chan int, clients int, seed uint64) {
 				if rng.Float64() < 0.15 {
 					r.stats.respelled.Add(1)
 					r.stats.duplicates.Add(1)
-					a, err := r.do("POST", r.randomServe(rng)+c.path, c.apiKey, c.key, c.alt)
+					a, err := r.post(client, "respelled duplicate", c, c.alt, rng)
 					if err == nil {
 						_, _ = r.record(c, a, "respelled duplicate")
 					}
+				}
+				if rng.Float64() < followShare {
+					r.follow(c, fmt.Sprintf("follow-%05d", c.idx), rng.Uint64()) // a lane of its own: followers overlap
 				}
 			}
 		}()
 	}
 	wg.Wait()
+}
+
+// race submits c: from this client alone, or, for raceShare of the
+// commands, from 2 or 3 clients at once, one of them with the other
+// spelling first. Each retries until its request is accepted or
+// answered with the stored outcome; the first error is returned.
+func (r *run) race(c *command, client string, rng *rand.Rand) error {
+	deadline := time.Now().Add(r.cfg.acceptWithin)
+	if rng.Float64() >= raceShare {
+		return r.submit(c, client, rng, deadline)
+	}
+	n := 2 + rng.IntN(2)
+	r.stats.raced.Add(1)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for k := 0; k < n; k++ {
+		wg.Add(1)
+		seed := rng.Uint64()
+		go func() {
+			defer wg.Done()
+			name := client
+			if k > 0 {
+				name = fmt.Sprintf("%s-race%d", client, k)
+			}
+			errs[k] = r.submit(c, name, rand.New(rand.NewPCG(seed, uint64(k))), deadline)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// contest sends another request (c.other) under c's key, claimed by c:
+// idemgate's 409 (a transport error or a 503 is retried a few times; the
+// history checks whatever came back).
+func (r *run) contest(c *command, client, via string, rng *rand.Rand) {
+	r.stats.contested.Add(1)
+	for attempt := 0; attempt < 3; attempt++ {
+		a, err := r.post(client, via, c, c.other, rng)
+		if err != nil || a.status >= 500 {
+			time.Sleep(100 * time.Millisecond) // the client's backoff, its behaviour
+			continue
+		}
+		r.countStatus(a.status)
+		if a.status != http.StatusConflict || a.replayed == "true" {
+			r.fail("409 for another request under a used key", "%s (%s): %s got %d (replayed %q): %s", c.key, c.kind, via, a.status, a.replayed, a.body)
+		}
+		return
+	}
+}
+
+// follow has a client of its own POST c again (either spelling) until the
+// stored answer comes back, in the background: 202 with c's operation
+// until then, never afterwards.
+func (r *run) follow(c *command, client string, seed uint64) {
+	r.stats.followed.Add(1)
+	r.followers.Add(1)
+	go func() {
+		defer r.followers.Done()
+		rng := rand.New(rand.NewPCG(seed, 7))
+		deadline := time.Now().Add(r.cfg.acceptWithin)
+		backoff := 250 * time.Millisecond
+		for time.Now().Before(deadline) {
+			time.Sleep(backoff + time.Duration(rng.Int64N(int64(backoff)))) // the client's backoff, its behaviour
+			backoff = min(backoff*2, 2*time.Second)
+			body := c.body
+			if rng.IntN(2) == 0 {
+				body = c.alt
+			}
+			a, err := r.post(client, "follow", c, body, rng)
+			switch {
+			case err != nil, a.status >= 500 && a.replayed != "true":
+				continue // not answered: again
+			case a.status == http.StatusAccepted:
+				_, _ = r.record(c, a, "follow")
+			default: // the stored answer, or an answer that the record reports
+				_, _ = r.record(c, a, "follow")
+				return
+			}
+		}
+		r.stats.followTimeouts.Add(1)
+	}()
 }
 
 // pollWhileLoading watches pending payments through the API, so that
@@ -526,8 +649,12 @@ func (r *run) pollWhileLoading(stop <-chan struct{}, seed uint64) {
 			if rng.IntN(2) == 0 {
 				body = c.alt
 			}
+			if rng.IntN(4) == 0 {
+				r.contest(c, "poller", "another body, late", rng)
+				continue
+			}
 			r.stats.lateRetries.Add(1)
-			if a, err := r.do("POST", r.randomServe(rng)+c.path, c.apiKey, c.key, body); err == nil {
+			if a, err := r.post("poller", "late retry", c, body, rng); err == nil {
 				_, _ = r.record(c, a, "late retry")
 			}
 		}

@@ -105,7 +105,11 @@ func (a *API) accept(op idemgate.Operation) http.HandlerFunc {
 		switch state {
 		case idemgate.ClaimCompleted:
 			w.Header().Set("Idempotent-Replayed", "true")
-			writeResponse(w, c.Response)
+			resp := c.Response
+			if a.cfg.Faults != nil {
+				resp = a.mutateReplay(c.OperationID, resp)
+			}
+			writeResponse(w, resp)
 		case idemgate.ClaimOutcomeUnknown:
 			writePending(w, c.OperationID, state, true)
 		default:
@@ -180,4 +184,19 @@ func writeResponse(w http.ResponseWriter, s *idemgate.Response) {
 	}
 	w.WriteHeader(s.Status)
 	_, _ = w.Write(s.Body)
+}
+
+// mutateReplay is the mutation point fault.ReplayOtherAnswer, for the
+// tests that prove the history check catches a wrong replay: when it
+// fires, the replay serves the stored answer this process replayed last,
+// if that was another operation's.
+func (a *API) mutateReplay(operationID string, resp *idemgate.Response) *idemgate.Response {
+	a.lastReplay.mu.Lock()
+	defer a.lastReplay.mu.Unlock()
+	prevOp, prev := a.lastReplay.operationID, a.lastReplay.resp
+	a.lastReplay.operationID, a.lastReplay.resp = operationID, resp
+	if prev != nil && prevOp != operationID && a.cfg.Faults.Fires(fault.ReplayOtherAnswer) {
+		return prev
+	}
+	return resp
 }

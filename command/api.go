@@ -109,6 +109,13 @@ type API struct {
 	waiters     *waiters
 	// failures logs requests that failed on the database or Kafka.
 	failures *logging.Throttle
+	// lastReplay is the stored answer replayed last, kept only when
+	// faults are configured (mutateReplay).
+	lastReplay struct {
+		mu          sync.Mutex
+		operationID string
+		resp        *idemgate.Response
+	}
 }
 
 // New returns the API, or an error when the registered modules' OpenAPI

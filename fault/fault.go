@@ -1,6 +1,8 @@
 // Package fault holds idemgate's named fault points: places in the
 // pipeline where a test can make the process die as kill -9 would, to
-// prove that nothing accepted is lost and nothing is applied twice.
+// prove that nothing accepted is lost and nothing is applied twice; and
+// mutation points, where a test makes the process answer wrongly, to
+// prove that a check can fail (Mutations).
 //
 // The points are compiled in always. They are configured from the
 // environment (IDEMGATE_FAULTS) and cost one nil check when off.
@@ -31,6 +33,19 @@ func Points() []string {
 	return []string{AfterClaimCommit, AfterKafkaAck, InProjectorTx, AfterProjectorTx, AfterUpstreamCall, AfterRelayPublish}
 }
 
+// The mutation points: not crashes but deliberate wrong answers, which
+// only the tests that prove a check can fail turn on. No deployment has
+// a reason to; they are not among Points.
+const (
+	// ReplayOtherAnswer: a replay of a stored answer serves instead the
+	// stored answer this process replayed last, when that was another
+	// operation's (a response cache keyed by the wrong thing).
+	ReplayOtherAnswer = "mutant.api.replay-other-answer"
+)
+
+// Mutations lists every mutation point.
+func Mutations() []string { return []string{ReplayOtherAnswer} }
+
 // Injector decides, at each named point, whether the process dies there.
 // A nil *Injector never fires.
 type Injector struct {
@@ -50,7 +65,7 @@ func FromEnv(getenv func(string) string) (*Injector, error) {
 		return nil, nil
 	}
 	known := map[string]bool{}
-	for _, p := range Points() {
+	for _, p := range append(Points(), Mutations()...) {
 		known[p] = true
 	}
 	in := &Injector{odds: map[string]float64{}, rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), die: kill}
@@ -70,16 +85,21 @@ func FromEnv(getenv func(string) string) (*Injector, error) {
 
 // Hit passes through a point; the process may die there.
 func (in *Injector) Hit(point string) {
-	if in == nil {
-		return
-	}
-	in.mu.Lock()
-	p := in.odds[point]
-	fire := p > 0 && in.rng.Float64() < p
-	in.mu.Unlock()
-	if fire {
+	if in.Fires(point) {
 		in.die(point)
 	}
+}
+
+// Fires passes through a point and says whether it fires; a mutation
+// point's caller then misbehaves (Mutations).
+func (in *Injector) Fires(point string) bool {
+	if in == nil {
+		return false
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	p := in.odds[point]
+	return p > 0 && in.rng.Float64() < p
 }
 
 // kill ends the process at once, as kill -9 does: no deferred function,

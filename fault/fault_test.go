@@ -27,6 +27,19 @@ func TestFromEnv(t *testing.T) {
 			t.Fatalf("died at %v; want only %s", died, AfterKafkaAck)
 		}
 	})
+	t.Run("MutationFires", func(t *testing.T) {
+		in, err := FromEnv(func(string) string { return ReplayOtherAnswer + "=1" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !in.Fires(ReplayOtherAnswer) || in.Fires(AfterKafkaAck) {
+			t.Fatal("a mutation point at odds 1 must fire, and only it")
+		}
+		var nilInjector *Injector
+		if nilInjector.Fires(ReplayOtherAnswer) {
+			t.Fatal("a nil injector fired")
+		}
+	})
 	for name, spec := range map[string]string{
 		"ErrUnknownPoint": "api.somewhere=0.5",
 		"ErrOdds":         AfterClaimCommit + "=2",
