@@ -24,11 +24,10 @@ func TestStuckProjectorDoesNotStarveTheAPI(t *testing.T) {
 	}
 	t.Parallel()
 	s := newStack(t)
-	s.vars["IDEMGATE_PARTITIONS"] = "12"
+	s.Vars["IDEMGATE_PARTITIONS"] = "12"
 	addr := heldAddr(t)
-	p := role(t, "dev", s.environ(), "dev", "--addr", addr, "--data-dir", t.TempDir())
-	a := &api{proc: p, addr: addr, base: "http://" + addr}
-	a.waitReady(90 * time.Second)
+	a := devAPI(t, s.Role("dev", s.Environ(), "dev", "--addr", addr, "--data-dir", t.TempDir()), addr)
+	a.WaitReady(a.Base, 90*time.Second)
 
 	warm := a.postPayment("warm", payment)
 	if warm.status != 202 {
@@ -45,7 +44,7 @@ func TestStuckProjectorDoesNotStarveTheAPI(t *testing.T) {
 	// Every application starts by recording its event in processed_events:
 	// with the table locked, each partition's worker waits on the lock.
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, s.dbURL)
+	conn, err := pgx.Connect(ctx, s.DBURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,10 +69,10 @@ func TestStuckProjectorDoesNotStarveTheAPI(t *testing.T) {
 WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO processed_events%'`
 	var waiting int
 	testenv.Eventually(t, 20*time.Second, "the projector pool's 8 transactions wait on the lock", func() error {
-		waiting = s.count(waitingSQL)
+		waiting = s.Count(waitingSQL)
 		return testenv.Check(waiting >= 8, "%d waiting", waiting)
 	})
-	completedBefore := s.count(`SELECT count(*) FROM outbox`)
+	completedBefore := s.Count(`SELECT count(*) FROM outbox`)
 
 	// The API meanwhile, for 5 s.
 	var lat []time.Duration
@@ -98,8 +97,8 @@ WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '
 		}
 		time.Sleep(50 * time.Millisecond) // the client's pace, not a wait
 	}
-	stillWaiting := s.count(waitingSQL)
-	completedDuring := s.count(`SELECT count(*) FROM outbox`) - completedBefore
+	stillWaiting := s.Count(waitingSQL)
+	completedDuring := s.Count(`SELECT count(*) FROM outbox`) - completedBefore
 	if err := lock.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +112,7 @@ WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '
 		a.waitCompleted(loc, 60*time.Second)
 	}
 	t.Logf("lock released: all %d commands completed in %v", len(locs), ms(time.Since(released)))
-	if got := s.count(`SELECT count(*) FROM payments`); got != len(locs)+1 {
+	if got := s.Count(`SELECT count(*) FROM payments`); got != len(locs)+1 {
 		t.Fatalf("payments = %d, want %d", got, len(locs)+1)
 	}
 }

@@ -28,7 +28,7 @@ func TestRebalanceDuringDatabaseHang(t *testing.T) {
 	t.Parallel()
 	pg := startOwnPG(t)
 	s := newStackOn(t, pg.URL(), env.Kafka(t))
-	s.vars["IDEMGATE_PARTITIONS"] = "4"
+	s.Vars["IDEMGATE_PARTITIONS"] = "4"
 	a := s.serve()
 
 	const n = 400
@@ -55,13 +55,13 @@ func TestRebalanceDuringDatabaseHang(t *testing.T) {
 
 	// The second projector has its database pool, and waits for Kafka
 	// (its bootstrap address is a proxy not yet open).
-	gate := newProxy(t, s.brokers[0])
-	second := role(t, "project-2", s.environ("KAFKA_BROKERS", gate.addr), "project")
-	second.waitLog(regexp.MustCompile(`backend unreachable; retrying.*backend=kafka`), 60*time.Second)
+	gate := newProxy(t, s.Brokers[0])
+	second := s.Role("project-2", s.Environ("KAFKA_BROKERS", gate.addr), "project")
+	second.WaitLog(regexp.MustCompile(`backend unreachable; retrying.*backend=kafka`), 60*time.Second)
 
-	first := s.project()
+	first := s.Project()
 	testenv.Eventually(t, 60*time.Second, "the first projector completed 20 commands", func() error {
-		n := s.count(`SELECT count(*) FROM payments`)
+		n := s.Count(`SELECT count(*) FROM payments`)
 		return testenv.Check(n >= 20, "%d completed", n)
 	})
 	pg.freeze()
@@ -69,7 +69,7 @@ func TestRebalanceDuringDatabaseHang(t *testing.T) {
 	before := assignments(t, s)
 	gate.open()
 	joined := time.Now()
-	second.waitLog(projectorUp, 30*time.Second)
+	second.WaitLog(testenv.ProjectorUp, 30*time.Second)
 
 	var after map[string][]int32
 	testenv.Eventually(t, 40*time.Second, "the rebalance completed while the database hung", func() error {
@@ -87,10 +87,10 @@ func TestRebalanceDuringDatabaseHang(t *testing.T) {
 		a.waitCompleted(loc, 90*time.Second)
 	}
 	t.Logf("after SIGCONT all %d commands completed in %v", n, ms(time.Since(thawed)))
-	if got := s.count(`SELECT count(*) FROM payments`); got != n {
+	if got := s.Count(`SELECT count(*) FROM payments`); got != n {
 		t.Fatalf("payments = %d, want %d", got, n)
 	}
-	if first.exited() || second.exited() {
+	if first.Exited() || second.Exited() {
 		t.Fatal("a projector exited")
 	}
 }
@@ -98,14 +98,14 @@ func TestRebalanceDuringDatabaseHang(t *testing.T) {
 // assignments describes the projectors' group: each member's partitions.
 func assignments(t *testing.T, s *stack) map[string][]int32 {
 	t.Helper()
-	cl, err := kgo.NewClient(kafkaOptions(t, s.brokers)...)
+	cl, err := kgo.NewClient(kafkaOptions(t, s.Brokers)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	groups, err := kadm.NewClient(cl).DescribeGroups(ctx, s.group)
+	groups, err := kadm.NewClient(cl).DescribeGroups(ctx, s.Group)
 	if err != nil {
 		return nil
 	}
