@@ -342,6 +342,12 @@ func (r *Runner) handle(ctx context.Context, rec *kgo.Record) bool {
 	backoff := retry.Policy{Base: 50 * time.Millisecond, Max: 5 * time.Second}.New() // no jitter: one record's retries
 	permanent := 0
 	for attempt := 1; ; attempt++ {
+		// A worker whose partition was revoked (or that is stopping) starts
+		// nothing more: the record stays uncommitted for the next owner, and
+		// the rebalance does not wait out another attempt.
+		if ctx.Err() != nil {
+			return false
+		}
 		err := r.handler(ctx, rec)
 		if err == nil {
 			return true

@@ -66,13 +66,13 @@ const payment = `{"amount":1000,"currency":"EUR","customer":"cus_h"}`
 
 // postPayment sends POST /v1/payments as tenant-a with the key.
 func (a *api) postPayment(idemKey, body string, hdr ...string) reply {
-	return do("POST", a.base+"/v1/payments", body, append([]string{"Authorization", "Bearer key-a",
+	return do("POST", a.Base+"/v1/payments", body, append([]string{"Authorization", "Bearer key-a",
 		"Idempotency-Key", idemKey, "Content-Type", "application/json"}, hdr...)...)
 }
 
 // get sends GET path as tenant-a.
 func (a *api) get(path string) reply {
-	return do("GET", a.base+path, "", "Authorization", "Bearer key-a")
+	return do("GET", a.Base+path, "", "Authorization", "Bearer key-a")
 }
 
 // waitCompleted polls the operation at location until it has an outcome

@@ -30,8 +30,8 @@ func TestEventIDsAndDedupWindow(t *testing.T) {
 	}
 	t.Parallel()
 	s := newStack(t)
-	s.vars["IDEMGATE_LEASE"] = "10s" // only the claims the test expires are re-emitted
-	s.vars["IDEMGATE_SWEEP_INTERVAL"] = "200ms"
+	s.Vars["IDEMGATE_LEASE"] = "10s" // only the claims the test expires are re-emitted
+	s.Vars["IDEMGATE_SWEEP_INTERVAL"] = "200ms"
 	a := s.serve("IDEMGATE_JANITOR_INTERVAL", "300ms", "IDEMGATE_DEDUP_WINDOW", "48h")
 	const n = 20
 	locs := load(t, a, "ce", n, 4, false)
@@ -42,15 +42,15 @@ func TestEventIDsAndDedupWindow(t *testing.T) {
 	s.exec(`INSERT INTO command_pending (operation_id, lease_until) SELECT unnest($1::UUID[]), now() - INTERVAL '1 second'`, reemit)
 	s.waitCount(0, 30*time.Second, `SELECT count(*) FROM command_pending`)
 
-	s.project()
-	s.relay()
+	s.Project()
+	s.Relay()
 	s.waitCount(n, 60*time.Second, `SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL`)
 	// Five outcomes look unsent: the relay publishes them again.
 	s.exec(`UPDATE outbox SET sent_at = NULL WHERE operation_id = ANY($1::UUID[])`, reemit)
 	s.waitCount(n, 60*time.Second, `SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL`)
 
-	cmds := readTopic(t, s.brokers, s.prefix+".commands")
-	results := readTopic(t, s.brokers, s.prefix+".results")
+	cmds := readTopic(t, s.Brokers, s.Prefix+".commands")
+	results := readTopic(t, s.Brokers, s.Prefix+".results")
 	if len(cmds) != n+len(reemit) || len(results) != n+len(reemit) {
 		t.Fatalf("%d command and %d result records, want %d of each", len(cmds), len(results), n+len(reemit))
 	}
@@ -104,15 +104,15 @@ WHERE operation_id::TEXT IN (SELECT event_id FROM processed_events WHERE process
 	pruneWait := s.waitCount(n-10, 30*time.Second, `SELECT count(*) FROM processed_events`)
 	snapshot := s.outcomes()
 	// Every command event once more: nothing happens.
-	produceCopies(t, s.brokers, cmds)
-	s.waitConsumed(s.prefix + ".commands")
+	produceCopies(t, s.Brokers, cmds)
+	s.waitConsumed(s.Prefix + ".commands")
 	if got := s.outcomes(); got != snapshot {
 		t.Fatalf("the redelivered events changed the outcomes:\n%s\nwas\n%s", got, snapshot)
 	}
-	if got := s.count(`SELECT count(*) FROM payments`); got != n {
+	if got := s.Count(`SELECT count(*) FROM payments`); got != n {
 		t.Fatalf("payments = %d after the redeliveries, want %d", got, n)
 	}
-	if got := s.count(`SELECT count(*) FROM processed_events`); got != n-10 {
+	if got := s.Count(`SELECT count(*) FROM processed_events`); got != n-10 {
 		t.Fatalf("processed_events = %d after the redeliveries, want %d", got, n-10)
 	}
 	t.Logf("janitor pruned the 10 dedup records past the 48h window within %v; %d command events delivered again: no payment, outcome or dedup record added",
@@ -124,17 +124,17 @@ func opID(location string) string { return location[len("/v1/operations/"):] }
 
 // exec runs a statement on the stack's database.
 func (s *stack) exec(sql string, args ...any) {
-	s.t.Helper()
-	if _, err := s.db.Pool.Exec(context.Background(), sql, args...); err != nil {
-		s.t.Fatalf("%s: %v", sql, err)
+	s.T.Helper()
+	if _, err := s.DB.Pool.Exec(context.Background(), sql, args...); err != nil {
+		s.T.Fatalf("%s: %v", sql, err)
 	}
 }
 
 // outcomes renders every recorded outcome, to compare before and after.
 func (s *stack) outcomes() string {
-	s.t.Helper()
+	s.T.Helper()
 	var out bytes.Buffer
-	err := s.db.InTx(context.Background(), func(tx pgx.Tx) error {
+	err := s.DB.InTx(context.Background(), func(tx pgx.Tx) error {
 		out.Reset()
 		rows, err := tx.Query(context.Background(), `SELECT operation_id::TEXT, status, body FROM outbox ORDER BY operation_id`)
 		if err != nil {
@@ -153,7 +153,7 @@ func (s *stack) outcomes() string {
 		return rows.Err()
 	})
 	if err != nil {
-		s.t.Fatal(err)
+		s.T.Fatal(err)
 	}
 	return out.String()
 }
@@ -161,17 +161,17 @@ func (s *stack) outcomes() string {
 // waitConsumed waits until the projectors' group has committed the end of
 // every partition of topic.
 func (s *stack) waitConsumed(topic string) {
-	s.t.Helper()
-	cl, err := kgo.NewClient(testenv.KafkaOptions(s.t, s.brokers)...)
+	s.T.Helper()
+	cl, err := kgo.NewClient(testenv.KafkaOptions(s.T, s.Brokers)...)
 	if err != nil {
-		s.t.Fatal(err)
+		s.T.Fatal(err)
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	testenv.Eventually(s.t, 60*time.Second, fmt.Sprintf("group %s consumed %s to its end", s.group, topic), func() error {
+	testenv.Eventually(s.T, 60*time.Second, fmt.Sprintf("group %s consumed %s to its end", s.Group, topic), func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		ends, err1 := adm.ListEndOffsets(ctx, topic)
-		committed, err2 := adm.FetchOffsets(ctx, s.group)
+		committed, err2 := adm.FetchOffsets(ctx, s.Group)
 		cancel()
 		done := err1 == nil && err2 == nil
 		if done {

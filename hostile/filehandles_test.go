@@ -42,24 +42,24 @@ func TestFileHandlesExhausted(t *testing.T) {
 	t.Cleanup(func() { stopLeftoverPostgres(t, filepath.Join(dir, "pg")); _ = os.RemoveAll(dir) })
 
 	addr := heldAddr(t)
-	p := startProc(t, "dev", []string{"DATABASE_URL=", "KAFKA_BROKERS=", "IDEMGATE_MAX_CONNECTIONS=100000", "IDEMGATE_API_KEYS=key-a=tenant-a",
+	p := testenv.StartProc(t, "dev", []string{"DATABASE_URL=", "KAFKA_BROKERS=", "IDEMGATE_MAX_CONNECTIONS=100000", "IDEMGATE_API_KEYS=key-a=tenant-a",
 		"IDEMGATE_LEASE=1s", "IDEMGATE_SWEEP_INTERVAL=200ms"},
 		"sh", "-c", `ulimit -n 1024 && exec "$0" "$@"`, bin, "dev", "--addr", addr, "--data-dir", dir)
-	a := &api{proc: p, addr: addr, base: "http://" + addr}
-	a.waitReady(120 * time.Second)
+	a := devAPI(t, p, addr)
+	a.WaitReady(a.Base, 120*time.Second)
 	// The in-process Kafka is on a port of the kernel's choice; dev logs it.
-	kafkaAddr := kafkaListening.FindStringSubmatch(p.waitLog(kafkaListening, 5*time.Second))[1]
-	if lim := openFilesLimit(t, p.pid()); lim != "1024" {
+	kafkaAddr := kafkaListening.FindStringSubmatch(p.WaitLog(kafkaListening, 5*time.Second))[1]
+	if lim := openFilesLimit(t, p.Pid()); lim != "1024" {
 		t.Fatalf("dev's file limit is %s, want 1024", lim)
 	}
-	capped := p.waitLog(regexp.MustCompile(`API connections capped`), 5*time.Second)
+	capped := p.WaitLog(regexp.MustCompile(`API connections capped`), 5*time.Second)
 
 	warm := a.postPayment("warm", payment)
 	if warm.status != 202 {
 		t.Fatalf("POST: %v", warm)
 	}
 	a.waitCompleted(warm.header.Get("Location"), 60*time.Second)
-	baseFDs := p.fds()
+	baseFDs := p.FDs()
 
 	// The flood: connections to the in-process Kafka, held open.
 	var flood []net.Conn
@@ -77,8 +77,8 @@ func TestFileHandlesExhausted(t *testing.T) {
 		flood = append(flood, c)
 	}
 	kafkaEMFILE := regexp.MustCompile(`accept failed; retrying.*addr=` + regexp.QuoteMeta(kafkaAddr) + `.*too many open files`)
-	p.waitLog(kafkaEMFILE, 20*time.Second)
-	peakFDs := p.fds()
+	p.WaitLog(kafkaEMFILE, 20*time.Second)
+	peakFDs := p.FDs()
 
 	// Clients of the API meanwhile: the handles that free up now and then
 	// are taken by one or the other listener, until the API's accept
@@ -88,7 +88,7 @@ func TestFileHandlesExhausted(t *testing.T) {
 	go func() { waiting <- a.postPayment("during-exhaustion", payment) }()
 	// One more connection at each check until the listener says so.
 	testenv.Eventually(t, 20*time.Second, "the API's listener meets EMFILE under the flood", func() error {
-		if len(p.out.matching(apiEMFILE, floodStart)) > 0 {
+		if len(p.Log.Matching(apiEMFILE, floodStart)) > 0 {
 			return nil
 		}
 		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
@@ -139,16 +139,16 @@ func TestFileHandlesExhausted(t *testing.T) {
 	if _, err := kadm.NewClient(cl).ListTopics(ctx); err != nil {
 		t.Fatalf("a new client of the in-process Kafka after the exhaustion: %v", err)
 	}
-	if p.exited() {
+	if p.Exited() {
 		t.Fatalf("dev exited: %v", p.State())
 	}
-	if panics := p.out.matching(regexp.MustCompile(`panic|fatal error`), time.Time{}); len(panics) > 0 {
-		t.Fatalf("dev log: %s", panics[0].text)
+	if panics := p.Log.Matching(regexp.MustCompile(`panic|fatal error`), time.Time{}); len(panics) > 0 {
+		t.Fatalf("dev log: %s", panics[0].Text)
 	}
 	t.Logf("dev with nofile=1024 (%s): %d file handles at rest, %d during a flood of %d Kafka connections held %v; "+
 		"EMFILE logged by both listeners (%d accept-retry lines); after the flood the commands accepted during and after it completed within %v",
 		strings.TrimSpace(capped[strings.Index(capped, "msg="):]), baseFDs, peakFDs, 1100, ms(held),
-		len(p.out.matching(regexp.MustCompile(`accept failed; retrying`), time.Time{})), ms(completed))
+		len(p.Log.Matching(regexp.MustCompile(`accept failed; retrying`), time.Time{})), ms(completed))
 }
 
 // openFilesLimit reads the soft "Max open files" of a process.

@@ -21,7 +21,7 @@ func TestHungDatabaseAnswers503(t *testing.T) {
 	pg := startOwnPG(t)
 	s := newStackOn(t, pg.URL(), env.Kafka(t))
 	a := s.serve()
-	s.project()
+	s.Project()
 
 	// Before: commands accepted, one completed payment to read.
 	var accepted []string
@@ -104,7 +104,7 @@ func TestHungDatabaseAnswers503(t *testing.T) {
 	pg.thaw()
 	thawedAt := time.Now()
 
-	a.waitReady(30 * time.Second)
+	a.WaitReady(a.Base, 30*time.Second)
 	ready := time.Since(thawedAt)
 	for i := range 16 {
 		r := a.postPayment(fmt.Sprintf("during-%d", i), payment)
@@ -118,7 +118,7 @@ func TestHungDatabaseAnswers503(t *testing.T) {
 	}
 	t.Logf("after SIGCONT: ready again in %v; all %d accepted commands completed %v after SIGCONT",
 		ms(ready), len(accepted), ms(time.Since(thawedAt)))
-	if got := s.count(`SELECT count(*) FROM payments`); got != len(accepted) {
+	if got := s.Count(`SELECT count(*) FROM payments`); got != len(accepted) {
 		t.Fatalf("payments = %d, want %d (one per accepted command)", got, len(accepted))
 	}
 }

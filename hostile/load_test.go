@@ -67,7 +67,7 @@ func TestLagMetricDuringBacklog(t *testing.T) {
 	}
 	t.Parallel()
 	s := newStack(t)
-	s.vars["IDEMGATE_LEASE"] = "10m" // no re-emission inflates the backlog
+	s.Vars["IDEMGATE_LEASE"] = "10m" // no re-emission inflates the backlog
 	a := s.serve()
 	const n = 10_000
 	start := time.Now()
@@ -78,19 +78,19 @@ func TestLagMetricDuringBacklog(t *testing.T) {
 	s.waitCount(0, 30*time.Second, `SELECT count(*) FROM command_pending`)
 
 	maddr := heldAddr(t)
-	s.project("IDEMGATE_METRICS_ADDR", maddr, "IDEMGATE_LAG_INTERVAL", "200ms")
+	s.Project("IDEMGATE_METRICS_ADDR", maddr, "IDEMGATE_LAG_INTERVAL", "200ms")
 	projStart := time.Now()
 	url := "http://" + maddr + "/metrics"
 	var samples []float64
 	maxLag := 0.0
 	var zeroAt time.Duration
 	testenv.Eventually(t, 120*time.Second, "the lag gauge back to 0 after the backlog", func() error {
-		lag, found := scrape(t, url, "").sum("idemgate_consumer_lag_records", `group="`+s.group+`"`)
+		lag, found := scrape(t, url, "").sum("idemgate_consumer_lag_records", `group="`+s.Group+`"`)
 		if found {
 			// The gauge was measured before this scrape, so against
 			// committed offsets no further than the completions counted
 			// now.
-			left := n - s.count(`SELECT count(*) FROM outbox`)
+			left := n - s.Count(`SELECT count(*) FROM outbox`)
 			if lag < float64(left) || lag > n {
 				t.Fatalf("lag gauge %v with %d of %d commands still to complete; want between them", lag, left, n)
 			}
@@ -103,7 +103,7 @@ func TestLagMetricDuringBacklog(t *testing.T) {
 		}
 		return fmt.Errorf("lag samples %v", samples)
 	})
-	completed := s.count(`SELECT count(*) FROM outbox`) // a claim is completed once its outcome is recorded
+	completed := s.Count(`SELECT count(*) FROM outbox`) // a claim is completed once its outcome is recorded
 	t.Logf("%d commands accepted by serve alone in %v (%.0f/s); projector started: lag %v at its first sample, max %v, back to 0 after %v (%d samples); %d completed then",
 		n, ms(accepted), n/accepted.Seconds(), samples[0], maxLag, ms(zeroAt), len(samples), completed)
 	if maxLag < n/2 {
@@ -128,11 +128,11 @@ func TestNoTransactionGivesUpUnderLoad(t *testing.T) {
 	}
 	t.Parallel()
 	s := newStack(t)
-	s.vars["IDEMGATE_PARTITIONS"] = "6"
+	s.Vars["IDEMGATE_PARTITIONS"] = "6"
 	a := s.serve()
 	pm, rm := heldAddr(t), heldAddr(t)
-	s.project("IDEMGATE_METRICS_ADDR", pm)
-	s.relay("IDEMGATE_METRICS_ADDR", rm)
+	s.Project("IDEMGATE_METRICS_ADDR", pm)
+	s.Relay("IDEMGATE_METRICS_ADDR", rm)
 
 	const n = 4000
 	start := time.Now()
@@ -143,7 +143,7 @@ func TestNoTransactionGivesUpUnderLoad(t *testing.T) {
 		a.waitCompleted(loc, 10*time.Second)
 	}
 
-	procs := map[string]string{"serve": a.base + "/metrics", "project": "http://" + pm + "/metrics", "relay": "http://" + rm + "/metrics"}
+	procs := map[string]string{"serve": a.Base + "/metrics", "project": "http://" + pm + "/metrics", "relay": "http://" + rm + "/metrics"}
 	retries, gaveUp := map[string]float64{}, map[string]float64{}
 	for name, url := range procs {
 		m := scrape(t, url, "")

@@ -39,13 +39,13 @@ func TestHugeNumbersAreRefusedCheaply(t *testing.T) {
 	}
 	for i, c := range cases {
 		key := fmt.Sprintf("huge-%d", i)
-		r := do("POST", a.base+c.path, c.body, "Authorization", "Bearer key-a", "Idempotency-Key", key, "Content-Type", "application/json")
+		r := do("POST", a.Base+c.path, c.body, "Authorization", "Bearer key-a", "Idempotency-Key", key, "Content-Type", "application/json")
 		t.Logf("%-28s (%d bytes): %d in %v", c.name, len(c.body), r.status, ms(r.took))
 		if r.err != nil || r.status != 422 || !strings.Contains(string(r.body), "numbers may have at most 40") {
 			t.Errorf("%s: %v, want a 422 refusing the number's length", c.name, r)
 		}
 		// The refusal consumed no key.
-		ok := do("POST", a.base+c.path, validBodyFor(c.path), "Authorization", "Bearer key-a", "Idempotency-Key", key, "Content-Type", "application/json")
+		ok := do("POST", a.Base+c.path, validBodyFor(c.path), "Authorization", "Bearer key-a", "Idempotency-Key", key, "Content-Type", "application/json")
 		if ok.status != 202 {
 			t.Errorf("%s: the same key with a valid body: %v, want 202", c.name, ok)
 		}

@@ -24,9 +24,9 @@ func TestDatabaseOutageLogsAreThrottled(t *testing.T) {
 	t.Parallel()
 	pg := startOwnPG(t)
 	s := newStackOn(t, pg.URL(), env.Kafka(t))
-	s.vars["IDEMGATE_SWEEP_INTERVAL"] = "200ms"
+	s.Vars["IDEMGATE_SWEEP_INTERVAL"] = "200ms"
 	a := s.serve()
-	procs := map[string]*proc{"serve": a.proc, "project": s.project(), "relay": s.relay()}
+	procs := map[string]*testenv.Proc{"serve": a.Proc, "project": s.Project(), "relay": s.Relay()}
 	warm := a.postPayment("warm", payment)
 	if warm.status != 202 {
 		t.Fatalf("POST: %v", warm)
@@ -50,9 +50,9 @@ func TestDatabaseOutageLogsAreThrottled(t *testing.T) {
 	for name, p := range procs {
 		// One access-log line per request is the point of the access log;
 		// what must not scale with the outage is the rest.
-		var ls []logLine
-		for _, l := range p.out.between(downAt, upAt) {
-			if !strings.Contains(l.text, `msg=request `) {
+		var ls []testenv.LogLine
+		for _, l := range p.Log.Between(downAt, upAt) {
+			if !strings.Contains(l.Text, `msg=request `) {
 				ls = append(ls, l)
 			}
 		}
@@ -60,7 +60,7 @@ func TestDatabaseOutageLogsAreThrottled(t *testing.T) {
 		if len(ls) > 12 {
 			var b strings.Builder
 			for _, l := range ls[:min(len(ls), 15)] {
-				b.WriteString(l.text + "\n")
+				b.WriteString(l.Text + "\n")
 			}
 			t.Errorf("%s logged %d lines in a %v database outage, want a handful (<= 12); the first:\n%s", name, len(ls), outage, b.String())
 		}
@@ -107,9 +107,9 @@ func TestRelayDuringKafkaOutage(t *testing.T) {
 	t.Cleanup(func() { k.Close() })
 	s := newStack(t)
 	a := s.serve()
-	s.project()
+	s.Project()
 	maddr := heldAddr(t)
-	relay := s.relay("KAFKA_BROKERS", port.Addr(), "IDEMGATE_METRICS_ADDR", maddr)
+	relay := s.Relay("KAFKA_BROKERS", port.Addr(), "IDEMGATE_METRICS_ADDR", maddr)
 	murl := "http://" + maddr + "/metrics"
 	relayed := func() (published, backlog, oldest float64) {
 		m := scrape(t, murl, "")
@@ -153,7 +153,7 @@ func TestRelayDuringKafkaOutage(t *testing.T) {
 		}
 	}
 	upAt := time.Now()
-	lines := relay.out.between(downAt, upAt)
+	lines := relay.Log.Between(downAt, upAt)
 	k = startKafka()
 	waitRelayed(total, 60*time.Second)
 	t.Logf("relay's Kafka down %v: %s; max backlog %v, max age %.1fs; %d relay log lines meanwhile; all %d outcomes published %v after Kafka was back",

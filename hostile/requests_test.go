@@ -22,10 +22,10 @@ func TestRequestDefects(t *testing.T) {
 	s := newStack(t)
 	const token = "metrics-secret"
 	sm, pm, rm := heldAddr(t), heldAddr(t), heldAddr(t)
-	s.vars["IDEMGATE_METRICS_TOKEN"] = token
+	s.Vars["IDEMGATE_METRICS_TOKEN"] = token
 	a := s.serve("IDEMGATE_METRICS_ADDR", sm)
-	s.project("IDEMGATE_METRICS_ADDR", pm)
-	s.relay("IDEMGATE_METRICS_ADDR", rm)
+	s.Project("IDEMGATE_METRICS_ADDR", pm)
+	s.Relay("IDEMGATE_METRICS_ADDR", rm)
 
 	r := a.postPayment("defects-1", payment)
 	if r.status != 202 {
@@ -44,7 +44,7 @@ func TestRequestDefects(t *testing.T) {
 		for _, req := range []struct{ method, path, body string }{{"POST", "/v1/payments", payment}, {"GET", opPath, ""}} {
 			// The same valid key twice, and a valid key beside an unknown one.
 			for _, keys := range [][2]string{{"Bearer key-a", "Bearer key-a"}, {"Bearer key-a", "Bearer key-b"}, {"Bearer nope", "Bearer key-a"}} {
-				r := do(req.method, a.base+req.path, req.body, "Authorization", keys[0], "Authorization", keys[1],
+				r := do(req.method, a.Base+req.path, req.body, "Authorization", keys[0], "Authorization", keys[1],
 					"Idempotency-Key", "dup-auth", "Content-Type", "application/json")
 				if r.status != 401 {
 					t.Errorf("%s %s with Authorization %q: %v, want 401", req.method, req.path, keys, r)
@@ -77,7 +77,7 @@ func TestRequestDefects(t *testing.T) {
 		for _, path := range []string{"/healthz", "/readyz", "/openapi.json", opPath, payPath,
 			"/v1/operations/00000000-0000-4000-8000-000000000000", "/v1/payments/nope"} {
 			get := a.get(path)
-			head := do("HEAD", a.base+path, "", "Authorization", "Bearer key-a")
+			head := do("HEAD", a.Base+path, "", "Authorization", "Bearer key-a")
 			if head.err != nil || head.status != get.status {
 				t.Errorf("HEAD %s: %v; GET answered %d", path, head, get.status)
 				continue
@@ -92,7 +92,7 @@ func TestRequestDefects(t *testing.T) {
 	})
 
 	t.Run("MetricsOnTheirOwnAddressBehindAToken", func(t *testing.T) {
-		if r := do("GET", a.base+"/metrics", ""); r.status != 404 {
+		if r := do("GET", a.Base+"/metrics", ""); r.status != 404 {
 			t.Errorf("GET /metrics on the API's port: %v, want 404 (served on IDEMGATE_METRICS_ADDR)", r)
 		}
 		for name, c := range map[string]struct{ addr, metric string }{"serve": {sm, "idemgate_requests_in_flight"},

@@ -36,13 +36,13 @@ func TestSIGTERMAnswersWaiters(t *testing.T) {
 	// Every request is in the handler, claimed and waiting for its
 	// outcome (accepted, and still in flight).
 	testenv.Eventually(t, 15*time.Second, "every request waiting for its outcome", func() error {
-		m := scrape(t, a.base+"/metrics", "")
+		m := scrape(t, a.Base+"/metrics", "")
 		inFlight, _ := m.sum("idemgate_requests_in_flight")
 		accepted, _ := m.sum("idemgate_commands_accepted_total")
 		return testenv.Check(inFlight == n && accepted == n, "requests in flight %v, accepted %v, want %d", inFlight, accepted, n)
 	})
 	sent := time.Now()
-	code, took := a.terminate(20 * time.Second)
+	code, took := a.Terminate(20 * time.Second)
 	wg.Wait()
 
 	var slowest time.Duration
@@ -63,12 +63,12 @@ func TestSIGTERMAnswersWaiters(t *testing.T) {
 		n, n, ms(slowest), code, ms(took))
 
 	// Nothing was dropped: the commands were emitted before the exit.
-	s.project()
+	s.Project()
 	b := s.serve()
 	for _, r := range replies {
 		b.waitCompleted(r.header.Get("Location"), 60*time.Second)
 	}
-	if got := s.count(`SELECT count(*) FROM payments`); got != n {
+	if got := s.Count(`SELECT count(*) FROM payments`); got != n {
 		t.Fatalf("payments = %d, want %d", got, n)
 	}
 }

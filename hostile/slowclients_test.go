@@ -43,7 +43,7 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 	}
 	s := newStack(t)
 	a := s.serve()
-	baseFDs := a.fds()
+	baseFDs := a.FDs()
 
 	plan := []struct {
 		kind string
@@ -72,7 +72,7 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			peakFDs = max(peakFDs, a.fds())
+			peakFDs = max(peakFDs, a.FDs())
 			select {
 			case <-stopSampling:
 				return
@@ -88,7 +88,7 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			attack(a.addr, c, opened)
+			attack(a.Addr, c, opened)
 		}()
 	}
 	for range conns {
@@ -117,7 +117,7 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 	close(stopSampling)
 	<-sampled
 	wg.Wait()
-	endFDs := a.fds()
+	endFDs := a.FDs()
 
 	for _, f := range failures {
 		t.Errorf("legitimate client: %s", f)

@@ -13,16 +13,7 @@ import (
 
 // stack is a database and topics of the test's own, on which it starts
 // idemgate's roles as separate processes (testenv.Stack).
-type stack struct {
-	*testenv.Stack
-	t       *testing.T
-	dbURL   string
-	db      *sqldb.DB
-	brokers []string
-	prefix  string
-	group   string
-	vars    map[string]string
-}
+type stack struct{ *testenv.Stack }
 
 // newStack is a stack on a fresh database of the suite's server and the
 // suite's Kafka (the real broker, or a kfake cluster of the test's own).
@@ -35,8 +26,7 @@ func newStack(t *testing.T) *stack {
 // with a short lease and sweep so that re-emission shows within a test.
 func newStackOn(t *testing.T, dbURL string, brokers []string) *stack {
 	t.Helper()
-	s := testenv.NewStack(t, dbURL, brokers, "IDEMGATE_LEASE", "2s", "IDEMGATE_SWEEP_INTERVAL", "500ms")
-	return &stack{Stack: s, t: t, dbURL: s.DBURL, db: s.DB, brokers: s.Brokers, prefix: s.Prefix, group: s.Group, vars: s.Vars}
+	return &stack{testenv.NewStack(t, dbURL, brokers, "IDEMGATE_LEASE", "2s", "IDEMGATE_SWEEP_INTERVAL", "500ms")}
 }
 
 // migrations is the schema of the binary's registry (the payments).
@@ -49,57 +39,32 @@ func migrations(t *testing.T) []sqldb.MigrationSet {
 	return roles.Migrations(reg)
 }
 
-// environ is the stack's variables with extra name/value pairs over them.
-func (s *stack) environ(extra ...string) []string { return s.Environ(extra...) }
-
-// api is a running serve process.
+// api is a running serve process (or dev mode) with this package's
+// client (client_test.go).
 type api struct {
-	*proc
-	addr string
-	base string // http://addr
+	*testenv.API
+	t testing.TB
 }
 
 // serve starts the API on an address of its own and waits until it is
 // ready.
 func (s *stack) serve(extra ...string) *api {
-	s.t.Helper()
-	a := s.Serve(extra...)
-	return &api{proc: procOf(s.t, a.Proc), addr: a.Addr, base: a.Base}
+	s.T.Helper()
+	return &api{s.Serve(extra...), s.T}
 }
 
-// waitReady waits until /readyz answers 200.
-func (a *api) waitReady(within time.Duration) {
-	a.t.Helper()
-	a.WaitReady(a.base, within)
-}
-
-var projectorUp = testenv.ProjectorUp
-
-// project starts a projector and waits until it consumes.
-func (s *stack) project(extra ...string) *proc {
-	s.t.Helper()
-	return procOf(s.t, s.Project(extra...))
-}
-
-// relay starts the outbox relay and waits until it publishes.
-func (s *stack) relay(extra ...string) *proc {
-	s.t.Helper()
-	return procOf(s.t, s.Relay(extra...))
-}
-
-// count runs a counting query (testenv.Count).
-func (s *stack) count(sql string, args ...any) int {
-	s.t.Helper()
-	return s.Count(sql, args...)
+// devAPI is the API of a dev process serving on addr.
+func devAPI(t *testing.T, p *testenv.Proc, addr string) *api {
+	return &api{&testenv.API{Proc: p, Addr: addr, Base: "http://" + addr}, t}
 }
 
 // waitCount waits until the query counts want, and returns how long it
 // took.
 func (s *stack) waitCount(want int, within time.Duration, sql string, args ...any) time.Duration {
-	s.t.Helper()
+	s.T.Helper()
 	start := time.Now()
-	testenv.Eventually(s.t, within, sql, func() error {
-		n := s.count(sql, args...)
+	testenv.Eventually(s.T, within, sql, func() error {
+		n := s.Count(sql, args...)
 		return testenv.Check(n == want, "%d, want %d", n, want)
 	})
 	return time.Since(start)

@@ -86,8 +86,13 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	return db, nil
 }
 
-// Close closes the pool.
-func (db *DB) Close() { db.Pool.Close() }
+// Close closes the pool; its use is reported no more.
+func (db *DB) Close() {
+	if db.metrics != nil {
+		db.metrics.pools.remove(db.Name, db.Pool)
+	}
+	db.Pool.Close()
+}
 
 // Ping reports whether the database answers; /readyz uses it.
 func (db *DB) Ping(ctx context.Context) error { return db.Pool.Ping(ctx) }

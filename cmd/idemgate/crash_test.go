@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,62 +19,54 @@ import (
 // upstream. These tests run the projector as a process of its own, kill
 // it with -9, and restart it as a process manager would.
 
-// supervisor runs `idemgate project` (this test binary, as the binary)
-// and starts it again whenever it dies, until the test ends.
+// supervisor runs `idemgate project` (this test binary, as the binary:
+// selfProc) and starts it again whenever it dies, until the test ends.
 type supervisor struct {
-	t    testing.TB
-	logs syncBuffer
+	*testenv.Proc
 
 	mu     sync.Mutex
-	pid    int
 	deaths int // ended by SIGKILL
 	exits  []string
 	stop   bool
 }
 
+// supervise starts the supervised projector; extra are name/value pairs
+// over the stack's variables.
 func supervise(t testing.TB, s *stack, extra ...string) *supervisor {
-	sup := &supervisor{t: t}
-	env := append(os.Environ(), "IDEMGATE_RUN_MAIN=project")
-	for k, v := range s.vars {
-		env = append(env, k+"="+v)
-	}
 	if os.Getenv("KAFKA_BROKERS") != "" {
 		// A static member takes its partitions back at once when started
 		// again after a kill -9 (kfake has no static membership: there a
 		// restart waits for the dead member's session to time out).
-		env = append(env, "IDEMGATE_INSTANCE_ID=project-"+testenv.Random(4))
+		extra = append(extra, "IDEMGATE_INSTANCE_ID", "project-"+testenv.Random(4))
 	}
-	env = append(env, extra...)
+	sup := &supervisor{Proc: selfProc(t, "supervised projector", s.Environ(extra...), "project")}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for {
-			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = env
-			cmd.Stderr = &sup.logs
 			sup.mu.Lock()
-			if sup.stop {
-				sup.mu.Unlock()
-				return
-			}
-			err := cmd.Start()
-			if err == nil {
-				sup.pid = cmd.Process.Pid
+			stop := sup.stop
+			var err error
+			if !stop {
+				err = sup.Start()
 			}
 			sup.mu.Unlock()
+			if stop {
+				return
+			}
 			if err != nil {
 				t.Errorf("start the projector: %v", err)
 				return
 			}
-			err = cmd.Wait()
+			<-sup.Done()
 			sup.mu.Lock()
-			sup.pid = 0
-			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+			st := sup.State()
+			if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
 				sup.deaths++
 			} else {
-				sup.exits = append(sup.exits, fmt.Sprint(err))
+				sup.exits = append(sup.exits, st.String())
 			}
-			stop := sup.stop
+			stop = sup.stop
 			sup.mu.Unlock()
 			if stop {
 				return
@@ -83,17 +74,14 @@ func supervise(t testing.TB, s *stack, extra ...string) *supervisor {
 			time.Sleep(100 * time.Millisecond) // the restart policy, as a process manager's: behaviour under test, not a wait
 		}
 	}()
-	t.Cleanup(func() {
+	t.Cleanup(func() { // before the Proc's own: no restart once it is stopped
 		sup.mu.Lock()
 		sup.stop = true
-		if sup.pid != 0 {
-			_ = syscall.Kill(sup.pid, syscall.SIGKILL)
-		}
 		sup.mu.Unlock()
-		<-done
-		if t.Failed() {
-			t.Logf("--- supervised projector logs ---\n%s", sup.logs.String())
+		if !sup.Stop(20 * time.Second) {
+			t.Errorf("the supervised projector did not exit within 20s of SIGTERM; killed")
 		}
+		<-done
 	})
 	return sup
 }
@@ -102,8 +90,8 @@ func supervise(t testing.TB, s *stack, extra ...string) *supervisor {
 func (sup *supervisor) kill() {
 	sup.mu.Lock()
 	defer sup.mu.Unlock()
-	if sup.pid != 0 {
-		_ = syscall.Kill(sup.pid, syscall.SIGKILL)
+	if !sup.Exited() {
+		_ = sup.Signal(syscall.SIGKILL)
 	}
 }
 
@@ -125,7 +113,7 @@ func TestGatewayCrashesAreNotFailures(t *testing.T) {
 	}
 	u := startUpstream(t)
 	s := startRoles(t, []string{"serve", "relay"}, "IDEMGATE_ROUTES", u.routesFile(t), "IDEMGATE_SWEEP_INTERVAL", "200ms")
-	sup := supervise(t, s, "IDEMGATE_FAULTS=projector.after-upstream-call=0.25")
+	sup := supervise(t, s, "IDEMGATE_FAULTS", "projector.after-upstream-call=0.25")
 	const orders, clients = 100, 4
 	locs, nonces := make([]string, orders), make([]string, orders)
 	var wg sync.WaitGroup

@@ -1,16 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -63,7 +61,7 @@ func TestDevSurvivesKill9(t *testing.T) {
 		defer mu.Unlock()
 		return testenv.Check(len(accepted) >= 5, "%d accepted", len(accepted))
 	})
-	dev.kill9(t)
+	dev.Kill() // the process alone: its PostgreSQL server lives on and is adopted by the next start
 	wg.Wait()
 	if len(accepted) == 0 {
 		t.Fatal("no command was accepted before the kill")
@@ -98,69 +96,14 @@ func TestDevSurvivesKill9(t *testing.T) {
 	t.Logf("%d commands accepted before kill -9; all completed once after restart", len(accepted))
 }
 
-type devProcess struct{ cmd *exec.Cmd }
-
-// startDev starts dev mode in a process of its own, serving on a
-// listener on port that it inherits (--addr fd:3).
-func startDev(t *testing.T, dir string, port *testenv.Port) *devProcess {
+// startDev starts dev mode in a process of its own (selfProc), serving
+// on a listener on port that it inherits, and waits until it serves.
+func startDev(t *testing.T, dir string, port *testenv.Port) *testenv.Proc {
 	t.Helper()
-	listener, err := port.File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer listener.Close() // the child's copy listens
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.ExtraFiles = []*os.File{listener}
-	cmd.Env = append(os.Environ(), "IDEMGATE_RUN_MAIN=dev --data-dir "+dir+" --addr fd:3",
-		"DATABASE_URL=", "KAFKA_BROKERS=", "IDEMGATE_LEASE=1s", "IDEMGATE_SWEEP_INTERVAL=200ms")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdout, _ := cmd.StdoutPipe()
-	logs := &syncBuffer{}
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &devProcess{cmd: cmd}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		}
-		if t.Failed() {
-			t.Logf("--- dev log ---\n%s", logs.String())
-		}
-	})
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "idemgate dev: API on") {
-				close(ready)
-				break
-			}
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case <-ready:
-	case <-time.After(90 * time.Second):
-		t.Fatalf("dev did not start within 90s:\n%s", logs.String())
-	}
+	p := startSelf(t, "dev", []string{"IDEMGATE_LEASE=1s", "IDEMGATE_SWEEP_INTERVAL=200ms"},
+		"dev", "--data-dir", dir, "--addr", port.Addr())
+	p.WaitLog(regexp.MustCompile(`^idemgate dev: API on`), 90*time.Second)
 	return p
-}
-
-// kill9 kills the dev process alone (as kill -9 would); its PostgreSQL
-// server, a separate process, lives on and is adopted by the next start.
-func (p *devProcess) kill9(t *testing.T) {
-	t.Helper()
-	if err := p.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	_, _ = p.cmd.Process.Wait()
 }
 
 func postRaw(base, key string) (int, string) {

@@ -4,8 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -269,25 +268,13 @@ func TestGatewayProjectorKilledAfterTheCall(t *testing.T) {
 	nonce := testenv.Random(6)
 	loc := gatewayCommand(t, s, "gw-kill", "ok", nonce)
 
-	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), "IDEMGATE_RUN_MAIN=project", "IDEMGATE_FAULTS=projector.after-upstream-call=1")
-	for k, v := range s.vars {
-		child.Env = append(child.Env, k+"="+v)
-	}
-	var logs syncBuffer
-	child.Stderr = &logs
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- child.Wait() }()
+	child := startSelf(t, "project", s.Environ("IDEMGATE_FAULTS", "projector.after-upstream-call=1"), "project")
 	select {
-	case err := <-done:
-		if ps := child.ProcessState; err == nil || ps.ExitCode() != -1 || !strings.Contains(logs.String(), "dying at projector.after-upstream-call") {
-			t.Fatalf("the projector ended with %v, not at the fault point:\n%s", err, logs.String())
+	case <-child.Done():
+		if child.State().ExitCode() != -1 || len(child.Log.Matching(regexp.MustCompile(`dying at projector.after-upstream-call`), time.Time{})) == 0 {
+			t.Fatalf("the projector ended with %v, not at the fault point", child.State())
 		}
-	case <-time.After(60 * time.Second):
-		_ = child.Process.Kill()
+	case <-time.After(60 * time.Second): // a liveness bound: the fault point is the first call's answer
 		t.Fatal("the projector did not reach the fault point within 60s")
 	}
 	effects, keys, _ := u.effectsOf(nonce)

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -256,37 +257,24 @@ func TestKafkaSecurity(t *testing.T) {
 	t.Run("WrongPassword", func(t *testing.T) {
 		// The binary itself, so that what ends is a process: its exit
 		// status and the last line it prints.
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "IDEMGATE_RUN_MAIN=project",
-			"DATABASE_URL="+newDatabase(t), "KAFKA_BROKERS="+b.addr, "KAFKA_TLS_CA_FILE="+b.caFile,
-			"KAFKA_SASL_MECHANISM=SCRAM-SHA-256", "KAFKA_SASL_USERNAME=alice", "KAFKA_SASL_PASSWORD=not-"+b.users["alice"],
-			"IDEMGATE_TOPIC_PREFIX=t"+randomWord(t))
-		var stderr syncBuffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
+		p := startSelf(t, "project", []string{"DATABASE_URL=" + newDatabase(t), "KAFKA_BROKERS=" + b.addr, "KAFKA_TLS_CA_FILE=" + b.caFile,
+			"KAFKA_SASL_MECHANISM=SCRAM-SHA-256", "KAFKA_SASL_USERNAME=alice", "KAFKA_SASL_PASSWORD=not-" + b.users["alice"],
+			"IDEMGATE_TOPIC_PREFIX=t" + randomWord(t)}, "project")
 		t0 := time.Now()
-		var err error
 		select {
-		case err = <-done:
+		case <-p.Done():
 		case <-time.After(60 * time.Second): // a liveness bound: a retry loop would never end
-			_ = cmd.Process.Kill()
-			t.Fatalf("idemgate project with a wrong password still runs after 60s:\n%s", stderr.String())
+			t.Fatal("idemgate project with a wrong password still runs after 60s")
 		}
-		var exit *exec.ExitError
-		if !errors.As(err, &exit) || exit.ExitCode() != 1 {
-			t.Fatalf("exit = %v, want status 1\n%s", err, stderr.String())
+		if code := p.State().ExitCode(); code != 1 {
+			t.Fatalf("exit = %v, want status 1", p.State())
 		}
-		lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
-		last := lines[len(lines)-1]
+		last := strings.TrimSpace(p.Log.Tail(1))
 		if !strings.HasPrefix(last, "idemgate: kafka refused the client: SASL authentication failed") {
-			t.Fatalf("last line = %q, want it to name the SASL authentication failure\n%s", last, stderr.String())
+			t.Fatalf("last line = %q, want it to name the SASL authentication failure", last)
 		}
-		if strings.Contains(stderr.String(), "retrying") {
-			t.Fatalf("the refusal was retried:\n%s", stderr.String())
+		if retried := p.Log.Matching(regexp.MustCompile(`retrying`), time.Time{}); len(retried) > 0 {
+			t.Fatalf("the refusal was retried: %q", retried[0].Text)
 		}
 		t.Logf("exited after %s: %s", time.Since(t0).Round(time.Millisecond), last)
 	})

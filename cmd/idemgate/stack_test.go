@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -24,16 +25,35 @@ import (
 
 var env *testenv.Env
 
-// TestMain runs the tests, or, when IDEMGATE_RUN_MAIN holds a command
-// line, acts as the idemgate binary: tests that need a process of its own
-// to kill re-execute this binary that way.
+// TestMain runs the tests, or, when IDEMGATE_RUN_MAIN is set, acts as the
+// idemgate binary with the command line after "--": tests that need a
+// process of its own to kill start this binary that way (selfProc).
 func TestMain(m *testing.M) {
-	if args := os.Getenv("IDEMGATE_RUN_MAIN"); args != "" {
-		os.Args = append([]string{"idemgate"}, strings.Fields(args)...)
+	if os.Getenv("IDEMGATE_RUN_MAIN") != "" {
+		os.Args = append([]string{"idemgate"}, os.Args[slices.Index(os.Args, "--")+1:]...)
 		main()
 		return
 	}
 	testenv.Run(m, &env)
+}
+
+// selfProc is this test binary as the idemgate binary with args as its
+// command line (TestMain), a process of t not started yet
+// (testenv.NewProc: env over the test's environment less the backends'
+// and idemgate's settings; a held port after --addr is inherited).
+func selfProc(t testing.TB, name string, env []string, args ...string) *testenv.Proc {
+	return testenv.NewProc(t, name, append(slices.Clip(env), "IDEMGATE_RUN_MAIN=1"),
+		append([]string{os.Args[0], "-test.run=^$", "--"}, args...)...)
+}
+
+// startSelf starts selfProc and fails t if it cannot.
+func startSelf(t testing.TB, name string, env []string, args ...string) *testenv.Proc {
+	t.Helper()
+	p := selfProc(t, name, env, args...)
+	if err := p.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	return p
 }
 
 // newDatabase is a database of t's own with the reference service's
