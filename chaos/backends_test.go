@@ -130,6 +130,8 @@ func (r *run) startPG(cfg pgserver.Config) error {
 // restart: TERM, then start on the same log).
 func (r *run) restartKafka() {
 	r.logf("CHAOS: restarting the Kafka broker")
+	r.outagesNow.Add(1)
+	defer r.outagesNow.Add(-1)
 	start := time.Now()
 	if _, err := r.script("kafka.sh", "restart"); err != nil {
 		r.fail("backend", "Kafka restart: %v", err)
@@ -160,6 +162,8 @@ func (r *run) backUp(o *outage, name string, start time.Time) {
 // (pgserver.Start, which finds the stale pid file).
 func (r *run) crashPostgres(hold time.Duration) {
 	r.logf("CHAOS: kill -9 of PostgreSQL")
+	r.outagesNow.Add(1)
+	defer r.outagesNow.Add(-1)
 	start := time.Now()
 	b, err := os.ReadFile(filepath.Join(r.pgDir, "data", "postmaster.pid"))
 	if err != nil {

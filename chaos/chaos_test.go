@@ -145,6 +145,7 @@ type run struct {
 	upOut         outage                              // the orders service's
 	upIsDown      atomic.Bool                         // the orders service is down: every new command is an order
 	midCall       struct{ planned, done, missed int } // kills of a projector while its call is in flight
+	outagesNow    atomic.Int32                        // backend outages under way (the broker, PostgreSQL, the orders service)
 	orders        []string                            // orders seen created: cancels target them
 	topUpCommands int
 	injected      int
@@ -543,9 +544,17 @@ func (r *run) killRandom(rng *mrand.Rand, procs []*proc, what string) {
 // is recorded), the killer finds the projector that holds the connection
 // and kills it, then the answer is dropped. The command's event is
 // delivered again and the call repeated under the same Idempotency-Key.
-// When no call comes within 30 s, a random projector is killed instead
-// (and the check reports the miss).
+// Its 30 s to catch a call start once no backend outage is under way:
+// while the broker, PostgreSQL or the orders service is down, no call can
+// come (beside a CPU-heavy job a broker restart once took 40 s, the whole
+// window). When no call comes within them, a random projector is killed
+// instead (and the check reports the miss).
 func (r *run) killMidCall(rng *mrand.Rand) {
+	if err := testenv.Poll(context.Background(), 5*time.Minute, func() error {
+		return testenv.Check(r.outagesNow.Load() == 0, "%d backend outages under way", r.outagesNow.Load())
+	}); err != nil {
+		r.logf("the backends' outages did not end: %v", err)
+	}
 	caller, release, ok := r.up.tap.catchCall(30 * time.Second)
 	if ok {
 		defer release()

@@ -217,6 +217,8 @@ func (u *upstream) kill() (pid int) {
 func (r *run) restartUpstream(hold time.Duration) {
 	u := r.up
 	r.logf("CHAOS: kill -9 of the orders service (the gateway's upstream)")
+	r.outagesNow.Add(1)
+	defer r.outagesNow.Add(-1)
 	start := time.Now()
 	r.upIsDown.Store(true)
 	defer r.upIsDown.Store(false)
