@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // TestTopicSettingsResolve checks the automatic replication factor,
@@ -96,7 +97,7 @@ func TestEnsureTopicsReplication(t *testing.T) {
 				}
 				isr := ""
 				for _, c := range rc.Configs {
-					if c.Key == "min.insync.replicas" && c.Source == 1 { // DYNAMIC_TOPIC_CONFIG: set on the topic
+					if c.Key == "min.insync.replicas" && c.Source == kmsg.ConfigSourceDynamicTopicConfig { // set on the topic
 						isr = c.MaybeValue()
 					}
 				}

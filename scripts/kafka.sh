@@ -33,6 +33,8 @@
 #   KAFKA_FRESH=1                 start: 1 = wipe + reformat, 0 = keep data
 #   KAFKA_START_TIMEOUT=120       seconds to wait for the cluster to serve
 #   KAFKA_HEAP_OPTS="-Xmx512m -Xms512m"   per node
+#   KAFKA_JVM_OPTS=               more JVM options for each node (tests on a
+#                                 busy machine: -XX:TieredStopAtLevel=1)
 #   KAFKA_ADVERTISED_PORTS=       comma list, one port per node: the PLAINTEXT
 #                                 port the broker advertises (default: the port
 #                                 it listens on). Set it to put a proxy
@@ -91,6 +93,7 @@ KAFKA_NODES=${KAFKA_NODES:-1}
 KAFKA_PARTITIONS=${KAFKA_PARTITIONS:-3}
 KAFKA_START_TIMEOUT=${KAFKA_START_TIMEOUT:-120}
 KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xmx512m -Xms512m}
+KAFKA_JVM_OPTS=${KAFKA_JVM_OPTS:-}
 KAFKA_SASL_SSL_PORT=${KAFKA_SASL_SSL_PORT:-}
 KAFKA_SSL_KEYSTORE_PEM=${KAFKA_SSL_KEYSTORE_PEM:-}
 KAFKA_SSL_TRUSTSTORE_PEM=${KAFKA_SSL_TRUSTSTORE_PEM:-}
@@ -394,9 +397,9 @@ launch_node() {
   mkdir -p "$NODE_DIR/logs"
   # setsid + nohup: the broker survives this script and its session. The
   # inner shell writes its own pid, then execs (same pid) into the JVM.
-  # shellcheck disable=SC2086  # KAFKA_HEAP_OPTS is intentionally split
+  # shellcheck disable=SC2086  # KAFKA_HEAP_OPTS and KAFKA_JVM_OPTS are intentionally split
   setsid bash -c 'echo $$ >"$1"; shift; exec nohup "$@"' _ "$PID_FILE" \
-    java $KAFKA_HEAP_OPTS -XX:+UseG1GC -Djava.awt.headless=true \
+    java $KAFKA_HEAP_OPTS $KAFKA_JVM_OPTS -XX:+UseG1GC -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$NODE_DIR/log4j2.properties" \
     -Dkafka.logs.dir="$NODE_DIR/logs" \
     -cp "$LIBS/*" kafka.Kafka "$CONFIG" \
