@@ -42,6 +42,13 @@ type Config struct {
 	TopicPrefix string
 	// Partitions of topics idemgate creates (IDEMGATE_PARTITIONS).
 	Partitions int32
+	// TopicReplication is the replication factor of topics idemgate
+	// creates (IDEMGATE_TOPIC_REPLICATION); 0 = min(3, brokers).
+	TopicReplication int16
+	// TopicMinInsync is their min.insync.replicas
+	// (IDEMGATE_TOPIC_MIN_INSYNC); 0 = 2 when the replication factor is 3
+	// or more, else the broker's default.
+	TopicMinInsync int
 	// Group is the projectors' consumer group (IDEMGATE_GROUP).
 	Group string
 	// Lease is how long a claim may wait for its Kafka acknowledgement
@@ -139,6 +146,14 @@ func Defaults() Config {
 		Group:      "idemgate-projector",
 		Lease:      store.DefaultLease,
 		Retention:  idemgate.DefaultRetention,
+		// Automatic (0): min(3, the brokers in the cluster), counted when
+		// the topics are created. Three copies survive the loss of a
+		// broker with a majority left; fewer brokers cannot hold more.
+		TopicReplication: 0,
+		// Automatic (0): 2 with three copies or more, so an acknowledged
+		// (acks=all) event is on two brokers and survives the loss of its
+		// leader, while one broker down still leaves writes possible.
+		TopicMinInsync: 0,
 		// A second: a claim's lease (store.DefaultLease) is re-emitted at
 		// most a second late, at the cost of one indexed query a second.
 		SweepInterval: time.Second,
@@ -256,6 +271,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		}
 	}
 	num("IDEMGATE_API_POOL_SIZE", 1, 1000, func(n int) { c.APIPoolSize = int32(n) })
+	num("IDEMGATE_TOPIC_REPLICATION", 0, 1000, func(n int) { c.TopicReplication = int16(n) })
+	num("IDEMGATE_TOPIC_MIN_INSYNC", 0, 1000, func(n int) { c.TopicMinInsync = n })
 	num("IDEMGATE_MAX_CONNECTIONS", 16, 1_000_000, func(n int) { c.MaxConnections = n })
 	num("IDEMGATE_CLAIM_CONCURRENCY", 1, 1000, func(n int) { c.ClaimConcurrency = n })
 	num("IDEMGATE_CALL_ATTEMPTS", 1, 1000, func(n int) { c.CallAttempts = n })
@@ -300,6 +317,10 @@ func (c Config) Validate() error {
 	}
 	if c.Partitions < 1 || c.Partitions > 1000 {
 		return fmt.Errorf("IDEMGATE_PARTITIONS must be 1 to 1000, not %d", c.Partitions)
+	}
+	if c.TopicReplication > 0 && c.TopicMinInsync > int(c.TopicReplication) {
+		return fmt.Errorf("IDEMGATE_TOPIC_MIN_INSYNC=%d exceeds IDEMGATE_TOPIC_REPLICATION=%d: no acks=all write could succeed",
+			c.TopicMinInsync, c.TopicReplication)
 	}
 	if c.DedupWindow < 2*24*time.Hour {
 		return fmt.Errorf("IDEMGATE_DEDUP_WINDOW must be at least 48h (a day of topic retention and a day of margin), not %s", c.DedupWindow)

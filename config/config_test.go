@@ -43,6 +43,21 @@ func TestFromEnv(t *testing.T) {
 			t.Fatalf("payments retention = %v, default %v", c.RetentionByOperation["payments.create"], c.Retention)
 		}
 	})
+	t.Run("TopicReplication", func(t *testing.T) {
+		// 0 = automatic (events.TopicSettings.Resolve): the defaults.
+		if c, err := FromEnv(env(nil)); err != nil || c.TopicReplication != 0 || c.TopicMinInsync != 0 {
+			t.Fatalf("defaults: replication %d, min insync %d, %v", c.TopicReplication, c.TopicMinInsync, err)
+		}
+		c, err := FromEnv(env(map[string]string{"IDEMGATE_TOPIC_REPLICATION": "5", "IDEMGATE_TOPIC_MIN_INSYNC": "3"}))
+		if err != nil || c.TopicReplication != 5 || c.TopicMinInsync != 3 {
+			t.Fatalf("replication %d, min insync %d, %v", c.TopicReplication, c.TopicMinInsync, err)
+		}
+		// More in-sync replicas than copies: every acks=all write would fail.
+		_, err = FromEnv(env(map[string]string{"IDEMGATE_TOPIC_REPLICATION": "2", "IDEMGATE_TOPIC_MIN_INSYNC": "3"}))
+		if err == nil || !strings.Contains(err.Error(), "exceeds IDEMGATE_TOPIC_REPLICATION") {
+			t.Fatalf("err = %v", err)
+		}
+	})
 	for name, tc := range map[string]struct{ key, value, want string }{
 		"ErrMismatchStatus": {"IDEMGATE_MISMATCH_STATUS", "418", "409 or 422"},
 		"ErrAPIKeyPair":     {"IDEMGATE_API_KEYS", "nokey", "not key=tenant"},
@@ -56,6 +71,8 @@ func TestFromEnv(t *testing.T) {
 		"ErrCallAttempts":   {"IDEMGATE_CALL_ATTEMPTS", "0", "1 to 1000"},
 		"ErrCallRetryFor":   {"IDEMGATE_CALL_RETRY_FOR", "-1m", "positive duration"},
 		"ErrMaxUnfinished":  {"IDEMGATE_CALL_MAX_UNFINISHED", "many", "1 to 1000"},
+		"ErrReplication":    {"IDEMGATE_TOPIC_REPLICATION", "-1", "0 to 1000"},
+		"ErrMinInsync":      {"IDEMGATE_TOPIC_MIN_INSYNC", "two", "0 to 1000"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := FromEnv(env(map[string]string{tc.key: tc.value}))

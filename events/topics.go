@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -37,15 +38,68 @@ func TopicsWithPrefix(prefix string) Topics {
 // All lists the topics.
 func (t Topics) All() []string { return []string{t.Commands, t.Results, t.DeadLetter} }
 
-// EnsureTopics creates the topics that do not exist yet; existing ones are
+// TopicSettings is how EnsureTopics creates the topics.
+type TopicSettings struct {
+	// Partitions of each topic.
+	Partitions int32
+	// Replication is each partition's replication factor; 0 means
+	// automatic: min(3, the brokers in the cluster's metadata).
+	Replication int16
+	// MinInsync is the topics' min.insync.replicas; 0 means automatic: 2
+	// when the replication factor is 3 or more (an acks=all write is then
+	// on two brokers before it is acknowledged, and one broker may be lost
+	// without losing it or refusing writes), else the broker's default.
+	MinInsync int
+}
+
+// Resolve fills the automatic settings for a cluster of the given number
+// of brokers.
+func (s TopicSettings) Resolve(brokers int) TopicSettings {
+	if s.Replication == 0 {
+		s.Replication = int16(max(1, min(3, brokers)))
+	}
+	if s.MinInsync == 0 && s.Replication >= 3 {
+		s.MinInsync = 2
+	}
+	return s
+}
+
+// configs are the topic configs CreateTopics sets; nil leaves the broker's
+// defaults.
+func (s TopicSettings) configs() map[string]*string {
+	if s.MinInsync == 0 {
+		return nil
+	}
+	v := strconv.Itoa(s.MinInsync)
+	return map[string]*string{"min.insync.replicas": &v}
+}
+
+// EnsureTopics creates the topics that do not exist yet, under settings
+// whose automatic parts are resolved against the brokers in the cluster's
+// metadata (a broker down at that moment is not counted: a platform team
+// that knows its cluster sets the replication factor). Existing topics are
 // left as they are, also when the client may not create topics (a
 // platform team created them and granted only Describe, Read and Write).
 // A broker's refusal of the client (SASL, TLS, ACLs) is a *RefusedError.
-func EnsureTopics(ctx context.Context, client *kgo.Client, t Topics, partitions int32) error {
+// It returns the settings it resolved.
+func EnsureTopics(ctx context.Context, client *kgo.Client, t Topics, settings TopicSettings) (TopicSettings, error) {
 	adm := kadm.NewClient(client)
-	resp, err := adm.CreateTopics(ctx, partitions, -1, nil, t.All()...)
+	brokers := 0
+	if settings.Replication == 0 {
+		meta, err := adm.BrokerMetadata(ctx)
+		if err != nil {
+			return settings, refusedOr(fmt.Errorf("events: describe the cluster: %w", err))
+		}
+		brokers = len(meta.Brokers)
+	}
+	settings = settings.Resolve(brokers)
+	if settings.MinInsync > int(settings.Replication) {
+		return settings, fmt.Errorf("events: min.insync.replicas %d exceeds the replication factor %d: no acks=all write could succeed",
+			settings.MinInsync, settings.Replication)
+	}
+	resp, err := adm.CreateTopics(ctx, settings.Partitions, settings.Replication, settings.configs(), t.All()...)
 	if err != nil {
-		return refusedOr(fmt.Errorf("events: create topics: %w", err))
+		return settings, refusedOr(fmt.Errorf("events: create topics: %w", err))
 	}
 	var denied []string
 	for _, r := range resp.Sorted() {
@@ -54,23 +108,23 @@ func EnsureTopics(ctx context.Context, client *kgo.Client, t Topics, partitions 
 		case errors.Is(r.Err, kerr.TopicAuthorizationFailed), errors.Is(r.Err, kerr.ClusterAuthorizationFailed):
 			denied = append(denied, r.Topic)
 		default:
-			return refusedOr(fmt.Errorf("events: create topic %s: %w", r.Topic, r.Err))
+			return settings, refusedOr(fmt.Errorf("events: create topic %s: %w", r.Topic, r.Err))
 		}
 	}
 	if len(denied) == 0 {
-		return nil
+		return settings, nil
 	}
 	listed, err := adm.ListTopics(ctx, denied...)
 	if err != nil {
-		return refusedOr(fmt.Errorf("events: describe topics: %w", err))
+		return settings, refusedOr(fmt.Errorf("events: describe topics: %w", err))
 	}
 	for _, topic := range denied {
 		if d, ok := listed[topic]; !ok || d.Err != nil {
-			return &RefusedError{Cause: fmt.Sprintf("topic %s does not exist and the broker's ACLs deny creating it", topic),
+			return settings, &RefusedError{Cause: fmt.Sprintf("topic %s does not exist and the broker's ACLs deny creating it", topic),
 				Check: "that the topics exist, or the user's Create ACL", Err: kerr.TopicAuthorizationFailed}
 		}
 	}
-	return nil
+	return settings, nil
 }
 
 // refusedOr returns err as a *RefusedError when it is one, else err.

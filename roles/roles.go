@@ -274,5 +274,13 @@ func ensureTopics(ctx context.Context, b *backends) error {
 	defer client.Close()
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	return events.EnsureTopics(ctx, client, b.topics, b.Config.Partitions)
+	settings, err := events.EnsureTopics(ctx, client, b.topics, events.TopicSettings{
+		Partitions: b.Config.Partitions, Replication: b.Config.TopicReplication, MinInsync: b.Config.TopicMinInsync,
+	})
+	if err != nil {
+		return err
+	}
+	b.Logger.Debug("topics ensured (existing ones are left as they are)", "topics", b.topics.All(),
+		"partitions", settings.Partitions, "replication", settings.Replication, "min_insync", settings.MinInsync)
+	return nil
 }

@@ -60,9 +60,10 @@ say "1/2: all tests, real PostgreSQL + real Kafka broker ($kafka_line)"
 env "$kafka_line" go test -count=1 -timeout 20m ./...
 
 say "2/2: integration tests again on kfake (KAFKA_BROKERS unset)"
-# TestKafkaSecurity runs on a SASL_SSL broker of its own whatever KAFKA_BROKERS says: once is enough.
+# TestKafkaSecurity runs on a SASL_SSL broker of its own whatever KAFKA_BROKERS says, TestKafkaCluster
+# on a three-node cluster of its own: once is enough.
 # The crash tests of issue 17 restart a projector process dozens of times; kfake has no static
 # group membership, so there each restart waits out the dead member's session: they ran above.
 env -u KAFKA_BROKERS go test -count=1 -timeout 20m \
-  -skip '^(TestKafkaSecurity|TestGatewayCrashesAreNotFailures|TestGatewayCrashLoopIsQuarantined|TestGatewayUpstreamDownAMinute)$' \
+  -skip '^(TestKafkaSecurity|TestKafkaCluster|TestGatewayCrashesAreNotFailures|TestGatewayCrashLoopIsQuarantined|TestGatewayUpstreamDownAMinute)$' \
   ./cmd/... ./projector/... ./consumer/...
