@@ -21,6 +21,17 @@
 #   KAFKA_PORT=19092  KAFKA_CONTROLLER_PORT=19093  KAFKA_PARTITIONS=3
 #   KAFKA_FRESH=1                 start: 1 = wipe + reformat, 0 = keep data
 #   KAFKA_START_TIMEOUT=120       seconds to wait for the broker to serve
+#   KAFKA_ADVERTISED_PORTS=       comma list, one port per node: the PLAINTEXT
+#                                 port the broker advertises (default: the port
+#                                 it listens on, KAFKA_PORT). Set it to put a
+#                                 proxy (toxiproxy) in front: the broker listens
+#                                 on KAFKA_PORT, the proxy on the advertised port
+#                                 forwards to it, and clients, which follow the
+#                                 advertised address after the bootstrap, go
+#                                 through the proxy. KAFKA_BROKERS then names the
+#                                 advertised ports. Inter-broker traffic uses the
+#                                 advertised address too, so the proxy must be up
+#                                 before the broker starts.
 #   KAFKA_HEAP_OPTS="-Xmx512m -Xms512m"
 #
 # A SASL_SSL listener beside the PLAINTEXT one (off unless KAFKA_SASL_SSL_PORT
@@ -58,6 +69,7 @@ KAFKA_SSL_KEYSTORE_PEM=${KAFKA_SSL_KEYSTORE_PEM:-}
 KAFKA_SSL_TRUSTSTORE_PEM=${KAFKA_SSL_TRUSTSTORE_PEM:-}
 KAFKA_SASL_USERS=${KAFKA_SASL_USERS:-}
 KAFKA_AUTHORIZER=${KAFKA_AUTHORIZER:-0}
+KAFKA_ADVERTISED_PORTS=${KAFKA_ADVERTISED_PORTS:-}
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 POM_TEMPLATE=$SCRIPT_DIR/kafka-pom.xml
@@ -137,6 +149,20 @@ sasl_users() {
   done
 }
 
+# advertised_port: the PLAINTEXT port the broker advertises (KAFKA_ADVERTISED_PORTS,
+# else the one it listens on); dies on a malformed list.
+advertised_port() {
+  if [[ -z $KAFKA_ADVERTISED_PORTS ]]; then
+    echo "$KAFKA_PORT"
+    return 0
+  fi
+  local ports
+  IFS=, read -ra ports <<<"$KAFKA_ADVERTISED_PORTS"
+  [[ ${#ports[@]} -eq 1 && ${ports[0]} =~ ^[0-9]+$ ]] ||
+    die "KAFKA_ADVERTISED_PORTS='$KAFKA_ADVERTISED_PORTS' is not one port per node (1 node)"
+  echo "${ports[0]}"
+}
+
 check_sasl_ssl() {
   [[ -n $KAFKA_SASL_SSL_PORT ]] || return 0
   [[ $KAFKA_SASL_SSL_PORT =~ ^[0-9]+$ ]] || die "KAFKA_SASL_SSL_PORT='$KAFKA_SASL_SSL_PORT' is not a port"
@@ -151,8 +177,11 @@ check_sasl_ssl() {
 
 write_config() {
   local listeners="PLAINTEXT://127.0.0.1:$KAFKA_PORT" protocols="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+  local advertised
+  advertised="PLAINTEXT://127.0.0.1:$(advertised_port)" || exit 1
   if [[ -n $KAFKA_SASL_SSL_PORT ]]; then
     listeners+=",SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT"
+    advertised+=",SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT"
     protocols+=",SASL_SSL:SASL_SSL"
   fi
   cat >"$CONFIG" <<EOF
@@ -161,7 +190,7 @@ process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
 listeners=$listeners,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=$listeners
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=$protocols
 inter.broker.listener.name=PLAINTEXT
@@ -250,10 +279,12 @@ do_start() {
   local fresh=${KAFKA_FRESH:-1} pid
   need java "Java 17+ is required"
   check_sasl_ssl
+  local advertised
+  advertised=$(advertised_port) || exit 1
   do_fetch
   if pid=$(running_pid); then
     log "already running (pid $pid) on 127.0.0.1:$KAFKA_PORT"
-    echo "KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
+    echo "KAFKA_BROKERS=127.0.0.1:$advertised"
     return 0
   fi
   # A just-killed broker may hold its ports for a moment: wait up to 15 s.
@@ -321,7 +352,8 @@ do_start() {
   done
   log "started Kafka $KAFKA_VERSION (pid $(<"$PID_FILE")) in $((SECONDS - t0))s; run dir $KAFKA_RUN_DIR"
   if [[ -n $KAFKA_SASL_SSL_PORT ]]; then log "SASL_SSL listener on 127.0.0.1:$KAFKA_SASL_SSL_PORT"; fi
-  echo "KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
+  if [[ $advertised != "$KAFKA_PORT" ]]; then log "listening on 127.0.0.1:$KAFKA_PORT, advertising 127.0.0.1:$advertised"; fi
+  echo "KAFKA_BROKERS=127.0.0.1:$advertised"
 }
 
 do_stop() {
