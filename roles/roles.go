@@ -124,7 +124,10 @@ type backends struct {
 // Each part of a process has a pool of its own, so that none can starve
 // another: a projector stuck on a hung database cannot take the API's
 // connections, and a burst of requests cannot take the projector's.
-// Statement timeouts are a backstop beneath the callers' own deadlines.
+// Statement timeouts are a backstop beneath the callers' own deadlines;
+// the same bound on each transaction, on the client's side, is one for a
+// connection that hangs half-open, where the server never sees the
+// statement to time it out.
 var poolSpecs = map[string]struct {
 	maxConns  int32
 	statement time.Duration
@@ -202,7 +205,7 @@ func (b *backends) store(ctx context.Context, pool string) (*store.Store, error)
 		maxConns = b.Config.APIPoolSize
 	}
 	db, err := sqldb.Open(ctx, b.Config.DatabaseURL, sqldb.Options{MaxConns: maxConns, StatementTimeout: spec.statement,
-		Name: pool, Metrics: b.txMetrics})
+		TxTimeout: spec.statement, Name: pool, Metrics: b.txMetrics})
 	if err != nil {
 		return nil, err
 	}

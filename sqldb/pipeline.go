@@ -22,6 +22,8 @@ import (
 // error of the server's does: it skips the rest, COMMIT included). It
 // costs one round trip where InTx costs one per statement plus two.
 func (db *DB) InPipeline(ctx context.Context, build func(b *pgx.Batch), read func(br pgx.BatchResults) error) error {
+	ctx, cancel := db.bound(ctx)
+	defer cancel()
 	return db.retried(ctx, func(ctx context.Context) error { return db.pipelineOnce(ctx, build, read) })
 }
 

@@ -29,8 +29,9 @@ type DB struct {
 	Pool   *pgxpool.Pool
 	Flavor Flavor
 	// Name labels the pool's transaction metrics ("api", "projector").
-	Name    string
-	metrics *TxMetrics
+	Name      string
+	metrics   *TxMetrics
+	txTimeout time.Duration
 }
 
 // Options tune a pool.
@@ -41,6 +42,14 @@ type Options struct {
 	// (statement_timeout; 0: the server's default), so that a statement
 	// never outlives the request or the attempt that issued it.
 	StatementTimeout time.Duration
+	// TxTimeout bounds each transaction (InTx, InReadCommitted,
+	// InSnapshot, InPipeline: every attempt, BEGIN to COMMIT) on the
+	// client's side when the caller's context has no earlier deadline
+	// (0: no bound). StatementTimeout is the server's: a server that
+	// never receives the statement, behind a connection hung half-open,
+	// never applies it, and a caller without a deadline of its own (the
+	// sweeper, the janitor) would wait for good.
+	TxTimeout time.Duration
 	// Name labels the pool's metrics; default "db".
 	Name string
 	// Metrics counts the pool's transaction retries; may be nil.
@@ -81,7 +90,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if strings.Contains(version, "CockroachDB") {
 		flavor = CockroachDB
 	}
-	db := &DB{Pool: pool, Flavor: flavor, Name: opts.Name, metrics: opts.Metrics}
+	db := &DB{Pool: pool, Flavor: flavor, Name: opts.Name, metrics: opts.Metrics, txTimeout: opts.TxTimeout}
 	db.initMetrics()
 	return db, nil
 }
@@ -98,3 +107,14 @@ func (db *DB) Close() {
 func (db *DB) Ping(ctx context.Context) error { return db.Pool.Ping(ctx) }
 
 var serializable = pgx.TxOptions{IsoLevel: pgx.Serializable}
+
+// bound is ctx with the pool's TxTimeout, unless ctx ends sooner.
+func (db *DB) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if db.txTimeout <= 0 {
+		return ctx, func() {}
+	}
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= db.txTimeout {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, db.txTimeout)
+}

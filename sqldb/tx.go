@@ -55,6 +55,8 @@ func (db *DB) InSnapshot(ctx context.Context, fn func(pgx.Tx) error) error {
 }
 
 func (db *DB) inTx(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx) error) error {
+	ctx, cancel := db.bound(ctx)
+	defer cancel()
 	if db.Flavor == CockroachDB {
 		attempt := 0
 		err := crdbpgxv5.ExecuteTx(crdb.WithMaxRetries(ctx, maxRetries), db.Pool, opts, func(tx pgx.Tx) error {
