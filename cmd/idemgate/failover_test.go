@@ -383,3 +383,66 @@ func countOn(ctx context.Context, url, query string, args ...any) (int, error) {
 	err = tx.QueryRow(ctx, query, args...).Scan(&n)
 	return n, err
 }
+
+// TestStandbyDown: with the synchronous standby down, a claim's COMMIT
+// waits for it, and the client gets a 503 with Retry-After at the API's
+// deadline, not a hang. At that deadline pgx cancels the statement, which
+// ends the wait: the claim is then committed on the primary alone, and
+// the same request sent again gets its command's 202 at once (it writes
+// nothing, so it waits for nothing). Each new key meets the same 503
+// first. The operator restores service by naming no synchronous standby
+// (ALTER SYSTEM ... synchronous_standby_names = ”, accepting one copy):
+// new claims get 202 at once.
+func TestStandbyDown(t *testing.T) {
+	s := startPairStack(t, "serve", "project")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	l := &load{s: s, client: &http.Client{Timeout: 30 * time.Second}}
+	if a := l.post("warm"); a.status != http.StatusAccepted {
+		t.Fatalf("warm: %d %v", a.status, a.err)
+	}
+	primary := s.pair.Primary()
+	if err := s.pair.Standby().Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	unavailable := func(a answer) {
+		t.Helper()
+		took := a.end.Sub(a.start)
+		if a.err != nil || a.status != http.StatusServiceUnavailable || a.retryAfter == "" || took < command.DefaultDBTimeout || took > answerBound {
+			t.Fatalf("%s, standby down: %d (Retry-After %q, %v) in %v; want 503 with Retry-After at the deadline (%v, within %v)",
+				a.key, a.status, a.retryAfter, a.err, took, command.DefaultDBTimeout, answerBound)
+		}
+	}
+	accepted := func(a answer) {
+		t.Helper()
+		if took := a.end.Sub(a.start); a.err != nil || a.status != http.StatusAccepted || took > answerBound {
+			t.Fatalf("%s: %d (%v) in %v; want 202", a.key, a.status, a.err, took)
+		}
+	}
+	blocked := l.post("blocked")
+	unavailable(blocked)
+	// pgx sends the cancel as it closes the connection, on its own time.
+	testenv.Eventually(t, 10*time.Second, "the claim answered 503 is committed on the primary alone", func() error {
+		n, err := countOn(ctx, primary.URL(), `SELECT count(*) FROM idempotency_claims WHERE idem_key = 'blocked'`)
+		return testenv.Check(err == nil && n == 1, "%d rows, %v", n, err)
+	})
+	again := l.post("blocked")
+	accepted(again)
+	unavailable(l.post("other"))
+
+	for _, sql := range []string{"ALTER SYSTEM SET synchronous_standby_names = ''", "SELECT pg_reload_conf()"} {
+		c, err := pgx.Connect(ctx, primary.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		c.Close(ctx)
+	}
+	fresh := l.post("after-the-operator")
+	accepted(fresh)
+	accepted(l.post("other"))
+	t.Logf("standby down: a new key's 503 in %v, the same request again 202 in %v; after the operator's command a new key's 202 in %v",
+		blocked.end.Sub(blocked.start).Round(time.Millisecond), again.end.Sub(again.start).Round(time.Millisecond), fresh.end.Sub(fresh.start).Round(time.Millisecond))
+}
