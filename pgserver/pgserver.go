@@ -71,22 +71,35 @@ type Config struct {
 	// SynchronousCommit is synchronous_commit; default "on". "off" would
 	// lose the last ~0.6 s of acknowledged commits when the server is
 	// killed, which the chaos test does; with NoFsync, "on" is cheap.
+	// In a pair (StartPair) "on" also waits for the synchronous standby
+	// to have flushed the commit.
 	SynchronousCommit string
+	// StandbyDataDir and StandbyPort are the second node's cluster and
+	// TCP port (0: its Unix socket only); StartPair only. It starts as the
+	// standby; after a failover the nodes swap roles (see Pair).
+	StandbyDataDir string
+	StandbyPort    int
 }
 
 // settings are the server's, the same for every server started here;
-// only NoFsync and SynchronousCommit vary, as Config says. They are
-// written at every start, so a cluster made by an older version runs
-// with today's.
-func (c Config) settings() string {
-	fsync, sync := "on", c.SynchronousCommit
+// only NoFsync and SynchronousCommit vary, as Config says, and, for a
+// node of a pair, its peer. They are written at every start (and, in a
+// pair, when a failover changes who waits for whom), so a cluster made by
+// an older version runs with today's.
+func (c Config) settings(p *peering) string {
+	fsync, fullPages, sync := "on", "on", c.SynchronousCommit
 	if c.NoFsync {
-		fsync = "off"
+		fsync, fullPages = "off", "off"
+	}
+	if p != nil {
+		// pg_rewind refuses a cluster without full-page writes: it cannot
+		// rebuild a page from WAL that does not hold its whole image.
+		fullPages = "on"
 	}
 	if sync == "" {
 		sync = "on"
 	}
-	return `# Written by idemgate's pgserver at each start: edits here are lost.
+	text := `# Written by idemgate's pgserver at each start: edits here are lost.
 # Every transaction SERIALIZABLE, as on CockroachDB, which PostgreSQL
 # stands in for: the store's code must retry serialization failures.
 default_transaction_isolation = 'serializable'
@@ -94,9 +107,48 @@ default_transaction_isolation = 'serializable'
 max_connections = 300
 shared_buffers = 128MB
 fsync = ` + fsync + `
-full_page_writes = ` + fsync + `
+full_page_writes = ` + fullPages + `
 synchronous_commit = ` + sync + `
 `
+	if p == nil {
+		return text
+	}
+	return text + `# A node of a primary/standby pair (StartPair).
+# pg_rewind needs every change to a page logged, hint bits included, to
+# find the pages an old primary wrote after the standby's promotion.
+wal_log_hints = on
+# This node's name, as its peer's synchronous_standby_names names it.
+cluster_name = '` + p.name + `'
+# Used only while standby.signal exists (the node is the standby): where
+# it streams from.
+primary_conninfo = '` + p.conninfo + `'
+hot_standby = on
+# WAL kept for a standby that falls behind or is down for a while, so
+# that it catches up by streaming (no replication slot: a slot on a
+# primary lost with it would have to be made again on the new one).
+wal_keep_size = '256MB'
+# A standby tells its primary at once where it is, so that a promotion
+# finds it up to date and the primary notices a lost standby soon.
+wal_receiver_status_interval = '1s'
+wal_sender_timeout = '10s'
+wal_receiver_timeout = '10s'
+# A standby whose stream broke (its primary lost) tries again, and a
+# promotion is noticed, within this time rather than the default 5 s.
+wal_retrieve_retry_interval = '200ms'
+# Used only while the node is the primary: a COMMIT returns once the
+# standby named here has flushed it (synchronous_commit = on), so a
+# claim answered 202 survives the primary's loss. Empty (one copy) after
+# a promotion until the old primary rejoins: there is no standby to wait
+# for, and a COMMIT would wait for ever.
+synchronous_standby_names = '` + p.syncStandby + `'
+`
+}
+
+// peering is what a node of a pair knows of its peer.
+type peering struct {
+	name        string // this node's (cluster_name, application_name, slot)
+	conninfo    string // libpq connection string of the peer, as the primary
+	syncStandby string // synchronous_standby_names: the peer's name, or ""
 }
 
 // Server is a running private PostgreSQL server.
@@ -107,6 +159,7 @@ type Server struct {
 	port   int    // the port number: of the TCP port if any, and in the socket's name
 	runAs  *syscall.Credential
 	logger *slog.Logger
+	peer   *peering // a node of a Pair's; nil for a lone server
 }
 
 // Start initialises the cluster if needed and starts the server, or
@@ -224,9 +277,26 @@ func (s *Server) Stop(ctx context.Context) error {
 }
 
 func (s *Server) initIfNeeded(ctx context.Context) error {
-	if _, err := os.Stat(filepath.Join(s.dir, "PG_VERSION")); err == nil {
+	if s.initialised() {
 		return nil
 	}
+	if err := s.mkdir(); err != nil {
+		return err
+	}
+	if s.runAs != nil {
+		s.logger.Info("initialising a PostgreSQL cluster as the unprivileged 'postgres' user (PostgreSQL refuses to run as root)", "cluster", s.dir)
+	} else {
+		s.logger.Info("initialising a PostgreSQL cluster", "cluster", s.dir)
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(s.cfg.BinDir, "initdb"), "-D", s.dir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C")
+	if out, err := s.run(cmd); err != nil {
+		return fmt.Errorf("pgserver: initdb: %w: %s", err, lastLines(out, 5))
+	}
+	return nil
+}
+
+// mkdir makes the cluster's folder, owned by the server's account.
+func (s *Server) mkdir() error {
 	// The parent stays searchable by others so that the postgres account
 	// can reach the cluster below it.
 	if err := os.MkdirAll(filepath.Dir(s.dir), 0o755); err != nil {
@@ -239,13 +309,6 @@ func (s *Server) initIfNeeded(ctx context.Context) error {
 		if err := os.Chown(s.dir, int(s.runAs.Uid), int(s.runAs.Gid)); err != nil {
 			return fmt.Errorf("pgserver: %w", err)
 		}
-		s.logger.Info("initialising a PostgreSQL cluster as the unprivileged 'postgres' user (PostgreSQL refuses to run as root)", "cluster", s.dir)
-	} else {
-		s.logger.Info("initialising a PostgreSQL cluster", "cluster", s.dir)
-	}
-	cmd := exec.CommandContext(ctx, filepath.Join(s.cfg.BinDir, "initdb"), "-D", s.dir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C")
-	if out, err := s.run(cmd); err != nil {
-		return fmt.Errorf("pgserver: initdb: %w: %s", err, lastLines(out, 5))
 	}
 	return nil
 }
@@ -283,24 +346,13 @@ func (s *Server) includeConf() error {
 const defaultPort = 5432
 
 func (s *Server) start(ctx context.Context) error {
-	port, listen := s.cfg.Port, "127.0.0.1"
-	if port == 0 {
-		port, listen = defaultPort, ""
-	}
+	port, listen := s.listenOn()
 	socket, err := s.socketDir(port)
 	if err != nil {
 		return err
 	}
-	if err := s.includeConf(); err != nil {
+	if err := s.writeConf(port, listen, socket); err != nil {
 		return err
-	}
-	conf := filepath.Join(s.dir, confFile)
-	text := s.cfg.settings() + fmt.Sprintf("listen_addresses = '%s'\nport = %d\nunix_socket_directories = '%s'\n", listen, port, socket)
-	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
-		return fmt.Errorf("pgserver: %w", err)
-	}
-	if s.runAs != nil {
-		_ = os.Chown(conf, int(s.runAs.Uid), int(s.runAs.Gid))
 	}
 	// Tried again: after a crash (kill -9), the old server's processes
 	// may hold its shared memory or its port for a moment.
@@ -329,20 +381,59 @@ func (s *Server) start(ctx context.Context) error {
 	return nil
 }
 
+// writeConf writes confFile: the settings and where the server listens.
+func (s *Server) writeConf(port int, listen, socket string) error {
+	if err := s.includeConf(); err != nil {
+		return err
+	}
+	conf := filepath.Join(s.dir, confFile)
+	text := s.cfg.settings(s.peer) + fmt.Sprintf("listen_addresses = '%s'\nport = %d\nunix_socket_directories = '%s'\n", listen, port, socket)
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		return fmt.Errorf("pgserver: %w", err)
+	}
+	if s.runAs != nil {
+		_ = os.Chown(conf, int(s.runAs.Uid), int(s.runAs.Gid))
+	}
+	return nil
+}
+
+// listenOn is the port and listen address start gives the server.
+func (s *Server) listenOn() (port int, listen string) {
+	if s.cfg.Port == 0 {
+		return defaultPort, ""
+	}
+	return s.cfg.Port, "127.0.0.1"
+}
+
 // maxSocketPath is the longest path of a Unix socket (sun_path holds 108
 // bytes with the final NUL).
 const maxSocketPath = 107
 
 // socketDir is the folder for the server's socket: the cluster's own
-// when the socket's path fits in a sockaddr_un, else a folder in /tmp
-// named after the cluster (the same at every start), private to the
-// server's account.
+// (a pair's node: a private folder beside it) when the socket's path fits
+// in a sockaddr_un, else a folder in /tmp named after the cluster (the
+// same at every start), private to the server's account.
 func (s *Server) socketDir(port int) (string, error) {
-	if len(filepath.Join(s.dir, fmt.Sprintf(".s.PGSQL.%d", port))) <= maxSocketPath {
-		return s.dir, nil
+	dir := s.dir
+	if s.peer != nil {
+		// A pair's node keeps its socket out of its cluster: pg_basebackup
+		// and pg_rewind copy a cluster's files, and would copy the socket's
+		// lock file (then taken for a running server's) or fail on the
+		// socket itself.
+		dir = s.dir + ".sock"
 	}
-	sum := sha256.Sum256([]byte(s.dir))
-	dir := filepath.Join(os.TempDir(), "idemgate-pgsock-"+hex.EncodeToString(sum[:6]))
+	if len(filepath.Join(dir, fmt.Sprintf(".s.PGSQL.%d", port))) <= maxSocketPath {
+		if dir == s.dir {
+			return dir, nil
+		}
+	} else {
+		sum := sha256.Sum256([]byte(s.dir))
+		dir = filepath.Join(os.TempDir(), "idemgate-pgsock-"+hex.EncodeToString(sum[:6]))
+		s.logger.Info("the cluster's path is too long for a Unix socket; the socket is in /tmp", "cluster", s.dir, "socket", dir)
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return "", fmt.Errorf("pgserver: socket folder: %w", err)
+	}
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return "", fmt.Errorf("pgserver: socket folder: %w", err)
 	}
@@ -361,7 +452,6 @@ func (s *Server) socketDir(port int) (string, error) {
 	if st, ok := fi.Sys().(*syscall.Stat_t); !fi.IsDir() || !ok || int(st.Uid) != uid || fi.Mode().Perm()&0o077 != 0 {
 		return "", fmt.Errorf("pgserver: socket folder %s is not a private folder of the server's account", dir)
 	}
-	s.logger.Info("the cluster's path is too long for a Unix socket; the socket is in /tmp", "cluster", s.dir, "socket", dir)
 	return dir, nil
 }
 

@@ -77,6 +77,8 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if opts.Name == "" {
 		opts.Name = "db"
 	}
+	cfg.PrepareConn = notStandby
+	cfg.AfterRelease = func(c *pgx.Conn) bool { return !isStandby(c) }
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("sqldb: open pool: %w", err)
@@ -101,6 +103,33 @@ func (db *DB) Close() {
 		db.metrics.pools.remove(db.Name, db.Pool)
 	}
 	db.Pool.Close()
+}
+
+// ErrStandby reports a connection to a server that takes no writes: a
+// standby (a replica, or an old primary that rejoined as one). Transient:
+// the next connection the pool opens goes, with
+// target_session_attrs=read-write, to whichever server is the primary now.
+var ErrStandby = errors.New("sqldb: the server is a read-only standby")
+
+// notStandby is the pool's check before it hands out a connection: one
+// whose server is a standby is destroyed and the caller gets ErrStandby,
+// a transient error (the API answers 503 + Retry-After), instead of
+// SQLSTATE 25006 at its first write. target_session_attrs=read-write is
+// checked only when a connection opens; the server reports a change of
+// in_hot_standby and default_transaction_read_only to its sessions as it
+// happens (PostgreSQL 14 and later), so reading them costs no round trip.
+func notStandby(_ context.Context, c *pgx.Conn) (bool, error) {
+	if isStandby(c) {
+		return false, ErrStandby
+	}
+	return true, nil
+}
+
+// isStandby reads what the server last reported of itself. CockroachDB
+// reports neither setting: never a standby.
+func isStandby(c *pgx.Conn) bool {
+	pc := c.PgConn()
+	return pc.ParameterStatus("in_hot_standby") == "on" || pc.ParameterStatus("default_transaction_read_only") == "on"
 }
 
 // Ping reports whether the database answers; /readyz uses it.

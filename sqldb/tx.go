@@ -158,7 +158,8 @@ func (r *retryable) SQLState() string { return "40001" }
 
 // IsTransient reports whether err is an infrastructure failure that a
 // later attempt may not meet (a lost connection, a server shutting down,
-// a serialization failure, a timeout), as opposed to an error the same
+// a serialization failure, a timeout, a server that is a standby after a
+// failover), as opposed to an error the same
 // statement will raise again (a constraint violation, bad data).
 func IsTransient(err error) bool {
 	if err == nil {
@@ -173,7 +174,10 @@ func IsTransient(err error) bool {
 		case "08", "40", "53", "57", "58", "XX":
 			return true
 		}
-		return false
+		// 25006, a write on a read-only server: a connection that reached
+		// a standby (a failover moved the primary). The pool drops such
+		// connections (ErrStandby); the next one finds the primary.
+		return pgErr.Code == "25006"
 	}
 	// Anything else comes from below SQL: the network, the pool.
 	return true
