@@ -77,8 +77,10 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if opts.Name == "" {
 		opts.Name = "db"
 	}
+	// Checked as a connection is handed out, not as it is released: an
+	// AfterRelease hook makes pgxpool release every connection in a
+	// goroutine of its own, on the hot path.
 	cfg.PrepareConn = notStandby
-	cfg.AfterRelease = func(c *pgx.Conn) bool { return !isStandby(c) }
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("sqldb: open pool: %w", err)
