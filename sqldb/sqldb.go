@@ -72,7 +72,15 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		cfg.MaxConns = opts.MaxConns
 	}
 	if opts.StatementTimeout > 0 {
-		cfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(opts.StatementTimeout.Milliseconds(), 10)
+		ms := strconv.FormatInt(opts.StatementTimeout.Milliseconds(), 10)
+		cfg.ConnConfig.RuntimeParams["statement_timeout"] = ms
+		// A client whose connection hangs half-open mid-transaction never
+		// sends its COMMIT: without this the server keeps the transaction,
+		// and its row locks, for good, and every writer of those rows (the
+		// sweeper re-emitting a pending command) times out behind it. The
+		// server ends such a session after the same bound. CockroachDB has
+		// the same session variable.
+		cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = ms
 	}
 	if opts.Name == "" {
 		opts.Name = "db"
