@@ -8,8 +8,8 @@ import (
 	"io/fs"
 	"sort"
 	"strings"
-	"text/template"
 	"testing/fstest"
+	"text/template"
 
 	"github.com/idemgate/idemgate/sqldb"
 )
