@@ -81,18 +81,62 @@ func Migrations(reg *idemgate.Registry) []sqldb.MigrationSet {
 }
 
 // Migrate applies the registry's schema to the database at url and
-// returns the migrations it applied.
+// returns the migrations it applied (MigrateConfig with the default
+// settings: no optional migration set).
 func Migrate(ctx context.Context, url string, reg *idemgate.Registry) (applied []string, flavor sqldb.Flavor, err error) {
-	if url == "" {
+	cfg := config.Defaults()
+	cfg.DatabaseURL = url
+	return MigrateConfig(ctx, cfg, reg)
+}
+
+// MigrateConfig applies the registry's schema to cfg's database, then the
+// optional migration set cfg.Migrations selects (OptionalMigrations), and
+// returns the migrations it applied.
+func MigrateConfig(ctx context.Context, cfg config.Config, reg *idemgate.Registry) (applied []string, flavor sqldb.Flavor, err error) {
+	if cfg.DatabaseURL == "" {
 		return nil, "", errors.New("DATABASE_URL is not set")
 	}
-	db, err := sqldb.Open(ctx, url, sqldb.Options{MaxConns: 2, Name: "migrate"})
+	db, err := sqldb.Open(ctx, cfg.DatabaseURL, sqldb.Options{MaxConns: 2, Name: "migrate"})
 	if err != nil {
 		return nil, "", err
 	}
 	defer db.Close()
-	applied, err = db.Migrate(ctx, Migrations(reg)...)
+	sets := Migrations(reg)
+	if cfg.Migrations != "" {
+		var database string
+		if err := db.Pool.QueryRow(ctx, `SELECT current_database()`).Scan(&database); err != nil {
+			return nil, db.Flavor, fmt.Errorf("read the database's name: %w", err)
+		}
+		extra, err := OptionalMigrations(cfg, database)
+		if err != nil {
+			return nil, db.Flavor, err
+		}
+		if db.Flavor != sqldb.CockroachDB {
+			return nil, db.Flavor, fmt.Errorf("IDEMGATE_MIGRATIONS=%s is for CockroachDB; this database is %s", cfg.Migrations, db.Flavor)
+		}
+		sets = append(sets, extra...)
+	}
+	applied, err = db.Migrate(ctx, sets...)
 	return applied, db.Flavor, err
+}
+
+// OptionalMigrations are the migration sets cfg.Migrations selects, after
+// the core's and the modules': none by default; with
+// IDEMGATE_MIGRATIONS=crdb-multiregion, CockroachDB's multi-region DDL
+// (store.MultiRegionMigrations) for cfg's regions, on database.
+func OptionalMigrations(cfg config.Config, database string) ([]sqldb.MigrationSet, error) {
+	switch cfg.Migrations {
+	case "":
+		return nil, nil
+	case config.MigrationsMultiRegion:
+		set, err := store.MultiRegionMigrations(store.Regions{Database: database, Home: cfg.Home(), All: cfg.AllRegions(),
+			TenantRegions: cfg.TenantRegions})
+		if err != nil {
+			return nil, err
+		}
+		return []sqldb.MigrationSet{set}, nil
+	}
+	return nil, fmt.Errorf("IDEMGATE_MIGRATIONS=%q is not %q or empty", cfg.Migrations, config.MigrationsMultiRegion)
 }
 
 // Redrive drives a dead-lettered command again; the sweeper of a running
@@ -209,7 +253,7 @@ func (b *backends) store(ctx context.Context, pool string) (*store.Store, error)
 	if err != nil {
 		return nil, err
 	}
-	st := store.New(db, b.Config.Lease)
+	st := store.New(db, b.Config.Lease).WithRegion(b.Config.Region)
 	b.pools[pool] = st
 	return st, nil
 }

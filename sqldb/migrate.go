@@ -112,7 +112,7 @@ func (db *DB) apply(ctx context.Context, m Migration) (bool, error) {
 		if n > 0 {
 			return nil
 		}
-		for _, stmt := range splitStatements(m.SQL) {
+		for _, stmt := range SplitStatements(m.SQL) {
 			if _, err := tx.Exec(ctx, stmt); err != nil {
 				return fmt.Errorf("%s/%s: %w", m.Module, m.Name, err)
 			}
@@ -133,9 +133,9 @@ ON CONFLICT (module, version) DO NOTHING`, m.Module, m.Version, m.Name); err != 
 	return did, nil
 }
 
-// splitStatements splits a migration file on semicolons that end a line,
+// SplitStatements splits a migration file on semicolons that end a line,
 // dropping comment lines. Migrations keep to that simple form.
-func splitStatements(sql string) []string {
+func SplitStatements(sql string) []string {
 	var out []string
 	var cur strings.Builder
 	for _, line := range strings.Split(sql, "\n") {

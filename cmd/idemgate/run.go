@@ -133,7 +133,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if err != nil {
 			return err
 		}
-		applied, flavor, err := roles.Migrate(ctx, cfg.DatabaseURL, reg)
+		applied, flavor, err := roles.MigrateConfig(ctx, cfg, reg)
 		if err != nil {
 			return err
 		}
