@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -126,7 +127,38 @@ type Config struct {
 	// retention (set to the same window less a day when idemgate creates
 	// the topic).
 	DedupWindow time.Duration
+	// Region names this deployment's region (IDEMGATE_REGION): its serve,
+	// project and relay, with their own Kafka, share one database with the
+	// other regions (docs/MULTI-REGION.md). A short lowercase name (see
+	// ValidRegion); on CockroachDB multi-region, the cluster's name for the
+	// region (e.g. europe-west1).
+	Region string
+	// HomeRegion is the home region of tenants TenantRegions does not name
+	// (IDEMGATE_HOME_REGION; "" for Region: see Home), and the database's primary
+	// region in the multi-region migration set.
+	HomeRegion string
+	// TenantRegions gives tenants their home region
+	// (IDEMGATE_TENANT_REGIONS="tenant-a=eu,tenant-b=us"): on CockroachDB
+	// multi-region, the region where their claims live.
+	TenantRegions map[string]string
+	// Regions are every region of the database
+	// (IDEMGATE_REGIONS="eu,us"; default: Home, Region and those of
+	// TenantRegions: see AllRegions), added to the database by the multi-region migration
+	// set.
+	Regions []string
+	// Migrations selects an extra migration set (IDEMGATE_MIGRATIONS):
+	// "" (default) for none, "crdb-multiregion" for CockroachDB's
+	// multi-region DDL (store.MultiRegionMigrations). It is never applied
+	// unless set here.
+	Migrations string
 }
+
+// MigrationsMultiRegion is the IDEMGATE_MIGRATIONS value that selects
+// CockroachDB's multi-region migration set.
+const MigrationsMultiRegion = "crdb-multiregion"
+
+// DefaultRegion is IDEMGATE_REGION when unset: one region, on its own.
+const DefaultRegion = "local"
 
 // Defaults returns the settings used where the environment is silent.
 // Each default is written once: here, with its reason, or as the Default*
@@ -181,6 +213,7 @@ func Defaults() Config {
 		// every copy of its event there, with a day of margin.
 		DedupWindow:     8 * 24 * time.Hour,
 		UpstreamBackoff: projector.DefaultCallBackoff,
+		Region:          DefaultRegion,
 	}
 }
 
@@ -296,10 +329,154 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			c.RetentionByOperation[strings.TrimSpace(op)] = dd
 		}
 	}
+	str("IDEMGATE_REGION", &c.Region)
+	str("IDEMGATE_HOME_REGION", &c.HomeRegion)
+	str("IDEMGATE_MIGRATIONS", &c.Migrations)
+	if v := strings.TrimSpace(getenv("IDEMGATE_TENANT_REGIONS")); v != "" {
+		m, err := ParseTenantRegions(v)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		c.TenantRegions = m
+	}
+	if v := strings.TrimSpace(getenv("IDEMGATE_REGIONS")); v != "" {
+		for _, r := range strings.Split(v, ",") {
+			if r = strings.TrimSpace(r); r != "" {
+				c.Regions = append(c.Regions, r)
+			}
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return c, err
 	}
 	return c, c.Validate()
+}
+
+// ParseTenantRegions reads "tenant-a=eu,tenant-b=us".
+func ParseTenantRegions(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, pair := range strings.Split(s, ",") {
+		pair = strings.TrimSpace(pair)
+		if pair == "" {
+			continue
+		}
+		tenant, region, ok := strings.Cut(pair, "=")
+		tenant, region = strings.TrimSpace(tenant), strings.TrimSpace(region)
+		if !ok || tenant == "" || region == "" {
+			return nil, fmt.Errorf("IDEMGATE_TENANT_REGIONS: %q is not tenant=region", pair)
+		}
+		if _, dup := out[tenant]; dup {
+			return nil, fmt.Errorf("IDEMGATE_TENANT_REGIONS: tenant %q listed twice", tenant)
+		}
+		out[tenant] = region
+	}
+	return out, nil
+}
+
+// ValidRegion reports whether name is a region name: 1 to 32 characters,
+// lowercase letters, digits and '-', starting with a letter (CockroachDB's
+// region names, such as us-east1, are of this form).
+func ValidRegion(name string) bool {
+	if name == "" || len(name) > 32 || name[0] < 'a' || name[0] > 'z' {
+		return false
+	}
+	for _, r := range name {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// HomeOf is tenant's home region.
+func (c Config) HomeOf(tenant string) string {
+	if r, ok := c.TenantRegions[tenant]; ok {
+		return r
+	}
+	return c.Home()
+}
+
+// Home is HomeRegion, or Region when it is unset.
+func (c Config) Home() string {
+	if c.HomeRegion == "" {
+		return c.Region
+	}
+	return c.HomeRegion
+}
+
+// AllRegions are the database's regions: Home, then Regions when set,
+// else Region and those of TenantRegions; sorted, HomeRegion first.
+func (c Config) AllRegions() []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(r string) {
+		if r != "" && !seen[r] {
+			seen[r] = true
+			out = append(out, r)
+		}
+	}
+	add(c.Home())
+	rest := append([]string{}, c.Regions...)
+	if len(c.Regions) == 0 {
+		rest = append(rest, c.Region)
+		for _, r := range c.TenantRegions {
+			rest = append(rest, r)
+		}
+	}
+	sort.Strings(rest)
+	for _, r := range rest {
+		add(r)
+	}
+	return out
+}
+
+// validateRegions checks the region settings.
+func (c Config) validateRegions() error {
+	if !ValidRegion(c.Region) {
+		return fmt.Errorf("IDEMGATE_REGION=%q is not a region name (1 to 32 of a-z, 0-9 and '-', starting with a letter)", c.Region)
+	}
+	home := c.Home()
+	if !ValidRegion(home) {
+		return fmt.Errorf("IDEMGATE_HOME_REGION=%q is not a region name", home)
+	}
+	for tenant, r := range c.TenantRegions {
+		if !ValidRegion(r) {
+			return fmt.Errorf("IDEMGATE_TENANT_REGIONS: %s=%q is not a region name", tenant, r)
+		}
+	}
+	for _, r := range c.Regions {
+		if !ValidRegion(r) {
+			return fmt.Errorf("IDEMGATE_REGIONS: %q is not a region name", r)
+		}
+	}
+	if len(c.Regions) > 0 {
+		listed := map[string]bool{}
+		for _, r := range c.Regions {
+			listed[r] = true
+		}
+		for _, r := range append(c.AllRegionsNamed(), home) {
+			if !listed[r] {
+				return fmt.Errorf("IDEMGATE_REGIONS=%s does not list region %q, which IDEMGATE_REGION, IDEMGATE_HOME_REGION or IDEMGATE_TENANT_REGIONS names",
+					strings.Join(c.Regions, ","), r)
+			}
+		}
+	}
+	switch c.Migrations {
+	case "", MigrationsMultiRegion:
+	default:
+		return fmt.Errorf("IDEMGATE_MIGRATIONS=%q is not %q or empty", c.Migrations, MigrationsMultiRegion)
+	}
+	return nil
+}
+
+// AllRegionsNamed are the regions IDEMGATE_REGION and
+// IDEMGATE_TENANT_REGIONS name.
+func (c Config) AllRegionsNamed() []string {
+	out := []string{c.Region}
+	for _, r := range c.TenantRegions {
+		out = append(out, r)
+	}
+	return out
 }
 
 // Validate checks the settings that do not depend on the role.
@@ -327,6 +504,9 @@ func (c Config) Validate() error {
 	}
 	if strings.ContainsAny(c.TopicPrefix, " /") {
 		return fmt.Errorf("IDEMGATE_TOPIC_PREFIX=%q may not contain spaces or '/'", c.TopicPrefix)
+	}
+	if err := c.validateRegions(); err != nil {
+		return err
 	}
 	return c.Kafka.Validate()
 }

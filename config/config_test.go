@@ -85,3 +85,61 @@ func TestFromEnv(t *testing.T) {
 		})
 	}
 }
+
+// TestRegions: IDEMGATE_REGION and the home regions (issue 20).
+func TestRegions(t *testing.T) {
+	t.Run("Defaults", func(t *testing.T) {
+		c, err := FromEnv(env(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Region != "local" || c.Home() != "local" || c.HomeOf("tenant-a") != "local" || c.Migrations != "" {
+			t.Fatalf("region %q, home %q, tenant-a's %q, migrations %q", c.Region, c.Home(), c.HomeOf("tenant-a"), c.Migrations)
+		}
+		if got := c.AllRegions(); len(got) != 1 || got[0] != "local" {
+			t.Fatalf("all regions = %v", got)
+		}
+	})
+	t.Run("Set", func(t *testing.T) {
+		c, err := FromEnv(env(map[string]string{
+			"IDEMGATE_REGION":         "us-east1",
+			"IDEMGATE_HOME_REGION":    "europe-west1",
+			"IDEMGATE_TENANT_REGIONS": " tenant-a=europe-west1 , tenant-b=us-east1,tenant-c=asia-1 ",
+			"IDEMGATE_MIGRATIONS":     "crdb-multiregion",
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Region != "us-east1" || c.HomeOf("tenant-b") != "us-east1" || c.HomeOf("tenant-a") != "europe-west1" ||
+			c.HomeOf("tenant-z") != "europe-west1" || c.Migrations != MigrationsMultiRegion {
+			t.Fatalf("config = %+v", c)
+		}
+		if got := strings.Join(c.AllRegions(), ","); got != "europe-west1,asia-1,us-east1" {
+			t.Fatalf("all regions = %s (want the home region first, then sorted)", got)
+		}
+	})
+	t.Run("HomeDefaultsToRegion", func(t *testing.T) {
+		c, err := FromEnv(env(map[string]string{"IDEMGATE_REGION": "eu"}))
+		if err != nil || c.Home() != "eu" || c.HomeOf("tenant-a") != "eu" {
+			t.Fatalf("home %q, %v", c.Home(), err)
+		}
+	})
+	for name, tc := range map[string]struct{ env map[string]string }{
+		"Uppercase":        {map[string]string{"IDEMGATE_REGION": "EU"}},
+		"Space":            {map[string]string{"IDEMGATE_REGION": "eu west"}},
+		"LeadingDigit":     {map[string]string{"IDEMGATE_REGION": "1eu"}},
+		"TooLong":          {map[string]string{"IDEMGATE_REGION": strings.Repeat("a", 33)}},
+		"QuoteInHome":      {map[string]string{"IDEMGATE_HOME_REGION": "eu'; DROP TABLE x; --"}},
+		"BadTenantRegion":  {map[string]string{"IDEMGATE_TENANT_REGIONS": "tenant-a=EU"}},
+		"NotPairs":         {map[string]string{"IDEMGATE_TENANT_REGIONS": "tenant-a"}},
+		"TenantTwice":      {map[string]string{"IDEMGATE_TENANT_REGIONS": "tenant-a=eu,tenant-a=us"}},
+		"UnknownMigration": {map[string]string{"IDEMGATE_MIGRATIONS": "multiregion"}},
+		"RegionsMissOne":   {map[string]string{"IDEMGATE_REGION": "eu", "IDEMGATE_REGIONS": "us"}},
+	} {
+		t.Run("Refused"+name, func(t *testing.T) {
+			if _, err := FromEnv(env(tc.env)); err == nil {
+				t.Fatalf("%v accepted", tc.env)
+			}
+		})
+	}
+}

@@ -209,7 +209,7 @@ func (b *backends) store(ctx context.Context, pool string) (*store.Store, error)
 	if err != nil {
 		return nil, err
 	}
-	st := store.New(db, b.Config.Lease)
+	st := store.New(db, b.Config.Lease).WithRegion(b.Config.Region)
 	b.pools[pool] = st
 	return st, nil
 }

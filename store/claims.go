@@ -24,7 +24,7 @@ func (s *Store) ClaimKeys(ctx context.Context, reqs []idemgate.ClaimRequest) ([]
 	err := s.db.InPipeline(ctx, func(b *pgx.Batch) {
 		for _, req := range reqs {
 			b.Queue(claimSQL, req.Tenant, req.Operation, req.Key, uuid.NewString(), req.Fingerprint,
-				req.Target, []byte(req.Request), s.lease.Microseconds(), req.Retention.Microseconds(), req.TraceParent)
+				req.Target, []byte(req.Request), s.lease.Microseconds(), req.Retention.Microseconds(), req.TraceParent, s.region)
 		}
 	}, func(br pgx.BatchResults) error {
 		for i := range reqs {
@@ -62,14 +62,17 @@ func (s *Store) ClaimKeys(ctx context.Context, reqs []idemgate.ClaimRequest) ([]
 // pipelines. In one transaction, a statement sees
 // the claims its predecessors inserted; at SERIALIZABLE, a key claimed by
 // a concurrent transaction that committed since this one began is a
-// serialization failure, and the retry sees it.
+// serialization failure, and the retry sees it. $11 is the region of the
+// store (NULL when none is set): it accepts the claim and, at once, emits
+// it, so both region columns are written here, at no extra round trip.
 const claimSQL = `
 WITH ins AS (
     INSERT INTO idempotency_claims
         (tenant_id, operation, idem_key, operation_id, fingerprint, target, request,
-         created_at, lease_until, expires_at, traceparent)
+         created_at, lease_until, expires_at, traceparent, accepted_region, emitted_region)
     VALUES ($1, $2, $3, $4, $5, $6, $7,
-         now(), now() + ($8::INT8 * INTERVAL '1 microsecond'), now() + ($9::INT8 * INTERVAL '1 microsecond'), $10)
+         now(), now() + ($8::INT8 * INTERVAL '1 microsecond'), now() + ($9::INT8 * INTERVAL '1 microsecond'), $10,
+         NULLIF($11::TEXT, ''), NULLIF($11::TEXT, ''))
     ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
     RETURNING operation_id, fingerprint, created_at, lease_until),
 pending AS (
@@ -97,7 +100,7 @@ AND expires_at <= now() AND EXISTS (SELECT 1 FROM outbox o WHERE o.operation_id 
 		var expired bool
 		var resp storedResponse
 		if err := tx.QueryRow(ctx, claimSQL, req.Tenant, req.Operation, req.Key, uuid.NewString(), req.Fingerprint,
-			req.Target, []byte(req.Request), s.lease.Microseconds(), req.Retention.Microseconds(), req.TraceParent).Scan(
+			req.Target, []byte(req.Request), s.lease.Microseconds(), req.Retention.Microseconds(), req.TraceParent, s.region).Scan(
 			&c.Inserted, &c.OperationID, &c.Fingerprint, &c.AcceptedAt, &expired, &resp.status, &resp.ctype, &resp.loc, &resp.body,
 			&c.OutcomeUnknown); err != nil {
 			return fmt.Errorf("claim: %w", err)
@@ -132,6 +135,11 @@ type CommandView struct {
 	// Calls is the recovery point of a command applied by an upstream
 	// call; nil when no call was attempted.
 	Calls *CallAttempts
+	// AcceptedRegion is the region whose API claimed the key,
+	// EmittedRegion the one whose emitter or sweeper last sent its event
+	// (another one once a region adopted it); "" on claims older than
+	// migration 0013 or made without a region.
+	AcceptedRegion, EmittedRegion string
 }
 
 // CallAttempts is how far a command applied by a call has got.
@@ -182,9 +190,10 @@ func (s *Store) Command(ctx context.Context, tenant, operationID string) (v Comm
 		var resp storedResponse
 		var calls callScan
 		err := tx.QueryRow(ctx, `
-SELECT c.operation_id::TEXT, c.operation, p.operation_id IS NOT NULL, o.status, o.content_type, o.location, o.body, `+callColumns+claimsJoined+`
+SELECT c.operation_id::TEXT, c.operation, p.operation_id IS NOT NULL, o.status, o.content_type, o.location, o.body,
+       COALESCE(c.accepted_region, ''), COALESCE(c.emitted_region, ''), `+callColumns+claimsJoined+`
 WHERE c.operation_id = $1 AND c.tenant_id = $2`, operationID, tenant).Scan(append([]any{&v.OperationID, &v.Operation, &eventPending,
-			&resp.status, &resp.ctype, &resp.loc, &resp.body}, calls.dest()...)...)
+			&resp.status, &resp.ctype, &resp.loc, &resp.body, &v.AcceptedRegion, &v.EmittedRegion}, calls.dest()...)...)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
@@ -257,11 +266,13 @@ DELETE FROM command_pending p WHERE p.operation_id = ANY($1::UUID[])
        OR NOT EXISTS (SELECT 1 FROM idempotency_claims c WHERE c.operation_id = p.operation_id))`, planned, due); err != nil {
 			return fmt.Errorf("forget settled pending commands: %w", err)
 		}
-		// Count the re-emission (the column keeps its first name).
+		// Count the re-emission (the column keeps its first name), and
+		// record which region emits it now: another region's sweeper
+		// adopting a lost region's claim shows there.
 		rows, err = tx.Query(ctx, `
-UPDATE idempotency_claims c SET emit_attempts = emit_attempts + 1
+UPDATE idempotency_claims c SET emit_attempts = emit_attempts + 1, emitted_region = COALESCE(NULLIF($2::TEXT, ''), emitted_region)
 WHERE c.operation_id = ANY($1::UUID[]) AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.operation_id = c.operation_id)
-RETURNING operation_id::TEXT, tenant_id, operation, idem_key, target, request, created_at, traceparent`, planned, due)
+RETURNING operation_id::TEXT, tenant_id, operation, idem_key, target, request, created_at, traceparent`, planned, due, s.region)
 		if err != nil {
 			return fmt.Errorf("take expired leases: %w", err)
 		}

@@ -30,6 +30,9 @@ func Migrations() sqldb.MigrationSet {
 type Store struct {
 	db    *sqldb.DB
 	lease time.Duration
+	// region is IDEMGATE_REGION: written on the claims this store accepts
+	// and the events it emits (docs/MULTI-REGION.md); "" writes NULL.
+	region string
 }
 
 // DefaultLease is how long a claim's event may go unacknowledged before
@@ -47,6 +50,18 @@ func New(db *sqldb.DB, lease time.Duration) *Store {
 	}
 	return &Store{db: db, lease: lease}
 }
+
+// WithRegion returns the store writing region (IDEMGATE_REGION) on the
+// claims it accepts (accepted_region, emitted_region) and on those its
+// sweeper re-emits (emitted_region).
+func (s *Store) WithRegion(region string) *Store {
+	c := *s
+	c.region = region
+	return &c
+}
+
+// Region is the region the store writes ("" for none).
+func (s *Store) Region() string { return s.region }
 
 // DB is the database the store runs on.
 func (s *Store) DB() *sqldb.DB { return s.db }
