@@ -112,8 +112,8 @@ func TestRegionLoss(t *testing.T) {
 	})
 	lostAt := time.Now()
 	a.kill()
-	var orphans []string // the commands A had accepted and not completed
-	rows, err := db.Pool.Query(context.Background(), `SELECT operation_id::TEXT FROM idempotency_claims c WHERE `+notCompletedWhere)
+	var orphans []string // the commands A had accepted and not completed (migration 0013's accepted_region)
+	rows, err := db.Pool.Query(context.Background(), `SELECT operation_id::TEXT FROM idempotency_claims c WHERE accepted_region = 'a' AND `+notCompletedWhere)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,13 +127,29 @@ func TestRegionLoss(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("region A lost at %d of %d keys settled; %d commands not completed", l.settled.Load(), len(keys), len(orphans))
+	t.Logf("region A lost at %d of %d keys settled; %d commands it accepted not completed", l.settled.Load(), len(keys), len(orphans))
 	// B adopts them while A is down: the lease, a sweep, B's projector.
 	testenv.Eventually(t, 30*time.Second, "region B completes the commands region A left", func() error {
 		n := testenv.Count(t, db, `SELECT count(*) FROM idempotency_claims c WHERE c.operation_id = ANY($1::UUID[]) AND `+notCompletedWhere, orphans)
 		return testenv.Check(n == 0, "%d of %d not completed with A down", n, len(orphans))
 	})
 	adopted := time.Since(lostAt)
+	// And B emitted them: the claim says so (migration 0013).
+	if n := testenv.Count(t, db, `SELECT count(*) FROM idempotency_claims WHERE operation_id = ANY($1::UUID[])
+	        AND (accepted_region IS DISTINCT FROM 'a' OR emitted_region IS DISTINCT FROM 'b')`, orphans); n != 0 {
+		var got []string
+		rows, err := db.Pool.Query(context.Background(), `SELECT COALESCE(accepted_region, 'NULL') || '->' || COALESCE(emitted_region, 'NULL')
+		        || ' attempts ' || emit_attempts FROM idempotency_claims WHERE operation_id = ANY($1::UUID[])`, orphans)
+		if err == nil {
+			for rows.Next() {
+				var s string
+				_ = rows.Scan(&s)
+				got = append(got, s)
+			}
+			rows.Close()
+		}
+		t.Errorf("%d of the %d commands region A left are not recorded as accepted by a and emitted by b: %v", n, len(orphans), got)
+	}
 	a.restart()
 	backAt := time.Since(lostAt)
 	l.wait(done)
@@ -305,7 +321,8 @@ func startRegion(t *testing.T, name, dbURL string, k *broker, latency time.Durat
 	f, proxied := testenv.NewDBNetFault(t, dbURL)
 	f.Latency(latency)
 	s := testenv.NewStack(t, proxied, []string{k.addr},
-		"IDEMGATE_TOPIC_PREFIX", prefix, "IDEMGATE_GROUP", group, "IDEMGATE_REGION", name,
+		"IDEMGATE_TOPIC_PREFIX", prefix, "IDEMGATE_GROUP", group, "IDEMGATE_REGION", strings.ToLower(name),
+		"IDEMGATE_REGIONS", "a,b", "IDEMGATE_HOME_REGION", "a",
 		"IDEMGATE_LEASE", lease.String(), "IDEMGATE_SWEEP_INTERVAL", "200ms", "IDEMGATE_ROUTES", routes)
 	r := &region{t: t, name: name, broker: k}
 	r.api = s.Serve("IDEMGATE_INSTANCE_ID", name+"-serve")

@@ -28,9 +28,10 @@
 # The ports sit below the ephemeral range and apart from CI's (15432,
 # 19092-19093, 25432, 29092-29093).
 #
-# Each region is selected by IDEMGATE_REGION=A or B (read by the roles
-# once the product knows regions; ignored before). The regions share the
-# topic names and the consumer group: each has its own broker.
+# Region A runs with IDEMGATE_REGION=a, B with b (IDEMGATE_REGIONS=a,b;
+# the tenants' home region IDEMGATE_HOME_REGION, a unless set). The
+# regions share the topic names and the consumer group: each has its own
+# broker.
 #
 # Human-readable messages go to stderr; stdout only carries the URLs.
 set -euo pipefail
@@ -145,7 +146,7 @@ logged() { awk -v re="$2" '/^=== regions: start at/ { found = 0 } $0 ~ re { foun
 # The environment of region R's roles.
 role_env() {
   echo "DATABASE_URL=$(db_url "$DB_PROXY_PORT")" "KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT" \
-    "IDEMGATE_API_KEYS=$API_KEYS" "IDEMGATE_REGION=$R" "IDEMGATE_ADDR=127.0.0.1:$API_PORT"
+    "IDEMGATE_API_KEYS=$API_KEYS" "IDEMGATE_REGION=${R,,}" "IDEMGATE_REGIONS=a,b" "IDEMGATE_HOME_REGION=${IDEMGATE_HOME_REGION:-a}" "IDEMGATE_ADDR=127.0.0.1:$API_PORT"
 }
 
 build() {
