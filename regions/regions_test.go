@@ -96,7 +96,7 @@ func TestRegionLoss(t *testing.T) {
 	for i := range keysPerRoute {
 		keys = append(keys,
 			keySpec{path: "/v1/payments", key: fmt.Sprintf("pay-%d", i),
-				body: fmt.Sprintf(`{"amount":%d,"currency":"EUR","customer":"cus_%d"}`, 1000+i, i),
+				body:  fmt.Sprintf(`{"amount":%d,"currency":"EUR","customer":"cus_%d"}`, 1000+i, i),
 				other: fmt.Sprintf(`{"amount":%d,"currency":"EUR","customer":"cus_%d"}`, 2000+i, i)},
 			keySpec{path: "/v1/orders", key: fmt.Sprintf("ord-%d", i),
 				body:  fmt.Sprintf(`{"ref":"ord-%d","item":"book","qty":1}`, i),
