@@ -7,7 +7,7 @@ BIN     := bin/idemgate
 DATADIR ?= .idemgate
 ADDR    ?= 127.0.0.1:8080
 
-.PHONY: all build run test vet bench fuzz kafka-start kafka-stop pg-start pg-stop clean chaos
+.PHONY: all build run test vet bench fuzz kafka-start kafka-stop pg-start pg-stop clean chaos regions regions-stop
 
 all: build
 
@@ -26,6 +26,23 @@ test: build
 chaos:
 	CHAOS_COMMANDS=2000 CHAOS_KILLS=24 CHAOS_CLIENTS=32 CHAOS_DURATION=4m \
 		$(GO) test -count=1 -v -timeout 30m -run TestChaos ./chaos/
+
+## regions: two regions on this machine (scripts/regions.sh, docs/MULTI-REGION.md)
+REGIONS_RUN_DIR ?= /tmp/idemgate-regions
+regions:
+	@mkdir -p $(REGIONS_RUN_DIR)
+	@REGIONS_RUN_DIR=$(REGIONS_RUN_DIR) scripts/regions.sh start >$(REGIONS_RUN_DIR)/urls.env
+	@cat $(REGIONS_RUN_DIR)/urls.env
+	@echo 'Try:'
+	@echo '  . $(REGIONS_RUN_DIR)/urls.env'
+	@echo '  curl -i -X POST $$REGION_A_URL/v1/payments -H "Authorization: Bearer dev-key-a" -H "Idempotency-Key: try-1" \'
+	@echo '    -H "Content-Type: application/json" -d '"'"'{"amount":1000,"currency":"EUR","customer":"cus_1"}'"'"
+	@echo '  # the same key and body in region B: the same operation (its 202 again, or its stored answer)'
+	@echo '  REGIONS_RUN_DIR=$(REGIONS_RUN_DIR) scripts/regions.sh kill A          # B adopts its pending commands after the lease'
+	@echo '  REGIONS_RUN_DIR=$(REGIONS_RUN_DIR) scripts/regions.sh start-region A  # back on its ports, its broker keeping its data'
+	@echo '  make regions-stop'
+regions-stop:
+	REGIONS_RUN_DIR=$(REGIONS_RUN_DIR) scripts/regions.sh stop
 
 vet:
 	$(GO) vet ./...
