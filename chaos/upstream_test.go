@@ -213,7 +213,8 @@ func (u *upstream) kill() (pid int) {
 // (the tap stops listening too, so that calls meet a refused
 // connection, as they would at the service's own port), then starts it
 // again on its data file (on another port, the tap's staying the same). While it is down, every new
-// command is an order, so that calls do meet the outage.
+// command is an order, so that calls do meet the outage; it stays down
+// until one has.
 func (r *run) restartUpstream(hold time.Duration) {
 	u := r.up
 	r.logf("CHAOS: kill -9 of the orders service (the gateway's upstream)")
@@ -222,10 +223,24 @@ func (r *run) restartUpstream(hold time.Duration) {
 	start := time.Now()
 	r.upIsDown.Store(true)
 	defer r.upIsDown.Store(false)
+	refusedBefore, _ := r.refusedCalls()
 	u.tap.close()
 	pid := u.kill()
-	r.logf("CHAOS: killed the orders service (pid %d); down for %v", pid, hold)
+	r.logf("CHAOS: killed the orders service (pid %d); down for %v, and until a call meets the outage", pid, hold)
 	time.Sleep(hold) // the outage itself, part of the schedule, not a wait
+	// The outage lasts until a call has met it (a refused connection noted
+	// on a recovery point): beside a CPU-heavy job the projectors may not
+	// call at all within hold (CI saw none), and the run is to show what
+	// a call that meets it does.
+	if err := testenv.Poll(context.Background(), 2*time.Minute, func() error {
+		n, err := r.refusedCalls()
+		if err != nil {
+			return err
+		}
+		return testenv.Check(n > refusedBefore, "no call refused yet (%d before the outage)", refusedBefore)
+	}); err != nil {
+		r.logf("no call met the orders service's outage: %v", err)
+	}
 	if err := u.start(r); err != nil {
 		r.fail("backend", "orders service restart: %v", err)
 		return
@@ -235,6 +250,16 @@ func (r *run) restartUpstream(hold time.Duration) {
 		return
 	}
 	r.backUp(&r.upOut, "orders service", start)
+}
+
+// refusedCalls counts the recovery points whose last error is a refused
+// connection to the orders service.
+func (r *run) refusedCalls() (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var n int
+	err := r.db.QueryRow(ctx, `SELECT count(*) FROM call_attempts WHERE last_error LIKE '%connection refused%'`).Scan(&n)
+	return n, err
 }
 
 // orderEntry is one answer the orders service recorded (a line of its
