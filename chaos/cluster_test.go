@@ -373,23 +373,33 @@ func (r *run) failoverDB() {
 // overlap: Kafka (a partition, then the commands leader, then the
 // results leader), the database (latency, failover, partition,
 // half-open) and the orders service's crash, after the database's
-// faults (its calls need a projecting pipeline to meet its outage).
+// faults and between Kafka's (its calls need a projecting pipeline to
+// meet its outage).
 // Each fault starts at its moment of the load, or when the one before
 // it in its track is over.
 func (r *run) clusterFaults(start time.Time, at func(lo, hi float64) time.Duration, upAt time.Duration) {
-	kPart, kCmd, kRes := at(0.04, 0.08), at(0.25, 0.3), at(0.6, 0.65)
+	kPart, kCmd, kRes := at(0.04, 0.08), at(0.2, 0.25), at(0.45, 0.5)
 	dLat, dFail, dPart, dHalf := at(0.08, 0.12), at(0.25, 0.3), at(0.4, 0.45), at(0.5, 0.55)
 	until := func(d time.Duration) { time.Sleep(time.Until(start.Add(d))) } // the schedule's pacing
+	// The orders service's crash never overlaps a Kafka fault: a killed
+	// node leads commands partitions too, and its outage (2 s) must meet
+	// calls, which need the projectors consuming.
+	var kafkaFault sync.Mutex
+	kafka := func(f func()) {
+		kafkaFault.Lock()
+		defer kafkaFault.Unlock()
+		f()
+	}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		until(kPart)
-		r.partitionKafka(10 * time.Second)
+		kafka(func() { r.partitionKafka(10 * time.Second) })
 		until(kCmd)
-		r.killLeader(r.prefix+".commands", "commands")
+		kafka(func() { r.killLeader(r.prefix+".commands", "commands") })
 		until(kRes)
-		r.killLeader(r.prefix+".results", "results")
+		kafka(func() { r.killLeader(r.prefix+".results", "results") })
 	}()
 	go func() {
 		defer wg.Done()
@@ -402,7 +412,7 @@ func (r *run) clusterFaults(start time.Time, at func(lo, hi float64) time.Durati
 		until(dHalf)
 		r.dbFault("5 s half-open serve<->database", 5*time.Second, (*testenv.NetFault).HalfOpen)
 		until(upAt)
-		r.restartUpstream(2 * time.Second)
+		kafka(func() { r.restartUpstream(2 * time.Second) })
 	}()
 	wg.Wait()
 }
