@@ -7,7 +7,7 @@ BIN     := bin/idemgate
 DATADIR ?= .idemgate
 ADDR    ?= 127.0.0.1:8080
 
-.PHONY: all build run test vet bench fuzz kafka-start kafka-stop pg-start pg-stop clean chaos regions regions-stop
+.PHONY: all build run test vet bench fuzz kafka-start kafka-stop pg-start pg-stop clean chaos chaos-cluster regions regions-stop
 
 all: build
 
@@ -25,7 +25,13 @@ test: build
 ## chaos: the full-size chaos test (issue 4, RELIABILITY.md); CI runs a smaller one in `go test ./...`
 chaos:
 	CHAOS_COMMANDS=2000 CHAOS_KILLS=24 CHAOS_CLIENTS=32 CHAOS_DURATION=4m \
-		$(GO) test -count=1 -v -timeout 30m -run TestChaos ./chaos/
+		$(GO) test -count=1 -v -timeout 30m -run 'TestChaos$$' ./chaos/
+
+## chaos-cluster: the full-size chaos test on the clusters (three Kafka nodes, a PostgreSQL
+## primary with a synchronous standby, toxiproxies; issue 19); CI runs TestChaosCluster smaller
+chaos-cluster:
+	CHAOS_COMMANDS=2000 CHAOS_KILLS=24 CHAOS_CLIENTS=32 CHAOS_DURATION=4m \
+		$(GO) test -count=1 -v -timeout 30m -run 'TestChaosCluster$$' ./chaos/
 
 ## regions: two regions on this machine (scripts/regions.sh, docs/MULTI-REGION.md)
 REGIONS_RUN_DIR ?= /tmp/idemgate-regions

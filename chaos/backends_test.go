@@ -22,15 +22,19 @@ import (
 	"github.com/idemgate/idemgate/testenv"
 )
 
-// script runs scripts/<name> <arg> with the chaos backends' settings and
-// returns its stdout (one KEY=VALUE line); its stderr goes to scripts.log.
+// script runs scripts/<name> <arg> (its words: "kill 2") with the chaos
+// backends' settings and extra environment, and returns its stdout (one
+// KEY=VALUE line); its stderr goes to scripts.log.
 func (r *run) script(name, arg string, extra ...string) (string, error) {
-	cmd := exec.Command(filepath.Join(r.root, "scripts", name), arg)
+	cmd := exec.Command(filepath.Join(r.root, "scripts", name), strings.Fields(arg)...)
 	cmd.Env = append(os.Environ(),
 		"KAFKA_PORT="+strconv.Itoa(r.cfg.kafkaPort),
 		"KAFKA_CONTROLLER_PORT="+strconv.Itoa(r.cfg.kafkaPort+1),
 		"KAFKA_RUN_DIR="+r.kafkaDir,
 	)
+	if r.cl != nil {
+		cmd.Env = append(cmd.Env, r.cl.kafkaEnv...) // three nodes behind their proxies
+	}
 	cmd.Env = append(cmd.Env, extra...)
 	var out bytes.Buffer
 	cmd.Stdout = &out

@@ -10,8 +10,12 @@
 // invariants of docs/ARCHITECTURE.md (I1-I4): among them, one effect at
 // the orders service per accepted order, and none other.
 //
-//	go test -count=1 -v -run TestChaos ./chaos/    # CI size (default)
-//	make chaos                                       # full size
+//	go test -count=1 -v -run 'TestChaos$' ./chaos/   # CI size (default)
+//	make chaos                                         # full size
+//
+// TestChaosCluster (cluster_test.go, make chaos-cluster) is the same run
+// on a three-node Kafka cluster and a PostgreSQL primary with a
+// synchronous standby, behind toxiproxies.
 //
 // Settings (environment): CHAOS_COMMANDS (300), CHAOS_KILLS (6),
 // CHAOS_CLIENTS (16), CHAOS_DURATION (60s: how long the load lasts),
@@ -60,15 +64,23 @@ type settings struct {
 	mutant                   string // CHAOS_MUTANT: a mutation point for serve, point=odds (fault.Mutations)
 }
 
-func loadSettings(t *testing.T) settings {
+// loadSettings reads the run's settings: the single-node run's backend
+// ports are CHAOS_KAFKA_PORT and CHAOS_PG_PORT, the cluster run's
+// CHAOS_CLUSTER_KAFKA_PORT and CHAOS_CLUSTER_PG_PORT (cluster_test.go),
+// whose load also lasts longer by default (its faults take longer).
+func loadSettings(t *testing.T, cluster bool) settings {
+	kafkaVar, kafkaDef, pgVar, pgDef, duration := "CHAOS_KAFKA_PORT", 29092, "CHAOS_PG_PORT", 25432, 60*time.Second
+	if cluster {
+		kafkaVar, kafkaDef, pgVar, pgDef, duration = "CHAOS_CLUSTER_KAFKA_PORT", 30092, "CHAOS_CLUSTER_PG_PORT", 26432, 90*time.Second
+	}
 	s := settings{
 		commands:  envInt(t, "CHAOS_COMMANDS", 300),
 		kills:     envInt(t, "CHAOS_KILLS", 6),
 		clients:   envInt(t, "CHAOS_CLIENTS", 16),
-		duration:  envDur(t, "CHAOS_DURATION", 60*time.Second),
+		duration:  envDur(t, "CHAOS_DURATION", duration),
 		drain:     envDur(t, "CHAOS_DRAIN", 3*time.Minute),
-		kafkaPort: envInt(t, "CHAOS_KAFKA_PORT", 29092),
-		pgPort:    envInt(t, "CHAOS_PG_PORT", 25432),
+		kafkaPort: envInt(t, kafkaVar, kafkaDef),
+		pgPort:    envInt(t, pgVar, pgDef),
 		seed:      mrand.Uint64(),
 		mutant:    os.Getenv("CHAOS_MUTANT"),
 	}
@@ -151,7 +163,9 @@ type run struct {
 	injected      int
 	poison        poisonState // the poison record and the mid-batch stops
 	phases        []string
+	acks          []time.Time       // when each 202 came back (the cluster run's time without a 202)
 	hist          *history.Recorder // every POST under a key, checked with porcupine (history_test.go)
+	cl            *clusterRun       // the cluster run's backends and faults (cluster_test.go); nil on the single nodes
 	followers     sync.WaitGroup    // the clients that POST a command until its stored answer (follow)
 
 	stats struct {
@@ -264,17 +278,25 @@ func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the chaos test runs for minutes; skipped with -short")
 	}
+	newRun(t, false).execute()
+}
+
+// newRun prepares a chaos run (cluster: on the clusters, cluster_test.go).
+func newRun(t *testing.T, cluster bool) *run {
 	for _, tool := range []string{"java", "bash"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("the chaos test needs %s on PATH (it runs a real Kafka broker): %v", tool, err)
 		}
 	}
-	cfg := loadSettings(t)
+	cfg := loadSettings(t, cluster)
 	r := &run{
 		t: t, cfg: cfg, start: time.Now(), runID: randomHex(3),
 		statuses: map[int]int{}, failures: map[string][]string{}, kills: map[string]int{}, slowStops: map[string]int{},
 		odds: chooseOdds(cfg.commands, cfg.duration), topUp: map[string]bool{},
 		hist: history.NewRecorder(),
+	}
+	if cluster {
+		r.cl = &clusterRun{}
 	}
 	r.prefix = "chaos" + r.runID
 	r.group = "chaos-" + r.runID + "-projector"
@@ -302,13 +324,28 @@ func TestChaos(t *testing.T) {
 		MaxIdleConns: 256, MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second,
 		DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
 	}}
-	r.logf("chaos run %s: %d commands from %d clients over %v, %d kills, seed %d; logs in %s",
-		r.runID, cfg.commands, cfg.clients, cfg.duration, cfg.kills, cfg.seed, r.logDir)
+	return r
+}
+
+// execute runs the chaos: backends, processes, load with its faults,
+// top-up, drain, checks.
+func (r *run) execute() {
+	cfg := r.cfg
+	mode := "single nodes"
+	if r.cl != nil {
+		mode = "clusters (three Kafka nodes, a PostgreSQL primary and its synchronous standby, toxiproxies)"
+	}
+	r.logf("chaos run %s on the %s: %d commands from %d clients over %v, %d kills, seed %d; logs in %s",
+		r.runID, mode, cfg.commands, cfg.clients, cfg.duration, cfg.kills, cfg.seed, r.logDir)
 	r.logf("fault odds during the load: %s", r.faultSpec("serve")+","+r.faultSpec("project")+","+r.faultSpec("relay"))
 
 	phase := time.Now()
 	r.build()
-	r.startBackends()
+	if r.cl != nil {
+		r.startClusterBackends()
+	} else {
+		r.startBackends()
+	}
 	r.migrate()
 	r.startUpstream()
 	r.startProcesses()
@@ -328,8 +365,14 @@ func TestChaos(t *testing.T) {
 
 	phase = time.Now()
 	sum := r.check()
+	if r.cl != nil {
+		r.checkCluster()
+	}
 	r.phase("checks", phase)
 	r.summary(sum)
+	if r.cl != nil {
+		r.clusterFigures(sum)
+	}
 	r.report()
 }
 
@@ -431,6 +474,14 @@ func (r *run) startProcesses() {
 
 // waitReady waits until every API answers /readyz with 200.
 func (r *run) waitReady(within time.Duration) {
+	if p, err := r.ready(within); err != nil {
+		r.t.Fatalf("%s not ready within %v (%v); log:\n%s", p.name, within, err, r.tail(p.logPath, 30))
+	}
+}
+
+// ready waits until every API answers /readyz with 200; on failure it
+// returns the first that did not.
+func (r *run) ready(within time.Duration) (*proc, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	for _, p := range r.serves {
@@ -443,9 +494,10 @@ func (r *run) waitReady(within time.Duration) {
 			return testenv.Check(resp.StatusCode == 200, "/readyz: %d", resp.StatusCode)
 		})
 		if err != nil {
-			r.t.Fatalf("%s not ready within %v (%v); log:\n%s", p.name, within, err, r.tail(p.logPath, 30))
+			return p, err
 		}
 	}
+	return nil, nil
 }
 
 // chaosLoad runs the clients for cfg.duration while the killer kills
@@ -501,6 +553,13 @@ func (r *run) chaosLoad() {
 	}()
 	go func() { // the backends
 		defer wg.Done()
+		if r.cl != nil {
+			// The clusters' faults instead of the restarts of the
+			// single nodes, and the orders service's crash as in the
+			// single-node run (cluster_test.go).
+			r.clusterFaults(start, at, upAt)
+			return
+		}
 		time.Sleep(time.Until(start.Add(kafkaAt)))
 		r.restartKafka()
 		time.Sleep(time.Until(start.Add(pgAt)))

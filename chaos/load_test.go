@@ -346,6 +346,9 @@ func (r *run) record(c *command, a answer, via string) (done bool, err error) {
 		}
 		c.mu.Unlock()
 		r.stats.accepted202.Add(1)
+		r.mu.Lock()
+		r.acks = append(r.acks, time.Now())
+		r.mu.Unlock()
 		if first && c.operation == opPayment && c.expect == http.StatusCreated {
 			r.mu.Lock()
 			r.acceptedPays = append(r.acceptedPays, paymentRef{id: payments.PaymentID(id), tenant: c.tenant, amount: c.amount})

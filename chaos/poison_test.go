@@ -176,9 +176,17 @@ func (r *run) checkCommittedAfterStop(p *proc, pid int, what string, partition i
 		r.fail("poison: mid-batch stop", "%s (pid %d) %v after %s", p.name, pid, err, what)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	at, err := r.committedOffset(ctx, r.prefix+".commands", partition)
+	// Read again on an error: on the cluster a node may be down (its
+	// proxy then closes each connection at once) or the group's
+	// coordinator moving.
+	var at int64
+	err := testenv.Poll(context.Background(), time.Minute, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var err error
+		at, err = r.committedOffset(ctx, r.prefix+".commands", partition)
+		return err
+	})
 	if err != nil {
 		r.fail("harness", "poison: committed offset after the %s: %v", what, err)
 		return

@@ -173,6 +173,11 @@ func (r *run) procEnv(p *proc) ([]string, string) {
 	if p.kind == "project" {
 		env = append(env, fmt.Sprintf("IDEMGATE_MAX_ATTEMPTS=%d", poisonMaxAttempts))
 	}
+	if p.kind == "serve" && r.cl != nil {
+		// serve reaches the database through the proxies of the
+		// cluster run (the later value of a variable wins).
+		env = append(env, "DATABASE_URL="+r.cl.serveDBURL)
+	}
 	env = append(env, p.extraEnv...)
 	faults := r.faultSpec(p.kind)
 	if faults != "" {

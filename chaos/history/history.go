@@ -166,6 +166,9 @@ func NewRecorder() *Recorder { return &Recorder{base: time.Now()} }
 
 func (r *Recorder) now() int64 { return int64(time.Since(r.base)) }
 
+// Base is the moment the history's times count from (Entry.Call, Return).
+func (r *Recorder) Base() time.Time { return r.base }
+
 // Call is a request in flight.
 type Call struct {
 	r *Recorder
