@@ -100,7 +100,10 @@ func (r *run) startClusterBackends() {
 	cl.kafkaEnv = []string{
 		"KAFKA_NODES=3",
 		"KAFKA_ADVERTISED_PORTS=" + strings.Join(adv, ","),
-		"KAFKA_HEAP_OPTS=-Xmx256m -Xms256m",
+		// kafka.sh's own heap: the log cleaner alone takes a 128 MB
+		// dedupe buffer at start, and 256 MB ran out (OutOfMemoryError
+		// in LogManager's start-up, a fresh-clone CI run).
+		"KAFKA_HEAP_OPTS=-Xmx512m -Xms512m",
 		// The client compiler only: a JVM starts in a fraction of the
 		// CPU, which a start-node in the middle of the load waits for.
 		"KAFKA_JVM_OPTS=-XX:TieredStopAtLevel=1",

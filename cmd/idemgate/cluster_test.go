@@ -64,7 +64,10 @@ func startKafkaCluster(t *testing.T) *kafkaCluster {
 			"KAFKA_RUN_DIR="+filepath.Join(dir, "kafka"),
 			"KAFKA_PORT="+strconv.Itoa(base),
 			"KAFKA_CONTROLLER_PORT="+strconv.Itoa(base+1),
-			"KAFKA_HEAP_OPTS=-Xmx256m -Xms256m",
+			// kafka.sh's own heap: the log cleaner alone takes a 128 MB
+			// dedupe buffer at start, and 256 MB ran out (OutOfMemoryError
+			// in LogManager's start-up, a fresh-clone CI run).
+			"KAFKA_HEAP_OPTS=-Xmx512m -Xms512m",
 			// The client compiler only: a JVM starts in a fraction of the
 			// CPU, which a restart in the middle of the test waits for.
 			"KAFKA_JVM_OPTS=-XX:TieredStopAtLevel=1",
