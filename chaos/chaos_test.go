@@ -577,6 +577,17 @@ func (r *run) chaosLoad() {
 	r.duplicateCommands()
 }
 
+// waitOutagesOver waits (5 min at most) until no backend outage of the
+// schedule is under way, for a step that needs the backends: the
+// harness's own Kafka client, or calls to catch.
+func (r *run) waitOutagesOver(what string) {
+	if err := testenv.Poll(context.Background(), 5*time.Minute, func() error {
+		return testenv.Check(r.outagesNow.Load() == 0, "%d backend outages under way", r.outagesNow.Load())
+	}); err != nil {
+		r.logf("%s: the backends' outages did not end: %v", what, err)
+	}
+}
+
 // killOne sends kill -9 to a random running process's group.
 func (r *run) killOne(rng *mrand.Rand) { r.killRandom(rng, r.procs, "process") }
 
@@ -609,11 +620,7 @@ func (r *run) killRandom(rng *mrand.Rand, procs []*proc, what string) {
 // window). When no call comes within them, a random projector is killed
 // instead (and the check reports the miss).
 func (r *run) killMidCall(rng *mrand.Rand) {
-	if err := testenv.Poll(context.Background(), 5*time.Minute, func() error {
-		return testenv.Check(r.outagesNow.Load() == 0, "%d backend outages under way", r.outagesNow.Load())
-	}); err != nil {
-		r.logf("the backends' outages did not end: %v", err)
-	}
+	r.waitOutagesOver("the kill of a projector mid-call")
 	caller, release, ok := r.up.tap.catchCall(30 * time.Second)
 	if ok {
 		defer release()

@@ -67,6 +67,7 @@ func (r *run) readTopic(ctx context.Context, topic string) ([]*kgo.Record, error
 // consumer's redeliveries do: every command is then delivered at least
 // twice and its effect must still be applied once (I3).
 func (r *run) duplicateCommands() {
+	r.waitOutagesOver("the duplicate delivery")
 	var err error
 	for attempt := 0; attempt < 8; attempt++ { // the broker may be restarting
 		if attempt > 0 {

@@ -65,6 +65,10 @@ type poisonState struct {
 // event, amid copies of that partition's latest command events, then stops
 // its owner twice while it retries the poison.
 func (r *run) injectPoison() {
+	// The harness's client reads and produces through the same links the
+	// schedule cuts (in the cluster run, a Kafka partition cuts them all:
+	// CI saw the read refused, and no poison injected).
+	r.waitOutagesOver("the poison record")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	topic := r.prefix + ".commands"
