@@ -471,7 +471,7 @@ func (r *run) replay(c *command, client, body string, rng *mrand.Rand) (answer, 
 // exists (Kafka has not acknowledged its event), published otherwise
 // (store/migrations/0007_pending.sql); claimsJoined joins what it needs.
 const (
-	derivedState = `CASE WHEN o.operation_id IS NOT NULL THEN 'completed' WHEN p.operation_id IS NOT NULL THEN 'accepted' ELSE 'published' END`
+	derivedState = `CASE WHEN o.operation_id IS NOT NULL THEN 'completed' WHEN p.operation_id IS NOT NULL AND p.acked_region IS NULL THEN 'accepted' ELSE 'published' END`
 	claimsJoined = `FROM idempotency_claims c LEFT JOIN outbox o ON o.operation_id = c.operation_id
 LEFT JOIN command_pending p ON p.operation_id = c.operation_id`
 )

@@ -55,12 +55,12 @@ func (s *Sweeper) Run(ctx context.Context) error {
 func (s *Sweeper) sweep(ctx context.Context) (int, error) {
 	total := 0
 	for {
-		cmds, err := s.store.ExpiredLeases(ctx, s.batch)
+		cmds, taken, err := s.store.ExpiredLeases(ctx, s.batch)
 		for _, c := range cmds {
 			s.emitter.Emit(tracing.FromTraceParent(ctx, c.TraceParent), c)
 		}
 		total += len(cmds)
-		if err != nil || len(cmds) < s.batch {
+		if err != nil || taken < s.batch {
 			return total, err
 		}
 	}

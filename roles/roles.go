@@ -254,6 +254,12 @@ func (b *backends) store(ctx context.Context, pool string) (*store.Store, error)
 		return nil, err
 	}
 	st := store.New(db, b.Config.Lease).WithRegion(b.Config.Region)
+	if len(b.Config.AllRegions()) > 1 {
+		// Several regions share the database: keep a command's pending row
+		// past its acknowledgement, so that another region adopts it if
+		// this one is lost before applying it (docs/MULTI-REGION.md).
+		st = st.WithAdoption()
+	}
 	b.pools[pool] = st
 	return st, nil
 }

@@ -186,13 +186,13 @@ func (s *Store) Command(ctx context.Context, tenant, operationID string) (v Comm
 	// transactions fail, as a SERIALIZABLE read of the outbox would.
 	err = s.db.InSnapshot(ctx, func(tx pgx.Tx) error {
 		v, found = CommandView{}, false
-		var eventPending bool
+		var pending bool
 		var resp storedResponse
 		var calls callScan
 		err := tx.QueryRow(ctx, `
-SELECT c.operation_id::TEXT, c.operation, p.operation_id IS NOT NULL, o.status, o.content_type, o.location, o.body,
+SELECT c.operation_id::TEXT, c.operation, `+eventPending+`, o.status, o.content_type, o.location, o.body,
        COALESCE(c.accepted_region, ''), COALESCE(c.emitted_region, ''), `+callColumns+claimsJoined+`
-WHERE c.operation_id = $1 AND c.tenant_id = $2`, operationID, tenant).Scan(append([]any{&v.OperationID, &v.Operation, &eventPending,
+WHERE c.operation_id = $1 AND c.tenant_id = $2`, operationID, tenant).Scan(append([]any{&v.OperationID, &v.Operation, &pending,
 			&resp.status, &resp.ctype, &resp.loc, &resp.body, &v.AcceptedRegion, &v.EmittedRegion}, calls.dest()...)...)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
@@ -202,7 +202,7 @@ WHERE c.operation_id = $1 AND c.tenant_id = $2`, operationID, tenant).Scan(appen
 		}
 		v.Response = resp.response()
 		v.Calls = calls.view()
-		v.State = claimState(v.Response, v.Calls, eventPending)
+		v.State = claimState(v.Response, v.Calls, pending)
 		found = true
 		return nil
 	})
@@ -224,39 +224,60 @@ func (s *Store) Completed(ctx context.Context, operationIDs []string) (ids []str
 
 // MarkPublished records that Kafka acknowledged the commands' events, so
 // the sweeper leaves them alone: it deletes their command_pending rows.
-// It never touches the claim row or the outbox, which the projector
-// writes, so the two cannot conflict.
+// With adoption (WithAdoption) it keeps them instead, marked with the
+// store's region and a new lease, until the commands complete. It never
+// touches the claim row or the outbox, which the projector writes, so the
+// two cannot conflict.
 func (s *Store) MarkPublished(ctx context.Context, operationIDs []string) error {
 	return s.db.InTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `DELETE FROM command_pending WHERE operation_id = ANY($1::UUID[])`, planned, operationIDs); err != nil {
+		var err error
+		if s.adopt {
+			_, err = tx.Exec(ctx, `UPDATE command_pending SET acked_region = $2, lease_until = now() + ($3::INT8 * INTERVAL '1 microsecond')
+WHERE operation_id = ANY($1::UUID[])`, planned, operationIDs, s.region, s.lease.Microseconds())
+		} else {
+			_, err = tx.Exec(ctx, `DELETE FROM command_pending WHERE operation_id = ANY($1::UUID[])`, planned, operationIDs)
+		}
+		if err != nil {
 			return fmt.Errorf("mark published: %w", err)
 		}
 		return nil
 	})
 }
 
-// ExpiredLeases takes up to limit pending commands (Kafka never
-// acknowledged their event) whose lease has passed, extends their lease,
-// and returns their commands, in one transaction, so that concurrent
-// sweepers never take the same command at once. A pending row whose
-// command completed anyway (the acknowledgement was lost, the event was
-// not) or whose claim is gone is deleted instead.
-func (s *Store) ExpiredLeases(ctx context.Context, limit int) ([]idemgate.Command, error) {
-	var out []idemgate.Command
-	err := s.db.InTx(ctx, func(tx pgx.Tx) error {
-		out = out[:0]
+// ExpiredLeases takes up to limit pending rows whose lease has passed,
+// extends their lease, and returns the commands to emit again, in one
+// transaction, so that concurrent sweepers never take the same command
+// at once. It emits again a command Kafka never acknowledged, and one
+// another region's Kafka acknowledged but nobody completed within the
+// lease (adoption: that region may be lost); not one this region's Kafka
+// acknowledged, whose event is already on the log its projector reads. A
+// pending row whose command completed (or whose acknowledgement was
+// lost, not its event) or whose claim is gone is deleted instead. taken
+// counts the rows it looked at: a sweep goes on while it is limit.
+func (s *Store) ExpiredLeases(ctx context.Context, limit int) (cmds []idemgate.Command, taken int, err error) {
+	err = s.db.InTx(ctx, func(tx pgx.Tx) error {
+		cmds, taken = cmds[:0], 0
 		rows, err := tx.Query(ctx, `
 UPDATE command_pending SET lease_until = now() + ($1::INT8 * INTERVAL '1 microsecond')
 WHERE operation_id IN (SELECT operation_id FROM command_pending WHERE lease_until < now() ORDER BY lease_until LIMIT $2)
   AND lease_until < now()
-RETURNING operation_id::TEXT`, s.lease.Microseconds(), limit)
+RETURNING operation_id::TEXT, COALESCE(acked_region, '') <> '' AND acked_region = $3`, s.lease.Microseconds(), limit, s.region)
 		if err != nil {
 			return fmt.Errorf("take expired leases: %w", err)
 		}
-		due, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
+		var due, emit []string
+		var id string
+		var ours bool
+		if _, err := pgx.ForEachRow(rows, []any{&id, &ours}, func() error {
+			due = append(due, id)
+			if !ours {
+				emit = append(emit, id)
+			}
+			return nil
+		}); err != nil {
 			return fmt.Errorf("take expired leases: %w", err)
 		}
+		taken = len(due)
 		if len(due) == 0 {
 			return nil
 		}
@@ -266,13 +287,16 @@ DELETE FROM command_pending p WHERE p.operation_id = ANY($1::UUID[])
        OR NOT EXISTS (SELECT 1 FROM idempotency_claims c WHERE c.operation_id = p.operation_id))`, planned, due); err != nil {
 			return fmt.Errorf("forget settled pending commands: %w", err)
 		}
+		if len(emit) == 0 {
+			return nil
+		}
 		// Count the re-emission (the column keeps its first name), and
 		// record which region emits it now: another region's sweeper
 		// adopting a lost region's claim shows there.
 		rows, err = tx.Query(ctx, `
 UPDATE idempotency_claims c SET emit_attempts = emit_attempts + 1, emitted_region = COALESCE(NULLIF($2::TEXT, ''), emitted_region)
 WHERE c.operation_id = ANY($1::UUID[]) AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.operation_id = c.operation_id)
-RETURNING operation_id::TEXT, tenant_id, operation, idem_key, target, request, created_at, traceparent`, planned, due, s.region)
+RETURNING operation_id::TEXT, tenant_id, operation, idem_key, target, request, created_at, traceparent`, planned, emit, s.region)
 		if err != nil {
 			return fmt.Errorf("take expired leases: %w", err)
 		}
@@ -284,11 +308,11 @@ RETURNING operation_id::TEXT, tenant_id, operation, idem_key, target, request, c
 				return fmt.Errorf("scan expired lease: %w", err)
 			}
 			c.Request = req
-			out = append(out, c)
+			cmds = append(cmds, c)
 		}
 		return rows.Err()
 	})
-	return out, err
+	return cmds, taken, err
 }
 
 // DeleteExpired deletes up to limit completed claims past their retention,

@@ -39,15 +39,16 @@ type KeyView struct {
 // (the states are not stored, so that no writer updates another's row):
 // completed once its response is recorded (an outbox row),
 // outcome_unknown while its call is quarantined, accepted while Kafka has
-// not acknowledged its event (a command_pending row), published
+// not acknowledged its event (a command_pending row not marked
+// acknowledged: eventPending), published
 // otherwise. stateConds says the same in SQL, for Keys.
-func claimState(resp *idemgate.Response, calls *CallAttempts, eventPending bool) idemgate.ClaimState {
+func claimState(resp *idemgate.Response, calls *CallAttempts, pending bool) idemgate.ClaimState {
 	switch {
 	case resp != nil:
 		return idemgate.ClaimCompleted
 	case calls != nil && calls.OutcomeUnknownAt != nil:
 		return idemgate.ClaimOutcomeUnknown
-	case eventPending:
+	case pending:
 		return idemgate.ClaimAccepted
 	}
 	return idemgate.ClaimPublished
@@ -58,10 +59,15 @@ func claimState(resp *idemgate.Response, calls *CallAttempts, eventPending bool)
 var stateConds = map[idemgate.ClaimState]string{
 	idemgate.ClaimCompleted:      `o.operation_id IS NOT NULL`,
 	idemgate.ClaimOutcomeUnknown: `o.operation_id IS NULL AND a.outcome_unknown_at IS NOT NULL`,
-	idemgate.ClaimAccepted:       `o.operation_id IS NULL AND a.outcome_unknown_at IS NULL AND p.operation_id IS NOT NULL`,
-	idemgate.ClaimPublished:      `o.operation_id IS NULL AND a.outcome_unknown_at IS NULL AND p.operation_id IS NULL`,
+	idemgate.ClaimAccepted:       `o.operation_id IS NULL AND a.outcome_unknown_at IS NULL AND ` + eventPending,
+	idemgate.ClaimPublished:      `o.operation_id IS NULL AND a.outcome_unknown_at IS NULL AND NOT (` + eventPending + `)`,
 	idemgate.ClaimPending:        `o.operation_id IS NULL`,
 }
+
+// eventPending is true, over claimsJoined, while Kafka has not
+// acknowledged the claim's event: its pending row exists, not yet marked
+// acknowledged (with adoption, the row outlives the acknowledgement).
+const eventPending = `(p.operation_id IS NOT NULL AND p.acked_region IS NULL)`
 
 // claimsJoined is the claims with the rows their state derives from: the
 // recorded response (o), the pending event (p) and the call's recovery
@@ -73,16 +79,16 @@ LEFT JOIN command_pending p ON p.operation_id = c.operation_id
 LEFT JOIN call_attempts a ON a.operation_id = c.operation_id`
 
 var keySelect = `
-SELECT c.tenant_id, c.operation, c.idem_key, c.operation_id::TEXT, p.operation_id IS NOT NULL,
+SELECT c.tenant_id, c.operation, c.idem_key, c.operation_id::TEXT, ` + eventPending + `,
        c.fingerprint, c.target, c.created_at, c.expires_at, o.created_at, c.emit_attempts,
        o.status, o.content_type, o.location, o.body, ` + callColumns + claimsJoined
 
 func scanKey(row pgx.Row) (KeyView, error) {
 	var v KeyView
-	var eventPending bool
+	var pending bool
 	var resp storedResponse
 	var calls callScan
-	err := row.Scan(append([]any{&v.Tenant, &v.Operation, &v.Key, &v.OperationID, &eventPending, &v.Fingerprint, &v.Target, &v.AcceptedAt,
+	err := row.Scan(append([]any{&v.Tenant, &v.Operation, &v.Key, &v.OperationID, &pending, &v.Fingerprint, &v.Target, &v.AcceptedAt,
 		&v.ExpiresAt, &v.CompletedAt, &v.Reemissions, &resp.status, &resp.ctype, &resp.loc, &resp.body}, calls.dest()...)...)
 	if err != nil {
 		return v, err
@@ -92,7 +98,7 @@ func scanKey(row pgx.Row) (KeyView, error) {
 		v.DeadLettered = deadLettered(v.Response.Status, v.Response.ContentType, v.Response.Body)
 	}
 	v.Calls = calls.view()
-	v.State = claimState(v.Response, v.Calls, eventPending)
+	v.State = claimState(v.Response, v.Calls, pending)
 	return v, nil
 }
 

@@ -128,7 +128,7 @@ WHERE c.operation_id = $1`, operationID).Scan(&status, &ctype, &body, &unknown)
 			`DELETE FROM call_attempts WHERE operation_id = $1`,
 			// So that the sweeper emits it again, at once.
 			`INSERT INTO command_pending (operation_id, lease_until) VALUES ($1, now())
-ON CONFLICT (operation_id) DO UPDATE SET lease_until = excluded.lease_until`,
+ON CONFLICT (operation_id) DO UPDATE SET lease_until = excluded.lease_until, acked_region = NULL`,
 		} {
 			if _, err := tx.Exec(ctx, stmt, operationID); err != nil {
 				return fmt.Errorf("redrive: %w", err)

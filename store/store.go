@@ -33,6 +33,10 @@ type Store struct {
 	// region is IDEMGATE_REGION: written on the claims this store accepts
 	// and the events it emits (docs/MULTI-REGION.md); "" writes NULL.
 	region string
+	// adopt keeps a command's pending row once its region's Kafka
+	// acknowledged it, until it completes, so that another region adopts
+	// it if this one is lost first (WithAdoption).
+	adopt bool
 }
 
 // DefaultLease is how long a claim's event may go unacknowledged before
@@ -57,6 +61,20 @@ func New(db *sqldb.DB, lease time.Duration) *Store {
 func (s *Store) WithRegion(region string) *Store {
 	c := *s
 	c.region = region
+	return &c
+}
+
+// WithAdoption returns the store keeping the pending row of a command
+// whose event Kafka acknowledged, marked with the store's region and a
+// new lease, until the command completes: once that lease has passed, the
+// sweeper of another region emits it to its own Kafka (it adopts it),
+// and the sweeper of this region deletes the row once completed. Set it
+// when more than one region shares the database (docs/MULTI-REGION.md);
+// one region alone deletes the row on the acknowledgement, which costs
+// nothing later.
+func (s *Store) WithAdoption() *Store {
+	c := *s
+	c.adopt = true
 	return &c
 }
 

@@ -177,12 +177,15 @@ func TestExpiredLeases(t *testing.T) {
 WHERE operation_id = ANY($1::UUID[])`, past); err != nil {
 		t.Fatal(err)
 	}
-	cmds, err := st.ExpiredLeases(ctx, 100)
+	cmds, taken, err := st.ExpiredLeases(ctx, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(cmds) != 1 || cmds[0].OperationID != due.OperationID || cmds[0].IdempotencyKey != "k-due" || string(cmds[0].Request) != "{}" {
 		t.Fatalf("taken %+v, want k-due alone, whole", cmds)
+	}
+	if taken != 3 {
+		t.Fatalf("%d pending rows taken, want 3 (k-due, k-completed, k-gone)", taken)
 	}
 	r, err := db.Pool.Query(ctx, `SELECT c.idem_key FROM command_pending p JOIN idempotency_claims c USING (operation_id) ORDER BY 1`)
 	if err != nil {
@@ -199,7 +202,7 @@ WHERE operation_id = ANY($1::UUID[])`, past); err != nil {
 	if fmt.Sprint(pending) != "[k-due k-fresh]" || total != 2 {
 		t.Fatalf("pending rows left %v (%d in all), want [k-due k-fresh]", pending, total)
 	}
-	if again, err := st.ExpiredLeases(ctx, 100); err != nil || len(again) != 0 {
+	if again, _, err := st.ExpiredLeases(ctx, 100); err != nil || len(again) != 0 {
 		t.Fatalf("a second look took %d commands (%v), want none: the lease was extended", len(again), err)
 	}
 }

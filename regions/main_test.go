@@ -1,0 +1,30 @@
+// Package regions tests two idemgate regions on real backends (issue 20,
+// docs/MULTI-REGION.md): one PostgreSQL shared by both, a Kafka broker of
+// each region's own (scripts/kafka.sh), serve, project and relay per
+// region as child processes, each region reaching the database through a
+// latency proxy (testenv.NetFault). The scripts' counterpart for people
+// is scripts/regions.sh.
+package regions
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/idemgate/idemgate/testenv"
+)
+
+// env is the suite's PostgreSQL server (testenv).
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if !testing.Short() { // the binary the roles run, built once before the first test
+		if _, err := testenv.BuildBinary(); err != nil {
+			fmt.Fprintln(os.Stderr, "regions:", err)
+			os.Exit(1)
+		}
+	}
+	testenv.Run(m, &env)
+}

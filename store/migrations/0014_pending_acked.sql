@@ -1,0 +1,13 @@
+-- Multi-region adoption (issue 20, docs/MULTI-REGION.md): with more than
+-- one region configured, the emitter no longer deletes a command's
+-- command_pending row when its region's Kafka acknowledges the event; it
+-- writes that region here and gives the row a new lease. A region lost
+-- after its Kafka acknowledged a command, before its projector applied
+-- it, would otherwise leave a claim no sweeper looks at. Once the lease
+-- has passed, a sweeper of another region takes the row and emits the
+-- command to its own Kafka (adoption); the sweeper of the acknowledging
+-- region only deletes the row once the command is completed. NULL: not
+-- acknowledged yet (the claim is accepted). One region alone keeps
+-- deleting the row on the acknowledgement, and never writes this column.
+-- Portable: PostgreSQL and CockroachDB both accept it.
+ALTER TABLE command_pending ADD COLUMN IF NOT EXISTS acked_region TEXT;
