@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/idemgate/idemgate"
+	"github.com/idemgate/idemgate/sqldb"
 	"github.com/idemgate/idemgate/store"
 	"github.com/idemgate/idemgate/testenv"
 )
@@ -32,6 +33,53 @@ func (e *heldEmitter) Emit(_ context.Context, cmd idemgate.Command) {
 	e.cmds = append(e.cmds, cmd)
 }
 
+// notes is an API with one operation, notes.create, on db, whose emitted
+// commands are held.
+type notes struct {
+	api     *API
+	url     string
+	st      *store.Store
+	emitter *heldEmitter
+}
+
+func newNotes(t *testing.T, db *sqldb.DB, region string) notes {
+	t.Helper()
+	reg := idemgate.MustRegistry(idemgate.Module{Name: "notes", Operations: []idemgate.Operation{{
+		Name: "notes.create", Path: "/v1/notes",
+		Validate: func(b []byte) (json.RawMessage, error) { return b, nil },
+		Apply: idemgate.TxApplierFunc(func(context.Context, pgx.Tx, idemgate.Command) (idemgate.Response, error) {
+			return idemgate.Response{Status: 201}, nil
+		}),
+	}}})
+	st := store.New(db, 0).WithRegion(region)
+	em := &heldEmitter{}
+	api, err := New(Config{Registry: reg, Store: st, Emitter: em,
+		APIKeys: map[[32]byte]string{sha256.Sum256([]byte("k")): "tenant-a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.Handler())
+	t.Cleanup(srv.Close)
+	return notes{api, srv.URL, st, em}
+}
+
+// post sends a note under key, waiting for its outcome when wait.
+func (n notes) post(t *testing.T, key string, wait bool) (int, string) {
+	req := newRequest(t, "POST", n.url+"/v1/notes", `{"text":"hi"}`)
+	req.Header.Set("Idempotency-Key", key)
+	if wait {
+		req.Header.Set("Prefer", "wait=10")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Error(err)
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
 // TestWaitInAnotherRegion (issue 20): two APIs, regions eu and us, on one
 // database. A key accepted in eu is retried in us with Prefer: wait; the
 // command is applied on eu's side, and its result event never reaches
@@ -43,48 +91,14 @@ func TestWaitInAnotherRegion(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	db := testenv.OpenDB(t, env.NewDatabase(t, store.Migrations()))
-	reg := idemgate.MustRegistry(idemgate.Module{Name: "notes", Operations: []idemgate.Operation{{
-		Name: "notes.create", Path: "/v1/notes",
-		Validate: func(b []byte) (json.RawMessage, error) { return b, nil },
-		Apply: idemgate.TxApplierFunc(func(context.Context, pgx.Tx, idemgate.Command) (idemgate.Response, error) {
-			return idemgate.Response{Status: 201}, nil
-		}),
-	}}})
-	type region struct {
-		api     *API
-		url     string
-		st      *store.Store
-		emitter *heldEmitter
-	}
-	open := func(name string) region {
-		st := store.New(db, 0).WithRegion(name)
-		em := &heldEmitter{}
-		api, err := New(Config{Registry: reg, Store: st, Emitter: em,
-			APIKeys: map[[32]byte]string{sha256.Sum256([]byte("k")): "tenant-a"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := httptest.NewServer(api.Handler())
-		t.Cleanup(srv.Close)
-		go func() { _ = api.WatchWaiters(ctx, time.Second) }() // serve's interval
-		return region{api, srv.URL, st, em}
+	open := func(name string) notes {
+		n := newNotes(t, db, name)
+		go func() { _ = n.api.WatchWaiters(ctx, time.Second) }() // serve's interval
+		return n
 	}
 	eu, us := open("eu"), open("us")
 
-	post := func(r region, wait bool) (int, string) {
-		req := newRequest(t, "POST", r.url+"/v1/notes", `{"text":"hi"}`)
-		if wait {
-			req.Header.Set("Prefer", "wait=10")
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Error(err)
-			return 0, ""
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body)
-	}
+	post := func(r notes, wait bool) (int, string) { return r.post(t, "k-1", wait) }
 	if code, body := post(eu, false); code != http.StatusAccepted {
 		t.Fatalf("eu: %d %s, want 202", code, body)
 	}
