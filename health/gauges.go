@@ -10,24 +10,28 @@ import (
 	"github.com/idemgate/idemgate/logging"
 )
 
-// Quarantine counts the commands quarantined as outcome unknown and
-// tells when the oldest was (*store.Store does).
-type Quarantine interface {
+// Backlog counts the commands stuck on their way, and tells when the
+// oldest of each kind started waiting (*store.Store does).
+type Backlog interface {
+	// OutcomeUnknown: quarantined as outcome unknown.
 	OutcomeUnknown(ctx context.Context) (n int, oldest time.Time, err error)
+	// Accepted: their event not acknowledged by Kafka yet.
+	Accepted(ctx context.Context) (n int, oldest time.Time, err error)
 }
 
 // Gauges exports what the database knows and no one process sees: the
 // commands quarantined as outcome unknown (an operator must redrive
-// them), and how long the oldest has waited.
+// them), the commands Kafka has not acknowledged (the sweeper re-emits
+// them), and how long the oldest of each has waited.
 type Gauges struct {
-	store   Quarantine
-	unknown prometheus.Gauge
-	oldest  prometheus.Gauge
-	log     *logging.Throttle
+	store                    Backlog
+	unknown, oldest          prometheus.Gauge
+	accepted, acceptedOldest prometheus.Gauge
+	log                      *logging.Throttle
 }
 
 // NewGauges registers the gauges with reg.
-func NewGauges(st Quarantine, reg prometheus.Registerer, logger *slog.Logger) (*Gauges, error) {
+func NewGauges(st Backlog, reg prometheus.Registerer, logger *slog.Logger) (*Gauges, error) {
 	g := &Gauges{
 		store: st,
 		unknown: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -38,9 +42,17 @@ func NewGauges(st Quarantine, reg prometheus.Registerer, logger *slog.Logger) (*
 			Name: "idemgate_commands_outcome_unknown_oldest_age_seconds",
 			Help: "How long the oldest command of unknown outcome has been quarantined (0 when none).",
 		}),
+		accepted: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "idemgate_pending_commands",
+			Help: "Commands accepted whose event Kafka has not acknowledged yet (state accepted): the sweeper re-emits them after their lease.",
+		}),
+		acceptedOldest: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "idemgate_pending_oldest_age_seconds",
+			Help: "How long ago the oldest command whose event Kafka has not acknowledged was accepted (0 when none).",
+		}),
 		log: logging.NewThrottle(logger, 30*time.Second),
 	}
-	for _, c := range []prometheus.Collector{g.unknown, g.oldest} {
+	for _, c := range []prometheus.Collector{g.unknown, g.oldest, g.accepted, g.acceptedOldest} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -53,15 +65,24 @@ func (g *Gauges) Run(ctx context.Context, interval time.Duration) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		n, oldest, err := g.store.OutcomeUnknown(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			g.log.Warn("gauges: count the commands of unknown outcome", "err", err)
-		case err == nil:
-			g.unknown.Set(float64(n))
-			g.oldest.Set(0)
-			if n > 0 {
-				g.oldest.Set(max(0, time.Since(oldest).Seconds()))
+		for _, c := range []struct {
+			what      string
+			read      func(context.Context) (int, time.Time, error)
+			n, oldest prometheus.Gauge
+		}{
+			{"the commands of unknown outcome", g.store.OutcomeUnknown, g.unknown, g.oldest},
+			{"the commands Kafka has not acknowledged", g.store.Accepted, g.accepted, g.acceptedOldest},
+		} {
+			n, oldest, err := c.read(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				g.log.Warn("gauges: count "+c.what, "err", err)
+			case err == nil:
+				c.n.Set(float64(n))
+				c.oldest.Set(0)
+				if n > 0 {
+					c.oldest.Set(max(0, time.Since(oldest).Seconds()))
+				}
 			}
 		}
 		select {

@@ -244,6 +244,24 @@ WHERE operation_id = ANY($1::UUID[])`, planned, operationIDs, s.region, s.lease.
 	})
 }
 
+// Accepted counts the commands whose event Kafka has not acknowledged
+// (state accepted) and tells when the oldest was accepted. It reads the
+// pending rows, which only commands in flight have, so its cost does not
+// grow with the claims kept for their retention.
+func (s *Store) Accepted(ctx context.Context) (n int, oldest time.Time, err error) {
+	var at *time.Time
+	if err := s.db.InReadCommitted(ctx, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT count(*), min(c.created_at) FROM command_pending p
+JOIN idempotency_claims c ON c.operation_id = p.operation_id WHERE p.acked_region IS NULL`).Scan(&n, &at)
+	}); err != nil {
+		return 0, time.Time{}, fmt.Errorf("count accepted commands: %w", err)
+	}
+	if at != nil {
+		oldest = *at
+	}
+	return n, oldest, nil
+}
+
 // ExpiredLeases takes up to limit pending rows whose lease has passed,
 // extends their lease, and returns the commands to emit again, in one
 // transaction, so that concurrent sweepers never take the same command

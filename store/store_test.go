@@ -33,7 +33,7 @@ func claim(t *testing.T, st *store.Store, key string, retention time.Duration) i
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.OperationID = claims[0].OperationID
+	cmd.OperationID, cmd.AcceptedAt = claims[0].OperationID, claims[0].AcceptedAt
 	return cmd
 }
 
@@ -260,5 +260,33 @@ func TestKeyStates(t *testing.T) {
 	}
 	if _, err := st.Keys(ctx, store.KeyFilter{State: "stuck", Limit: 10}); err == nil {
 		t.Error("Keys(state stuck): no error")
+	}
+}
+
+// TestAcceptedCount: the gauges' count of the commands Kafka has not
+// acknowledged, and when the oldest of them was accepted; an acknowledged
+// one is not counted, with or without adoption.
+func TestAcceptedCount(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	st := store.New(db, time.Hour)
+	if n, oldest, err := st.Accepted(ctx); err != nil || n != 0 || !oldest.IsZero() {
+		t.Fatalf("empty: %d, %v (%v), want 0 and no time", n, oldest, err)
+	}
+	first := claim(t, st, "k-first", time.Hour)
+	acked, ackedAdopt := claim(t, st, "k-acked", time.Hour), claim(t, st, "k-acked-adopt", time.Hour)
+	claim(t, st, "k-last", time.Hour)
+	if err := st.MarkPublished(ctx, []string{acked.OperationID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.WithRegion("eu").WithAdoption().MarkPublished(ctx, []string{ackedAdopt.OperationID}); err != nil {
+		t.Fatal(err)
+	}
+	n, oldest, err := st.Accepted(ctx)
+	if err != nil || n != 2 {
+		t.Fatalf("%d accepted (%v), want 2 (k-first, k-last)", n, err)
+	}
+	if !oldest.Equal(first.AcceptedAt) {
+		t.Fatalf("oldest accepted at %v, want k-first's %v", oldest, first.AcceptedAt)
 	}
 }

@@ -51,6 +51,18 @@ func TestKafkaDownStillAccepts(t *testing.T) {
 		return testenv.Check(n == 5, "%d of 5 taken by the sweeper", n)
 	})
 	mustEqual(t, "completed while Kafka is down", s.count(`SELECT count(*) FROM outbox`), 1)
+	// The alerts' gauges see them (deploy/prometheus/alerts.yml).
+	testenv.Eventually(t, 30*time.Second, "the gauge idemgate_pending_commands at 5", func() error {
+		n, err := s.metric("idemgate_pending_commands")
+		if err != nil {
+			return err
+		}
+		age, err := s.metric("idemgate_pending_oldest_age_seconds")
+		if err != nil {
+			return err
+		}
+		return testenv.Check(n == 5 && age > 0, "idemgate_pending_commands %v, oldest age %v s", n, age)
+	})
 
 	cluster = start() // Kafka is back, with its log
 	t.Cleanup(cluster.Close)
@@ -58,4 +70,11 @@ func TestKafkaDownStillAccepts(t *testing.T) {
 		s.waitCompleted("key-a", loc)
 	}
 	mustEqual(t, "payments", s.count(`SELECT count(*) FROM payments`), 6)
+	testenv.Eventually(t, 30*time.Second, "the gauge idemgate_pending_commands back at 0", func() error {
+		n, err := s.metric("idemgate_pending_commands")
+		if err != nil {
+			return err
+		}
+		return testenv.Check(n == 0, "idemgate_pending_commands %v", n)
+	})
 }
