@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -50,6 +51,12 @@ type TopicSettings struct {
 	// on two brokers before it is acknowledged, and one broker may be lost
 	// without losing it or refusing writes), else the broker's default.
 	MinInsync int
+	// CommandsRetention is the commands topic's retention.ms; 0 leaves
+	// the broker's default. It must stay below how long the projectors
+	// keep their dedup records (roles set the dedup window less a day), so
+	// that a consumer group reset to the start of the topic finds a dedup
+	// record for every event it can still redeliver.
+	CommandsRetention time.Duration
 }
 
 // Resolve fills the automatic settings for a cluster of the given number
@@ -64,14 +71,20 @@ func (s TopicSettings) Resolve(brokers int) TopicSettings {
 	return s
 }
 
-// configs are the topic configs CreateTopics sets; nil leaves the broker's
-// defaults.
-func (s TopicSettings) configs() map[string]*string {
-	if s.MinInsync == 0 {
+// configs are the configs CreateTopics sets on a topic (the commands
+// topic when commands); nil leaves the broker's defaults.
+func (s TopicSettings) configs(commands bool) map[string]*string {
+	c := map[string]*string{}
+	if s.MinInsync != 0 {
+		c["min.insync.replicas"] = kadm.StringPtr(strconv.Itoa(s.MinInsync))
+	}
+	if commands && s.CommandsRetention > 0 {
+		c["retention.ms"] = kadm.StringPtr(strconv.FormatInt(s.CommandsRetention.Milliseconds(), 10))
+	}
+	if len(c) == 0 {
 		return nil
 	}
-	v := strconv.Itoa(s.MinInsync)
-	return map[string]*string{"min.insync.replicas": &v}
+	return c
 }
 
 // EnsureTopics creates the topics that do not exist yet, under settings
@@ -97,12 +110,16 @@ func EnsureTopics(ctx context.Context, client *kgo.Client, t Topics, settings To
 		return settings, fmt.Errorf("events: min.insync.replicas %d exceeds the replication factor %d: no acks=all write could succeed",
 			settings.MinInsync, settings.Replication)
 	}
-	resp, err := adm.CreateTopics(ctx, settings.Partitions, settings.Replication, settings.configs(), t.All()...)
-	if err != nil {
-		return settings, refusedOr(fmt.Errorf("events: create topics: %w", err))
+	var created []kadm.CreateTopicResponse
+	for _, topics := range [][]string{{t.Commands}, {t.Results, t.DeadLetter}} {
+		resp, err := adm.CreateTopics(ctx, settings.Partitions, settings.Replication, settings.configs(topics[0] == t.Commands), topics...)
+		if err != nil {
+			return settings, refusedOr(fmt.Errorf("events: create topics: %w", err))
+		}
+		created = append(created, resp.Sorted()...)
 	}
 	var denied []string
-	for _, r := range resp.Sorted() {
+	for _, r := range created {
 		switch {
 		case r.Err == nil, errors.Is(r.Err, kerr.TopicAlreadyExists):
 		case errors.Is(r.Err, kerr.TopicAuthorizationFailed), errors.Is(r.Err, kerr.ClusterAuthorizationFailed):

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -44,7 +45,8 @@ func TestTopicSettingsResolve(t *testing.T) {
 
 // TestEnsureTopicsReplication creates the topics on kfake clusters of one
 // and three brokers and reads back each partition's replicas and the
-// topics' min.insync.replicas. (cmd/idemgate's TestKafkaCluster checks the
+// topics' min.insync.replicas, and the commands topic's retention (below
+// the dedup window), the others left at the broker's default. (cmd/idemgate's TestKafkaCluster checks the
 // same on a real three-node cluster.)
 func TestEnsureTopicsReplication(t *testing.T) {
 	for _, tc := range []struct {
@@ -65,7 +67,7 @@ func TestEnsureTopicsReplication(t *testing.T) {
 			defer client.Close()
 			ctx := context.Background()
 			topics := TopicsWithPrefix("t")
-			got, err := EnsureTopics(ctx, client, topics, TopicSettings{Partitions: 2})
+			got, err := EnsureTopics(ctx, client, topics, TopicSettings{Partitions: 2, CommandsRetention: 7 * 24 * time.Hour})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -95,14 +97,23 @@ func TestEnsureTopicsReplication(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				isr := ""
+				isr, retention := "", ""
 				for _, c := range rc.Configs {
-					if c.Key == "min.insync.replicas" && c.Source == kmsg.ConfigSourceDynamicTopicConfig { // set on the topic
+					if c.Source != kmsg.ConfigSourceDynamicTopicConfig { // not set on the topic
+						continue
+					}
+					switch c.Key {
+					case "min.insync.replicas":
 						isr = c.MaybeValue()
+					case "retention.ms":
+						retention = c.MaybeValue()
 					}
 				}
 				if isr != tc.isr {
 					t.Fatalf("%s: min.insync.replicas set on the topic = %q, want %q", name, isr, tc.isr)
+				}
+				if want := map[bool]string{true: "604800000", false: ""}[name == topics.Commands]; retention != want {
+					t.Fatalf("%s: retention.ms set on the topic = %q, want %q", name, retention, want)
 				}
 			}
 			// A second start leaves the topics as they are.

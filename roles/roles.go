@@ -329,6 +329,9 @@ func ensureTopics(ctx context.Context, b *backends) error {
 	defer cancel()
 	settings, err := events.EnsureTopics(ctx, client, b.topics, events.TopicSettings{
 		Partitions: b.Config.Partitions, Replication: b.Config.TopicReplication, MinInsync: b.Config.TopicMinInsync,
+		// A day less than the dedup records are kept (config.Validate
+		// keeps the window at 48 h or more).
+		CommandsRetention: b.Config.DedupWindow - 24*time.Hour,
 	})
 	if err != nil {
 		return err
