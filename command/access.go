@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -84,19 +85,24 @@ func (a *API) accessLog(next http.Handler) http.Handler {
 		}
 		a.httpMetrics.requests.WithLabelValues(r.Method, route, strconv.Itoa(status)).Inc()
 		a.httpMetrics.duration.WithLabelValues(r.Method, route).Observe(took.Seconds())
-		args := []any{"method", r.Method, "route", route, "status", status, "duration_ms", float64(took.Microseconds()) / 1000,
-			"bytes", ww.BytesWritten(), "request_id", id}
+		if !a.cfg.Logger.Enabled(r.Context(), slog.LevelInfo) {
+			return
+		}
+		// Typed attributes in a fixed array: no boxing, no growth.
+		var buf [10]slog.Attr
+		attrs := append(buf[:0], slog.String("method", r.Method), slog.String("route", route), slog.Int("status", status),
+			slog.Float64("duration_ms", float64(took.Microseconds())/1000), slog.Int("bytes", ww.BytesWritten()), slog.String("request_id", id))
 		if info.tenant != "" {
-			args = append(args, "tenant", info.tenant)
+			attrs = append(attrs, slog.String("tenant", info.tenant))
 		}
 		if info.operationID != "" {
-			args = append(args, "operation_id", info.operationID)
+			attrs = append(attrs, slog.String("operation_id", info.operationID))
 		}
 		if sc := trace.SpanContextFromContext(r.Context()); sc.IsValid() {
-			args = append(args, "trace_id", sc.TraceID().String())
+			attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
 			trace.SpanFromContext(r.Context()).SetName(r.Method + " " + route)
 		}
-		a.cfg.Logger.Info("request", args...)
+		a.cfg.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 	})
 }
 
