@@ -22,9 +22,11 @@ import (
 
 	"github.com/anishathalye/porcupine"
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/chaos/history"
+	"github.com/idemgate/idemgate/events"
 	"github.com/idemgate/idemgate/payments"
 	"github.com/idemgate/idemgate/roles"
 	"github.com/idemgate/idemgate/sqldb"
@@ -213,6 +215,42 @@ func TestRegionLoss(t *testing.T) {
 	calls := up.calls
 	up.mu.Unlock()
 
+	// Every completed command's result event is on some region's results
+	// topic, at least once (docs/MULTI-REGION.md, Results).
+	published := map[string]bool{}
+	for _, k := range []*broker{ka, kb} {
+		c, err := kgo.NewClient(kgo.SeedBrokers(k.addr), kgo.ConsumeTopics(prefix+".results"),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		k.results = c
+	}
+	testenv.Eventually(t, 60*time.Second, "a result event for every claim, across the two results topics", func() error {
+		for _, k := range []*broker{ka, kb} {
+			pctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			k.results.PollFetches(pctx).EachRecord(func(rec *kgo.Record) {
+				if ev, err := events.Decode(rec); err == nil && ev.Type == events.TypeCommandCompleted {
+					var c struct {
+						OperationID string `json:"operation_id"`
+					}
+					if json.Unmarshal(ev.Data, &c) == nil {
+						published[c.OperationID] = true
+					}
+				}
+			})
+			cancel()
+		}
+		missing := 0
+		for _, id := range claims {
+			if !published[id] {
+				missing++
+			}
+		}
+		return testenv.Check(missing == 0, "%d of %d claims without a result event", missing, len(claims))
+	})
+
 	// The history, across both regions, per key.
 	entries := rec.Entries()
 	v := history.Check(entries, time.Minute)
@@ -270,6 +308,7 @@ type broker struct {
 	t         testing.TB
 	dir, addr string
 	port      int
+	results   *kgo.Client // reads the region's results topic, at the end
 }
 
 // startBroker starts a broker on the first free pair of ports from base
