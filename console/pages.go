@@ -376,6 +376,10 @@ func newOperationPage(v store.OperationView) operationPage {
 // pretty indents a JSON body; anything else is shown as it is (as text:
 // the template escapes it).
 func pretty(b []byte) string {
+	var inner string
+	if json.Unmarshal(b, &inner) == nil && json.Valid([]byte(inner)) {
+		b = []byte(inner) // a body the event carries as a JSON string
+	}
 	var out bytes.Buffer
 	if json.Indent(&out, b, "", "  ") == nil {
 		return out.String()
@@ -396,18 +400,24 @@ func timeline(v store.OperationView) []event {
 		ev = append(ev, event{What: fmt.Sprintf("re-emitted %d time(s)", v.Reemissions), Detail: "by the sweeper, its lease having passed (the times are not recorded)"})
 	}
 	if a := v.Calls; a != nil {
-		ev = append(ev, event{At: at(a.FirstAttemptAt), What: "upstream attempt 1", Detail: "the first call under the operation id as Idempotency-Key"})
+		if a.Attempts > 1 {
+			ev = append(ev, event{At: at(a.FirstAttemptAt), What: "upstream attempt 1", Detail: "the first call, under the operation id as Idempotency-Key"})
+		}
 		if v.FirstFailureAt != nil {
 			ev = append(ev, event{At: v.FirstFailureAt, What: "first observed failure", Bad: true})
 		}
 		last := fmt.Sprintf("%d attempt(s): %d failed, %d unfinished (their process died)", a.Attempts, a.Failures, a.Unfinished)
-		if v.InFlight {
+		if v.InFlight && v.Response == nil {
 			last += "; one in flight"
 		}
 		if a.LastError != "" {
 			last += "; last error: " + a.LastError
 		}
-		ev = append(ev, event{At: at(a.LastAttemptAt), What: fmt.Sprintf("upstream attempt %d (the last)", a.Attempts), Detail: last, Bad: a.LastError != ""})
+		what := fmt.Sprintf("upstream attempt %d (the last)", a.Attempts)
+		if a.Attempts == 1 {
+			what = "upstream attempt 1"
+		}
+		ev = append(ev, event{At: at(a.LastAttemptAt), What: what, Detail: last, Bad: a.LastError != ""})
 		if a.OutcomeUnknownAt != nil {
 			ev = append(ev, event{At: a.OutcomeUnknownAt, What: "quarantined: outcome unknown", Bad: true,
 				Detail: "an attempt ended without an outcome: the upstream may have applied it; nothing is stored until it is driven again"})
