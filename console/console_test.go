@@ -2,6 +2,7 @@ package console
 
 import (
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -278,5 +279,22 @@ func TestPagesEscapeAndHoldTheScope(t *testing.T) {
 	}
 	if all, _ := config.ParseOperatorScope("*"); tenants(all) != nil {
 		t.Fatal("scope * does not read every tenant")
+	}
+}
+
+func TestAuditLineNamesTheOperatorKey(t *testing.T) {
+	var buf strings.Builder
+	c := &Console{cfg: Config{Logger: slog.New(slog.NewTextHandler(&buf, nil))}}
+	sc, _ := config.ParseOperatorScope("tenant-a|tenant-b")
+	name := config.KeyName(config.HashKey("the-operator-key"))
+	c.audit(t.Context(), &session{name: name, scope: sc}, "redrive", "operation_id", "abc", "result", "ok")
+	line := buf.String()
+	for _, want := range []string{`msg="console audit"`, "action=redrive", "operator=" + name, "scope=tenant-a|tenant-b", "operation_id=abc", "result=ok"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("audit line %q lacks %q", line, want)
+		}
+	}
+	if strings.Contains(line, "the-operator-key") {
+		t.Error("the audit line holds the key itself")
 	}
 }

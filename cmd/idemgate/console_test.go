@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -246,5 +249,113 @@ func TestConsoleInABrowser(t *testing.T) {
 		if !strings.HasPrefix(r, s.base+"/") {
 			t.Errorf("a page loaded %s, outside the console's origin %s", r, s.base)
 		}
+	}
+}
+
+// consoleSession is an operator logged in to the console over plain
+// HTTP: its cookies and its session's CSRF token.
+type consoleSession struct {
+	t    *testing.T
+	base string
+	c    *http.Client
+	csrf string
+}
+
+var csrfInput = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func (cs *consoleSession) get(path string) (int, string) {
+	cs.t.Helper()
+	resp, err := cs.c.Get(cs.base + path)
+	if err != nil {
+		cs.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func (cs *consoleSession) post(path string, form url.Values) int {
+	cs.t.Helper()
+	resp, err := cs.c.PostForm(cs.base+path, form)
+	if err != nil {
+		cs.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func consoleLogin(t *testing.T, base, key string) *consoleSession {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	cs := &consoleSession{t: t, base: base, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	_, page := cs.get("/console/login")
+	m := csrfInput.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no token in the login form: %s", page)
+	}
+	if st := cs.post("/console/login", url.Values{"key": {key}, "csrf": {m[1]}}); st != http.StatusSeeOther {
+		t.Fatalf("login as %s: %d", key, st)
+	}
+	_, page = cs.get("/console/")
+	if m = csrfInput.FindStringSubmatch(page); m == nil {
+		t.Fatalf("no session token on the overview: %s", page)
+	}
+	cs.csrf = m[1]
+	return cs
+}
+
+// TestConsoleHoldsTheScope: an operator key of tenant-b sees tenant-b's
+// operations only, and can neither open, look up nor drive again
+// tenant-a's, even with a valid CSRF token; a key of scope * sees both.
+func TestConsoleHoldsTheScope(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: starts a stack")
+	}
+	s := startStack(t, "IDEMGATE_OPERATOR_KEYS", "op-all=*,op-b=tenant-b")
+	a := s.postPayment("key-a", "scope-a", `{"amount":100,"currency":"EUR","customer":"cus_a"}`)
+	b := s.postPayment("key-b", "scope-b", `{"amount":200,"currency":"EUR","customer":"cus_b"}`)
+	s.waitCompleted("key-a", a.Header.Get("Location"))
+	s.waitCompleted("key-b", b.Header.Get("Location"))
+	aID := strings.TrimPrefix(a.Header.Get("Location"), "/v1/operations/")
+	bID := strings.TrimPrefix(b.Header.Get("Location"), "/v1/operations/")
+
+	opB := consoleLogin(t, s.base, "op-b")
+	st, page := opB.get("/console/operations")
+	if st != 200 || !strings.Contains(page, bID) || strings.Contains(page, aID) {
+		t.Fatalf("tenant-b's operator's list (%d) must show %s and not %s:\n%s", st, bID, aID, page)
+	}
+	for path, want := range map[string]int{
+		"/console/operations/" + bID:                                                    200,
+		"/console/operations/" + aID:                                                    404,
+		"/console/operations/" + aID + "/redrive":                                       404,
+		"/console/operations?tenant=tenant-a":                                           403,
+		"/console/lookup?tenant=tenant-a&operation=payments.create&key=scope-a":         403,
+		"/console/lookup?tenant=tenant-b&operation=payments.create&key=scope-b":         303,
+		"/console/operations?state=bogus":                                               400,
+		"/console/operations?after=not-a-cursor":                                        400,
+		"/console/operations/not-a-uuid":                                                404,
+		"/console/operations?state=completed&operation=payments.create&tenant=tenant-b": 200,
+	} {
+		if st, _ := opB.get(path); st != want {
+			t.Errorf("GET %s as tenant-b's operator: %d, want %d", path, st, want)
+		}
+	}
+	if st := opB.post("/console/operations/"+aID+"/redrive", url.Values{"csrf": {opB.csrf}}); st != http.StatusNotFound {
+		t.Errorf("tenant-b's operator drove tenant-a's operation again: %d, want 404", st)
+	}
+	// A completed payment is no dead letter: refused, whoever asks.
+	if st := opB.post("/console/operations/"+bID+"/redrive", url.Values{"csrf": {opB.csrf}}); st != http.StatusConflict {
+		t.Errorf("drive a completed payment again: %d, want 409", st)
+	}
+	if st := opB.post("/console/logout", url.Values{"csrf": {opB.csrf}}); st != http.StatusSeeOther {
+		t.Errorf("logout: %d", st)
+	}
+	if st, _ := opB.get("/console/operations/" + bID); st != http.StatusSeeOther {
+		t.Errorf("a page after logout: %d, want 303 to the login", st)
+	}
+
+	all := consoleLogin(t, s.base, "op-all")
+	if st, page := all.get("/console/operations"); st != 200 || !strings.Contains(page, aID) || !strings.Contains(page, bID) {
+		t.Fatalf("the * operator's list (%d) must show both:\n%s", st, page)
 	}
 }
