@@ -122,7 +122,7 @@ func (c *Console) Handler() http.Handler {
 	mux.HandleFunc("GET /console/operations/{id}/redrive", c.page(c.confirmRedrive))
 	mux.HandleFunc("POST /console/operations/{id}/redrive", c.action(c.redrive))
 	mux.HandleFunc("GET /console/lookup", c.page(c.lookup))
-	mux.Handle("GET /console/assets/", c.assets)
+	mux.Handle("GET /console/assets/{file}", c.assets)
 	mux.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
 		c.render(w, r, http.StatusNotFound, "error", nil, errorPage{Title: "Not found", Message: "No such page."})
 	})

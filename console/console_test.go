@@ -178,6 +178,18 @@ func TestLogin(t *testing.T) {
 			t.Fatalf("%d %s", resp.StatusCode, resp.Header.Get("Location"))
 		}
 	})
+	t.Run("AssetsWithoutSessionNoListing", func(t *testing.T) {
+		for path, want := range map[string]int{"/console/assets/console.css": 200, "/console/assets/favicon.svg": 200, "/console/assets/": 404} {
+			resp, err := client(t).Get(srv.URL + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want || resp.Header.Get("Content-Security-Policy") == "" {
+				t.Errorf("GET %s: %d (CSP %q), want %d", path, resp.StatusCode, resp.Header.Get("Content-Security-Policy"), want)
+			}
+		}
+	})
 	t.Run("LoginWithoutTokenIs403", func(t *testing.T) {
 		if r := post(t, client(t), srv.URL+"/console/login", url.Values{"key": {"op-all"}}); r.StatusCode != http.StatusForbidden {
 			t.Fatalf("%d", r.StatusCode)
