@@ -36,6 +36,12 @@ type Config struct {
 	// APIKeysFile names a file of more keys (IDEMGATE_API_KEYS_FILE, see
 	// ReadAPIKeysFile), possibly hashed.
 	APIKeysFile string
+	// OperatorKeys maps an operator key of the console to its scope
+	// (IDEMGATE_OPERATOR_KEYS="k1=*,k2=tenant-a|tenant-b"); OperatorKeysFile
+	// names a file of more (IDEMGATE_OPERATOR_KEYS_FILE), as APIKeysFile.
+	// With neither, the console is off.
+	OperatorKeys     map[string]string
+	OperatorKeysFile string
 	// MismatchStatus answers a key reused with another body: 409 (default)
 	// or 422 (IDEMGATE_MISMATCH_STATUS).
 	MismatchStatus int
@@ -247,6 +253,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	str("IDEMGATE_LOG_FORMAT", &c.LogFormat)
 	str("IDEMGATE_LOG_LEVEL", &c.LogLevel)
 	str("IDEMGATE_API_KEYS_FILE", &c.APIKeysFile)
+	str("IDEMGATE_OPERATOR_KEYS_FILE", &c.OperatorKeysFile)
 	if v := strings.TrimSpace(getenv("IDEMGATE_MAX_ATTEMPTS")); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 100 {
@@ -269,6 +276,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			errs = append(errs, err)
 		}
 		c.APIKeys = keys
+	}
+	if v := getenv("IDEMGATE_OPERATOR_KEYS"); strings.TrimSpace(v) != "" {
+		keys, err := ParseOperatorKeys(v)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		c.OperatorKeys = keys
 	}
 	if v := strings.TrimSpace(getenv("IDEMGATE_MISMATCH_STATUS")); v != "" {
 		n, err := strconv.Atoi(v)
@@ -509,56 +523,6 @@ func (c Config) Validate() error {
 		return err
 	}
 	return c.Kafka.Validate()
-}
-
-// KeyHashes are the hashes of every API key, from IDEMGATE_API_KEYS and
-// IDEMGATE_API_KEYS_FILE, with their tenants.
-func (c Config) KeyHashes() (map[KeyHash]string, error) {
-	out := map[KeyHash]string{}
-	if c.APIKeysFile != "" {
-		fromFile, err := ReadAPIKeysFile(c.APIKeysFile)
-		if err != nil {
-			return nil, err
-		}
-		out = fromFile
-	}
-	for k, tenant := range c.APIKeys {
-		h := HashKey(k)
-		if other, dup := out[h]; dup && other != tenant {
-			return nil, fmt.Errorf("an API key is given to two tenants (%s and %s)", other, tenant)
-		}
-		out[h] = tenant
-	}
-	return out, nil
-}
-
-// ParseAPIKeys reads "key1=tenant-a,key2=tenant-b".
-func ParseAPIKeys(s string) (map[string]string, error) {
-	keys := map[string]string{}
-	for _, pair := range strings.Split(s, ",") {
-		pair = strings.TrimSpace(pair)
-		if pair == "" {
-			continue
-		}
-		k, tenant, ok := strings.Cut(pair, "=")
-		k, tenant = strings.TrimSpace(k), strings.TrimSpace(tenant)
-		if !ok || k == "" || tenant == "" || strings.Contains(tenant, "/") {
-			return nil, fmt.Errorf("IDEMGATE_API_KEYS: %q is not key=tenant (tenants may not contain '/')", pair)
-		}
-		if _, dup := keys[k]; dup {
-			return nil, fmt.Errorf("IDEMGATE_API_KEYS: key listed twice")
-		}
-		keys[k] = tenant
-	}
-	if len(keys) == 0 {
-		return nil, errors.New("IDEMGATE_API_KEYS lists no key")
-	}
-	return keys, nil
-}
-
-// DevAPIKeys are the dev mode's default keys.
-func DevAPIKeys() map[string]string {
-	return map[string]string{"dev-key-a": "tenant-a", "dev-key-b": "tenant-b"}
 }
 
 // InheritedFD reads a listen address of the form fd:N: a socket already

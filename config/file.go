@@ -122,6 +122,13 @@ func (c Config) Describe(getenv func(string) string) []string {
 			}
 			sort.Strings(tenants)
 			v = fmt.Sprintf("%d key(s), masked, for %s", len(c.APIKeys), strings.Join(tenants, ", "))
+		case n == "IDEMGATE_OPERATOR_KEYS":
+			scopes := make([]string, 0, len(c.OperatorKeys))
+			for _, s := range c.OperatorKeys {
+				scopes = append(scopes, s)
+			}
+			sort.Strings(scopes)
+			v = fmt.Sprintf("%d key(s), masked, of scope %s", len(c.OperatorKeys), strings.Join(scopes, ", "))
 		case strings.Contains(n, "TOKEN") || strings.Contains(n, "PASSWORD") || strings.Contains(n, "SECRET"):
 			v = "****"
 		}

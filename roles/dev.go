@@ -99,6 +99,9 @@ func Dev(ctx context.Context, o Options, dc DevConfig) error {
 	if len(cfg.APIKeys) == 0 && cfg.APIKeysFile == "" {
 		cfg.APIKeys = config.DevAPIKeys()
 	}
+	if len(cfg.OperatorKeys) == 0 && cfg.OperatorKeysFile == "" {
+		cfg.OperatorKeys = map[string]string{config.DevOperatorKey: "*"}
+	}
 	if _, _, err := Migrate(ctx, cfg.DatabaseURL, o.Registry); err != nil {
 		return err
 	}
@@ -114,6 +117,7 @@ func Dev(ctx context.Context, o Options, dc DevConfig) error {
 	}
 	if dc.Banner != nil {
 		printBanner(dc.Banner, l.Addr().String(), cfg.APIKeys, o.Registry)
+		printConsole(dc.Banner, l.Addr().String(), cfg)
 		fmt.Fprint(dc.Banner, strings.ReplaceAll(dc.Hint, "{addr}", l.Addr().String()))
 	}
 	return b.withMetrics(ctx, "background", func(ctx context.Context) error {
@@ -137,5 +141,22 @@ func printBanner(w io.Writer, addr string, keys map[string]string, reg *idemgate
 	}
 	for _, op := range reg.Operations() {
 		fmt.Fprintf(w, "  POST %s (%s)\n", op.Path, op.Name)
+	}
+}
+
+// printConsole says where the operator console is, with the operator
+// keys given in the environment (a file's are not shown).
+func printConsole(w io.Writer, addr string, cfg config.Config) {
+	fmt.Fprintf(w, "idemgate dev: operator console on http://%s/console/\n", addr)
+	names := make([]string, 0, len(cfg.OperatorKeys))
+	for k := range cfg.OperatorKeys {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		fmt.Fprintf(w, "  operator key %s -> scope %s\n", k, cfg.OperatorKeys[k])
+	}
+	if cfg.OperatorKeysFile != "" {
+		fmt.Fprintf(w, "  operator keys from %s\n", cfg.OperatorKeysFile)
 	}
 }

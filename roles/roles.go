@@ -180,6 +180,7 @@ var poolSpecs = map[string]struct {
 	"background": {2, 30 * time.Second}, // the emitter's marks, the sweeper, the janitor
 	"projector":  {8, 15 * time.Second}, // one transaction at a time per partition
 	"relay":      {2, 15 * time.Second}, // the outbox relay
+	"console":    {2, 10 * time.Second}, // the operator console's pages and redrives
 }
 
 // connect opens the role's first pool and checks Kafka answers, creating

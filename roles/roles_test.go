@@ -99,3 +99,15 @@ func TestStoppedWhileStartingIsACleanStop(t *testing.T) {
 		t.Error("a role with no DATABASE_URL started")
 	}
 }
+
+// TestDevBannerNamesTheConsole: dev prints the console's URL and the
+// operator keys of the environment (not a file's).
+func TestDevBannerNamesTheConsole(t *testing.T) {
+	var buf strings.Builder
+	printConsole(&buf, "127.0.0.1:8080", config.Config{OperatorKeys: map[string]string{config.DevOperatorKey: "*"}, OperatorKeysFile: "/run/ops"})
+	for _, want := range []string{"operator console on http://127.0.0.1:8080/console/", "operator key dev-operator -> scope *", "operator keys from /run/ops"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("banner %q lacks %q", buf.String(), want)
+		}
+	}
+}

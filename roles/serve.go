@@ -9,11 +9,14 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/command"
+	"github.com/idemgate/idemgate/console"
+	"github.com/idemgate/idemgate/consumer"
 	"github.com/idemgate/idemgate/emit"
 	"github.com/idemgate/idemgate/events"
 	"github.com/idemgate/idemgate/health"
@@ -41,6 +44,9 @@ func Serve(ctx context.Context, o Options) error {
 	}
 	if _, err := o.Config.KeyHashes(); err != nil {
 		return err // before connecting: a configuration mistake is not an outage
+	}
+	if _, err := o.Config.OperatorKeyHashes(); err != nil {
+		return err
 	}
 	b, closeDB, err := connect(ctx, o, "api")
 	if err != nil {
@@ -80,17 +86,18 @@ func (b *backends) serve(ctx context.Context, l net.Listener) error {
 	emitCtx, stopEmit := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopEmit()
 	emitter := emit.New(emitCtx, producer, b.topics.Commands, background, b.Faults, b.Logger)
+	ready := []health.Dependency{
+		{Name: "database", Check: api.DB(), Required: true},
+		{Name: "kafka", Check: producer}, // down: degraded, still claiming
+	}
 	handler, err := command.New(command.Config{
-		Registry:       b.Registry,
-		Store:          api,
-		Emitter:        emitter,
-		APIKeys:        keys,
-		MismatchStatus: b.Config.MismatchStatus,
-		Retention:      idemgate.Retention{Default: b.Config.Retention, ByOperation: b.Config.RetentionByOperation}.For,
-		Ready: []health.Dependency{
-			{Name: "database", Check: api.DB(), Required: true},
-			{Name: "kafka", Check: producer}, // down: degraded, still claiming
-		},
+		Registry:         b.Registry,
+		Store:            api,
+		Emitter:          emitter,
+		APIKeys:          keys,
+		MismatchStatus:   b.Config.MismatchStatus,
+		Retention:        idemgate.Retention{Default: b.Config.Retention, ByOperation: b.Config.RetentionByOperation}.For,
+		Ready:            ready,
 		Metrics:          b.metrics,
 		Faults:           b.Faults,
 		Logger:           b.Logger,
@@ -104,8 +111,13 @@ func (b *backends) serve(ctx context.Context, l net.Listener) error {
 		client.Close()
 		return err
 	}
+	routes, err := b.withConsole(ctx, handler.Handler(), client, ready)
+	if err != nil {
+		client.Close()
+		return err
+	}
 	srv := &http.Server{
-		Handler:           handler.Handler(),
+		Handler:           routes,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
@@ -142,6 +154,43 @@ func (b *backends) serve(ctx context.Context, l net.Listener) error {
 	client.Close()
 	b.Logger.Info("API stopped")
 	return err
+}
+
+// withConsole serves the operator console under /console/ beside api
+// when operator keys are set (IDEMGATE_OPERATOR_KEYS), on a pool of its
+// own, so that its pages never take the API's connections. It shares
+// serve's address: the process that has the database, and whose sweeper
+// emits what the console drives again.
+func (b *backends) withConsole(ctx context.Context, api http.Handler, client *kgo.Client, deps []health.Dependency) (http.Handler, error) {
+	keys, err := b.Config.OperatorKeyHashes()
+	if err != nil || len(keys) == 0 {
+		return api, err
+	}
+	st, err := b.store(ctx, "console")
+	if err != nil {
+		return nil, err
+	}
+	adm := kadm.NewClient(client)
+	con, err := console.New(console.Config{
+		Store:        st,
+		Keys:         keys,
+		Projector:    ProjectorName,
+		Registry:     b.Registry,
+		Dependencies: deps,
+		Lag: func(ctx context.Context) ([]consumer.PartitionLag, error) {
+			return consumer.GroupLag(ctx, adm, b.Config.Group, b.topics.Commands)
+		},
+		Logger: b.Logger.With("component", "console"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/console", con.Handler())
+	mux.Handle(console.Prefix, con.Handler())
+	mux.Handle("/", api)
+	b.Logger.Info("operator console on /console/", "operator_keys", len(keys))
+	return mux, nil
 }
 
 // serveUntilDone serves until ctx ends; then it calls drain (when set),

@@ -140,9 +140,36 @@ type KeyFilter struct {
 	// stored 500 /processing-failed or 502 /upstream-failed: redrive
 	// drives them again), whatever State says.
 	DeadLettered bool
+	// AnyState keeps every claim, whatever State says.
+	AnyState bool
+	// Calling keeps, whatever State says, the pending claims whose
+	// upstream call has begun and is not quarantined: waiting for their
+	// upstream (in a call, or between attempts).
+	Calling bool
 	// OlderThan keeps claims accepted at least that long ago.
 	OlderThan time.Duration
 	Limit     int
+	// Tenants keeps only those tenants' claims (nil: every tenant's);
+	// Operation, when set, only that operation's.
+	Tenants   []string
+	Operation string
+	// NewestFirst lists the newest claims first (else the oldest).
+	NewestFirst bool
+	// After, when set, is the keyset cursor of the last claim of the page
+	// before: the list goes on after it, in the list's order.
+	After *KeyCursor
+}
+
+// KeyCursor is a claim's place in a list: its accepted time and its
+// operation id, which breaks ties.
+type KeyCursor struct {
+	AcceptedAt  time.Time
+	OperationID string
+}
+
+// Cursor is v's place in a list, for KeyFilter.After.
+func (v KeyView) Cursor() KeyCursor {
+	return KeyCursor{AcceptedAt: v.AcceptedAt, OperationID: v.OperationID}
 }
 
 // Keys lists claims by filter, oldest first.
@@ -161,12 +188,33 @@ func (s *Store) Keys(ctx context.Context, f KeyFilter) ([]KeyView, error) {
 	if f.DeadLettered {
 		cond += ` AND o.status IN (500, 502) AND o.content_type = 'application/problem+json'`
 	}
+	if f.Calling {
+		cond = `o.operation_id IS NULL AND a.operation_id IS NOT NULL AND a.outcome_unknown_at IS NULL`
+	}
+	if f.AnyState {
+		cond = `TRUE`
+	}
+	args := []any{f.OlderThan.Microseconds(), f.Limit}
+	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
+	if f.Tenants != nil {
+		cond += ` AND c.tenant_id = ANY(` + arg(f.Tenants) + `::TEXT[])`
+	}
+	if f.Operation != "" {
+		cond += ` AND c.operation = ` + arg(f.Operation)
+	}
+	order, cmp := `c.created_at, c.operation_id`, ">"
+	if f.NewestFirst {
+		order, cmp = `c.created_at DESC, c.operation_id DESC`, "<"
+	}
+	if f.After != nil {
+		cond += ` AND (c.created_at, c.operation_id) ` + cmp + ` (` + arg(f.After.AcceptedAt) + `::TIMESTAMPTZ, ` + arg(f.After.OperationID) + `::UUID)`
+	}
 	var out []KeyView
 	err := s.db.InSnapshot(ctx, func(tx pgx.Tx) error {
 		out = out[:0]
 		rows, err := tx.Query(ctx, keySelect+` WHERE `+cond+`
   AND c.created_at <= now() - ($1::INT8 * INTERVAL '1 microsecond')
-ORDER BY c.created_at LIMIT $2`, f.OlderThan.Microseconds(), f.Limit)
+ORDER BY `+order+` LIMIT $2`, args...)
 		if err != nil {
 			return err
 		}

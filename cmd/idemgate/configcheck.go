@@ -32,6 +32,9 @@ func configCommand(_ context.Context, cfg config.Config, getenv func(string) str
 			return err
 		}
 	}
+	if _, err := cfg.OperatorKeyHashes(); err != nil {
+		return err
+	}
 	reg, err := registry(roles.Options{Config: cfg})
 	if err != nil {
 		return err
