@@ -396,6 +396,62 @@ func timeline(v store.OperationView) []event {
 	} else {
 		ev = append(ev, event{What: "emitted", Detail: "acknowledged by Kafka (the time is not recorded)" + region(v.EmittedRegion)})
 	}
+	if len(v.History) > 0 {
+		ev = append(ev, historyEvents(v.History)...)
+	} else {
+		ev = append(ev, summaryEvents(v)...)
+	}
+	if v.AppliedAt != nil {
+		ev = append(ev, event{At: v.AppliedAt, What: "applied", Detail: "the projector's dedup record"})
+	}
+	if v.Response != nil {
+		ev = append(ev, event{At: v.CompletedAt, What: fmt.Sprintf("answer stored: %d", v.Response.Status), Bad: v.DeadLettered,
+			Detail: map[bool]string{true: "dead-lettered: idemgate gave up on it", false: "replayed to every retry"}[v.DeadLettered]})
+		if v.PublishedAt != nil {
+			ev = append(ev, event{At: v.PublishedAt, What: "result published", Detail: "on the results topic"})
+		} else {
+			ev = append(ev, event{What: "result not yet published", Detail: "the relay publishes it"})
+		}
+	}
+	return ev
+}
+
+// historyEvents are the timeline lines of a command's history: each
+// re-emission, each upstream attempt and how it ended, a quarantine, a
+// redrive, with their times.
+func historyEvents(h []store.HistoryEntry) []event {
+	var ev []event
+	for _, e := range h {
+		at := e.At
+		switch e.Kind {
+		case store.HistoryReemitted:
+			ev = append(ev, event{At: &at, What: "re-emitted", Detail: "by the sweeper, its lease having passed" + region(e.Region)})
+		case store.HistoryAttempt:
+			ev = append(ev, event{At: &at, What: fmt.Sprintf("upstream attempt %d", e.Attempt),
+				Detail: "called under the operation id as Idempotency-Key" + region(e.Region)})
+		case store.HistoryAttemptFailed:
+			ev = append(ev, event{At: &at, What: fmt.Sprintf("upstream attempt %d failed", e.Attempt), Detail: e.Detail, Bad: true})
+		case store.HistoryAttemptEnded:
+			ev = append(ev, event{At: &at, What: fmt.Sprintf("upstream attempt %d not sent", e.Attempt), Detail: e.Detail, Bad: true})
+		case store.HistoryAttemptUnfinished:
+			ev = append(ev, event{At: &at, What: fmt.Sprintf("upstream attempt %d unfinished", e.Attempt), Detail: e.Detail, Bad: true})
+		case store.HistoryQuarantined:
+			ev = append(ev, event{At: &at, What: "quarantined: outcome unknown", Bad: true,
+				Detail: "an attempt ended without an outcome: the upstream may have applied it; nothing is stored until it is driven again"})
+		case store.HistoryRedriven:
+			ev = append(ev, event{At: &at, What: "driven again", Detail: "by an operator; it was " + e.Detail})
+		default:
+			ev = append(ev, event{At: &at, What: string(e.Kind), Detail: e.Detail})
+		}
+	}
+	return ev
+}
+
+// summaryEvents are the timeline lines of a command with no history
+// (accepted before migration 0015): what the recovery point counts.
+func summaryEvents(v store.OperationView) []event {
+	at := func(t time.Time) *time.Time { return &t }
+	var ev []event
 	if v.Reemissions > 0 {
 		ev = append(ev, event{What: fmt.Sprintf("re-emitted %d time(s)", v.Reemissions), Detail: "by the sweeper, its lease having passed (the times are not recorded)"})
 	}
@@ -421,18 +477,6 @@ func timeline(v store.OperationView) []event {
 		if a.OutcomeUnknownAt != nil {
 			ev = append(ev, event{At: a.OutcomeUnknownAt, What: "quarantined: outcome unknown", Bad: true,
 				Detail: "an attempt ended without an outcome: the upstream may have applied it; nothing is stored until it is driven again"})
-		}
-	}
-	if v.AppliedAt != nil {
-		ev = append(ev, event{At: v.AppliedAt, What: "applied", Detail: "the projector's dedup record"})
-	}
-	if v.Response != nil {
-		ev = append(ev, event{At: v.CompletedAt, What: fmt.Sprintf("answer stored: %d", v.Response.Status), Bad: v.DeadLettered,
-			Detail: map[bool]string{true: "dead-lettered: idemgate gave up on it", false: "replayed to every retry"}[v.DeadLettered]})
-		if v.PublishedAt != nil {
-			ev = append(ev, event{At: v.PublishedAt, What: "result published", Detail: "on the results topic"})
-		} else {
-			ev = append(ev, event{What: "result not yet published", Detail: "the relay publishes it"})
 		}
 	}
 	return ev

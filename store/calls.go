@@ -103,12 +103,12 @@ FROM call_attempts WHERE operation_id = $1 FOR UPDATE`, operationID).Scan(
 }
 
 // quarantine marks the command outcome unknown.
-func quarantine(ctx context.Context, tx pgx.Tx, operationID string, r callRow) error {
+func (s *Store) quarantine(ctx context.Context, tx pgx.Tx, operationID string, r callRow) error {
 	if _, err := tx.Exec(ctx, `UPDATE call_attempts SET outcome_unknown_at = now(), in_flight = false,
     unfinished = $2, unfinished_streak = $3, last_error = $4 WHERE operation_id = $1`, operationID, r.unfinished, r.streak, r.lastError); err != nil {
 		return fmt.Errorf("quarantine: %w", err)
 	}
-	return nil
+	return s.note(ctx, tx, operationID, HistoryQuarantined, r.attempts, r.lastError)
 }
 
 // BeginAttempt commits the recovery point of a call: that attempt n of
@@ -144,11 +144,14 @@ func (s *Store) BeginAttempt(ctx context.Context, projector string, cmd idemgate
 			r.unfinished++
 			r.streak++
 			r.lastError = fmt.Sprintf("attempt %d ended without an outcome: the process calling died during it", r.attempts)
+			if err := s.note(ctx, tx, cmd.OperationID, HistoryAttemptUnfinished, r.attempts, r.lastError); err != nil {
+				return err
+			}
 		}
 		switch {
 		case r.streak >= b.MaxUnfinished, b.spent(r) && r.unfinished > 0:
 			a = r.attempt(CallOutcomeUnknown)
-			return quarantine(ctx, tx, cmd.OperationID, r)
+			return s.quarantine(ctx, tx, cmd.OperationID, r)
 		case b.spent(r):
 			a = r.attempt(CallFailed)
 			return nil
@@ -160,7 +163,7 @@ func (s *Store) BeginAttempt(ctx context.Context, projector string, cmd idemgate
 			return fmt.Errorf("record call attempt: %w", err)
 		}
 		a = r.attempt(CallNow)
-		return nil
+		return s.note(ctx, tx, cmd.OperationID, HistoryAttempt, r.attempts, "")
 	})
 	return a, err
 }
@@ -205,6 +208,9 @@ RETURNING failures, extract(epoch FROM now() - first_failure_at)::FLOAT8`, opera
 			return fmt.Errorf("note attempt failure: %w", err)
 		}
 		r.streak, r.lastError = 0, truncate(reason, 500)
+		if err := s.note(ctx, tx, operationID, HistoryAttemptFailed, r.attempts, reason); err != nil {
+			return err
+		}
 		switch {
 		case !b.spent(r):
 			a = r.attempt(CallRetry)
@@ -212,7 +218,7 @@ RETURNING failures, extract(epoch FROM now() - first_failure_at)::FLOAT8`, opera
 			a = r.attempt(CallFailed)
 		default:
 			a = r.attempt(CallOutcomeUnknown)
-			return quarantine(ctx, tx, operationID, r)
+			return s.quarantine(ctx, tx, operationID, r)
 		}
 		return nil
 	})
@@ -224,11 +230,16 @@ RETURNING failures, extract(epoch FROM now() - first_failure_at)::FLOAT8`, opera
 // itself), so it is neither a failure of the upstream nor unfinished.
 func (s *Store) EndAttempt(ctx context.Context, operationID, reason string) error {
 	return s.db.InTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE call_attempts SET in_flight = false, unfinished_streak = 0, last_error = $2
-WHERE operation_id = $1`, operationID, truncate(reason, 500)); err != nil {
+		var n int
+		err := tx.QueryRow(ctx, `UPDATE call_attempts SET in_flight = false, unfinished_streak = 0, last_error = $2
+WHERE operation_id = $1 RETURNING attempts`, operationID, truncate(reason, 500)).Scan(&n)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
 			return fmt.Errorf("end attempt: %w", err)
 		}
-		return nil
+		return s.note(ctx, tx, operationID, HistoryAttemptEnded, n, reason)
 	})
 }
 

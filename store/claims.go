@@ -318,17 +318,30 @@ RETURNING operation_id::TEXT, tenant_id, operation, idem_key, target, request, c
 		if err != nil {
 			return fmt.Errorf("take expired leases: %w", err)
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var c idemgate.Command
-			var req []byte
-			if err := rows.Scan(&c.OperationID, &c.Tenant, &c.Operation, &c.IdempotencyKey, &c.Target, &req, &c.AcceptedAt, &c.TraceParent); err != nil {
-				return fmt.Errorf("scan expired lease: %w", err)
-			}
-			c.Request = req
+		var c idemgate.Command
+		var req []byte
+		if _, err := pgx.ForEachRow(rows, []any{&c.OperationID, &c.Tenant, &c.Operation, &c.IdempotencyKey, &c.Target, &req, &c.AcceptedAt,
+			&c.TraceParent}, func() error {
+			c.Request = append([]byte(nil), req...)
 			cmds = append(cmds, c)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("scan expired lease: %w", err)
 		}
-		return rows.Err()
+		// The console's timeline shows each re-emission (rare: a lease
+		// passed), and which region made it.
+		if len(cmds) == 0 {
+			return nil
+		}
+		again := make([]string, len(cmds))
+		for i, c := range cmds {
+			again[i] = c.OperationID
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO command_history (operation_id, kind, region)
+SELECT id, $2, NULLIF($3::TEXT, '') FROM unnest($1::UUID[]) AS id ON CONFLICT DO NOTHING`, planned, again, string(HistoryReemitted), s.region); err != nil {
+			return fmt.Errorf("write history: %w", err)
+		}
+		return nil
 	})
 	return cmds, taken, err
 }
@@ -364,6 +377,7 @@ RETURNING operation_id::TEXT`, limit)
 		for _, stmt := range []string{
 			`DELETE FROM command_pending WHERE operation_id = ANY($1::UUID[])`,
 			`DELETE FROM call_attempts WHERE operation_id = ANY($1::UUID[])`,
+			`DELETE FROM command_history WHERE operation_id = ANY($1::UUID[])`,
 		} {
 			if _, err := tx.Exec(ctx, stmt, planned, ids); err != nil {
 				return fmt.Errorf("delete expired keys: %w", err)

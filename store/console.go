@@ -139,6 +139,10 @@ type OperationView struct {
 	// during it); FirstFailureAt is when the first observed failure was.
 	InFlight       bool
 	FirstFailureAt *time.Time
+	// History is what happened off the normal path (command_history):
+	// re-emissions, each upstream attempt and its end, quarantines,
+	// redrives; oldest first.
+	History []HistoryEntry
 }
 
 // Operation reads everything recorded of one command, whatever its
@@ -163,6 +167,11 @@ WHERE c.operation_id = $1`, operationID, projector).Scan(&v.Request, &v.LeaseUnt
 	})
 	if err != nil {
 		return v, false, fmt.Errorf("read operation: %w", err)
+	}
+	if found {
+		if v.History, err = s.History(ctx, operationID); err != nil {
+			return v, false, err
+		}
 	}
 	return v, found, nil
 }

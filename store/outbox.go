@@ -137,7 +137,11 @@ ON CONFLICT (operation_id) DO UPDATE SET lease_until = excluded.lease_until, ack
 		if _, err := tx.Exec(ctx, `DELETE FROM processed_events WHERE projector = $1 AND event_id = $2`, projector, operationID); err != nil {
 			return fmt.Errorf("redrive: delete dedup record: %w", err)
 		}
-		return nil
+		was := "outcome unknown"
+		if status != nil {
+			was = fmt.Sprintf("dead-lettered with %d", *status)
+		}
+		return s.note(ctx, tx, operationID, HistoryRedriven, 0, was)
 	})
 }
 

@@ -165,7 +165,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	// 4. Open the dead-lettered order: its timeline, its drive-again button.
 	do("open the order", chromedp.Click(chromedp.CSS("td.key a")), chromedp.WaitVisible(chromedp.ID("redrive")))
 	text = get("read the order", chromedp.Text(chromedp.CSS("main")))
-	for _, want := range []string{orderID, "upstream attempt 5 (the last)", "answered 500", "answer stored: 502", "dead-lettered"} {
+	for _, want := range []string{orderID, "upstream attempt 1 failed", "upstream attempt 5 failed", "answered 500", "answer stored: 502", "dead-lettered"} {
 		if !strings.Contains(text, want) {
 			t.Fatalf("the order's page does not show %q:\n%s", want, text)
 		}
@@ -210,7 +210,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		return testenv.Check(state == "completed (201)", "state %q", state)
 	})
 	text = get("read the completed order", chromedp.Text(chromedp.CSS("main")))
-	for _, want := range []string{"answer stored: 201", "applied"} {
+	for _, want := range []string{"driven again", "it was dead-lettered with 502", "re-emitted", "answer stored: 201", "applied"} {
 		if !strings.Contains(text, want) {
 			t.Fatalf("the completed order's page does not show %q:\n%s", want, text)
 		}
