@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/idemgate/idemgate/events"
@@ -267,19 +268,28 @@ func TestKafkaCluster(t *testing.T) {
 	ctx := context.Background()
 
 	// The topics idemgate created: three replicas, two in sync to write.
-	details, err := adm.ListTopics(ctx, s.topics.All()...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// A broker learns of a new topic from the controller a moment after
+	// its creation, so the metadata is read until the broker asked knows
+	// all three.
+	var details kadm.TopicDetails
+	testenv.Eventually(t, 30*time.Second, "the three topics in the metadata", func() error {
+		var err error
+		if details, err = adm.ListTopics(ctx, s.topics.All()...); err != nil {
+			return err
+		}
+		for _, topic := range s.topics.All() {
+			if d := details[topic]; d.Err != nil || len(d.Partitions) != 3 {
+				return fmt.Errorf("%s: %d partitions, %v", topic, len(d.Partitions), d.Err)
+			}
+		}
+		return nil
+	})
 	configs, err := adm.DescribeTopicConfigs(ctx, s.topics.All()...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, topic := range s.topics.All() {
 		d := details[topic]
-		if d.Err != nil || len(d.Partitions) != 3 {
-			t.Fatalf("%s: %d partitions, %v", topic, len(d.Partitions), d.Err)
-		}
 		for _, p := range d.Partitions {
 			mustEqual(t, fmt.Sprintf("%s/%d replicas", topic, p.Partition), len(p.Replicas), 3)
 		}
