@@ -66,6 +66,18 @@ type BatchTxApplier interface {
 	ApplyTxBatch(ctx context.Context, tx pgx.Tx, cmds []Command) ([]Response, error)
 }
 
+// QueuedBatchTxApplier is a BatchTxApplier whose run of commands needs no
+// answer from the database: QueueTxBatch computes the responses and queues
+// its statements on b, which the projector sends in one round trip with
+// its own writes for the batch (the outbox rows), inside the same
+// transaction and before the commit. An error of a queued statement fails
+// that transaction, as one of ApplyTxBatch's would. The same rules hold as
+// for ApplyTxBatch.
+type QueuedBatchTxApplier interface {
+	BatchTxApplier
+	QueueTxBatch(ctx context.Context, b *pgx.Batch, cmds []Command) ([]Response, error)
+}
+
 // TxApplierFunc adapts a function to TxApplier.
 type TxApplierFunc func(ctx context.Context, tx pgx.Tx, cmd Command) (Response, error)
 

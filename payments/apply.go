@@ -34,7 +34,7 @@ func RefundID(operationID string) string {
 // createPayment applies payments.create to the payments read model.
 type createPayment struct{ now func() time.Time }
 
-var _ idemgate.BatchTxApplier = createPayment{}
+var _ idemgate.QueuedBatchTxApplier = createPayment{}
 
 func (a createPayment) ApplyTx(ctx context.Context, tx pgx.Tx, cmd idemgate.Command) (idemgate.Response, error) {
 	out, err := a.ApplyTxBatch(ctx, tx, []idemgate.Command{cmd})
@@ -45,8 +45,32 @@ func (a createPayment) ApplyTx(ctx context.Context, tx pgx.Tx, cmd idemgate.Comm
 }
 
 // ApplyTxBatch applies a run of payments.create commands with one
-// multi-row insert (the projector's batches).
+// multi-row insert.
 func (a createPayment) ApplyTxBatch(ctx context.Context, tx pgx.Tx, cmds []idemgate.Command) ([]idemgate.Response, error) {
+	out, insert, err := a.batch(cmds)
+	if err != nil || insert == nil {
+		return out, err
+	}
+	if _, err := tx.Exec(ctx, insert.SQL, insert.Arguments...); err != nil {
+		return nil, fmt.Errorf("insert payments: %w", err)
+	}
+	return out, nil
+}
+
+// QueueTxBatch queues the same multi-row insert as ApplyTxBatch (the
+// projector's batches: it goes out with the outbox rows).
+func (a createPayment) QueueTxBatch(_ context.Context, b *pgx.Batch, cmds []idemgate.Command) ([]idemgate.Response, error) {
+	out, insert, err := a.batch(cmds)
+	if err != nil || insert == nil {
+		return out, err
+	}
+	b.Queue(insert.SQL, insert.Arguments...)
+	return out, nil
+}
+
+// batch computes the responses of a run of payments.create commands and
+// the one insert of their payments (nil when every one was declined).
+func (a createPayment) batch(cmds []idemgate.Command) ([]idemgate.Response, *pgx.QueuedQuery, error) {
 	out := make([]idemgate.Response, len(cmds))
 	created := a.now().UTC().Truncate(time.Microsecond)
 	var rows struct {
@@ -57,7 +81,7 @@ func (a createPayment) ApplyTxBatch(ctx context.Context, tx pgx.Tx, cmds []idemg
 	for i, cmd := range cmds {
 		var req CreatePayment
 		if err := json.Unmarshal(cmd.Request, &req); err != nil || req.Amount <= 0 {
-			return nil, fmt.Errorf("%w: the command's request could not be read", idemgate.ErrPermanent)
+			return nil, nil, fmt.Errorf("%w: the command's request could not be read", idemgate.ErrPermanent)
 		}
 		if req.Amount > DeclineAbove {
 			out[i] = declined()
@@ -67,7 +91,7 @@ func (a createPayment) ApplyTxBatch(ctx context.Context, tx pgx.Tx, cmds []idemg
 			Currency: req.Currency, Customer: req.Customer, Description: req.Description, CreatedAt: idemgate.FormatTime(created)}
 		resp, err := jsonResponse(http.StatusCreated, "/v1/payments/"+p.ID, p)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out[i] = resp
 		rows.ids, rows.tenants, rows.ops = append(rows.ids, p.ID), append(rows.tenants, cmd.Tenant), append(rows.ops, p.OperationID)
@@ -75,17 +99,14 @@ func (a createPayment) ApplyTxBatch(ctx context.Context, tx pgx.Tx, cmds []idemg
 		rows.descs, rows.statuses = append(rows.descs, p.Description), append(rows.statuses, p.Status)
 	}
 	if len(rows.ids) == 0 {
-		return out, nil
+		return out, nil, nil
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO payments
+	return out, &pgx.QueuedQuery{SQL: `INSERT INTO payments
     (payment_id, tenant_id, operation_id, amount, currency, customer, description, status, refunded_amount, created_at)
 SELECT p, t, o, a, c, cu, d, s, 0, $9
 FROM unnest($1::UUID[], $2::TEXT[], $3::UUID[], $4::INT8[], $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[]) AS x(p, t, o, a, c, cu, d, s)
-ON CONFLICT (payment_id) DO NOTHING`, rows.ids, rows.tenants, rows.ops, rows.amounts, rows.currencies, rows.customers, rows.descs,
-		rows.statuses, created); err != nil {
-		return nil, fmt.Errorf("insert payments: %w", err)
-	}
-	return out, nil
+ON CONFLICT (payment_id) DO NOTHING`, Arguments: []any{rows.ids, rows.tenants, rows.ops, rows.amounts, rows.currencies, rows.customers,
+		rows.descs, rows.statuses, created}}, nil
 }
 
 func declined() idemgate.Response {

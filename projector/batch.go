@@ -11,13 +11,16 @@ import (
 
 	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/fault"
+	"github.com/idemgate/idemgate/store"
 )
 
 // HandleBatch applies a run of one partition's records, in order, with as
 // few transactions as it can: each stretch of commands applied in the
 // database goes in one transaction (ApplyBatch: multi-row statements for
 // the dedup records, the completions and the outbox, and for the effects
-// of operations whose applier is an idemgate.BatchTxApplier), and each
+// of operations whose applier is an idemgate.BatchTxApplier; those of an
+// idemgate.QueuedBatchTxApplier go out with the outbox rows, one round
+// trip, pgx's pipeline), and each
 // command applied by an upstream call on its own, where it stands.
 //
 // It returns nil once every record is applied. On an error the consumer
@@ -90,8 +93,10 @@ func (p *Projector) applyBatch(ctx context.Context, cmds []idemgate.Command) err
 }
 
 // effects applies commands in order, each run of one operation at once
-// when its applier can.
-func (p *Projector) effects(ctx context.Context, tx pgx.Tx, cmds []idemgate.Command) ([]idemgate.Response, error) {
+// when its applier can: queued on b when its applier needs no answer from
+// the database (ApplyBatch sends b with the outbox rows, in one round
+// trip), on tx otherwise, once what was queued before it is sent.
+func (p *Projector) effects(ctx context.Context, tx pgx.Tx, b *pgx.Batch, cmds []idemgate.Command) ([]idemgate.Response, error) {
 	out := make([]idemgate.Response, 0, len(cmds))
 	for i := 0; i < len(cmds); {
 		j := i + 1
@@ -99,8 +104,20 @@ func (p *Projector) effects(ctx context.Context, tx pgx.Tx, cmds []idemgate.Comm
 			j++
 		}
 		op, _ := p.cfg.Registry.Operation(cmds[i].Operation) // HandleBatch checked it
-		if b, ok := op.Apply.(idemgate.BatchTxApplier); ok && j-i > 1 {
-			resps, err := b.ApplyTxBatch(ctx, tx, cmds[i:j])
+		if q, ok := op.Apply.(idemgate.QueuedBatchTxApplier); ok {
+			resps, err := q.QueueTxBatch(ctx, b, cmds[i:j])
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, resps...)
+			i = j
+			continue
+		}
+		if err := store.SendQueued(ctx, tx, b); err != nil {
+			return nil, err
+		}
+		if ba, ok := op.Apply.(idemgate.BatchTxApplier); ok && j-i > 1 {
+			resps, err := ba.ApplyTxBatch(ctx, tx, cmds[i:j])
 			if err != nil {
 				return nil, err
 			}

@@ -9,21 +9,30 @@
 #      per transaction; the same claim 16 times per transaction, generated).
 #   S  bench/syncclaim: a minimal synchronous claim middleware (net/http +
 #      pgx, one SERIALIZABLE INSERT ... ON CONFLICT per request, 201).
-# Each round runs: R1, R16; S closed loop / idemgate end-to-end; S / idemgate
-# replays; S / idemgate open loop at half of S's peak of the round; the
-# projector's drain of a backlog. Baseline and idemgate swap order every
-# round. The table reports medians over the rounds (bench/report).
+#   SO bench/syncoutbox: a synchronous claim with a transactional outbox
+#      (one SERIALIZABLE transaction: claim, payments row, outbox row; 201)
+#      and a relay polling the outbox every 50 ms, 500 rows a batch, to
+#      Kafka (acks=all, idempotent). Each system has its own database.
+# Each round runs: R1, R16; S / SO closed loop and idemgate end-to-end (up
+# to the event on Kafka for SO and idemgate); S / idemgate replays; S / SO /
+# idemgate open loop at OPEN_RATE; the projector's drain of a backlog. The
+# systems run in the order S, SO, idemgate in odd rounds and the reverse in
+# even ones. With HOG=1 one more round runs beside a background job burning
+# half a core (bench/loadgen -mode hog), reported apart. The table reports
+# medians over the quiet rounds (bench/report).
 #
 # Environment (defaults):
 #   ROUNDS=3          interleaved rounds
 #   DURATION=10       seconds per measure
 #   CONNS=32          connections of the closed-loop measures and pgbench clients
 #   OPEN_CONNS=128    most requests in flight in the open loop
+#   OPEN_RATE=500     requests per second of the open loop
+#   HOG=1             1: one more round beside a background CPU hog of half a core; 0: none
 #   BACKLOG=20000     commands accepted with project stopped, then drained
 #   REPLAY_KEYS=2000  keys created, completed, then retried at random
 #   BENCH_MICRO=0     1: also the old Go microbenchmarks (go test -bench ./cmd/idemgate)
 #   BENCH_OUT=bench/out   logs, results.jsonl, results.md (gitignored)
-#   BENCH_PORT=28080  serve; +1 syncclaim, +2 and +3 the metrics of project and relay
+#   BENCH_PORT=28080  serve; +1 syncclaim, +2 and +3 the metrics of project and relay, +4 syncoutbox
 #   BENCH_PG_PORT=26432  BENCH_PG_RUN_DIR=/tmp/idemgate-bench-pg
 #   BENCH_KAFKA_PORT=26092  BENCH_KAFKA_CONTROLLER_PORT=26093  BENCH_KAFKA_RUN_DIR=/tmp/idemgate-bench-kafka
 # The servers are the bench's own (own ports and run dirs), wiped at start and
@@ -35,6 +44,8 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-32}
 OPEN_CONNS=${OPEN_CONNS:-128}
+OPEN_RATE=${OPEN_RATE:-500}
+HOG=${HOG:-1}
 BACKLOG=${BACKLOG:-20000}
 REPLAY_KEYS=${REPLAY_KEYS:-2000}
 BENCH_MICRO=${BENCH_MICRO:-0}
@@ -50,6 +61,7 @@ SERVE_ADDR=127.0.0.1:$BENCH_PORT
 SYNC_ADDR=127.0.0.1:$((BENCH_PORT + 1))
 PROJECT_METRICS=127.0.0.1:$((BENCH_PORT + 2))
 RELAY_METRICS=127.0.0.1:$((BENCH_PORT + 3))
+SO_ADDR=127.0.0.1:$((BENCH_PORT + 4))
 API_KEY=bench-key
 TENANT=tenant-bench
 RUN_ID=$(date +%s)
@@ -60,9 +72,10 @@ log() { echo "bench.sh: $*" >&2; }
 die() { echo "bench.sh: error: $*" >&2; exit 1; }
 need() { command -v "$1" >/dev/null 2>&1 || die "'$1' not found on PATH ($2)"; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for v in ROUNDS DURATION CONNS OPEN_CONNS BACKLOG REPLAY_KEYS BENCH_PORT; do
+for v in ROUNDS DURATION CONNS OPEN_CONNS OPEN_RATE BACKLOG REPLAY_KEYS BENCH_PORT; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v='${!v}' is not a positive integer"
 done
+[[ $HOG == 0 || $HOG == 1 ]] || die "HOG='$HOG' is not 0 or 1"
 
 # --- tools -------------------------------------------------------------------
 need go "Go 1.26 builds idemgate and the load generator"
@@ -81,13 +94,13 @@ PGBENCH=$PG_BIN/pgbench
 PSQL=$PG_BIN/psql
 [[ -x $PSQL ]] || PSQL=$(command -v psql) || die "psql not found in $PG_BIN nor on PATH"
 export PG_BIN
-for p in "$BENCH_PORT" $((BENCH_PORT + 1)) $((BENCH_PORT + 2)) $((BENCH_PORT + 3)); do
-  port_open "$p" && die "port $p is in use (set BENCH_PORT to use 4 other ports)"
+for p in "$BENCH_PORT" $((BENCH_PORT + 1)) $((BENCH_PORT + 2)) $((BENCH_PORT + 3)) $((BENCH_PORT + 4)); do
+  port_open "$p" && die "port $p is in use (set BENCH_PORT to use 5 other ports)"
 done
 
-log "building bin/idemgate, bin/loadgen, bin/syncclaim, bin/report"
+log "building bin/idemgate, bin/loadgen, bin/syncclaim, bin/syncoutbox, bin/report"
 go build -o bin/idemgate ./cmd/idemgate
-go build -o bin/ ./bench/loadgen ./bench/syncclaim ./bench/report
+go build -o bin/ ./bench/loadgen ./bench/syncclaim ./bench/syncoutbox ./bench/report
 mkdir -p "$LOGS"
 : >"$RESULTS"
 
@@ -145,10 +158,11 @@ scripts/pg.sh start >/dev/null
 PG_BASE=postgres://postgres@127.0.0.1:$PG_PORT
 IDB="$PG_BASE/idemgate?sslmode=disable"
 SDB="$PG_BASE/bench_sync?sslmode=disable"
+ODB="$PG_BASE/bench_so?sslmode=disable"
 RDB="$PG_BASE/bench_pgbench?sslmode=disable"
 psql_() { "$PSQL" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres "$@"; }
 [[ $(psql_ -d postgres -tAc 'SHOW fsync') == on ]] || die "the server does not run with fsync=on"
-psql_ -d postgres -c 'CREATE DATABASE bench_sync' -c 'CREATE DATABASE bench_pgbench'
+psql_ -d postgres -c 'CREATE DATABASE bench_sync' -c 'CREATE DATABASE bench_pgbench' -c 'CREATE DATABASE bench_so'
 PM_PID=$(head -n 1 "$PG_RUN_DIR/data/postmaster.pid")
 
 log "Kafka broker in $KAFKA_RUN_DIR, port $KAFKA_PORT"
@@ -173,13 +187,17 @@ start relay env "${ROLE_ENV[@]}" IDEMGATE_METRICS_ADDR="$RELAY_METRICS" bin/idem
 RELAY_PID=$STARTED
 start syncclaim env DATABASE_URL="$SDB" bin/syncclaim -addr "$SYNC_ADDR" -keys "$API_KEY=$TENANT"
 SYNCCLAIM_PID=$STARTED
+start syncoutbox env DATABASE_URL="$ODB" bin/syncoutbox -addr "$SO_ADDR" -brokers "$BROKERS" -keys "$API_KEY=$TENANT"
+SYNCOUTBOX_PID=$STARTED
 ready serve "$SERVE_PID" "http://$SERVE_ADDR/readyz"
 ready relay "$RELAY_PID" "http://$RELAY_METRICS/healthz"
 ready syncclaim "$SYNCCLAIM_PID" "http://$SYNC_ADDR/healthz"
+ready syncoutbox "$SYNCOUTBOX_PID" "http://$SO_ADDR/healthz"
 start_project
 
 I_URL=http://$SERVE_ADDR
 S_URL=http://$SYNC_ADDR
+SO_URL=http://$SO_ADDR
 I_METRICS="serve=http://$SERVE_ADDR/metrics,project=http://$PROJECT_METRICS/metrics,relay=http://$RELAY_METRICS/metrics"
 i_watch() { echo "serve=$SERVE_PID,project=$PROJECT_PID,relay=$RELAY_PID,kafka=$KAFKA_PID,postgres=$PM_PID+"; }
 
@@ -236,17 +254,26 @@ pgb() {
   log "pgbench $label: $tps tps x $per = $(awk -v t="$tps" -v p="$per" 'BEGIN { printf "%.0f", t * p }') claims/s ($failed failed, $retried retried)"
 }
 
-# pair A B: run A then B in odd rounds, B then A in even ones.
+# pair A B: run A then B in odd rounds, B then A in even ones; trio A B C
+# likewise.
 pair() {
   if ((round % 2)); then "$1"; "$2"; else "$2"; "$1"; fi
 }
+trio() {
+  if ((round % 2)); then "$1"; "$2"; "$3"; else "$3"; "$2"; "$1"; fi
+}
 
-s_closed() { lg S.closed -mode closed -url "$S_URL" -conns "$CONNS" -duration "${DURATION}s" -db "$SDB" -watch "syncclaim=$SYNCCLAIM_PID,postgres=$PM_PID+"; }
+S_METRICS="syncclaim=http://$SYNC_ADDR/metrics"
+SO_METRICS="syncoutbox=http://$SO_ADDR/metrics"
+so_watch() { echo "syncoutbox=$SYNCOUTBOX_PID,kafka=$KAFKA_PID,postgres=$PM_PID+"; }
+s_closed() { lg S.closed -mode closed -url "$S_URL" -conns "$CONNS" -duration "${DURATION}s" -db "$SDB" -watch "syncclaim=$SYNCCLAIM_PID,postgres=$PM_PID+" -metrics "$S_METRICS"; }
+so_closed() { lg SO.closed -mode closed -url "$SO_URL" -conns "$CONNS" -duration "${DURATION}s" -db "$ODB" -schema syncoutbox -wait-complete -watch "$(so_watch)" -metrics "$SO_METRICS"; }
+so_open() { lg SO.open -mode open -url "$SO_URL" -conns "$OPEN_CONNS" -rate "$OPEN_RATE" -duration "${DURATION}s" -db "$ODB" -schema syncoutbox -wait-complete -watch "$(so_watch)" -metrics "$SO_METRICS"; }
 i_e2e() { lg idemgate.e2e -mode closed -url "$I_URL" -conns "$CONNS" -duration "${DURATION}s" -db "$IDB" -wait-complete -watch "$(i_watch)" -metrics "$I_METRICS"; }
-s_replay() { lg S.replay -mode replay -url "$S_URL" -conns "$CONNS" -duration "${DURATION}s" -keys "$REPLAY_KEYS" -db "$SDB"; }
+s_replay() { lg S.replay -mode replay -url "$S_URL" -conns "$CONNS" -duration "${DURATION}s" -keys "$REPLAY_KEYS" -db "$SDB" -metrics "$S_METRICS"; }
 i_replay() { lg idemgate.replay -mode replay -url "$I_URL" -conns "$CONNS" -duration "${DURATION}s" -keys "$REPLAY_KEYS" -db "$IDB" -wait-complete -watch "$(i_watch)" -metrics "$I_METRICS"; }
-s_open() { lg S.open -mode open -url "$S_URL" -conns "$OPEN_CONNS" -rate "$RATE" -duration "${DURATION}s" -db "$SDB"; }
-i_open() { lg idemgate.open -mode open -url "$I_URL" -conns "$OPEN_CONNS" -rate "$RATE" -duration "${DURATION}s" -db "$IDB" -wait-complete -watch "$(i_watch)" -metrics "$I_METRICS"; }
+s_open() { lg S.open -mode open -url "$S_URL" -conns "$OPEN_CONNS" -rate "$OPEN_RATE" -duration "${DURATION}s" -db "$SDB" -metrics "$S_METRICS"; }
+i_open() { lg idemgate.open -mode open -url "$I_URL" -conns "$OPEN_CONNS" -rate "$OPEN_RATE" -duration "${DURATION}s" -db "$IDB" -wait-complete -watch "$(i_watch)" -metrics "$I_METRICS"; }
 
 # drain: accept BACKLOG commands with project stopped, then start it and
 # time until every one is COMPLETED.
@@ -262,46 +289,50 @@ drain() {
 SKIP_PROJECT=0
 alive() {
   local name pid
-  for name in serve project relay syncclaim; do
+  for name in serve project relay syncclaim syncoutbox; do
     [[ $name == project && $SKIP_PROJECT == 1 ]] && continue
     pid=${name^^}_PID
     kill -0 "${!pid}" 2>/dev/null || { tail -n 20 "$LOGS/$name.log" >&2; die "$name died (log: $LOGS/$name.log)"; }
   done
 }
 
-# json_num LABEL FIELD: FIELD of this round's LABEL line in RESULTS.
-json_num() {
-  grep "\"label\":\"$1\",\"round\":$round," "$RESULTS" | tail -n 1 | grep -o "\"$2\":[-0-9.e+]*" | head -n 1 | cut -d: -f2
-}
-
-log "warm-up: 5 s on each of S and idemgate (not recorded; the broker's JIT and the pools)"
+log "warm-up: 5 s on each of S, SO and idemgate (not recorded; the broker's JIT and the pools)"
 bin/loadgen -mode closed -url "$S_URL" -conns "$CONNS" -duration 5s -prefix "warmup-s-$RUN_ID" -key "$API_KEY" >/dev/null 2>&1
+bin/loadgen -mode closed -url "$SO_URL" -conns "$CONNS" -duration 5s -prefix "warmup-so-$RUN_ID" -key "$API_KEY" >/dev/null 2>&1
 bin/loadgen -mode closed -url "$I_URL" -conns "$CONNS" -duration 5s -prefix "warmup-i-$RUN_ID" -key "$API_KEY" -tenant "$TENANT" \
   -db "$IDB" -wait-complete >/dev/null 2>&1
 
 CLAIM16_SQL=$(claims_script 16)
 T0=$SECONDS
-for ((round = 1; round <= ROUNDS; round++)); do
-  log "round $round of $ROUNDS"
+HOG_PID=
+for ((round = 1; round <= ROUNDS + HOG; round++)); do
+  if ((round > ROUNDS)); then
+    log "round $round: contended, beside a background job burning half a core"
+    start hog bin/loadgen -mode hog -share 0.5 -duration 24h
+    HOG_PID=$STARTED
+    printf '{"label":"hog","round":%d,"share":0.5}\n' "$round" >>"$RESULTS"
+  else
+    log "round $round of $ROUNDS"
+  fi
   pgb R1 bench/pgbench/claim1.sql 1
   pgb R16 "$CLAIM16_SQL" 16
-  pair s_closed i_e2e
+  trio s_closed so_closed i_e2e
   pair s_replay i_replay
-  RATE=$(awk -v p="$(json_num S.closed new_per_s)" 'BEGIN { printf "%.0f", p / 2 }')
-  ((RATE > 0)) || die "no peak of S in round $round"
-  log "open loop at $RATE requests/s (half of S's peak in this round)"
-  pair s_open i_open
+  log "open loop at $OPEN_RATE requests/s"
+  trio s_open so_open i_open
   drain
-  printf '{"label":"rss","round":%d,"serve_kb":%d,"syncclaim_kb":%d}\n' "$round" \
-    "$(awk '/^VmHWM/ { print $2 }' "/proc/$SERVE_PID/status")" "$(awk '/^VmHWM/ { print $2 }' "/proc/$SYNCCLAIM_PID/status")" >>"$RESULTS"
+  printf '{"label":"rss","round":%d,"serve_kb":%d,"syncclaim_kb":%d,"syncoutbox_kb":%d}\n' "$round" \
+    "$(awk '/^VmHWM/ { print $2 }' "/proc/$SERVE_PID/status")" "$(awk '/^VmHWM/ { print $2 }' "/proc/$SYNCCLAIM_PID/status")" \
+    "$(awk '/^VmHWM/ { print $2 }' "/proc/$SYNCOUTBOX_PID/status")" >>"$RESULTS"
 done
+[[ -z $HOG_PID ]] || stop_pid "$HOG_PID"
 ELAPSED=$((SECONDS - T0))
 
 # --- report ------------------------------------------------------------------
 {
   echo "## Results: $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' (with local changes)')"
   echo
-  echo "Command: \`ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS OPEN_CONNS=$OPEN_CONNS BACKLOG=$BACKLOG REPLAY_KEYS=$REPLAY_KEYS make bench\`" \
+  echo "Command: \`ROUNDS=$ROUNDS HOG=$HOG DURATION=$DURATION CONNS=$CONNS OPEN_CONNS=$OPEN_CONNS OPEN_RATE=$OPEN_RATE BACKLOG=$BACKLOG REPLAY_KEYS=$REPLAY_KEYS make bench\`" \
     "($((ELAPSED / 60)) min $((ELAPSED % 60)) s for the rounds)."
   echo
   echo "Machine: $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM," \

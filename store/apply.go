@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -114,8 +115,13 @@ VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (operation_id) DO NOTHING`,
 
 // BatchEffect applies a run of commands inside ApplyBatch's transaction
 // and returns their responses, in order. Like Effect, it may run more
-// than once and must have no effect outside tx.
-type BatchEffect func(ctx context.Context, tx pgx.Tx, cmds []idemgate.Command) ([]idemgate.Response, error)
+// than once and must have no effect outside tx. It may queue statements
+// whose answers it does not read on b instead of running them on tx:
+// ApplyBatch sends them with the outbox rows, in one round trip, and
+// fails the transaction if one fails. An effect that queues must send
+// what it queued (tx.SendBatch) before it runs anything else on tx, so
+// that the statements run in its order.
+type BatchEffect func(ctx context.Context, tx pgx.Tx, b *pgx.Batch, cmds []idemgate.Command) ([]idemgate.Response, error)
 
 // Applied is a command ApplyBatch applied, with its response.
 type Applied struct {
@@ -139,22 +145,12 @@ func (s *Store) ApplyBatch(ctx context.Context, projector string, cmds []idemgat
 	var applied []Applied
 	err := s.db.InTx(ctx, func(tx pgx.Tx) error {
 		applied = applied[:0]
-		// The claims that still exist first, so that the event of a command
-		// forgotten after its retention leaves no dedup record behind.
-		rows, err := tx.Query(ctx, openClaims, planned, ids)
-		if err != nil {
-			return fmt.Errorf("read claims: %w", err)
-		}
-		existing, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return fmt.Errorf("read claims: %w", err)
-		}
-		if len(existing) == 0 {
-			return nil
-		}
-		rows, err = tx.Query(ctx, `INSERT INTO processed_events (projector, event_id)
-SELECT $1, id FROM unnest($2::TEXT[]) AS id
-ON CONFLICT (projector, event_id) DO NOTHING RETURNING event_id`, projector, existing)
+		// Only the claims that still exist get a dedup record (openClaims,
+		// in the same statement), so that the event of a command forgotten
+		// after its retention leaves none behind.
+		rows, err := tx.Query(ctx, `INSERT INTO processed_events (projector, event_id)
+SELECT $1, c.operation_id::TEXT FROM idempotency_claims c WHERE c.operation_id = ANY($2::UUID[])
+ON CONFLICT (projector, event_id) DO NOTHING RETURNING event_id`, planned, projector, ids)
 		if err != nil {
 			return fmt.Errorf("record events: %w", err)
 		}
@@ -175,14 +171,16 @@ ON CONFLICT (projector, event_id) DO NOTHING RETURNING event_id`, projector, exi
 		if len(todo) == 0 {
 			return nil
 		}
-		resps, err := effect(ctx, tx, todo)
+		b := &pgx.Batch{}
+		resps, err := effect(ctx, tx, b, todo)
 		if err != nil {
 			return err
 		}
 		if len(resps) != len(todo) {
 			return fmt.Errorf("%w: the applier returned %d responses for %d commands", idemgate.ErrPermanent, len(resps), len(todo))
 		}
-		if err := writeOutboxRows(ctx, tx, todo, resps); err != nil {
+		queueOutboxRows(b, todo, resps)
+		if err := SendQueued(ctx, tx, b); err != nil {
 			return err
 		}
 		if hook != nil {
@@ -196,8 +194,36 @@ ON CONFLICT (projector, event_id) DO NOTHING RETURNING event_id`, projector, exi
 	return applied, err
 }
 
-// writeOutboxRows records responses with one multi-row statement.
-func writeOutboxRows(ctx context.Context, tx pgx.Tx, cmds []idemgate.Command, resps []idemgate.Response) error {
+// SendQueued sends the statements queued on b in one round trip, reads
+// every answer, and empties b. The first failure is returned: it has
+// aborted the transaction.
+func SendQueued(ctx context.Context, tx pgx.Tx, b *pgx.Batch) error {
+	if b.Len() == 0 {
+		return nil
+	}
+	br := tx.SendBatch(ctx, b)
+	var err error
+	for _, q := range b.QueuedQueries {
+		if _, err = br.Exec(); err != nil {
+			err = fmt.Errorf("%s: %w", statementName(q.SQL), err)
+			break
+		}
+	}
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	b.QueuedQueries = b.QueuedQueries[:0]
+	return err
+}
+
+// statementName names a failed statement in an error by its first words.
+func statementName(sql string) string {
+	f := strings.Fields(sql)
+	return strings.ToLower(strings.Join(f[:min(3, len(f))], " "))
+}
+
+// queueOutboxRows queues the responses' outbox rows: one multi-row statement.
+func queueOutboxRows(b *pgx.Batch, cmds []idemgate.Command, resps []idemgate.Response) {
 	n := len(cmds)
 	ids, tenants, ops := make([]string, n), make([]string, n), make([]string, n)
 	statuses := make([]int32, n)
@@ -207,10 +233,7 @@ func writeOutboxRows(ctx context.Context, tx pgx.Tx, cmds []idemgate.Command, re
 		ids[i], tenants[i], ops[i] = c.OperationID, c.Tenant, c.Operation
 		statuses[i], ctypes[i], locs[i], bodies[i] = int32(resps[i].Status), resps[i].ContentType, resps[i].Location, resps[i].Body
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO outbox (operation_id, tenant_id, operation, status, content_type, location, body)
+	b.Queue(`INSERT INTO outbox (operation_id, tenant_id, operation, status, content_type, location, body)
 SELECT * FROM unnest($1::UUID[], $2::TEXT[], $3::TEXT[], $4::INT4[], $5::TEXT[], $6::TEXT[], $7::BYTEA[])
-ON CONFLICT (operation_id) DO NOTHING`, ids, tenants, ops, statuses, ctypes, locs, bodies); err != nil {
-		return fmt.Errorf("write outbox: %w", err)
-	}
-	return nil
+ON CONFLICT (operation_id) DO NOTHING`, ids, tenants, ops, statuses, ctypes, locs, bodies)
 }

@@ -18,7 +18,9 @@ import (
 // Config is one load generator run. The zero value is not usable: start
 // from defaults() and Validate() it.
 type Config struct {
-	Mode     string        // closed, open, replay or wait
+	Mode     string        // closed, open, replay, wait or hog
+	Schema   string        // whose tables the SQL reads: idemgate or syncoutbox
+	Share    float64       // hog: the share of one core it burns
 	URL      string        // base URL of the API, loopback only
 	APIKey   string        // sent as Authorization: Bearer
 	Tenant   string        // the tenant APIKey maps to, for the SQL reads
@@ -59,6 +61,8 @@ var prefixRE = regexp.MustCompile(`^[A-Za-z0-9.-]{1,100}$`)
 func defaults() Config {
 	return Config{
 		Mode:        "closed",
+		Schema:      "idemgate",
+		Share:       0.5,
 		URL:         "http://127.0.0.1:8080",
 		APIKey:      "bench-key",
 		Tenant:      "tenant-bench",
@@ -76,7 +80,9 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	c := defaults()
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.Mode, "mode", c.Mode, "closed | open | replay | wait")
+	fs.StringVar(&c.Mode, "mode", c.Mode, "closed | open | replay | wait | hog")
+	fs.StringVar(&c.Schema, "schema", c.Schema, "whose tables -db holds: idemgate | syncoutbox")
+	fs.Float64Var(&c.Share, "share", c.Share, "hog: share of one core to burn, (0, 1]")
 	fs.StringVar(&c.URL, "url", c.URL, "base URL of the API (loopback only)")
 	fs.StringVar(&c.APIKey, "key", c.APIKey, "API key (Authorization: Bearer)")
 	fs.StringVar(&c.Tenant, "tenant", c.Tenant, "tenant of the API key (for the SQL reads)")
@@ -115,9 +121,15 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 func (c Config) Validate() error {
 	var errs []error
 	switch c.Mode {
-	case "closed", "open", "replay", "wait":
+	case "closed", "open", "replay", "wait", "hog":
 	default:
-		errs = append(errs, fmt.Errorf("-mode %q is not closed, open, replay or wait", c.Mode))
+		errs = append(errs, fmt.Errorf("-mode %q is not closed, open, replay, wait or hog", c.Mode))
+	}
+	if _, ok := schemas[c.Schema]; !ok {
+		errs = append(errs, fmt.Errorf("-schema %q is not idemgate or syncoutbox", c.Schema))
+	}
+	if c.Mode == "hog" && (c.Share <= 0 || c.Share > 1) {
+		errs = append(errs, fmt.Errorf("-share %g is not in (0, 1]", c.Share))
 	}
 	if err := loopbackURL(c.URL); err != nil {
 		errs = append(errs, fmt.Errorf("-url: %w", err))

@@ -35,12 +35,27 @@ func pgCounters(ctx context.Context, db *pgx.Conn) (commits, rollbacks int64, er
 	return commits, rollbacks, nil
 }
 
-// The run's claims are found by tenant and key prefix (the prefix holds
-// no LIKE wildcard: Validate allows only [A-Za-z0-9.-]).
-// A claim is completed when its outbox row exists; the row's created_at
-// is the completion time (store/migrations/0005_completion.sql).
-const runClaims = `FROM idempotency_claims c LEFT JOIN outbox o ON o.operation_id = c.operation_id
+// tables are the claim and outbox tables of the system measured (-schema).
+type tables struct{ claims, outbox string }
+
+// schemas: idemgate's own, and bench/syncoutbox's (SO), whose claim and
+// outbox rows are written in one transaction.
+var schemas = map[string]tables{
+	"idemgate":   {claims: "idempotency_claims", outbox: "outbox"},
+	"syncoutbox": {claims: "sync_claims", outbox: "so_outbox"},
+}
+
+// runClaims selects the run's claims, found by tenant and key prefix (the
+// prefix holds no LIKE wildcard: Validate allows only [A-Za-z0-9.-]), each
+// with its outbox row. A claim is completed when its outbox row exists;
+// the row's created_at is the completion time
+// (store/migrations/0005_completion.sql), and its sent_at is when the
+// relay had its event acknowledged by Kafka (both relays mark a row sent
+// only after the acknowledgement).
+func (t tables) runClaims() string {
+	return `FROM ` + t.claims + ` c LEFT JOIN ` + t.outbox + ` o ON o.operation_id = c.operation_id
 WHERE c.tenant_id = $1 AND c.operation = 'payments.create' AND c.idem_key LIKE $2 || '-%'`
+}
 
 // progress is one look at the run's claims.
 type progress struct {
@@ -48,9 +63,9 @@ type progress struct {
 	first, last       *time.Time
 }
 
-func readProgress(ctx context.Context, db *pgx.Conn, tenant, prefix string) (progress, error) {
+func readProgress(ctx context.Context, db *pgx.Conn, t tables, tenant, prefix string) (progress, error) {
 	var p progress
-	err := db.QueryRow(ctx, `SELECT count(*), count(o.operation_id), min(o.created_at), max(o.created_at) `+runClaims,
+	err := db.QueryRow(ctx, `SELECT count(*), count(o.operation_id), min(o.created_at), max(o.created_at) `+t.runClaims(),
 		tenant, prefix).Scan(&p.claims, &p.completed, &p.first, &p.last)
 	if err != nil {
 		return p, fmt.Errorf("read claims: %w", err)
@@ -61,13 +76,13 @@ func readProgress(ctx context.Context, db *pgx.Conn, tenant, prefix string) (pro
 // waitComplete polls until every claim of the run is COMPLETED (at least
 // want of them), or timeout. loadStart is when the load began: the
 // end-to-end rate counts from there to the last completion.
-func waitComplete(ctx context.Context, db *pgx.Conn, tenant, prefix string, want int, loadStart time.Time, timeout time.Duration) (*Completion, error) {
+func waitComplete(ctx context.Context, db *pgx.Conn, t tables, tenant, prefix string, want int, loadStart time.Time, timeout time.Duration) (*Completion, error) {
 	waitStart := time.Now()
 	deadline := waitStart.Add(timeout)
 	var p progress
 	var err error
 	for {
-		if p, err = readProgress(ctx, db, tenant, prefix); err != nil {
+		if p, err = readProgress(ctx, db, t, tenant, prefix); err != nil {
 			return nil, err
 		}
 		if p.claims >= want && p.completed == p.claims {
@@ -91,7 +106,7 @@ func waitComplete(ctx context.Context, db *pgx.Conn, tenant, prefix string, want
 	var p50, p90, p99, mx *float64
 	err = db.QueryRow(ctx, `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY d), percentile_cont(0.9) WITHIN GROUP (ORDER BY d),
        percentile_cont(0.99) WITHIN GROUP (ORDER BY d), max(d)
-FROM (SELECT extract(epoch FROM o.created_at - c.created_at) * 1000 AS d `+runClaims+` AND o.operation_id IS NOT NULL) s`,
+FROM (SELECT extract(epoch FROM o.created_at - c.created_at) * 1000 AS d `+t.runClaims()+` AND o.operation_id IS NOT NULL) s`,
 		tenant, prefix).Scan(&p50, &p90, &p99, &mx)
 	if err != nil {
 		return nil, fmt.Errorf("completion latency: %w", err)
@@ -105,12 +120,12 @@ FROM (SELECT extract(epoch FROM o.created_at - c.created_at) * 1000 AS d `+runCl
 // waitRelayed waits (up to timeout) until the relay has published the
 // outcome of every completed claim of the run, so that its CPU time is
 // part of the measure; it returns how many were still unsent.
-func waitRelayed(ctx context.Context, db *pgx.Conn, tenant, prefix string, timeout time.Duration) (int, error) {
+func waitRelayed(ctx context.Context, db *pgx.Conn, t tables, tenant, prefix string, timeout time.Duration) (int, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		var unsent int
-		err := db.QueryRow(ctx, `SELECT count(*) `+runClaims+`
-  AND EXISTS (SELECT 1 FROM outbox o WHERE o.operation_id = c.operation_id AND o.sent_at IS NULL)`, tenant, prefix).Scan(&unsent)
+		err := db.QueryRow(ctx, `SELECT count(*) `+t.runClaims()+` AND o.operation_id IS NOT NULL AND o.sent_at IS NULL`,
+			tenant, prefix).Scan(&unsent)
 		if err != nil {
 			return 0, fmt.Errorf("read outbox: %w", err)
 		}
@@ -119,4 +134,28 @@ func waitRelayed(ctx context.Context, db *pgx.Conn, tenant, prefix string, timeo
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// eventStats reads when the run's events were on Kafka (the outbox rows'
+// sent_at): how many, their rate from loadStart to the last one, and the
+// latency from the claim (the 202 or 201) to the event.
+func eventStats(ctx context.Context, db *pgx.Conn, t tables, tenant, prefix string, loadStart time.Time) (*Events, error) {
+	var n int
+	var last *time.Time
+	var p50, p90, p99, mx *float64
+	err := db.QueryRow(ctx, `SELECT count(*), max(o.sent_at), percentile_cont(0.5) WITHIN GROUP (ORDER BY d),
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY d), percentile_cont(0.99) WITHIN GROUP (ORDER BY d), max(d)
+FROM (SELECT o.sent_at, extract(epoch FROM o.sent_at - c.created_at) * 1000 AS d `+t.runClaims()+`
+  AND o.sent_at IS NOT NULL) o`, tenant, prefix).Scan(&n, &last, &p50, &p90, &p99, &mx)
+	if err != nil {
+		return nil, fmt.Errorf("event latency: %w", err)
+	}
+	e := &Events{Sent: n}
+	if last != nil && !loadStart.IsZero() {
+		e.E2EPerS = float64(n) / last.Sub(loadStart).Seconds()
+	}
+	if p50 != nil {
+		e.Latency = &Percentiles{P50: *p50, P90: *p90, P99: *p99, Max: *mx}
+	}
+	return e, nil
 }

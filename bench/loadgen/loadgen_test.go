@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -84,6 +85,8 @@ idemgate_sql_tx_retries_total{op="claim"} 3
 idemgate_sql_tx_retries_total{op="mark"} 4
 idemgate_sql_tx_retries_totalx 100
 idemgate_sql_tx_gave_up_total 1
+syncapi_tx_retries_total 5
+syncapi_tx_gave_up_total 2
 `)
 	}))
 	defer with.Close()
@@ -96,8 +99,8 @@ idemgate_sql_tx_gave_up_total 1
 	if err != nil || !found {
 		t.Fatalf("scrape: found %v, err %v", found, err)
 	}
-	if sums["idemgate_sql_tx_retries_total"] != 14 || sums["idemgate_sql_tx_gave_up_total"] != 2 {
-		t.Fatalf("sums = %v, want 14 retries and 2 gave up", sums)
+	if sums["idemgate_sql_tx_retries_total"] != 24 || sums["idemgate_sql_tx_gave_up_total"] != 6 {
+		t.Fatalf("sums = %v, want 24 retries and 6 gave up (idemgate's and the baselines' counters)", sums)
 	}
 	if _, found, err := scrape(context.Background(), []target{{"c", without.URL}}); err != nil || found {
 		t.Fatalf("an endpoint without the counters: found %v, err %v", found, err)
@@ -114,5 +117,80 @@ func TestStatTimesReadsThisProcess(t *testing.T) {
 	}
 	if _, err := cpuSeconds(proc{Name: "parent", PID: os.Getppid(), Children: true}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestValidateSchemaAndHogShare(t *testing.T) {
+	for _, tc := range []struct {
+		mode, schema string
+		share        float64
+		ok           bool
+	}{
+		{"closed", "idemgate", 0.5, true},
+		{"closed", "syncoutbox", 0.5, true},
+		{"closed", "syncclaim", 0.5, false},
+		{"hog", "idemgate", 1, true},
+		{"hog", "idemgate", 0, false},
+		{"hog", "idemgate", 1.5, false},
+	} {
+		c := defaults()
+		c.Mode, c.Schema, c.Share = tc.mode, tc.schema, tc.share
+		if err := c.Validate(); (err == nil) != tc.ok {
+			t.Errorf("mode %s schema %s share %g: Validate() = %v, want ok=%v", tc.mode, tc.schema, tc.share, err, tc.ok)
+		}
+	}
+}
+
+// Each system's completion and event times are read from its own claim
+// and outbox tables.
+func TestRunClaimsJoinsTheSchemasTables(t *testing.T) {
+	for schema, want := range map[string][]string{
+		"idemgate":   {"FROM idempotency_claims c LEFT JOIN outbox o ON o.operation_id = c.operation_id"},
+		"syncoutbox": {"FROM sync_claims c LEFT JOIN so_outbox o ON o.operation_id = c.operation_id"},
+	} {
+		q := schemas[schema].runClaims()
+		for _, w := range want {
+			if !strings.Contains(q, w) {
+				t.Errorf("%s: %q lacks %q", schema, q, w)
+			}
+		}
+	}
+}
+
+func TestHogSlicesSplitThePeriod(t *testing.T) {
+	for _, tc := range []struct {
+		share      float64
+		busy, idle time.Duration
+	}{
+		{0.5, 5 * time.Millisecond, 5 * time.Millisecond},
+		{1, 10 * time.Millisecond, 0},
+		{0.25, 2500 * time.Microsecond, 7500 * time.Microsecond},
+	} {
+		busy, idle := hogSlices(tc.share, 10*time.Millisecond)
+		if busy != tc.busy || idle != tc.idle {
+			t.Errorf("share %g: busy %v idle %v, want %v and %v", tc.share, busy, idle, tc.busy, tc.idle)
+		}
+	}
+}
+
+// The hog at half a core must not take a whole one: over its run it uses
+// at most about half of the wall time in CPU (it may get less on a busy
+// machine, never much more).
+func TestHogTakesAboutItsShare(t *testing.T) {
+	own := func() float64 {
+		u, _, _, err := statTimes(os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	before, start := own(), time.Now()
+	hog(context.Background(), 0.5, 500*time.Millisecond)
+	wall, cpu := time.Since(start).Seconds(), own()-before
+	if wall < 0.5 {
+		t.Fatalf("the hog stopped after %.2fs, before its 0.5s", wall)
+	}
+	if cpu > 0.75*wall {
+		t.Fatalf("the hog at share 0.5 used %.2fs of CPU in %.2fs", cpu, wall)
 	}
 }

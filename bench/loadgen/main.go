@@ -13,10 +13,14 @@
 //	replay  create -keys keys, then retry them at random for -duration.
 //	wait    only wait until the claims of -prefix are COMPLETED (the
 //	        projector's drain of a backlog).
+//	hog     no requests: burn -share of one core for -duration (the
+//	        contended round's background job).
 //
 // With -db and -wait-complete it then waits until the run's claims are
 // COMPLETED and reports accepted-and-completed per second and the
-// 202->COMPLETED latency; -watch and -metrics add CPU time per command by
+// 202->COMPLETED latency, then waits until the outbox relay has published
+// them and reports when their events were on Kafka (-schema says whose
+// tables: idemgate's or bench/syncoutbox's); -watch and -metrics add CPU time per command by
 // process and the transaction retry counters. One JSON line goes to
 // stdout, a summary for people to stderr.
 package main
@@ -52,6 +56,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if cfg.Mode == "hog" {
+		hog(ctx, cfg.Share, cfg.Duration)
+		return 0
+	}
 	r, err := measure(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "loadgen:", strings.ReplaceAll(err.Error(), "\n", "; "))
@@ -143,11 +151,13 @@ func measure(ctx context.Context, cfg Config) (Result, error) {
 		if cfg.Mode == "wait" {
 			want, loadStart = 1, time.Time{}
 		}
-		if r.Done, err = waitComplete(ctx, db, cfg.Tenant, cfg.Prefix, want, loadStart, cfg.WaitTimeout); err != nil {
+		if r.Done, err = waitComplete(ctx, db, schemas[cfg.Schema], cfg.Tenant, cfg.Prefix, want, loadStart, cfg.WaitTimeout); err != nil {
 			return r, err
 		}
 		if !r.Done.TimedOut {
-			if r.Done.Unsent, err = waitRelayed(ctx, db, cfg.Tenant, cfg.Prefix, 30*time.Second); err != nil {
+			if r.Done.Unsent, err = waitRelayed(ctx, db, schemas[cfg.Schema], cfg.Tenant, cfg.Prefix, 30*time.Second); err != nil {
+				r.Warnings = append(r.Warnings, err.Error())
+			} else if r.Events, err = eventStats(ctx, db, schemas[cfg.Schema], cfg.Tenant, cfg.Prefix, loadStart); err != nil {
 				r.Warnings = append(r.Warnings, err.Error())
 			}
 		}
@@ -176,7 +186,7 @@ func createKeys(ctx context.Context, cfg Config, p *poster, db *pgx.Conn) error 
 	if db == nil || !cfg.WaitComplete {
 		return nil
 	}
-	c, err := waitComplete(ctx, db, cfg.Tenant, cfg.Prefix, cfg.Keys, time.Time{}, cfg.WaitTimeout)
+	c, err := waitComplete(ctx, db, schemas[cfg.Schema], cfg.Tenant, cfg.Prefix, cfg.Keys, time.Time{}, cfg.WaitTimeout)
 	if err != nil {
 		return err
 	}

@@ -98,6 +98,16 @@ func cpuDelta(before, after map[string]float64, commands int) *CPUStats {
 // retryMetrics are the counters summed over every label and endpoint.
 var retryMetrics = []string{"idemgate_sql_tx_retries_total", "idemgate_sql_tx_gave_up_total"}
 
+// scraped maps each counter read to the one of retryMetrics it is summed
+// into: idemgate's own, and the same counters as the synchronous
+// baselines name them (bench/internal/syncapi).
+var scraped = map[string]string{
+	retryMetrics[0]:            retryMetrics[0],
+	retryMetrics[1]:            retryMetrics[1],
+	"syncapi_tx_retries_total": retryMetrics[0],
+	"syncapi_tx_gave_up_total": retryMetrics[1],
+}
+
 // scrape sums the retry counters over every target. found is false when
 // no target exports them (the metrics do not exist yet).
 func scrape(ctx context.Context, targets []target) (sums map[string]float64, found bool, err error) {
@@ -116,8 +126,8 @@ func scrape(ctx context.Context, targets []target) (sums map[string]float64, fou
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			line := sc.Text()
-			for _, m := range retryMetrics {
-				rest, ok := strings.CutPrefix(line, m)
+			for name, m := range scraped {
+				rest, ok := strings.CutPrefix(line, name)
 				if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
 					continue
 				}

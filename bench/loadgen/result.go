@@ -30,6 +30,7 @@ type Result struct {
 	Latency   *Percentiles   `json:"latency_ms,omitempty"`
 	Open      *OpenStats     `json:"open,omitempty"`
 	Done      *Completion    `json:"completion,omitempty"`
+	Events    *Events        `json:"events,omitempty"`
 	Commands  int            `json:"commands"` // the denominator of the per-command figures
 	CPU       *CPUStats      `json:"cpu,omitempty"`
 	Retries   *Retries       `json:"retries,omitempty"`
@@ -66,6 +67,15 @@ type Completion struct {
 	DrainPerS float64      `json:"drain_per_s"`
 	Latency   *Percentiles `json:"accepted_to_completed_ms,omitempty"`
 	Unsent    int          `json:"outbox_unsent"` // outbox rows of the run not yet relayed when the wait ended
+}
+
+// Events are the run's events on Kafka, as the outbox says (sent_at).
+type Events struct {
+	Sent int `json:"sent"`
+	// E2EPerS is events on Kafka per second from the load's start to the
+	// last one: accepted AND published per second.
+	E2EPerS float64      `json:"e2e_per_s,omitempty"`
+	Latency *Percentiles `json:"accepted_to_event_ms,omitempty"`
 }
 
 // CPUStats are CPU seconds by process over the measure, and per command.
@@ -159,6 +169,13 @@ func human(w io.Writer, r Result) {
 		fmt.Fprintf(w, "drain %.0f/s", c.DrainPerS)
 		if l := c.Latency; l != nil {
 			fmt.Fprintf(w, "; 202->COMPLETED ms p50 %.1f p99 %.1f max %.1f", l.P50, l.P99, l.Max)
+		}
+		fmt.Fprintln(w)
+	}
+	if e := r.Events; e != nil {
+		fmt.Fprintf(w, "  events on Kafka: %d, accepted and published %.0f/s", e.Sent, e.E2EPerS)
+		if l := e.Latency; l != nil {
+			fmt.Fprintf(w, "; accepted->event ms p50 %.1f p99 %.1f max %.1f", l.P50, l.P99, l.Max)
 		}
 		fmt.Fprintln(w)
 	}
