@@ -83,7 +83,7 @@ func (s *Store) Backlog(ctx context.Context, tenants []string) (b Backlog, err e
 		var oldest *time.Time
 		if err := tx.QueryRow(ctx, `
 SELECT count(*), min(c.created_at),
-       count(*) FILTER (WHERE p.operation_id IS NOT NULL),
+       count(*) FILTER (WHERE `+eventPending+`),
        count(*) FILTER (WHERE a.operation_id IS NOT NULL AND a.outcome_unknown_at IS NULL),
        count(*) FILTER (WHERE a.outcome_unknown_at IS NOT NULL)`+claimsJoined+`
 WHERE o.operation_id IS NULL AND ($1::TEXT[] IS NULL OR c.tenant_id = ANY($1::TEXT[]))`, tenants).Scan(
