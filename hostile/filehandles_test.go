@@ -55,10 +55,10 @@ func TestFileHandlesExhausted(t *testing.T) {
 	capped := p.WaitLog(regexp.MustCompile(`API connections capped`), 5*time.Second)
 
 	warm := a.postPayment("warm", payment)
-	if warm.status != 202 {
+	if warm.Status != 202 {
 		t.Fatalf("POST: %v", warm)
 	}
-	a.waitCompleted(warm.header.Get("Location"), 60*time.Second)
+	a.waitCompleted(warm.Header.Get("Location"), 60*time.Second)
 	baseFDs := p.FDs()
 
 	// The flood: connections to the in-process Kafka, held open.
@@ -84,7 +84,7 @@ func TestFileHandlesExhausted(t *testing.T) {
 	// are taken by one or the other listener, until the API's accept
 	// fails too.
 	apiEMFILE := regexp.MustCompile(`accept failed; retrying.*addr=` + regexp.QuoteMeta(addr) + `.*too many open files`)
-	waiting := make(chan reply, 1)
+	waiting := make(chan testenv.Reply, 1)
 	go func() { waiting <- a.postPayment("during-exhaustion", payment) }()
 	// One more connection at each check until the listener says so.
 	testenv.Eventually(t, 20*time.Second, "the API's listener meets EMFILE under the flood", func() error {
@@ -109,22 +109,22 @@ func TestFileHandlesExhausted(t *testing.T) {
 	}
 	flood = nil
 	released := time.Now()
-	var r reply
+	var r testenv.Reply
 	select {
 	case r = <-waiting:
 	case <-time.After(30 * time.Second):
 		t.Fatal("the request sent during the exhaustion was not answered within 30s of its end")
 	}
-	if r.err != nil || r.status != 202 {
+	if r.Err != nil || r.Status != 202 {
 		t.Fatalf("the request sent during the exhaustion: %v, want 202", r)
 	}
 	fresh := a.postPayment("after-exhaustion", payment)
-	if fresh.status != 202 {
+	if fresh.Status != 202 {
 		t.Fatalf("POST after the exhaustion: %v", fresh)
 	}
-	for _, loc := range []string{r.header.Get("Location"), fresh.header.Get("Location")} {
-		if v := a.waitCompleted(loc, 60*time.Second); !strings.Contains(string(v.body), `"status":201`) {
-			t.Fatalf("%s: %s, want a 201 outcome", loc, v.body)
+	for _, loc := range []string{r.Header.Get("Location"), fresh.Header.Get("Location")} {
+		if v := a.waitCompleted(loc, 60*time.Second); !strings.Contains(string(v.Body), `"status":201`) {
+			t.Fatalf("%s: %s, want a 201 outcome", loc, v.Body)
 		}
 	}
 	completed := time.Since(released)

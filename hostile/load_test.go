@@ -31,15 +31,15 @@ func load(t *testing.T, a *api, prefix string, n, clients int, read bool) []stri
 					return
 				}
 				r := a.postPayment(fmt.Sprintf("%s-%d", prefix, i), payment)
-				if r.err != nil || r.status != 202 {
+				if r.Err != nil || r.Status != 202 {
 					if failed.Add(1) <= 10 {
 						t.Errorf("POST %s-%d: %v", prefix, i, r)
 					}
 					continue
 				}
-				locs[i] = r.header.Get("Location")
+				locs[i] = r.Header.Get("Location")
 				if read {
-					if g := a.get(locs[i]); g.err != nil || g.status != 200 {
+					if g := a.get(locs[i]); g.Err != nil || g.Status != 200 {
 						if failed.Add(1) <= 10 {
 							t.Errorf("GET %s: %v", locs[i], g)
 						}

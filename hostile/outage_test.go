@@ -28,10 +28,10 @@ func TestDatabaseOutageLogsAreThrottled(t *testing.T) {
 	a := s.serve()
 	procs := map[string]*testenv.Proc{"serve": a.Proc, "project": s.Project(), "relay": s.Relay()}
 	warm := a.postPayment("warm", payment)
-	if warm.status != 202 {
+	if warm.Status != 202 {
 		t.Fatalf("POST: %v", warm)
 	}
-	a.waitCompleted(warm.header.Get("Location"), 60*time.Second)
+	a.waitCompleted(warm.Header.Get("Location"), 60*time.Second)
 
 	downAt := time.Now()
 	pg.down()
@@ -41,7 +41,7 @@ func TestDatabaseOutageLogsAreThrottled(t *testing.T) {
 	for i := 0; time.Since(downAt) < outage; i++ {
 		key := fmt.Sprintf("outage-%d", i)
 		r := a.postPayment(key, payment)
-		statuses[r.status]++
+		statuses[r.Status]++
 		keys = append(keys, key)
 		time.Sleep(250 * time.Millisecond) // the clients' pace through the outage, not a wait
 	}
@@ -69,10 +69,10 @@ func TestDatabaseOutageLogsAreThrottled(t *testing.T) {
 	var locs []string
 	for _, key := range keys {
 		r := a.postPayment(key, payment)
-		if r.status != 202 {
+		if r.Status != 202 {
 			t.Fatalf("POST %s after the outage: %v", key, r)
 		}
-		locs = append(locs, r.header.Get("Location"))
+		locs = append(locs, r.Header.Get("Location"))
 	}
 	for _, loc := range locs {
 		a.waitCompleted(loc, 60*time.Second)
@@ -129,7 +129,7 @@ func TestRelayDuringKafkaOutage(t *testing.T) {
 	total := 0
 	for i := range 10 {
 		r := a.postPayment(fmt.Sprintf("before-%d", i), payment)
-		a.waitCompleted(r.header.Get("Location"), 60*time.Second)
+		a.waitCompleted(r.Header.Get("Location"), 60*time.Second)
 		total++
 	}
 	waitRelayed(total, 30*time.Second)
@@ -141,7 +141,7 @@ func TestRelayDuringKafkaOutage(t *testing.T) {
 	maxBacklog, maxAge := 0.0, 0.0
 	for i := 0; time.Since(downAt) < outage; i++ {
 		r := a.postPayment(fmt.Sprintf("during-%d", i), payment)
-		if r.status != 202 {
+		if r.Status != 202 {
 			t.Fatalf("POST during the relay's outage: %v", r)
 		}
 		total++

@@ -42,11 +42,11 @@ func TestRebalanceDuringDatabaseHang(t *testing.T) {
 			defer wg.Done()
 			for i := w; i < n; i += 8 {
 				r := a.postPayment(fmt.Sprintf("rb-%d", i), payment)
-				if r.status != 202 {
+				if r.Status != 202 {
 					t.Errorf("POST: %v", r)
 					return
 				}
-				locs[i] = r.header.Get("Location")
+				locs[i] = r.Header.Get("Location")
 			}
 		}()
 	}

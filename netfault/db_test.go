@@ -33,11 +33,11 @@ func dbFaultStack(t *testing.T) (s *testenv.Stack, f *testenv.NetFault, a *teste
 // readyz is /readyz's status, or 0 if it does not answer within the
 // deadline.
 func readyz(base string) (int, time.Duration) {
-	r := do("GET", base+"/readyz", "")
-	if r.err != nil || r.took > deadline+slack {
-		return 0, r.took
+	r := testenv.Do("GET", base+"/readyz", "")
+	if r.Err != nil || r.Took > deadline+slack {
+		return 0, r.Took
 	}
-	return r.status, r.took
+	return r.Status, r.Took
 }
 
 // TestDatabaseLatency: 200 ms more on every round trip between serve and
