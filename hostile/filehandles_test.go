@@ -44,7 +44,7 @@ func TestFileHandlesExhausted(t *testing.T) {
 	addr := heldAddr(t)
 	p := testenv.StartProc(t, "dev", []string{"DATABASE_URL=", "KAFKA_BROKERS=", "IDEMGATE_MAX_CONNECTIONS=100000", "IDEMGATE_API_KEYS=key-a=tenant-a",
 		"IDEMGATE_LEASE=1s", "IDEMGATE_SWEEP_INTERVAL=200ms"},
-		"sh", "-c", `ulimit -n 1024 && exec "$0" "$@"`, bin, "dev", "--addr", addr, "--data-dir", dir)
+		"sh", "-c", `ulimit -n 1024 && exec "$0" "$@"`, testenv.Binary(t), "dev", "--addr", addr, "--data-dir", dir)
 	a := devAPI(t, p, addr)
 	a.WaitReady(a.Base, 120*time.Second)
 	// The in-process Kafka is on a port of the kernel's choice; dev logs it.
