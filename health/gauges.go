@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/idemgate/idemgate/logging"
+
+	"github.com/idemgate/idemgate/internal/tick"
 )
 
 // Quarantine counts the commands quarantined as outcome unknown and
@@ -50,24 +52,22 @@ func NewGauges(st Quarantine, reg prometheus.Registerer, logger *slog.Logger) (*
 
 // Run reads the database every interval until ctx ends.
 func (g *Gauges) Run(ctx context.Context, interval time.Duration) error {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		n, oldest, err := g.store.OutcomeUnknown(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			g.log.Warn("gauges: count the commands of unknown outcome", "err", err)
-		case err == nil:
-			g.unknown.Set(float64(n))
-			g.oldest.Set(0)
-			if n > 0 {
-				g.oldest.Set(max(0, time.Since(oldest).Seconds()))
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
+	g.read(ctx)
+	tick.Every(ctx, interval, g.read)
+	return nil
+}
+
+// read sets the gauges from the database.
+func (g *Gauges) read(ctx context.Context) {
+	n, oldest, err := g.store.OutcomeUnknown(ctx)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		g.log.Warn("gauges: count the commands of unknown outcome", "err", err)
+	case err == nil:
+		g.unknown.Set(float64(n))
+		g.oldest.Set(0)
+		if n > 0 {
+			g.oldest.Set(max(0, time.Since(oldest).Seconds()))
 		}
 	}
 }
