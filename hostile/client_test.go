@@ -3,6 +3,7 @@ package hostile
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,6 +37,28 @@ func (a *api) waitCompleted(location string, within time.Duration) testenv.Reply
 		return testenv.Check(r.Err == nil && r.Status == 200 && bytes.Contains(r.Body, []byte(`"status":"completed"`)), "%v", r)
 	})
 	return r
+}
+
+// completed sends a payment under key, which must be accepted, and
+// waits until it completes; it returns the operation's path and the
+// payment's.
+func (a *api) completed(key string) (opPath, paymentPath string) {
+	a.t.Helper()
+	r := a.postPayment(key, payment)
+	if r.Status != 202 {
+		a.t.Fatalf("POST %s: %v", key, r)
+	}
+	opPath = r.Header.Get("Location")
+	done := a.waitCompleted(opPath, 60*time.Second)
+	var view struct {
+		Response struct {
+			Body struct{ ID string } `json:"body"`
+		} `json:"response"`
+	}
+	if err := json.Unmarshal(done.Body, &view); err != nil || view.Response.Body.ID == "" {
+		a.t.Fatalf("operation view %s: %v", done.Body, err)
+	}
+	return opPath, "/v1/payments/" + view.Response.Body.ID
 }
 
 // metrics is one scrape of a Prometheus text endpoint.

@@ -1,7 +1,6 @@
 package hostile
 
 import (
-	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
@@ -20,28 +19,14 @@ func TestHungDatabaseAnswers503(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: runs the idemgate binary")
 	}
-	pg := startOwnPG(t)
-	s := newStackOn(t, pg.URL(), env.Kafka(t))
+	pg, s := newOwnStack(t)
 	a := s.serve()
 	s.Project()
 
 	// Before: commands accepted, one completed payment to read.
 	var accepted []string
-	first := a.postPayment("before-0", payment)
-	if first.Status != 202 {
-		t.Fatalf("POST before the hang: %v", first)
-	}
-	done := a.waitCompleted(first.Header.Get("Location"), 60*time.Second)
-	var view struct {
-		Response struct {
-			Body struct{ ID string } `json:"body"`
-		} `json:"response"`
-	}
-	if err := json.Unmarshal(done.Body, &view); err != nil || view.Response.Body.ID == "" {
-		t.Fatalf("operation view %s: %v", done.Body, err)
-	}
-	paymentPath := "/v1/payments/" + view.Response.Body.ID
-	accepted = append(accepted, first.Header.Get("Location"))
+	first, paymentPath := a.completed("before-0")
+	accepted = append(accepted, first)
 	for i := 1; i < 30; i++ {
 		r := a.postPayment(fmt.Sprintf("before-%d", i), payment)
 		if r.Status != 202 {

@@ -22,16 +22,11 @@ func TestDatabaseOutageLogsAreThrottled(t *testing.T) {
 		t.Skip("-short: runs the idemgate binary")
 	}
 	t.Parallel()
-	pg := startOwnPG(t)
-	s := newStackOn(t, pg.URL(), env.Kafka(t))
+	pg, s := newOwnStack(t)
 	s.Vars["IDEMGATE_SWEEP_INTERVAL"] = "200ms"
 	a := s.serve()
 	procs := map[string]*testenv.Proc{"serve": a.Proc, "project": s.Project(), "relay": s.Relay()}
-	warm := a.postPayment("warm", payment)
-	if warm.Status != 202 {
-		t.Fatalf("POST: %v", warm)
-	}
-	a.waitCompleted(warm.Header.Get("Location"), 60*time.Second)
+	a.completed("warm")
 
 	downAt := time.Now()
 	pg.down()

@@ -2,7 +2,6 @@ package hostile
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -30,17 +29,7 @@ func TestStuckProjectorDoesNotStarveTheAPI(t *testing.T) {
 	a := devAPI(t, s.Role("dev", s.Environ(), "dev", "--addr", addr, "--data-dir", t.TempDir()), addr)
 	a.WaitReady(a.Base, 90*time.Second)
 
-	warm := a.postPayment("warm", payment)
-	if warm.Status != 202 {
-		t.Fatalf("POST: %v", warm)
-	}
-	var view struct {
-		Response struct {
-			Body struct{ ID string } `json:"body"`
-		} `json:"response"`
-	}
-	_ = json.Unmarshal(a.waitCompleted(warm.Header.Get("Location"), 60*time.Second).Body, &view)
-	paymentPath := "/v1/payments/" + view.Response.Body.ID
+	_, paymentPath := a.completed("warm")
 
 	// Every application starts by recording its event in processed_events:
 	// with the table locked, each partition's worker waits on the lock.

@@ -28,8 +28,7 @@ func TestRebalanceDuringDatabaseHang(t *testing.T) {
 		t.Skip("-short: runs the idemgate binary")
 	}
 	t.Parallel()
-	pg := startOwnPG(t)
-	s := newStackOn(t, pg.URL(), env.Kafka(t))
+	pg, s := newOwnStack(t)
 	s.Vars["IDEMGATE_PARTITIONS"] = "4"
 	a := s.serve()
 

@@ -3,12 +3,10 @@ package hostile
 import (
 	"bytes"
 	"compress/gzip"
-	"encoding/json"
 	"net/http"
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/idemgate/idemgate/testenv"
 )
@@ -29,18 +27,7 @@ func TestRequestDefects(t *testing.T) {
 	s.Project("IDEMGATE_METRICS_ADDR", pm)
 	s.Relay("IDEMGATE_METRICS_ADDR", rm)
 
-	r := a.postPayment("defects-1", payment)
-	if r.Status != 202 {
-		t.Fatalf("POST: %v", r)
-	}
-	opPath := r.Header.Get("Location")
-	var view struct {
-		Response struct {
-			Body struct{ ID string } `json:"body"`
-		} `json:"response"`
-	}
-	_ = json.Unmarshal(a.waitCompleted(opPath, 60*time.Second).Body, &view)
-	payPath := "/v1/payments/" + view.Response.Body.ID
+	opPath, payPath := a.completed("defects-1")
 
 	t.Run("DuplicateAuthorizationIs401", func(t *testing.T) {
 		for _, req := range []struct{ method, path, body string }{{"POST", "/v1/payments", payment}, {"GET", opPath, ""}} {

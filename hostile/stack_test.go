@@ -29,6 +29,14 @@ func newStackOn(t *testing.T, dbURL string, brokers []string) *stack {
 	return &stack{testenv.NewStack(t, dbURL, brokers, "IDEMGATE_LEASE", "2s", "IDEMGATE_SWEEP_INTERVAL", "500ms")}
 }
 
+// newOwnStack is a stack on a PostgreSQL server of the test's own
+// (startOwnPG), which it may freeze or stop, and the suite's Kafka.
+func newOwnStack(t *testing.T) (*ownPG, *stack) {
+	t.Helper()
+	pg := startOwnPG(t)
+	return pg, newStackOn(t, pg.URL(), env.Kafka(t))
+}
+
 // migrations is the schema of the binary's registry (the payments).
 func migrations(t *testing.T) []sqldb.MigrationSet {
 	t.Helper()
