@@ -82,8 +82,8 @@ func TestRunnerPoisonInABatchKeepsItsNeighbours(t *testing.T) {
 		applied = append(applied, string(rec.Value))
 		return nil
 	}
-	cfg := Config{ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Group: "gb1", Topics: []string{topic},
-		BatchHandler: batch, MaxAttempts: 2, IsPermanent: func(err error) bool { return errors.Is(err, errPermanent) },
+	cfg := Config{ClientOptions: seed(brokers), Group: "gb1", Topics: []string{topic},
+		BatchHandler: batch, MaxAttempts: 2, IsPermanent: isPermanent,
 		OnPoison: func(_ context.Context, rec *kgo.Record, _ error) error {
 			mu.Lock()
 			defer mu.Unlock()
@@ -129,8 +129,7 @@ func TestRunnerFallsBackToOneAtATimeWhenABatchFails(t *testing.T) {
 		handled = append(handled, string(rec.Value))
 		return nil
 	}
-	cfg := Config{ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Group: "gb2", Topics: []string{topic}, BatchHandler: batch,
-		OnPoison: func(context.Context, *kgo.Record, error) error { t.Error("nothing is poison here"); return nil }}
+	cfg := Config{ClientOptions: seed(brokers), Group: "gb2", Topics: []string{topic}, BatchHandler: batch, OnPoison: noPoison(t)}
 	runUntilEither(t, cfg, h, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -174,8 +173,7 @@ func TestRunnerStoppedMidBatchCommitsOnlyWhatItDid(t *testing.T) {
 		first = append(first, string(rec.Value))
 		return nil
 	}
-	cfg := Config{ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Group: "gb3", Topics: []string{topic},
-		OnPoison: func(context.Context, *kgo.Record, error) error { t.Error("nothing is poison here"); return nil }}
+	cfg := Config{ClientOptions: seed(brokers), Group: "gb3", Topics: []string{topic}, OnPoison: noPoison(t)}
 	r, err := New(cfg, h)
 	if err != nil {
 		t.Fatal(err)

@@ -60,6 +60,17 @@ func committed(t *testing.T, brokers []string, group string) int64 {
 
 var errPermanent = errors.New("permanent")
 
+// isPermanent is the tests' IsPermanent: errPermanent is permanent.
+func isPermanent(err error) bool { return errors.Is(err, errPermanent) }
+
+// seed is the client options of a runner on brokers.
+func seed(brokers []string) []kgo.Opt { return []kgo.Opt{kgo.SeedBrokers(brokers...)} }
+
+// noPoison is the OnPoison of a test in which no record is poison.
+func noPoison(t *testing.T) func(context.Context, *kgo.Record, error) error {
+	return func(context.Context, *kgo.Record, error) error { t.Error("no record is poison here"); return nil }
+}
+
 // runUntil runs a runner until done reports true (or 20 s pass), then
 // stops it and waits for Run to return.
 func runUntil(t *testing.T, cfg Config, h Handler, done func() bool) {
@@ -103,9 +114,8 @@ func TestRunnerRetriesTransientErrorsInOrder(t *testing.T) {
 		seen = append(seen, string(rec.Value))
 		return nil
 	}
-	cfg := Config{ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Group: "g1", Topics: []string{topic}, MaxAttempts: 2,
-		IsPermanent: func(err error) bool { return errors.Is(err, errPermanent) },
-		OnPoison:    func(context.Context, *kgo.Record, error) error { t.Error("no record is poison here"); return nil }}
+	cfg := Config{ClientOptions: seed(brokers), Group: "g1", Topics: []string{topic}, MaxAttempts: 2,
+		IsPermanent: isPermanent, OnPoison: noPoison(t)}
 	runUntil(t, cfg, h, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == 4 })
 	if got := fmt.Sprint(seen); got != "[a b c d]" || failures != 4 {
 		t.Fatalf("seen %s after %d failures; want [a b c d] after 4", got, failures)
@@ -130,8 +140,8 @@ func TestRunnerDisposesOfPoisonAndMovesOn(t *testing.T) {
 		seen = append(seen, string(rec.Value))
 		return nil
 	}
-	cfg := Config{ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Group: "g2", Topics: []string{topic},
-		MaxAttempts: 3, IsPermanent: func(err error) bool { return errors.Is(err, errPermanent) },
+	cfg := Config{ClientOptions: seed(brokers), Group: "g2", Topics: []string{topic},
+		MaxAttempts: 3, IsPermanent: isPermanent,
 		OnPoison: func(_ context.Context, rec *kgo.Record, cause error) error {
 			mu.Lock()
 			defer mu.Unlock()
@@ -164,7 +174,7 @@ func TestRunnerShutdownFinishesTheRecordInHand(t *testing.T) {
 		}
 		return nil // the attempt in hand completes
 	}
-	r, err := New(Config{ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Group: "g3", Topics: []string{topic},
+	r, err := New(Config{ClientOptions: seed(brokers), Group: "g3", Topics: []string{topic},
 		OnPoison: func(context.Context, *kgo.Record, error) error { return nil }}, h)
 	if err != nil {
 		t.Fatal(err)
@@ -199,7 +209,7 @@ func TestRunnerCommitsOnlyAfterTheHandler(t *testing.T) {
 		}
 		return nil
 	}
-	r, err := New(Config{ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Group: "g4", Topics: []string{topic},
+	r, err := New(Config{ClientOptions: seed(brokers), Group: "g4", Topics: []string{topic},
 		OnPoison: func(context.Context, *kgo.Record, error) error { return nil }}, h)
 	if err != nil {
 		t.Fatal(err)
@@ -268,8 +278,7 @@ func TestRebalanceDuringAnOutage(t *testing.T) {
 			mu.Unlock()
 			return nil
 		}
-		r, err := New(Config{ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Group: "g5", Topics: []string{"t4"},
-			OnPoison: func(context.Context, *kgo.Record, error) error { t.Error("nothing is poison"); return nil }}, h)
+		r, err := New(Config{ClientOptions: seed(brokers), Group: "g5", Topics: []string{"t4"}, OnPoison: noPoison(t)}, h)
 		if err != nil {
 			t.Fatal(err)
 		}
