@@ -225,11 +225,12 @@ func (l *ledger) check(s *testenv.Stack) (lost, doubled int) {
 	return lost, doubled
 }
 
-// load sends new commands from workers until stop is closed, one at a
+// load sends new commands from workers until stop is called, one at a
 // time each, at the clients' own pace (each waits for its answer), and
 // now and then another body under a key already sent; a key answered 503
-// is left to settle.
-func (l *ledger) load(workers int, stop <-chan struct{}) (done func()) {
+// is left to settle. stop returns once every worker has had its answer.
+func (l *ledger) load(workers int) (stop func()) {
+	done := make(chan struct{})
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)
@@ -237,7 +238,7 @@ func (l *ledger) load(workers int, stop <-chan struct{}) (done func()) {
 			defer wg.Done()
 			for i := 0; ; i++ {
 				select {
-				case <-stop:
+				case <-done:
 					return
 				default:
 				}
@@ -247,14 +248,28 @@ func (l *ledger) load(workers int, stop <-chan struct{}) (done func()) {
 					l.conflict(earlier)
 				}
 				select { // each client's pace: a command every 25 ms at most
-				case <-stop:
+				case <-done:
 					return
 				case <-time.After(25 * time.Millisecond):
 				}
 			}
 		}()
 	}
-	return wg.Wait
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+// loadBeforeFault is load, once 20 commands are accepted: the load is
+// under way when the fault comes.
+func (l *ledger) loadBeforeFault(workers int) (stop func()) {
+	l.t.Helper()
+	stop = l.load(workers)
+	testenv.Eventually(l.t, 30*time.Second, "commands accepted before the fault", func() error {
+		return testenv.Check(l.acked() >= 20, "%d accepted", l.acked())
+	})
+	return stop
 }
 
 // window counts the answers by status from now until the returned
