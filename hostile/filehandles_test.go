@@ -8,9 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,12 +32,8 @@ func TestFileHandlesExhausted(t *testing.T) {
 		t.Skip("-short: runs the idemgate binary")
 	}
 	t.Parallel()
-	dir, err := os.MkdirTemp("", "idemgate-hostile-dev-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = os.Chmod(dir, 0o755) // as root, PostgreSQL runs as "postgres"
-	t.Cleanup(func() { stopLeftoverPostgres(t, filepath.Join(dir, "pg")); _ = os.RemoveAll(dir) })
+	dir := testenv.DataDir(t, "hostile-dev")
+	t.Cleanup(func() { testenv.StopLeftover(t, filepath.Join(dir, "pg")) }) // before the folder is removed
 
 	addr := heldAddr(t)
 	p := testenv.StartProc(t, "dev", []string{"DATABASE_URL=", "KAFKA_BROKERS=", "IDEMGATE_MAX_CONNECTIONS=100000", "IDEMGATE_API_KEYS=key-a=tenant-a",
@@ -160,22 +154,4 @@ func openFilesLimit(t *testing.T, pid int) string {
 		}
 	}
 	return ""
-}
-
-// stopLeftoverPostgres stops a dev process's PostgreSQL if it outlived
-// it (dev stops it on SIGTERM; a killed dev does not).
-func stopLeftoverPostgres(t *testing.T, cluster string) {
-	b, err := os.ReadFile(filepath.Join(cluster, "postmaster.pid"))
-	if err != nil {
-		return
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
-	if err != nil || syscall.Kill(pid, 0) != nil {
-		return
-	}
-	_ = syscall.Kill(pid, syscall.SIGQUIT) // immediate shutdown
-	_ = testenv.Poll(context.Background(), 10*time.Second, func() error {
-		return testenv.Check(syscall.Kill(pid, 0) != nil, "postmaster %d still running", pid)
-	})
-	t.Logf("stopped dev's leftover PostgreSQL (pid %d)", pid)
 }

@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -45,23 +42,9 @@ func startPairStack(t *testing.T, roleNames ...string) *pairStack {
 	if testing.Short() {
 		t.Skip("-short: starts a PostgreSQL pair")
 	}
-	dir, err := os.MkdirTemp("", "idemgate-failover-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil { // as root, the server runs as postgres
-		t.Fatal(err)
-	}
+	pair := testenv.StartPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	pair, err := pgserver.StartPair(ctx, pgserver.Config{DataDir: filepath.Join(dir, "a"), StandbyDataDir: filepath.Join(dir, "b"),
-		NoFsync: true, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pair.Stop(context.Background()) })
 	reg, err := registry(roles.Options{})
 	if err != nil {
 		t.Fatal(err)
