@@ -55,9 +55,10 @@ func TestRebalanceDuringDatabaseHang(t *testing.T) {
 	}
 
 	// The second projector has its database pool, and waits for Kafka
-	// (its bootstrap address is a proxy not yet open).
-	gate := newProxy(t, s.Brokers[0])
-	second := s.Role("project-2", s.Environ("KAFKA_BROKERS", gate.addr), "project")
+	// (its bootstrap address is a proxy that refuses until healed).
+	gate := testenv.NewNetFault(t, "tcp", s.Brokers[0])
+	gate.Partition()
+	second := s.Role("project-2", s.Environ("KAFKA_BROKERS", gate.Addr()), "project")
 	second.WaitLog(regexp.MustCompile(`backend unreachable; retrying.*backend=kafka`), 60*time.Second)
 
 	// The first projector is busy with its backlog when the database
@@ -87,7 +88,7 @@ func TestRebalanceDuringDatabaseHang(t *testing.T) {
 	})
 	pg.freeze()
 	before := assignments(t, s)
-	gate.open()
+	gate.Heal()
 	joined := time.Now()
 	second.WaitLog(testenv.ProjectorUp, 30*time.Second)
 
