@@ -66,8 +66,7 @@ func TestLagMetricDuringBacklog(t *testing.T) {
 		t.Skip("-short: runs the idemgate binary")
 	}
 	t.Parallel()
-	s := newStack(t)
-	s.Vars["IDEMGATE_LEASE"] = "10m" // no re-emission inflates the backlog
+	s := newStack(t, "IDEMGATE_LEASE", "10m") // no re-emission inflates the backlog
 	a := s.serve()
 	const n = 10_000
 	start := time.Now()
@@ -127,8 +126,7 @@ func TestNoTransactionGivesUpUnderLoad(t *testing.T) {
 		t.Skip("-short: runs the idemgate binary")
 	}
 	t.Parallel()
-	s := newStack(t)
-	s.Vars["IDEMGATE_PARTITIONS"] = "6"
+	s := newStack(t, "IDEMGATE_PARTITIONS", "6")
 	a := s.serve()
 	pm, rm := heldAddr(t), heldAddr(t)
 	s.Project("IDEMGATE_METRICS_ADDR", pm)

@@ -22,8 +22,7 @@ func TestDatabaseOutageLogsAreThrottled(t *testing.T) {
 		t.Skip("-short: runs the idemgate binary")
 	}
 	t.Parallel()
-	pg, s := newOwnStack(t)
-	s.Vars["IDEMGATE_SWEEP_INTERVAL"] = "200ms"
+	pg, s := newOwnStack(t, "IDEMGATE_SWEEP_INTERVAL", "200ms")
 	a := s.serve()
 	procs := map[string]*testenv.Proc{"serve": a.Proc, "project": s.Project(), "relay": s.Relay()}
 	a.completed("warm")

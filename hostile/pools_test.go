@@ -23,8 +23,7 @@ func TestStuckProjectorDoesNotStarveTheAPI(t *testing.T) {
 		t.Skip("-short: runs the idemgate binary")
 	}
 	t.Parallel()
-	s := newStack(t)
-	s.Vars["IDEMGATE_PARTITIONS"] = "12"
+	s := newStack(t, "IDEMGATE_PARTITIONS", "12")
 	addr := heldAddr(t)
 	a := devAPI(t, s.Role("dev", s.Environ(), "dev", "--addr", addr, "--data-dir", t.TempDir()), addr)
 	a.WaitReady(a.Base, 90*time.Second)

@@ -28,8 +28,7 @@ func TestRebalanceDuringDatabaseHang(t *testing.T) {
 		t.Skip("-short: runs the idemgate binary")
 	}
 	t.Parallel()
-	pg, s := newOwnStack(t)
-	s.Vars["IDEMGATE_PARTITIONS"] = "4"
+	pg, s := newOwnStack(t, "IDEMGATE_PARTITIONS", "4")
 	a := s.serve()
 
 	const n = 400

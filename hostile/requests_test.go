@@ -19,10 +19,9 @@ func TestRequestDefects(t *testing.T) {
 		t.Skip("-short: runs the idemgate binary")
 	}
 	t.Parallel()
-	s := newStack(t)
 	const token = "metrics-secret"
+	s := newStack(t, "IDEMGATE_METRICS_TOKEN", token)
 	sm, pm, rm := heldAddr(t), heldAddr(t), heldAddr(t)
-	s.Vars["IDEMGATE_METRICS_TOKEN"] = token
 	a := s.serve("IDEMGATE_METRICS_ADDR", sm)
 	s.Project("IDEMGATE_METRICS_ADDR", pm)
 	s.Relay("IDEMGATE_METRICS_ADDR", rm)
