@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -103,9 +102,7 @@ func TestRunnerPoisonInABatchKeepsItsNeighbours(t *testing.T) {
 	if fmt.Sprint(applied) != "[ok1 ok2 ok3]" || fmt.Sprint(poisoned) != "[poison]" {
 		t.Fatalf("applied %v, poisoned %v; want [ok1 ok2 ok3] applied one at a time in order, [poison] disposed of", applied, poisoned)
 	}
-	if got := committed(t, brokers, "gb1"); got != 4 {
-		t.Fatalf("committed offset = %d, want 4", got)
-	}
+	mustCommit(t, brokers, "gb1", 4)
 }
 
 // TestRunnerFallsBackToOneAtATimeWhenABatchFails: the batch handler fails
@@ -143,9 +140,7 @@ func TestRunnerFallsBackToOneAtATimeWhenABatchFails(t *testing.T) {
 	if fmt.Sprint(handled) != "[a b c]" {
 		t.Fatalf("handled one at a time %v, want [a b c]", handled)
 	}
-	if got := committed(t, brokers, "gb2"); got != 3 {
-		t.Fatalf("committed offset = %d, want 3", got)
-	}
+	mustCommit(t, brokers, "gb2", 3)
 }
 
 // TestRunnerStoppedMidBatchCommitsOnlyWhatItDid stops the runner while the
@@ -210,9 +205,7 @@ func TestRunnerStoppedMidBatchCommitsOnlyWhatItDid(t *testing.T) {
 	if fmt.Sprint(next) != "[b c d]" {
 		t.Fatalf("the next owner handled %v, want [b c d]", next)
 	}
-	if got := committed(t, brokers, "gb3"); got != 4 {
-		t.Fatalf("committed offset = %d, want 4", got)
-	}
+	mustCommit(t, brokers, "gb3", 4)
 }
 
 // runUntilEither runs a runner until done or committed reports true:
@@ -225,17 +218,9 @@ func runUntilEither(t *testing.T, cfg Config, h Handler, done, committed func() 
 
 // committedNow is committed, -1 while the group has none yet.
 func committedNow(brokers []string, group string) int64 {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
+	at, ok, err := committedOffset(brokers, group)
+	if err != nil || !ok {
 		return -1
 	}
-	defer cl.Close()
-	offs, err := kadm.NewClient(cl).FetchOffsets(context.Background(), group)
-	if err != nil {
-		return -1
-	}
-	if o, ok := offs.Lookup(topic, 0); ok {
-		return o.At
-	}
-	return -1
+	return at
 }

@@ -42,20 +42,38 @@ func newCluster(t *testing.T, values ...string) []string {
 
 func committed(t *testing.T, brokers []string, group string) int64 {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	at, _, err := committedOffset(brokers, group)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return at
+}
+
+// mustCommit fails t unless the group's committed offset is want.
+func mustCommit(t *testing.T, brokers []string, group string, want int64) {
+	t.Helper()
+	if got := committed(t, brokers, group); got != want {
+		t.Fatalf("committed offset = %d, want %d", got, want)
+	}
+}
+
+// committedOffset is the group's committed offset on the topic's
+// partition 0; ok is false (and at 0) while it has committed none there.
+func committedOffset(brokers []string, group string) (at int64, ok bool, err error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return 0, false, err
 	}
 	defer cl.Close()
 	offs, err := kadm.NewClient(cl).FetchOffsets(context.Background(), group)
 	if err != nil {
-		t.Fatal(err)
+		return 0, false, err
 	}
 	o, ok := offs.Lookup(topic, 0)
 	if !ok {
-		return 0
+		return 0, false, nil
 	}
-	return o.At
+	return o.At, true, nil
 }
 
 var errPermanent = errors.New("permanent")
@@ -120,9 +138,7 @@ func TestRunnerRetriesTransientErrorsInOrder(t *testing.T) {
 	if got := fmt.Sprint(seen); got != "[a b c d]" || failures != 4 {
 		t.Fatalf("seen %s after %d failures; want [a b c d] after 4", got, failures)
 	}
-	if got := committed(t, brokers, "g1"); got != 4 {
-		t.Fatalf("committed offset = %d, want 4", got)
-	}
+	mustCommit(t, brokers, "g1", 4)
 }
 
 func TestRunnerDisposesOfPoisonAndMovesOn(t *testing.T) {
@@ -152,9 +168,7 @@ func TestRunnerDisposesOfPoisonAndMovesOn(t *testing.T) {
 	if attempts != 3 || fmt.Sprint(poisoned) != "[poison: permanent]" || fmt.Sprint(seen) != "[ok1 ok2]" {
 		t.Fatalf("attempts %d, poisoned %v, seen %v", attempts, poisoned, seen)
 	}
-	if got := committed(t, brokers, "g2"); got != 3 {
-		t.Fatalf("committed offset = %d, want 3", got)
-	}
+	mustCommit(t, brokers, "g2", 3)
 }
 
 // TestRunnerShutdownFinishesTheRecordInHand cancels the runner while a
@@ -190,9 +204,7 @@ func TestRunnerShutdownFinishesTheRecordInHand(t *testing.T) {
 	if !told {
 		t.Fatal("the handler's context did not end at shutdown")
 	}
-	if got := committed(t, brokers, "g3"); got != 1 {
-		t.Fatalf("committed offset = %d, want 1", got)
-	}
+	mustCommit(t, brokers, "g3", 1)
 }
 
 // TestRunnerCommitsOnlyAfterTheHandler holds a handler in the middle of its
