@@ -2,12 +2,9 @@ package hostile
 
 import (
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/idemgate/idemgate/testenv"
 )
@@ -88,22 +85,12 @@ func TestRelayDuringKafkaOutage(t *testing.T) {
 	t.Parallel()
 	// The broker's port is held by the test throughout: refused while the
 	// broker is down, never free for another process to take.
-	dir, port := t.TempDir(), testenv.NewPort(t)
-	startKafka := func() *kfake.Cluster {
-		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port.Number()), kfake.DataDir(dir), kfake.SyncWrites(),
-			kfake.ListenFn(func(string, string) (net.Listener, error) { return port.Listen() }))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	k := startKafka()
-	t.Cleanup(func() { k.Close() })
+	k := testenv.NewDiskKafka(t)
 	s := newStack(t)
 	a := s.serve()
 	s.Project()
 	maddr := heldAddr(t)
-	relay := s.Relay("KAFKA_BROKERS", port.Addr(), "IDEMGATE_METRICS_ADDR", maddr)
+	relay := s.Relay("KAFKA_BROKERS", k.Addr(), "IDEMGATE_METRICS_ADDR", maddr)
 	murl := "http://" + maddr + "/metrics"
 	relayed := func() (published, backlog, oldest float64) {
 		m := scrape(t, murl, "")
@@ -129,7 +116,7 @@ func TestRelayDuringKafkaOutage(t *testing.T) {
 	waitRelayed(total, 30*time.Second)
 
 	downAt := time.Now()
-	k.Close()
+	k.Stop()
 	const outage = 20 * time.Second
 	var series []string
 	maxBacklog, maxAge := 0.0, 0.0
@@ -148,7 +135,7 @@ func TestRelayDuringKafkaOutage(t *testing.T) {
 	}
 	upAt := time.Now()
 	lines := relay.Log.Between(downAt, upAt)
-	k = startKafka()
+	k.Start()
 	waitRelayed(total, 60*time.Second)
 	t.Logf("relay's Kafka down %v: %s; max backlog %v, max age %.1fs; %d relay log lines meanwhile; all %d outcomes published %v after Kafka was back",
 		outage, strings.Join(series, ", "), maxBacklog, maxAge, len(lines), total, ms(time.Since(upAt)))
