@@ -20,21 +20,45 @@ import (
 
 const topic = "t"
 
+// newCluster is a kfake cluster of t's own whose one-partition topic
+// holds values, produced one request each; it returns its brokers.
 func newCluster(t *testing.T, values ...string) []string {
+	t.Helper()
+	return seedCluster(t, false, values...)
+}
+
+// seedCluster is newCluster, with the values produced in one request
+// when oneBatch is set.
+func seedCluster(t *testing.T, oneBatch bool, values ...string) []string {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic(topic)}
+	if oneBatch {
+		opts = append(opts, kgo.ProducerLinger(time.Second))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	for _, v := range values {
-		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: topic, Value: []byte(v)}).FirstErr(); err != nil {
+	recs := make([]*kgo.Record, len(values))
+	for i, v := range values {
+		recs[i] = &kgo.Record{Value: []byte(v)}
+	}
+	produce := func(recs ...*kgo.Record) {
+		if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
 			t.Fatal(err)
+		}
+	}
+	if oneBatch {
+		produce(recs...)
+	} else {
+		for _, r := range recs {
+			produce(r)
 		}
 	}
 	return c.ListenAddrs()
