@@ -66,24 +66,12 @@ func valueOf(line, key string) (string, error) {
 // when the test ends.
 func (r *run) startBackends() {
 	t := r.t
-	stopPG := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
+	r.stopBackendsBeforeAndAfter(func(ctx context.Context) error {
 		srv, ok, err := pgserver.Find(r.pgConfig())
 		if err != nil || !ok {
 			return err
 		}
 		return srv.Stop(ctx)
-	}
-	_, _ = r.script("kafka.sh", "stop")
-	_ = stopPG()
-	t.Cleanup(func() {
-		if _, err := r.script("kafka.sh", "stop"); err != nil {
-			t.Logf("stop Kafka: %v", err)
-		}
-		if err := stopPG(); err != nil {
-			t.Logf("stop PostgreSQL: %v", err)
-		}
 	})
 	start := time.Now()
 	fresh := r.pgConfig()
@@ -100,6 +88,28 @@ func (r *run) startBackends() {
 		t.Fatal(err)
 	}
 	r.logf("backends up in %v: %s, %s", time.Since(start).Round(time.Millisecond), r.dbURL, r.brokers)
+}
+
+// stopBackendsBeforeAndAfter stops the broker (or cluster) and the
+// PostgreSQL server (stopPG) left over by an earlier run on the same
+// folders, and stops both again when the test ends.
+func (r *run) stopBackendsBeforeAndAfter(stopPG func(context.Context) error) {
+	t := r.t
+	stop := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		return stopPG(ctx)
+	}
+	_, _ = r.script("kafka.sh", "stop")
+	_ = stop()
+	t.Cleanup(func() {
+		if _, err := r.script("kafka.sh", "stop"); err != nil {
+			t.Logf("stop Kafka: %v", err)
+		}
+		if err := stop(); err != nil {
+			t.Logf("stop PostgreSQL: %v", err)
+		}
+	})
 }
 
 // pgConfig is the PostgreSQL server's: the tests' settings (NoFsync),

@@ -190,7 +190,10 @@ func (r *run) fail(category, format string, args ...any) {
 	r.mu.Unlock()
 }
 
-func (r *run) phase(name string, start time.Time) {
+// phase runs one phase of the run and records how long it took.
+func (r *run) phase(name string, f func()) {
+	start := time.Now()
+	f()
 	r.mu.Lock()
 	r.phases = append(r.phases, fmt.Sprintf("%s %v", name, time.Since(start).Round(100*time.Millisecond)))
 	r.mu.Unlock()
@@ -339,36 +342,27 @@ func (r *run) execute() {
 		r.runID, mode, cfg.commands, cfg.clients, cfg.duration, cfg.kills, cfg.seed, r.logDir)
 	r.logf("fault odds during the load: %s", r.faultSpec("serve")+","+r.faultSpec("project")+","+r.faultSpec("relay"))
 
-	phase := time.Now()
-	r.build()
-	if r.cl != nil {
-		r.startClusterBackends()
-	} else {
-		r.startBackends()
-	}
-	r.migrate()
-	r.startUpstream()
-	r.startProcesses()
-	r.phase("setup", phase)
-
-	phase = time.Now()
-	r.chaosLoad()
-	r.phase("load", phase)
-
-	phase = time.Now()
-	r.topUpFaults()
-	r.phase("fault top-up", phase)
-
-	phase = time.Now()
-	r.drain()
-	r.phase("drain", phase)
-
-	phase = time.Now()
-	sum := r.check()
-	if r.cl != nil {
-		r.checkCluster()
-	}
-	r.phase("checks", phase)
+	r.phase("setup", func() {
+		r.build()
+		if r.cl != nil {
+			r.startClusterBackends()
+		} else {
+			r.startBackends()
+		}
+		r.migrate()
+		r.startUpstream()
+		r.startProcesses()
+	})
+	r.phase("load", r.chaosLoad)
+	r.phase("fault top-up", r.topUpFaults)
+	r.phase("drain", r.drain)
+	var sum tally
+	r.phase("checks", func() {
+		sum = r.check()
+		if r.cl != nil {
+			r.checkCluster()
+		}
+	})
 	r.summary(sum)
 	if r.cl != nil {
 		r.clusterFigures(sum)

@@ -111,24 +111,12 @@ func (r *run) startClusterBackends() {
 	log := appendFile(filepath.Join(r.logDir, "postgres.log"))
 	cl.pgCfg = pgserver.Config{DataDir: filepath.Join(r.pgDir, "node1"), StandbyDataDir: filepath.Join(r.pgDir, "node2"),
 		Port: r.cfg.pgPort, StandbyPort: r.cfg.pgPort + 1, NoFsync: true, Logger: slog.New(slog.NewTextHandler(log, nil))}
-	stopPG := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
+	r.stopBackendsBeforeAndAfter(func(ctx context.Context) error {
 		p, err := pgserver.OpenPair(cl.pgCfg)
 		if err != nil {
 			return err
 		}
 		return p.Stop(ctx)
-	}
-	_, _ = r.script("kafka.sh", "stop")
-	_ = stopPG()
-	t.Cleanup(func() {
-		if _, err := r.script("kafka.sh", "stop"); err != nil {
-			t.Logf("stop Kafka: %v", err)
-		}
-		if err := stopPG(); err != nil {
-			t.Logf("stop PostgreSQL: %v", err)
-		}
 	})
 	start := time.Now()
 	fresh := cl.pgCfg

@@ -242,44 +242,43 @@ var faultLine = regexp.MustCompile(`fault: dying at (\S+)`)
 // faultHits counts "fault: dying at X" lines in every process log.
 func (r *run) faultHits() map[string]int {
 	hits := map[string]int{}
-	for _, p := range r.procs {
-		f, err := os.Open(p.logPath)
-		if err != nil {
-			continue
+	r.eachLogLine(func(_ *proc, line string) {
+		if m := faultLine.FindStringSubmatch(line); m != nil {
+			hits[m[1]]++
 		}
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			if m := faultLine.FindStringSubmatch(sc.Text()); m != nil {
-				hits[m[1]]++
-			}
-		}
-		f.Close()
-	}
+	})
 	return hits
 }
 
 // scanLogs returns the lines of every process log that match re, each
 // prefixed with the process name (at most max).
 func (r *run) scanLogs(re *regexp.Regexp, max int) (n int, lines []string) {
+	r.eachLogLine(func(p *proc, line string) {
+		if re.MatchString(line) {
+			n++
+			if len(lines) < max {
+				lines = append(lines, p.name+": "+line)
+			}
+		}
+	})
+	return n, lines
+}
+
+// eachLogLine calls f with every line of every process log, process by
+// process; a log that cannot be opened is passed over.
+func (r *run) eachLogLine(f func(p *proc, line string)) {
 	for _, p := range r.procs {
-		f, err := os.Open(p.logPath)
+		file, err := os.Open(p.logPath)
 		if err != nil {
 			continue
 		}
-		sc := bufio.NewScanner(f)
+		sc := bufio.NewScanner(file)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
-			if re.MatchString(sc.Text()) {
-				n++
-				if len(lines) < max {
-					lines = append(lines, p.name+": "+sc.Text())
-				}
-			}
+			f(p, sc.Text())
 		}
-		f.Close()
+		file.Close()
 	}
-	return n, lines
 }
 
 // exitSummary is "reason=n, ..." over every process, by kind.

@@ -20,7 +20,7 @@ import (
 type Client struct {
 	cfg  Config
 	base string // BaseURL without a trailing slash
-	// pause is sleep; a test replaces it to see each wait the client
+	// pause is retry.Sleep; a test replaces it to see each wait the client
 	// makes (Retry-After, backoff, polls) without waiting for the clock.
 	pause func(context.Context, time.Duration) error
 }
@@ -32,7 +32,7 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Client{cfg: cfg, base: strings.TrimRight(cfg.BaseURL, "/"), pause: sleep}, nil
+	return &Client{cfg: cfg, base: strings.TrimRight(cfg.BaseURL, "/"), pause: retry.Sleep}, nil
 }
 
 // CallOptions are the settings of one command call.
@@ -236,21 +236,6 @@ func (c *Client) url(ref string) string {
 		ref = "/" + ref
 	}
 	return c.base + ref
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // checkKey applies the contract's syntax to a caller's key: 1 to 255

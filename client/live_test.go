@@ -1,26 +1,25 @@
 package client_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/idemgate/idemgate/client"
+	"github.com/idemgate/idemgate/pgserver"
 	"github.com/idemgate/idemgate/testenv"
 )
 
@@ -283,23 +282,11 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 func startLiveServer(t *testing.T) *liveServer {
 	t.Helper()
-	tmp, err := os.MkdirTemp("", "idemgate-client-kill9-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The private PostgreSQL runs as 'postgres' when the test is root: it
-	// must be able to reach the data folder.
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	s := &liveServer{dir: filepath.Join(tmp, "data")}
+	s := &liveServer{dir: filepath.Join(testenv.DataDir(t, "client-kill9"), "data")}
 	// Runs after the process's own cleanup (SIGTERM: it then stops its
-	// PostgreSQL): makes sure that PostgreSQL is stopped even if it did
-	// not.
-	t.Cleanup(func() {
-		stopLeftoverPostgres(t, filepath.Join(s.dir, "pg"))
-		_ = os.RemoveAll(tmp)
-	})
+	// PostgreSQL), before the folder is removed: makes sure that
+	// PostgreSQL is stopped even if it did not.
+	t.Cleanup(func() { testenv.StopLeftover(t, filepath.Join(s.dir, "pg")) })
 	begin := time.Now()
 	bin := testenv.Binary(t)
 	t.Logf("idemgate built in %s", time.Since(begin).Round(time.Millisecond))
@@ -324,80 +311,21 @@ func (s *liveServer) start(t *testing.T) {
 	s.WaitReady(s.base, 90*time.Second)
 }
 
-// stopLeftoverPostgres stops the cluster's PostgreSQL if it outlived
-// its dev process.
-func stopLeftoverPostgres(t *testing.T, cluster string) {
-	if _, err := os.Stat(filepath.Join(cluster, "postmaster.pid")); err != nil {
-		return // stopped
-	}
-	pgctl := filepath.Join(pgBinDir(t), "pg_ctl")
-	cmd := exec.Command(pgctl, "stop", "-D", cluster, "-m", "immediate", "-w")
-	cmd.Dir = os.TempDir()
-	if os.Geteuid() == 0 { // pg_ctl refuses root: run it as the cluster's owner
-		fi, err := os.Stat(cluster)
-		if err == nil {
-			st := fi.Sys().(*syscall.Stat_t)
-			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: st.Uid, Gid: st.Gid}}
-		}
-	}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Errorf("pg_ctl stop %s: %v: %s", cluster, err, out)
-	}
-}
-
-// query runs SQL on the server's database with psql and returns the rows.
+// query runs SQL on the database of the server's private PostgreSQL and
+// returns the rows, each a single text column.
 func (s *liveServer) query(t *testing.T, sql string) []string {
 	t.Helper()
-	pid, err := os.ReadFile(filepath.Join(s.dir, "pg", "postmaster.pid"))
+	srv, ok, err := pgserver.Find(pgserver.Config{DataDir: filepath.Join(s.dir, "pg"), Logger: testenv.Quiet})
+	if err != nil || !ok {
+		t.Fatalf("the private PostgreSQL does not run (%v)", err)
+	}
+	rows, err := testenv.OpenDB(t, srv.URL()).Pool.Query(context.Background(), sql)
 	if err != nil {
-		t.Fatalf("the private PostgreSQL's postmaster.pid: %v", err)
+		t.Fatalf("%s: %v", sql, err)
 	}
-	// The fourth line is the port, the fifth the Unix socket's folder (the
-	// private server listens on no TCP port).
-	lines := strings.Split(string(pid), "\n")
-	if len(lines) < 5 {
-		t.Fatalf("postmaster.pid: %q", pid)
-	}
-	psql := filepath.Join(pgBinDir(t), "psql")
-	if _, err := os.Stat(psql); err != nil {
-		if psql, err = exec.LookPath("psql"); err != nil {
-			t.Fatal("psql not found next to initdb nor on PATH")
-		}
-	}
-	cmd := exec.Command(psql, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-		"-h", strings.TrimSpace(lines[4]), "-p", strings.TrimSpace(lines[3]), "-U", "postgres", "-d", "idemgate", "-c", sql)
-	cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=10")
-	out, err := cmd.Output()
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		t.Fatalf("psql: %v", err)
+		t.Fatalf("%s: %v", sql, err)
 	}
-	var rows []string
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		if line := strings.TrimSpace(sc.Text()); line != "" {
-			rows = append(rows, line)
-		}
-	}
-	return rows
-}
-
-// pgBinDir finds the PostgreSQL server binaries as the dev mode does:
-// $PG_BIN, `pg_config --bindir`, or the newest /usr/lib/postgresql/*/bin.
-func pgBinDir(t *testing.T) string {
-	candidates := []string{os.Getenv("PG_BIN")}
-	if out, err := exec.Command("pg_config", "--bindir").Output(); err == nil {
-		candidates = append(candidates, strings.TrimSpace(string(out)))
-	}
-	globbed, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	sort.Sort(sort.Reverse(sort.StringSlice(globbed)))
-	for _, c := range append(candidates, globbed...) {
-		if c == "" {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(c, "pg_ctl")); err == nil {
-			return c
-		}
-	}
-	t.Fatal("PostgreSQL binaries (pg_ctl) not found")
-	return ""
+	return out
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/idemgate/idemgate/events"
+
+	"github.com/idemgate/idemgate/internal/tick"
 )
 
 // waiters are the requests waiting for an outcome (Prefer: wait), by
@@ -157,26 +159,20 @@ func (a *API) followResults(ctx context.Context, opts []kgo.Opt, topic string) e
 // WatchWaiters checks, every interval, whether any waited-for operation
 // completed, with one query for all of them, until ctx ends.
 func (a *API) WatchWaiters(ctx context.Context, interval time.Duration) error {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	tick.Every(ctx, interval, func(ctx context.Context) {
 		ids := a.waiters.ids()
 		if len(ids) == 0 {
-			continue
+			return
 		}
 		qctx, cancel := context.WithTimeout(ctx, a.cfg.DBTimeout)
 		done, err := a.cfg.Store.Completed(qctx, ids)
 		cancel()
 		if err != nil {
-			continue
+			return
 		}
 		for _, id := range done {
 			a.waiters.notify(id)
 		}
-	}
+	})
+	return nil
 }

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -23,24 +21,7 @@ import (
 // request.
 func newClusterOneBatch(t *testing.T, values ...string) []string {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	recs := make([]*kgo.Record, len(values))
-	for i, v := range values {
-		recs[i] = &kgo.Record{Value: []byte(v)}
-	}
-	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	return c.ListenAddrs()
+	return seedCluster(t, true, values...)
 }
 
 func values(recs []*kgo.Record) []string {
@@ -82,8 +63,8 @@ func TestRunnerPoisonInABatchKeepsItsNeighbours(t *testing.T) {
 		applied = append(applied, string(rec.Value))
 		return nil
 	}
-	cfg := Config{ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Group: "gb1", Topics: []string{topic},
-		BatchHandler: batch, MaxAttempts: 2, IsPermanent: func(err error) bool { return errors.Is(err, errPermanent) },
+	cfg := Config{ClientOptions: seed(brokers), Group: "gb1", Topics: []string{topic},
+		BatchHandler: batch, MaxAttempts: 2, IsPermanent: isPermanent,
 		OnPoison: func(_ context.Context, rec *kgo.Record, _ error) error {
 			mu.Lock()
 			defer mu.Unlock()
@@ -103,9 +84,7 @@ func TestRunnerPoisonInABatchKeepsItsNeighbours(t *testing.T) {
 	if fmt.Sprint(applied) != "[ok1 ok2 ok3]" || fmt.Sprint(poisoned) != "[poison]" {
 		t.Fatalf("applied %v, poisoned %v; want [ok1 ok2 ok3] applied one at a time in order, [poison] disposed of", applied, poisoned)
 	}
-	if got := committed(t, brokers, "gb1"); got != 4 {
-		t.Fatalf("committed offset = %d, want 4", got)
-	}
+	mustCommit(t, brokers, "gb1", 4)
 }
 
 // TestRunnerFallsBackToOneAtATimeWhenABatchFails: the batch handler fails
@@ -129,8 +108,7 @@ func TestRunnerFallsBackToOneAtATimeWhenABatchFails(t *testing.T) {
 		handled = append(handled, string(rec.Value))
 		return nil
 	}
-	cfg := Config{ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Group: "gb2", Topics: []string{topic}, BatchHandler: batch,
-		OnPoison: func(context.Context, *kgo.Record, error) error { t.Error("nothing is poison here"); return nil }}
+	cfg := Config{ClientOptions: seed(brokers), Group: "gb2", Topics: []string{topic}, BatchHandler: batch, OnPoison: noPoison(t)}
 	runUntilEither(t, cfg, h, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -144,9 +122,7 @@ func TestRunnerFallsBackToOneAtATimeWhenABatchFails(t *testing.T) {
 	if fmt.Sprint(handled) != "[a b c]" {
 		t.Fatalf("handled one at a time %v, want [a b c]", handled)
 	}
-	if got := committed(t, brokers, "gb2"); got != 3 {
-		t.Fatalf("committed offset = %d, want 3", got)
-	}
+	mustCommit(t, brokers, "gb2", 3)
 }
 
 // TestRunnerStoppedMidBatchCommitsOnlyWhatItDid stops the runner while the
@@ -174,8 +150,7 @@ func TestRunnerStoppedMidBatchCommitsOnlyWhatItDid(t *testing.T) {
 		first = append(first, string(rec.Value))
 		return nil
 	}
-	cfg := Config{ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Group: "gb3", Topics: []string{topic},
-		OnPoison: func(context.Context, *kgo.Record, error) error { t.Error("nothing is poison here"); return nil }}
+	cfg := Config{ClientOptions: seed(brokers), Group: "gb3", Topics: []string{topic}, OnPoison: noPoison(t)}
 	r, err := New(cfg, h)
 	if err != nil {
 		t.Fatal(err)
@@ -212,9 +187,7 @@ func TestRunnerStoppedMidBatchCommitsOnlyWhatItDid(t *testing.T) {
 	if fmt.Sprint(next) != "[b c d]" {
 		t.Fatalf("the next owner handled %v, want [b c d]", next)
 	}
-	if got := committed(t, brokers, "gb3"); got != 4 {
-		t.Fatalf("committed offset = %d, want 4", got)
-	}
+	mustCommit(t, brokers, "gb3", 4)
 }
 
 // runUntilEither runs a runner until done or committed reports true:
@@ -227,17 +200,9 @@ func runUntilEither(t *testing.T, cfg Config, h Handler, done, committed func() 
 
 // committedNow is committed, -1 while the group has none yet.
 func committedNow(brokers []string, group string) int64 {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
+	at, ok, err := committedOffset(brokers, group)
+	if err != nil || !ok {
 		return -1
 	}
-	defer cl.Close()
-	offs, err := kadm.NewClient(cl).FetchOffsets(context.Background(), group)
-	if err != nil {
-		return -1
-	}
-	if o, ok := offs.Lookup(topic, 0); ok {
-		return o.At
-	}
-	return -1
+	return at
 }

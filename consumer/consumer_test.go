@@ -20,21 +20,45 @@ import (
 
 const topic = "t"
 
+// newCluster is a kfake cluster of t's own whose one-partition topic
+// holds values, produced one request each; it returns its brokers.
 func newCluster(t *testing.T, values ...string) []string {
+	t.Helper()
+	return seedCluster(t, false, values...)
+}
+
+// seedCluster is newCluster, with the values produced in one request
+// when oneBatch is set.
+func seedCluster(t *testing.T, oneBatch bool, values ...string) []string {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic(topic)}
+	if oneBatch {
+		opts = append(opts, kgo.ProducerLinger(time.Second))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	for _, v := range values {
-		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: topic, Value: []byte(v)}).FirstErr(); err != nil {
+	recs := make([]*kgo.Record, len(values))
+	for i, v := range values {
+		recs[i] = &kgo.Record{Value: []byte(v)}
+	}
+	produce := func(recs ...*kgo.Record) {
+		if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
 			t.Fatal(err)
+		}
+	}
+	if oneBatch {
+		produce(recs...)
+	} else {
+		for _, r := range recs {
+			produce(r)
 		}
 	}
 	return c.ListenAddrs()
@@ -42,23 +66,52 @@ func newCluster(t *testing.T, values ...string) []string {
 
 func committed(t *testing.T, brokers []string, group string) int64 {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	at, _, err := committedOffset(brokers, group)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return at
+}
+
+// mustCommit fails t unless the group's committed offset is want.
+func mustCommit(t *testing.T, brokers []string, group string, want int64) {
+	t.Helper()
+	if got := committed(t, brokers, group); got != want {
+		t.Fatalf("committed offset = %d, want %d", got, want)
+	}
+}
+
+// committedOffset is the group's committed offset on the topic's
+// partition 0; ok is false (and at 0) while it has committed none there.
+func committedOffset(brokers []string, group string) (at int64, ok bool, err error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return 0, false, err
 	}
 	defer cl.Close()
 	offs, err := kadm.NewClient(cl).FetchOffsets(context.Background(), group)
 	if err != nil {
-		t.Fatal(err)
+		return 0, false, err
 	}
 	o, ok := offs.Lookup(topic, 0)
 	if !ok {
-		return 0
+		return 0, false, nil
 	}
-	return o.At
+	return o.At, true, nil
 }
 
 var errPermanent = errors.New("permanent")
+
+// isPermanent is the tests' IsPermanent: errPermanent is permanent.
+func isPermanent(err error) bool { return errors.Is(err, errPermanent) }
+
+// seed is the client options of a runner on brokers.
+func seed(brokers []string) []kgo.Opt { return []kgo.Opt{kgo.SeedBrokers(brokers...)} }
+
+// noPoison is the OnPoison of a test in which no record is poison.
+func noPoison(t *testing.T) func(context.Context, *kgo.Record, error) error {
+	return func(context.Context, *kgo.Record, error) error { t.Error("no record is poison here"); return nil }
+}
 
 // runUntil runs a runner until done reports true (or 20 s pass), then
 // stops it and waits for Run to return.
@@ -103,16 +156,13 @@ func TestRunnerRetriesTransientErrorsInOrder(t *testing.T) {
 		seen = append(seen, string(rec.Value))
 		return nil
 	}
-	cfg := Config{ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Group: "g1", Topics: []string{topic}, MaxAttempts: 2,
-		IsPermanent: func(err error) bool { return errors.Is(err, errPermanent) },
-		OnPoison:    func(context.Context, *kgo.Record, error) error { t.Error("no record is poison here"); return nil }}
+	cfg := Config{ClientOptions: seed(brokers), Group: "g1", Topics: []string{topic}, MaxAttempts: 2,
+		IsPermanent: isPermanent, OnPoison: noPoison(t)}
 	runUntil(t, cfg, h, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == 4 })
 	if got := fmt.Sprint(seen); got != "[a b c d]" || failures != 4 {
 		t.Fatalf("seen %s after %d failures; want [a b c d] after 4", got, failures)
 	}
-	if got := committed(t, brokers, "g1"); got != 4 {
-		t.Fatalf("committed offset = %d, want 4", got)
-	}
+	mustCommit(t, brokers, "g1", 4)
 }
 
 func TestRunnerDisposesOfPoisonAndMovesOn(t *testing.T) {
@@ -130,8 +180,8 @@ func TestRunnerDisposesOfPoisonAndMovesOn(t *testing.T) {
 		seen = append(seen, string(rec.Value))
 		return nil
 	}
-	cfg := Config{ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Group: "g2", Topics: []string{topic},
-		MaxAttempts: 3, IsPermanent: func(err error) bool { return errors.Is(err, errPermanent) },
+	cfg := Config{ClientOptions: seed(brokers), Group: "g2", Topics: []string{topic},
+		MaxAttempts: 3, IsPermanent: isPermanent,
 		OnPoison: func(_ context.Context, rec *kgo.Record, cause error) error {
 			mu.Lock()
 			defer mu.Unlock()
@@ -142,9 +192,7 @@ func TestRunnerDisposesOfPoisonAndMovesOn(t *testing.T) {
 	if attempts != 3 || fmt.Sprint(poisoned) != "[poison: permanent]" || fmt.Sprint(seen) != "[ok1 ok2]" {
 		t.Fatalf("attempts %d, poisoned %v, seen %v", attempts, poisoned, seen)
 	}
-	if got := committed(t, brokers, "g2"); got != 3 {
-		t.Fatalf("committed offset = %d, want 3", got)
-	}
+	mustCommit(t, brokers, "g2", 3)
 }
 
 // TestRunnerShutdownFinishesTheRecordInHand cancels the runner while a
@@ -164,7 +212,7 @@ func TestRunnerShutdownFinishesTheRecordInHand(t *testing.T) {
 		}
 		return nil // the attempt in hand completes
 	}
-	r, err := New(Config{ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Group: "g3", Topics: []string{topic},
+	r, err := New(Config{ClientOptions: seed(brokers), Group: "g3", Topics: []string{topic},
 		OnPoison: func(context.Context, *kgo.Record, error) error { return nil }}, h)
 	if err != nil {
 		t.Fatal(err)
@@ -180,9 +228,7 @@ func TestRunnerShutdownFinishesTheRecordInHand(t *testing.T) {
 	if !told {
 		t.Fatal("the handler's context did not end at shutdown")
 	}
-	if got := committed(t, brokers, "g3"); got != 1 {
-		t.Fatalf("committed offset = %d, want 1", got)
-	}
+	mustCommit(t, brokers, "g3", 1)
 }
 
 // TestRunnerCommitsOnlyAfterTheHandler holds a handler in the middle of its
@@ -199,7 +245,7 @@ func TestRunnerCommitsOnlyAfterTheHandler(t *testing.T) {
 		}
 		return nil
 	}
-	r, err := New(Config{ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Group: "g4", Topics: []string{topic},
+	r, err := New(Config{ClientOptions: seed(brokers), Group: "g4", Topics: []string{topic},
 		OnPoison: func(context.Context, *kgo.Record, error) error { return nil }}, h)
 	if err != nil {
 		t.Fatal(err)
@@ -268,8 +314,7 @@ func TestRebalanceDuringAnOutage(t *testing.T) {
 			mu.Unlock()
 			return nil
 		}
-		r, err := New(Config{ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Group: "g5", Topics: []string{"t4"},
-			OnPoison: func(context.Context, *kgo.Record, error) error { t.Error("nothing is poison"); return nil }}, h)
+		r, err := New(Config{ClientOptions: seed(brokers), Group: "g5", Topics: []string{"t4"}, OnPoison: noPoison(t)}, h)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -29,8 +29,8 @@ func TestRunnerDisposesOfPoisonAfterFiveAttemptsByDefault(t *testing.T) {
 		handled++
 		return nil
 	}
-	cfg := Config{ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Group: "g5", Topics: []string{topic},
-		IsPermanent: func(err error) bool { return err == errPermanent },
+	cfg := Config{ClientOptions: seed(brokers), Group: "g5", Topics: []string{topic},
+		IsPermanent: isPermanent,
 		OnPoison: func(context.Context, *kgo.Record, error) error {
 			mu.Lock()
 			defer mu.Unlock()
@@ -50,7 +50,7 @@ func TestRunnerDisposesOfPoisonAfterFiveAttemptsByDefault(t *testing.T) {
 func TestRunnerReportsNoLagOnceCaughtUp(t *testing.T) {
 	brokers := newCluster(t, "a", "b", "c")
 	reg := prometheus.NewRegistry()
-	cfg := Config{ClientOptions: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Group: "g6", Topics: []string{topic}, Registry: reg,
+	cfg := Config{ClientOptions: seed(brokers), Group: "g6", Topics: []string{topic}, Registry: reg,
 		LagInterval: 20 * time.Millisecond, OnPoison: func(context.Context, *kgo.Record, error) error { return nil }}
 	release := make(chan struct{})
 	var handled atomic.Int32

@@ -6,10 +6,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/idemgate/idemgate/internal/tick"
 )
 
 // measureLag sets the lag gauge every LagInterval, starting at once: for
@@ -20,16 +21,9 @@ import (
 // at the broker, so a backlog shows whether or not it is being fetched.
 func (r *Runner) measureLag(ctx context.Context) {
 	adm := kadm.NewClient(r.client)
-	t := time.NewTicker(r.cfg.LagInterval)
-	defer t.Stop()
-	for {
-		r.sampleLag(ctx, adm)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	sample := func(ctx context.Context) { r.sampleLag(ctx, adm) }
+	sample(ctx)
+	tick.Every(ctx, r.cfg.LagInterval, sample)
 }
 
 // sampleLag sets the gauge of every partition it could measure; a

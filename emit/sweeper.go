@@ -8,6 +8,8 @@ import (
 	"github.com/idemgate/idemgate/logging"
 	"github.com/idemgate/idemgate/store"
 	"github.com/idemgate/idemgate/tracing"
+
+	"github.com/idemgate/idemgate/internal/tick"
 )
 
 // Sweeper re-emits claims left accepted past their lease: the API died
@@ -31,14 +33,7 @@ func NewSweeper(st *store.Store, emitter *Emitter, interval time.Duration, batch
 
 // Run sweeps until ctx ends.
 func (s *Sweeper) Run(ctx context.Context) error {
-	t := time.NewTicker(s.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	tick.Every(ctx, s.interval, func(ctx context.Context) {
 		n, err := s.sweep(ctx)
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("sweeper: reading claims past their lease failed", "err", err)
@@ -46,7 +41,8 @@ func (s *Sweeper) Run(ctx context.Context) error {
 		if n > 0 {
 			s.logger.Info("re-emitted commands past their lease", "n", n)
 		}
-	}
+	})
+	return nil
 }
 
 // sweep re-emits the claims past their lease, a batch at a time, until a

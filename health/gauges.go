@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/idemgate/idemgate/internal/tick"
 	"github.com/idemgate/idemgate/logging"
 )
 
@@ -62,33 +63,31 @@ func NewGauges(st Backlog, reg prometheus.Registerer, logger *slog.Logger) (*Gau
 
 // Run reads the database every interval until ctx ends.
 func (g *Gauges) Run(ctx context.Context, interval time.Duration) error {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		for _, c := range []struct {
-			what      string
-			read      func(context.Context) (int, time.Time, error)
-			n, oldest prometheus.Gauge
-		}{
-			{"the commands of unknown outcome", g.store.OutcomeUnknown, g.unknown, g.oldest},
-			{"the commands Kafka has not acknowledged", g.store.Accepted, g.accepted, g.acceptedOldest},
-		} {
-			n, oldest, err := c.read(ctx)
-			switch {
-			case err != nil && ctx.Err() == nil:
-				g.log.Warn("gauges: count "+c.what, "err", err)
-			case err == nil:
-				c.n.Set(float64(n))
-				c.oldest.Set(0)
-				if n > 0 {
-					c.oldest.Set(max(0, time.Since(oldest).Seconds()))
-				}
+	g.read(ctx)
+	tick.Every(ctx, interval, g.read)
+	return nil
+}
+
+// read sets the gauges from the database.
+func (g *Gauges) read(ctx context.Context) {
+	for _, c := range []struct {
+		what      string
+		read      func(context.Context) (int, time.Time, error)
+		n, oldest prometheus.Gauge
+	}{
+		{"the commands of unknown outcome", g.store.OutcomeUnknown, g.unknown, g.oldest},
+		{"the commands Kafka has not acknowledged", g.store.Accepted, g.accepted, g.acceptedOldest},
+	} {
+		n, oldest, err := c.read(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			g.log.Warn("gauges: count "+c.what, "err", err)
+		case err == nil:
+			c.n.Set(float64(n))
+			c.oldest.Set(0)
+			if n > 0 {
+				c.oldest.Set(max(0, time.Since(oldest).Seconds()))
 			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
 		}
 	}
 }

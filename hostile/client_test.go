@@ -3,9 +3,7 @@ package hostile
 import (
 	"bufio"
 	"bytes"
-	"fmt"
-	"io"
-	"net/http"
+	"encoding/json"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,76 +13,52 @@ import (
 	"github.com/idemgate/idemgate/testenv"
 )
 
-// client is the legitimate clients' HTTP client: keep-alive, and a
-// timeout far above every bound the tests assert.
-var client = &http.Client{
-	Timeout:   40 * time.Second,
-	Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true},
-}
-
-// reply is an HTTP answer read whole, or the error instead.
-type reply struct {
-	status int
-	header http.Header
-	body   []byte
-	took   time.Duration
-	err    error
-}
-
-func (r reply) String() string {
-	if r.err != nil {
-		return fmt.Sprintf("error after %v: %v", r.took, r.err)
-	}
-	return fmt.Sprintf("%d after %v: %s", r.status, r.took.Round(time.Millisecond), bytes.TrimSpace(r.body))
-}
-
-// do sends one request; hdr holds name/value pairs.
-func do(method, url, body string, hdr ...string) reply {
-	start := time.Now()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		return reply{err: err}
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Add(hdr[i], hdr[i+1])
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return reply{err: err, took: time.Since(start)}
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return reply{status: resp.StatusCode, header: resp.Header, body: b, took: time.Since(start), err: err}
-}
-
 // payment is a valid payment body.
 const payment = `{"amount":1000,"currency":"EUR","customer":"cus_h"}`
 
 // postPayment sends POST /v1/payments as tenant-a with the key.
-func (a *api) postPayment(idemKey, body string, hdr ...string) reply {
-	return do("POST", a.Base+"/v1/payments", body, append([]string{"Authorization", "Bearer key-a",
+func (a *api) postPayment(idemKey, body string, hdr ...string) testenv.Reply {
+	return testenv.Do("POST", a.Base+"/v1/payments", body, append([]string{"Authorization", "Bearer key-a",
 		"Idempotency-Key", idemKey, "Content-Type", "application/json"}, hdr...)...)
 }
 
 // get sends GET path as tenant-a.
-func (a *api) get(path string) reply {
-	return do("GET", a.Base+path, "", "Authorization", "Bearer key-a")
+func (a *api) get(path string) testenv.Reply {
+	return testenv.Do("GET", a.Base+path, "", "Authorization", "Bearer key-a")
 }
 
 // waitCompleted polls the operation at location until it has an outcome
 // and returns the view.
-func (a *api) waitCompleted(location string, within time.Duration) reply {
+func (a *api) waitCompleted(location string, within time.Duration) testenv.Reply {
 	a.t.Helper()
-	var r reply
+	var r testenv.Reply
 	testenv.Eventually(a.t, within, location+" completed", func() error {
 		r = a.get(location)
-		return testenv.Check(r.err == nil && r.status == 200 && bytes.Contains(r.body, []byte(`"status":"completed"`)), "%v", r)
+		return testenv.Check(r.Err == nil && r.Status == 200 && bytes.Contains(r.Body, []byte(`"status":"completed"`)), "%v", r)
 	})
 	return r
+}
+
+// completed sends a payment under key, which must be accepted, and
+// waits until it completes; it returns the operation's path and the
+// payment's.
+func (a *api) completed(key string) (opPath, paymentPath string) {
+	a.t.Helper()
+	r := a.postPayment(key, payment)
+	if r.Status != 202 {
+		a.t.Fatalf("POST %s: %v", key, r)
+	}
+	opPath = r.Header.Get("Location")
+	done := a.waitCompleted(opPath, 60*time.Second)
+	var view struct {
+		Response struct {
+			Body struct{ ID string } `json:"body"`
+		} `json:"response"`
+	}
+	if err := json.Unmarshal(done.Body, &view); err != nil || view.Response.Body.ID == "" {
+		a.t.Fatalf("operation view %s: %v", done.Body, err)
+	}
+	return opPath, "/v1/payments/" + view.Response.Body.ID
 }
 
 // metrics is one scrape of a Prometheus text endpoint.
@@ -97,12 +71,12 @@ func scrape(t *testing.T, url, token string) metrics {
 	if token != "" {
 		hdr = []string{"Authorization", "Bearer " + token}
 	}
-	r := do("GET", url, "", hdr...)
-	if r.err != nil || r.status != 200 {
+	r := testenv.Do("GET", url, "", hdr...)
+	if r.Err != nil || r.Status != 200 {
 		t.Fatalf("scrape %s: %v", url, r)
 	}
 	var m metrics
-	sc := bufio.NewScanner(bytes.NewReader(r.body))
+	sc := bufio.NewScanner(bytes.NewReader(r.Body))
 	for sc.Scan() {
 		if line := sc.Text(); line != "" && !strings.HasPrefix(line, "#") {
 			m = append(m, line)

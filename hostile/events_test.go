@@ -29,9 +29,8 @@ func TestEventIDsAndDedupWindow(t *testing.T) {
 		t.Skip("-short: runs the idemgate binary")
 	}
 	t.Parallel()
-	s := newStack(t)
-	s.Vars["IDEMGATE_LEASE"] = "10s" // only the claims the test expires are re-emitted
-	s.Vars["IDEMGATE_SWEEP_INTERVAL"] = "200ms"
+	s := newStack(t, "IDEMGATE_LEASE", "10s", // only the claims the test expires are re-emitted
+		"IDEMGATE_SWEEP_INTERVAL", "200ms")
 	a := s.serve("IDEMGATE_JANITOR_INTERVAL", "300ms", "IDEMGATE_DEDUP_WINDOW", "48h")
 	const n = 20
 	locs := load(t, a, "ce", n, 4, false)

@@ -8,9 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,17 +32,13 @@ func TestFileHandlesExhausted(t *testing.T) {
 		t.Skip("-short: runs the idemgate binary")
 	}
 	t.Parallel()
-	dir, err := os.MkdirTemp("", "idemgate-hostile-dev-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = os.Chmod(dir, 0o755) // as root, PostgreSQL runs as "postgres"
-	t.Cleanup(func() { stopLeftoverPostgres(t, filepath.Join(dir, "pg")); _ = os.RemoveAll(dir) })
+	dir := testenv.DataDir(t, "hostile-dev")
+	t.Cleanup(func() { testenv.StopLeftover(t, filepath.Join(dir, "pg")) }) // before the folder is removed
 
 	addr := heldAddr(t)
 	p := testenv.StartProc(t, "dev", []string{"DATABASE_URL=", "KAFKA_BROKERS=", "IDEMGATE_MAX_CONNECTIONS=100000", "IDEMGATE_API_KEYS=key-a=tenant-a",
 		"IDEMGATE_LEASE=1s", "IDEMGATE_SWEEP_INTERVAL=200ms"},
-		"sh", "-c", `ulimit -n 1024 && exec "$0" "$@"`, bin, "dev", "--addr", addr, "--data-dir", dir)
+		"sh", "-c", `ulimit -n 1024 && exec "$0" "$@"`, testenv.Binary(t), "dev", "--addr", addr, "--data-dir", dir)
 	a := devAPI(t, p, addr)
 	a.WaitReady(a.Base, 120*time.Second)
 	// The in-process Kafka is on a port of the kernel's choice; dev logs it.
@@ -54,11 +48,7 @@ func TestFileHandlesExhausted(t *testing.T) {
 	}
 	capped := p.WaitLog(regexp.MustCompile(`API connections capped`), 5*time.Second)
 
-	warm := a.postPayment("warm", payment)
-	if warm.status != 202 {
-		t.Fatalf("POST: %v", warm)
-	}
-	a.waitCompleted(warm.header.Get("Location"), 60*time.Second)
+	a.completed("warm")
 	baseFDs := p.FDs()
 
 	// The flood: connections to the in-process Kafka, held open.
@@ -84,7 +74,7 @@ func TestFileHandlesExhausted(t *testing.T) {
 	// are taken by one or the other listener, until the API's accept
 	// fails too.
 	apiEMFILE := regexp.MustCompile(`accept failed; retrying.*addr=` + regexp.QuoteMeta(addr) + `.*too many open files`)
-	waiting := make(chan reply, 1)
+	waiting := make(chan testenv.Reply, 1)
 	go func() { waiting <- a.postPayment("during-exhaustion", payment) }()
 	// One more connection at each check until the listener says so.
 	testenv.Eventually(t, 20*time.Second, "the API's listener meets EMFILE under the flood", func() error {
@@ -109,22 +99,22 @@ func TestFileHandlesExhausted(t *testing.T) {
 	}
 	flood = nil
 	released := time.Now()
-	var r reply
+	var r testenv.Reply
 	select {
 	case r = <-waiting:
 	case <-time.After(30 * time.Second):
 		t.Fatal("the request sent during the exhaustion was not answered within 30s of its end")
 	}
-	if r.err != nil || r.status != 202 {
+	if r.Err != nil || r.Status != 202 {
 		t.Fatalf("the request sent during the exhaustion: %v, want 202", r)
 	}
 	fresh := a.postPayment("after-exhaustion", payment)
-	if fresh.status != 202 {
+	if fresh.Status != 202 {
 		t.Fatalf("POST after the exhaustion: %v", fresh)
 	}
-	for _, loc := range []string{r.header.Get("Location"), fresh.header.Get("Location")} {
-		if v := a.waitCompleted(loc, 60*time.Second); !strings.Contains(string(v.body), `"status":201`) {
-			t.Fatalf("%s: %s, want a 201 outcome", loc, v.body)
+	for _, loc := range []string{r.Header.Get("Location"), fresh.Header.Get("Location")} {
+		if v := a.waitCompleted(loc, 60*time.Second); !strings.Contains(string(v.Body), `"status":201`) {
+			t.Fatalf("%s: %s, want a 201 outcome", loc, v.Body)
 		}
 	}
 	completed := time.Since(released)
@@ -164,22 +154,4 @@ func openFilesLimit(t *testing.T, pid int) string {
 		}
 	}
 	return ""
-}
-
-// stopLeftoverPostgres stops a dev process's PostgreSQL if it outlived
-// it (dev stops it on SIGTERM; a killed dev does not).
-func stopLeftoverPostgres(t *testing.T, cluster string) {
-	b, err := os.ReadFile(filepath.Join(cluster, "postmaster.pid"))
-	if err != nil {
-		return
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
-	if err != nil || syscall.Kill(pid, 0) != nil {
-		return
-	}
-	_ = syscall.Kill(pid, syscall.SIGQUIT) // immediate shutdown
-	_ = testenv.Poll(context.Background(), 10*time.Second, func() error {
-		return testenv.Check(syscall.Kill(pid, 0) != nil, "postmaster %d still running", pid)
-	})
-	t.Logf("stopped dev's leftover PostgreSQL (pid %d)", pid)
 }

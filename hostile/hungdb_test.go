@@ -1,11 +1,12 @@
 package hostile
 
 import (
-	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/idemgate/idemgate/testenv"
 )
 
 // TestHungDatabaseAnswers503 (finding 3): the database hangs (every
@@ -18,34 +19,20 @@ func TestHungDatabaseAnswers503(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: runs the idemgate binary")
 	}
-	pg := startOwnPG(t)
-	s := newStackOn(t, pg.URL(), env.Kafka(t))
+	pg, s := newOwnStack(t)
 	a := s.serve()
 	s.Project()
 
 	// Before: commands accepted, one completed payment to read.
 	var accepted []string
-	first := a.postPayment("before-0", payment)
-	if first.status != 202 {
-		t.Fatalf("POST before the hang: %v", first)
-	}
-	done := a.waitCompleted(first.header.Get("Location"), 60*time.Second)
-	var view struct {
-		Response struct {
-			Body struct{ ID string } `json:"body"`
-		} `json:"response"`
-	}
-	if err := json.Unmarshal(done.body, &view); err != nil || view.Response.Body.ID == "" {
-		t.Fatalf("operation view %s: %v", done.body, err)
-	}
-	paymentPath := "/v1/payments/" + view.Response.Body.ID
-	accepted = append(accepted, first.header.Get("Location"))
+	first, paymentPath := a.completed("before-0")
+	accepted = append(accepted, first)
 	for i := 1; i < 30; i++ {
 		r := a.postPayment(fmt.Sprintf("before-%d", i), payment)
-		if r.status != 202 {
+		if r.Status != 202 {
 			t.Fatalf("POST before the hang: %v", r)
 		}
-		accepted = append(accepted, r.header.Get("Location"))
+		accepted = append(accepted, r.Header.Get("Location"))
 	}
 
 	pg.freeze()
@@ -65,7 +52,7 @@ func TestHungDatabaseAnswers503(t *testing.T) {
 		probes = append(probes, probe{"GET /v1/payments/{id}", "GET", paymentPath, "", 503},
 			probe{"GET /readyz", "GET", "/readyz", "", 503}, probe{"GET /healthz", "GET", "/healthz", "", 200})
 	}
-	replies := make([]reply, len(probes))
+	replies := make([]testenv.Reply, len(probes))
 	var wg sync.WaitGroup
 	for i, p := range probes {
 		wg.Add(1)
@@ -82,22 +69,22 @@ func TestHungDatabaseAnswers503(t *testing.T) {
 	slowest := map[string]time.Duration{}
 	for i, p := range probes {
 		r := replies[i]
-		slowest[p.what] = max(slowest[p.what], r.took)
-		if r.err != nil || r.status != p.want {
+		slowest[p.what] = max(slowest[p.what], r.Took)
+		if r.Err != nil || r.Status != p.want {
 			t.Errorf("%s while the database hangs: %v, want %d", p.what, r, p.want)
 			continue
 		}
-		if p.want == 503 && r.header.Get("Retry-After") == "" {
+		if p.want == 503 && r.Header.Get("Retry-After") == "" {
 			t.Errorf("%s: 503 without Retry-After", p.what)
 		}
-		if r.took > 3*time.Second {
-			t.Errorf("%s answered after %v, want within 3s", p.what, r.took)
+		if r.Took > 3*time.Second {
+			t.Errorf("%s answered after %v, want within 3s", p.what, r.Took)
 		}
 	}
 	t.Logf("while PostgreSQL hangs (SIGSTOP), slowest answers: %v", slowest)
 	// Keep it hung a little longer: requests keep failing fast, not piling up.
 	for time.Since(frozenAt) < 5*time.Second {
-		if r := a.get("/readyz"); r.status != 503 || r.took > 3*time.Second {
+		if r := a.get("/readyz"); r.Status != 503 || r.Took > 3*time.Second {
 			t.Errorf("GET /readyz while the database hangs: %v", r)
 		}
 	}
@@ -108,10 +95,10 @@ func TestHungDatabaseAnswers503(t *testing.T) {
 	ready := time.Since(thawedAt)
 	for i := range 16 {
 		r := a.postPayment(fmt.Sprintf("during-%d", i), payment)
-		if r.status != 202 {
+		if r.Status != 202 {
 			t.Fatalf("POST retried after the hang: %v", r)
 		}
-		accepted = append(accepted, r.header.Get("Location"))
+		accepted = append(accepted, r.Header.Get("Location"))
 	}
 	for _, loc := range accepted {
 		a.waitCompleted(loc, 60*time.Second)

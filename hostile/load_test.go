@@ -31,15 +31,15 @@ func load(t *testing.T, a *api, prefix string, n, clients int, read bool) []stri
 					return
 				}
 				r := a.postPayment(fmt.Sprintf("%s-%d", prefix, i), payment)
-				if r.err != nil || r.status != 202 {
+				if r.Err != nil || r.Status != 202 {
 					if failed.Add(1) <= 10 {
 						t.Errorf("POST %s-%d: %v", prefix, i, r)
 					}
 					continue
 				}
-				locs[i] = r.header.Get("Location")
+				locs[i] = r.Header.Get("Location")
 				if read {
-					if g := a.get(locs[i]); g.err != nil || g.status != 200 {
+					if g := a.get(locs[i]); g.Err != nil || g.Status != 200 {
 						if failed.Add(1) <= 10 {
 							t.Errorf("GET %s: %v", locs[i], g)
 						}
@@ -66,8 +66,7 @@ func TestLagMetricDuringBacklog(t *testing.T) {
 		t.Skip("-short: runs the idemgate binary")
 	}
 	t.Parallel()
-	s := newStack(t)
-	s.Vars["IDEMGATE_LEASE"] = "10m" // no re-emission inflates the backlog
+	s := newStack(t, "IDEMGATE_LEASE", "10m") // no re-emission inflates the backlog
 	a := s.serve()
 	const n = 10_000
 	start := time.Now()
@@ -127,8 +126,7 @@ func TestNoTransactionGivesUpUnderLoad(t *testing.T) {
 		t.Skip("-short: runs the idemgate binary")
 	}
 	t.Parallel()
-	s := newStack(t)
-	s.Vars["IDEMGATE_PARTITIONS"] = "6"
+	s := newStack(t, "IDEMGATE_PARTITIONS", "6")
 	a := s.serve()
 	pm, rm := heldAddr(t), heldAddr(t)
 	s.Project("IDEMGATE_METRICS_ADDR", pm)

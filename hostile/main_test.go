@@ -1,31 +1,15 @@
 package hostile
 
 import (
-	"flag"
-	"fmt"
-	"os"
 	"testing"
 
 	"github.com/idemgate/idemgate/testenv"
 )
 
-var (
-	// env is the suite's PostgreSQL server and Kafka (testenv).
-	env *testenv.Env
-	// bin is the idemgate binary under test (testenv.Binary), built once
-	// for the run, before the first test.
-	bin string
-)
+// env is the suite's PostgreSQL server and Kafka (testenv).
+var env *testenv.Env
 
-func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() { // every hostile test runs processes: none in the fast tier
-		testenv.Run(m, &env)
-	}
-	var err error
-	if bin, err = testenv.BuildBinary(); err != nil {
-		fmt.Fprintln(os.Stderr, "hostile:", err)
-		os.Exit(1)
-	}
-	testenv.Run(m, &env)
-}
+// TestMain builds the binary under test (testenv.Binary) once for the
+// run, before the first test; every hostile test runs processes, so
+// none is built in the fast tier (-short).
+func TestMain(m *testing.M) { testenv.RunBuilt(m, &env) }

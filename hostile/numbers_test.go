@@ -39,14 +39,14 @@ func TestHugeNumbersAreRefusedCheaply(t *testing.T) {
 	}
 	for i, c := range cases {
 		key := fmt.Sprintf("huge-%d", i)
-		r := do("POST", a.Base+c.path, c.body, "Authorization", "Bearer key-a", "Idempotency-Key", key, "Content-Type", "application/json")
-		t.Logf("%-28s (%d bytes): %d in %v", c.name, len(c.body), r.status, ms(r.took))
-		if r.err != nil || r.status != 422 || !strings.Contains(string(r.body), "numbers may have at most 40") {
+		r := testenv.Do("POST", a.Base+c.path, c.body, "Authorization", "Bearer key-a", "Idempotency-Key", key, "Content-Type", "application/json")
+		t.Logf("%-28s (%d bytes): %d in %v", c.name, len(c.body), r.Status, ms(r.Took))
+		if r.Err != nil || r.Status != 422 || !strings.Contains(string(r.Body), "numbers may have at most 40") {
 			t.Errorf("%s: %v, want a 422 refusing the number's length", c.name, r)
 		}
 		// The refusal consumed no key.
-		ok := do("POST", a.Base+c.path, validBodyFor(c.path), "Authorization", "Bearer key-a", "Idempotency-Key", key, "Content-Type", "application/json")
-		if ok.status != 202 {
+		ok := testenv.Do("POST", a.Base+c.path, validBodyFor(c.path), "Authorization", "Bearer key-a", "Idempotency-Key", key, "Content-Type", "application/json")
+		if ok.Status != 202 {
 			t.Errorf("%s: the same key with a valid body: %v, want 202", c.name, ok)
 		}
 	}
@@ -56,7 +56,7 @@ func TestHugeNumbersAreRefusedCheaply(t *testing.T) {
 		literal, want string
 	}{{strings.Repeat("1", 40), "amount"}, {strings.Repeat("1", 41), "numbers may have at most 40"}} {
 		r := a.postPayment("len-"+fmt.Sprint(len(c.literal)), `{"amount":`+c.literal+`,"currency":"EUR","customer":"cus_h"}`)
-		if r.status != 422 || !strings.Contains(string(r.body), c.want) {
+		if r.Status != 422 || !strings.Contains(string(r.Body), c.want) {
 			t.Errorf("a %d-digit amount: %v, want a 422 mentioning %q", len(c.literal), r, c.want)
 		}
 	}
@@ -66,10 +66,10 @@ func TestHugeNumbersAreRefusedCheaply(t *testing.T) {
 		var lat []time.Duration
 		for i := range 100 {
 			r := a.postPayment(fmt.Sprintf("%s-%d", prefix, i), payment)
-			if r.status != 202 {
+			if r.Status != 202 {
 				t.Errorf("legitimate POST: %v", r)
 			}
-			lat = append(lat, r.took)
+			lat = append(lat, r.Took)
 			time.Sleep(20 * time.Millisecond) // the client's pace, not a wait for anything
 		}
 		return lat
@@ -91,10 +91,10 @@ func TestHugeNumbersAreRefusedCheaply(t *testing.T) {
 			for i := 0; ; i++ {
 				r := a.postPayment(fmt.Sprintf("attack-%d-%d", w, i), huge)
 				sent.Add(1)
-				if r.status != 422 {
+				if r.Status != 422 {
 					slow.Add(1)
 				}
-				if d := int64(r.took); d > attackerMax.Load() {
+				if d := int64(r.Took); d > attackerMax.Load() {
 					attackerMax.Store(d)
 				}
 				select {

@@ -2,12 +2,9 @@ package hostile
 
 import (
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/idemgate/idemgate/testenv"
 )
@@ -22,16 +19,10 @@ func TestDatabaseOutageLogsAreThrottled(t *testing.T) {
 		t.Skip("-short: runs the idemgate binary")
 	}
 	t.Parallel()
-	pg := startOwnPG(t)
-	s := newStackOn(t, pg.URL(), env.Kafka(t))
-	s.Vars["IDEMGATE_SWEEP_INTERVAL"] = "200ms"
+	pg, s := newOwnStack(t, "IDEMGATE_SWEEP_INTERVAL", "200ms")
 	a := s.serve()
 	procs := map[string]*testenv.Proc{"serve": a.Proc, "project": s.Project(), "relay": s.Relay()}
-	warm := a.postPayment("warm", payment)
-	if warm.status != 202 {
-		t.Fatalf("POST: %v", warm)
-	}
-	a.waitCompleted(warm.header.Get("Location"), 60*time.Second)
+	a.completed("warm")
 
 	downAt := time.Now()
 	pg.down()
@@ -41,7 +32,7 @@ func TestDatabaseOutageLogsAreThrottled(t *testing.T) {
 	for i := 0; time.Since(downAt) < outage; i++ {
 		key := fmt.Sprintf("outage-%d", i)
 		r := a.postPayment(key, payment)
-		statuses[r.status]++
+		statuses[r.Status]++
 		keys = append(keys, key)
 		time.Sleep(250 * time.Millisecond) // the clients' pace through the outage, not a wait
 	}
@@ -69,10 +60,10 @@ func TestDatabaseOutageLogsAreThrottled(t *testing.T) {
 	var locs []string
 	for _, key := range keys {
 		r := a.postPayment(key, payment)
-		if r.status != 202 {
+		if r.Status != 202 {
 			t.Fatalf("POST %s after the outage: %v", key, r)
 		}
-		locs = append(locs, r.header.Get("Location"))
+		locs = append(locs, r.Header.Get("Location"))
 	}
 	for _, loc := range locs {
 		a.waitCompleted(loc, 60*time.Second)
@@ -94,22 +85,12 @@ func TestRelayDuringKafkaOutage(t *testing.T) {
 	t.Parallel()
 	// The broker's port is held by the test throughout: refused while the
 	// broker is down, never free for another process to take.
-	dir, port := t.TempDir(), testenv.NewPort(t)
-	startKafka := func() *kfake.Cluster {
-		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port.Number()), kfake.DataDir(dir), kfake.SyncWrites(),
-			kfake.ListenFn(func(string, string) (net.Listener, error) { return port.Listen() }))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	k := startKafka()
-	t.Cleanup(func() { k.Close() })
+	k := testenv.NewDiskKafka(t)
 	s := newStack(t)
 	a := s.serve()
 	s.Project()
 	maddr := heldAddr(t)
-	relay := s.Relay("KAFKA_BROKERS", port.Addr(), "IDEMGATE_METRICS_ADDR", maddr)
+	relay := s.Relay("KAFKA_BROKERS", k.Addr(), "IDEMGATE_METRICS_ADDR", maddr)
 	murl := "http://" + maddr + "/metrics"
 	relayed := func() (published, backlog, oldest float64) {
 		m := scrape(t, murl, "")
@@ -129,19 +110,19 @@ func TestRelayDuringKafkaOutage(t *testing.T) {
 	total := 0
 	for i := range 10 {
 		r := a.postPayment(fmt.Sprintf("before-%d", i), payment)
-		a.waitCompleted(r.header.Get("Location"), 60*time.Second)
+		a.waitCompleted(r.Header.Get("Location"), 60*time.Second)
 		total++
 	}
 	waitRelayed(total, 30*time.Second)
 
 	downAt := time.Now()
-	k.Close()
+	k.Stop()
 	const outage = 20 * time.Second
 	var series []string
 	maxBacklog, maxAge := 0.0, 0.0
 	for i := 0; time.Since(downAt) < outage; i++ {
 		r := a.postPayment(fmt.Sprintf("during-%d", i), payment)
-		if r.status != 202 {
+		if r.Status != 202 {
 			t.Fatalf("POST during the relay's outage: %v", r)
 		}
 		total++
@@ -154,7 +135,7 @@ func TestRelayDuringKafkaOutage(t *testing.T) {
 	}
 	upAt := time.Now()
 	lines := relay.Log.Between(downAt, upAt)
-	k = startKafka()
+	k.Start()
 	waitRelayed(total, 60*time.Second)
 	t.Logf("relay's Kafka down %v: %s; max backlog %v, max age %.1fs; %d relay log lines meanwhile; all %d outcomes published %v after Kafka was back",
 		outage, strings.Join(series, ", "), maxBacklog, maxAge, len(lines), total, ms(time.Since(upAt)))

@@ -2,7 +2,6 @@ package hostile
 
 import (
 	"context"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -31,17 +30,8 @@ type ownPG struct {
 // the binary's schema; it is stopped and removed when the test ends.
 func startOwnPG(t *testing.T) *ownPG {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "idemgate-hostile-pg-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// As root the server runs as "postgres", which must reach the folder.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	p := &ownPG{t: t, cfg: pgserver.Config{DataDir: filepath.Join(dir, "pg"), Logger: quiet, NoFsync: true}}
+	dir := testenv.DataDir(t, "hostile-pg")
+	p := &ownPG{t: t, cfg: pgserver.Config{DataDir: filepath.Join(dir, "pg"), Logger: testenv.Quiet, NoFsync: true}}
 	p.start()
 	t.Cleanup(func() {
 		p.thaw()

@@ -2,7 +2,6 @@ package hostile
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -24,23 +23,12 @@ func TestStuckProjectorDoesNotStarveTheAPI(t *testing.T) {
 		t.Skip("-short: runs the idemgate binary")
 	}
 	t.Parallel()
-	s := newStack(t)
-	s.Vars["IDEMGATE_PARTITIONS"] = "12"
+	s := newStack(t, "IDEMGATE_PARTITIONS", "12")
 	addr := heldAddr(t)
 	a := devAPI(t, s.Role("dev", s.Environ(), "dev", "--addr", addr, "--data-dir", t.TempDir()), addr)
 	a.WaitReady(a.Base, 90*time.Second)
 
-	warm := a.postPayment("warm", payment)
-	if warm.status != 202 {
-		t.Fatalf("POST: %v", warm)
-	}
-	var view struct {
-		Response struct {
-			Body struct{ ID string } `json:"body"`
-		} `json:"response"`
-	}
-	_ = json.Unmarshal(a.waitCompleted(warm.header.Get("Location"), 60*time.Second).body, &view)
-	paymentPath := "/v1/payments/" + view.Response.Body.ID
+	_, paymentPath := a.completed("warm")
 
 	// Every application starts by recording its event in processed_events:
 	// with the table locked, each partition's worker waits on the lock.
@@ -61,10 +49,10 @@ func TestStuckProjectorDoesNotStarveTheAPI(t *testing.T) {
 	var locs []string
 	for i := range 60 {
 		r := a.postPayment(fmt.Sprintf("stuck-%d", i), payment)
-		if r.status != 202 {
+		if r.Status != 202 {
 			t.Fatalf("POST: %v", r)
 		}
-		locs = append(locs, r.header.Get("Location"))
+		locs = append(locs, r.Header.Get("Location"))
 	}
 	const waitingSQL = `SELECT count(*) FROM pg_stat_activity
 WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO processed_events%'`
@@ -99,21 +87,21 @@ WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '
 	start := time.Now()
 	for i := 0; time.Since(start) < 5*time.Second; i++ {
 		post := a.postPayment(fmt.Sprintf("during-%d", i), payment)
-		op := a.get(post.header.Get("Location"))
+		op := a.get(post.Header.Get("Location"))
 		pay := a.get(paymentPath)
 		ready := a.get("/readyz")
 		for _, c := range []struct {
 			what string
-			r    reply
+			r    testenv.Reply
 			want int
 		}{{"POST", post, 202}, {"GET operation", op, 200}, {"GET payment", pay, 200}, {"GET /readyz", ready, 200}} {
-			lat = append(lat, c.r.took)
-			if c.r.err != nil || c.r.status != c.want {
+			lat = append(lat, c.r.Took)
+			if c.r.Err != nil || c.r.Status != c.want {
 				t.Errorf("%s while the projector is stuck: %v, want %d", c.what, c.r, c.want)
 			}
 		}
-		if post.status == 202 {
-			locs = append(locs, post.header.Get("Location"))
+		if post.Status == 202 {
+			locs = append(locs, post.Header.Get("Location"))
 		}
 		time.Sleep(50 * time.Millisecond) // the client's pace, not a wait
 	}

@@ -28,9 +28,7 @@ func TestRebalanceDuringDatabaseHang(t *testing.T) {
 		t.Skip("-short: runs the idemgate binary")
 	}
 	t.Parallel()
-	pg := startOwnPG(t)
-	s := newStackOn(t, pg.URL(), env.Kafka(t))
-	s.Vars["IDEMGATE_PARTITIONS"] = "4"
+	pg, s := newOwnStack(t, "IDEMGATE_PARTITIONS", "4")
 	a := s.serve()
 
 	const n = 400
@@ -42,11 +40,11 @@ func TestRebalanceDuringDatabaseHang(t *testing.T) {
 			defer wg.Done()
 			for i := w; i < n; i += 8 {
 				r := a.postPayment(fmt.Sprintf("rb-%d", i), payment)
-				if r.status != 202 {
+				if r.Status != 202 {
 					t.Errorf("POST: %v", r)
 					return
 				}
-				locs[i] = r.header.Get("Location")
+				locs[i] = r.Header.Get("Location")
 			}
 		}()
 	}
@@ -56,9 +54,10 @@ func TestRebalanceDuringDatabaseHang(t *testing.T) {
 	}
 
 	// The second projector has its database pool, and waits for Kafka
-	// (its bootstrap address is a proxy not yet open).
-	gate := newProxy(t, s.Brokers[0])
-	second := s.Role("project-2", s.Environ("KAFKA_BROKERS", gate.addr), "project")
+	// (its bootstrap address is a proxy that refuses until healed).
+	gate := testenv.NewNetFault(t, "tcp", s.Brokers[0])
+	gate.Partition()
+	second := s.Role("project-2", s.Environ("KAFKA_BROKERS", gate.Addr()), "project")
 	second.WaitLog(regexp.MustCompile(`backend unreachable; retrying.*backend=kafka`), 60*time.Second)
 
 	// The first projector is busy with its backlog when the database
@@ -88,7 +87,7 @@ func TestRebalanceDuringDatabaseHang(t *testing.T) {
 	})
 	pg.freeze()
 	before := assignments(t, s)
-	gate.open()
+	gate.Heal()
 	joined := time.Now()
 	second.WaitLog(testenv.ProjectorUp, 30*time.Second)
 

@@ -3,12 +3,12 @@ package hostile
 import (
 	"bytes"
 	"compress/gzip"
-	"encoding/json"
 	"net/http"
 	"sort"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/idemgate/idemgate/testenv"
 )
 
 // TestRequestDefects (finding 10, the smaller defects of the HTTP
@@ -19,40 +19,28 @@ func TestRequestDefects(t *testing.T) {
 		t.Skip("-short: runs the idemgate binary")
 	}
 	t.Parallel()
-	s := newStack(t)
 	const token = "metrics-secret"
+	s := newStack(t, "IDEMGATE_METRICS_TOKEN", token)
 	sm, pm, rm := heldAddr(t), heldAddr(t), heldAddr(t)
-	s.Vars["IDEMGATE_METRICS_TOKEN"] = token
 	a := s.serve("IDEMGATE_METRICS_ADDR", sm)
 	s.Project("IDEMGATE_METRICS_ADDR", pm)
 	s.Relay("IDEMGATE_METRICS_ADDR", rm)
 
-	r := a.postPayment("defects-1", payment)
-	if r.status != 202 {
-		t.Fatalf("POST: %v", r)
-	}
-	opPath := r.header.Get("Location")
-	var view struct {
-		Response struct {
-			Body struct{ ID string } `json:"body"`
-		} `json:"response"`
-	}
-	_ = json.Unmarshal(a.waitCompleted(opPath, 60*time.Second).body, &view)
-	payPath := "/v1/payments/" + view.Response.Body.ID
+	opPath, payPath := a.completed("defects-1")
 
 	t.Run("DuplicateAuthorizationIs401", func(t *testing.T) {
 		for _, req := range []struct{ method, path, body string }{{"POST", "/v1/payments", payment}, {"GET", opPath, ""}} {
 			// The same valid key twice, and a valid key beside an unknown one.
 			for _, keys := range [][2]string{{"Bearer key-a", "Bearer key-a"}, {"Bearer key-a", "Bearer key-b"}, {"Bearer nope", "Bearer key-a"}} {
-				r := do(req.method, a.Base+req.path, req.body, "Authorization", keys[0], "Authorization", keys[1],
+				r := testenv.Do(req.method, a.Base+req.path, req.body, "Authorization", keys[0], "Authorization", keys[1],
 					"Idempotency-Key", "dup-auth", "Content-Type", "application/json")
-				if r.status != 401 {
+				if r.Status != 401 {
 					t.Errorf("%s %s with Authorization %q: %v, want 401", req.method, req.path, keys, r)
 				}
 			}
 		}
 		// The key was not consumed.
-		if r := a.postPayment("dup-auth", payment); r.status != 202 {
+		if r := a.postPayment("dup-auth", payment); r.Status != 202 {
 			t.Errorf("the key after the 401s: %v, want 202", r)
 		}
 	})
@@ -64,11 +52,11 @@ func TestRequestDefects(t *testing.T) {
 		_ = w.Close()
 		for _, enc := range []string{"gzip", "deflate", "br", "identity, gzip"} {
 			r := a.postPayment("gzip-1", gz.String(), "Content-Encoding", enc)
-			if r.status != 415 || !strings.Contains(string(r.body), "encoding") {
+			if r.Status != 415 || !strings.Contains(string(r.Body), "encoding") {
 				t.Errorf("Content-Encoding %q: %v, want 415", enc, r)
 			}
 		}
-		if r := a.postPayment("gzip-1", payment, "Content-Encoding", "identity"); r.status != 202 {
+		if r := a.postPayment("gzip-1", payment, "Content-Encoding", "identity"); r.Status != 202 {
 			t.Errorf("Content-Encoding identity, the same key: %v, want 202 (the 415s consumed no key)", r)
 		}
 	})
@@ -77,22 +65,22 @@ func TestRequestDefects(t *testing.T) {
 		for _, path := range []string{"/healthz", "/readyz", "/openapi.json", opPath, payPath,
 			"/v1/operations/00000000-0000-4000-8000-000000000000", "/v1/payments/nope"} {
 			get := a.get(path)
-			head := do("HEAD", a.Base+path, "", "Authorization", "Bearer key-a")
-			if head.err != nil || head.status != get.status {
-				t.Errorf("HEAD %s: %v; GET answered %d", path, head, get.status)
+			head := testenv.Do("HEAD", a.Base+path, "", "Authorization", "Bearer key-a")
+			if head.Err != nil || head.Status != get.Status {
+				t.Errorf("HEAD %s: %v; GET answered %d", path, head, get.Status)
 				continue
 			}
-			if len(head.body) != 0 {
-				t.Errorf("HEAD %s: a body of %d bytes", path, len(head.body))
+			if len(head.Body) != 0 {
+				t.Errorf("HEAD %s: a body of %d bytes", path, len(head.Body))
 			}
-			if g, h := headerSet(get.header), headerSet(head.header); g != h {
+			if g, h := headerSet(get.Header), headerSet(head.Header); g != h {
 				t.Errorf("HEAD %s headers:\n  %s\nGET:\n  %s", path, h, g)
 			}
 		}
 	})
 
 	t.Run("MetricsOnTheirOwnAddressBehindAToken", func(t *testing.T) {
-		if r := do("GET", a.Base+"/metrics", ""); r.status != 404 {
+		if r := testenv.Do("GET", a.Base+"/metrics", ""); r.Status != 404 {
 			t.Errorf("GET /metrics on the API's port: %v, want 404 (served on IDEMGATE_METRICS_ADDR)", r)
 		}
 		for name, c := range map[string]struct{ addr, metric string }{"serve": {sm, "idemgate_requests_in_flight"},
@@ -100,13 +88,13 @@ func TestRequestDefects(t *testing.T) {
 			url := "http://" + c.addr + "/metrics"
 			for _, hdr := range [][]string{nil, {"Authorization", "Bearer wrong"}, {"Authorization", "Basic " + token},
 				{"Authorization", "Bearer " + token, "Authorization", "Bearer " + token}} {
-				if r := do("GET", url, "", hdr...); r.status != 401 {
+				if r := testenv.Do("GET", url, "", hdr...); r.Status != 401 {
 					t.Errorf("%s /metrics with %q: %v, want 401", name, hdr, r)
 				}
 			}
-			r := do("GET", url, "", "Authorization", "Bearer "+token)
-			if r.status != 200 || !strings.Contains(string(r.body), c.metric) {
-				t.Errorf("%s /metrics with the token: %d, want 200 with %s", name, r.status, c.metric)
+			r := testenv.Do("GET", url, "", "Authorization", "Bearer "+token)
+			if r.Status != 200 || !strings.Contains(string(r.Body), c.metric) {
+				t.Errorf("%s /metrics with the token: %d, want 200 with %s", name, r.Status, c.metric)
 			}
 		}
 		m := scrape(t, "http://"+sm+"/metrics", token)

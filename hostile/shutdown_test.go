@@ -22,7 +22,7 @@ func TestSIGTERMAnswersWaiters(t *testing.T) {
 	a := s.serve()
 
 	const n = 40
-	replies := make([]reply, n)
+	replies := make([]testenv.Reply, n)
 	answeredAt := make([]time.Time, n)
 	var wg sync.WaitGroup
 	for i := range n {
@@ -47,7 +47,7 @@ func TestSIGTERMAnswersWaiters(t *testing.T) {
 
 	var slowest time.Duration
 	for i, r := range replies {
-		if r.err != nil || r.status != 202 || r.header.Get("Location") == "" {
+		if r.Err != nil || r.Status != 202 || r.Header.Get("Location") == "" {
 			t.Errorf("waiter %d: %v, want 202 with a Location", i, r)
 			continue
 		}
@@ -66,7 +66,7 @@ func TestSIGTERMAnswersWaiters(t *testing.T) {
 	s.Project()
 	b := s.serve()
 	for _, r := range replies {
-		b.waitCompleted(r.header.Get("Location"), 60*time.Second)
+		b.waitCompleted(r.Header.Get("Location"), 60*time.Second)
 	}
 	if got := s.Count(`SELECT count(*) FROM payments`); got != n {
 		t.Fatalf("payments = %d, want %d", got, n)

@@ -102,14 +102,14 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 	var failures []string
 	for i := 0; time.Since(start) < allOpen+3500*time.Millisecond; i++ {
 		r := a.postPayment(fmt.Sprintf("legit-%d", i), payment)
-		lat = append(lat, r.took)
-		if r.err != nil || r.status != 202 {
+		lat = append(lat, r.Took)
+		if r.Err != nil || r.Status != 202 {
 			failures = append(failures, "POST: "+r.String())
 			continue
 		}
-		g := a.get(r.header.Get("Location"))
-		lat = append(lat, g.took)
-		if g.err != nil || g.status != 200 {
+		g := a.get(r.Header.Get("Location"))
+		lat = append(lat, g.Took)
+		if g.Err != nil || g.Status != 200 {
 			failures = append(failures, "GET: "+g.String())
 		}
 		time.Sleep(50 * time.Millisecond) // the client's pace, not a wait

@@ -16,17 +16,27 @@ import (
 type stack struct{ *testenv.Stack }
 
 // newStack is a stack on a fresh database of the suite's server and the
-// suite's Kafka (the real broker, or a kfake cluster of the test's own).
-func newStack(t *testing.T) *stack {
+// suite's Kafka (the real broker, or a kfake cluster of the test's own);
+// vars are name/value pairs over newStackOn's.
+func newStack(t *testing.T, vars ...string) *stack {
 	t.Helper()
-	return newStackOn(t, env.NewDatabase(t, migrations(t)...), env.Kafka(t))
+	return newStackOn(t, env.NewDatabase(t, migrations(t)...), env.Kafka(t), vars...)
 }
 
 // newStackOn is a stack on the given (migrated) database and brokers,
-// with a short lease and sweep so that re-emission shows within a test.
-func newStackOn(t *testing.T, dbURL string, brokers []string) *stack {
+// with a short lease and sweep so that re-emission shows within a test,
+// and vars (name/value pairs) over them.
+func newStackOn(t *testing.T, dbURL string, brokers []string, vars ...string) *stack {
 	t.Helper()
-	return &stack{testenv.NewStack(t, dbURL, brokers, "IDEMGATE_LEASE", "2s", "IDEMGATE_SWEEP_INTERVAL", "500ms")}
+	return &stack{testenv.NewStack(t, dbURL, brokers, append([]string{"IDEMGATE_LEASE", "2s", "IDEMGATE_SWEEP_INTERVAL", "500ms"}, vars...)...)}
+}
+
+// newOwnStack is a stack on a PostgreSQL server of the test's own
+// (startOwnPG), which it may freeze or stop, and the suite's Kafka.
+func newOwnStack(t *testing.T, vars ...string) (*ownPG, *stack) {
+	t.Helper()
+	pg := startOwnPG(t)
+	return pg, newStackOn(t, pg.URL(), env.Kafka(t), vars...)
 }
 
 // migrations is the schema of the binary's registry (the payments).

@@ -1,10 +1,8 @@
 package netfault
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"strings"
@@ -26,51 +24,6 @@ const (
 	deadline = 2 * time.Second
 	slack    = time.Second
 )
-
-// client is the clients' HTTP client: keep-alive, and a timeout far above
-// every bound the tests assert.
-var client = &http.Client{
-	Timeout:   40 * time.Second,
-	Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true},
-}
-
-// reply is an HTTP answer read whole, or the error instead.
-type reply struct {
-	status int
-	header http.Header
-	body   []byte
-	took   time.Duration
-	err    error
-}
-
-func (r reply) String() string {
-	if r.err != nil {
-		return fmt.Sprintf("error after %v: %v", r.took, r.err)
-	}
-	return fmt.Sprintf("%d after %v: %s", r.status, r.took.Round(time.Millisecond), bytes.TrimSpace(r.body))
-}
-
-func do(method, url, body string, hdr ...string) reply {
-	start := time.Now()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		return reply{err: err}
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Add(hdr[i], hdr[i+1])
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return reply{err: err, took: time.Since(start)}
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return reply{status: resp.StatusCode, header: resp.Header, body: b, took: time.Since(start), err: err}
-}
 
 // body is the payment a key's command carries; other is another body
 // under the same key (a 409).
@@ -121,30 +74,30 @@ func newLedger(t *testing.T, base, prefix string) *ledger {
 
 // post sends key's command once and checks the answer against the
 // promises; it returns the answer.
-func (l *ledger) post(key string) reply {
-	r := do("POST", l.base+"/v1/payments", body(key), "Authorization", "Bearer key-a",
+func (l *ledger) post(key string) testenv.Reply {
+	r := testenv.Do("POST", l.base+"/v1/payments", body(key), "Authorization", "Bearer key-a",
 		"Idempotency-Key", key, "Content-Type", "application/json")
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if _, ok := l.op[key]; !ok && !l.unknown[key] {
 		l.keys = append(l.keys, key)
 	}
-	l.slowest = max(l.slowest, r.took)
-	if r.err != nil {
+	l.slowest = max(l.slowest, r.Took)
+	if r.Err != nil {
 		l.t.Errorf("POST %s: %v (want an answer within the deadline)", key, r)
 		return r
 	}
-	l.counts[r.status]++
-	if r.took > deadline+slack {
-		l.t.Errorf("POST %s answered %d after %v, want within %v", key, r.status, ms(r.took), deadline+slack)
+	l.counts[r.Status]++
+	if r.Took > deadline+slack {
+		l.t.Errorf("POST %s answered %d after %v, want within %v", key, r.Status, ms(r.Took), deadline+slack)
 	}
 	switch {
-	case r.status == http.StatusAccepted:
+	case r.Status == http.StatusAccepted:
 		if now := time.Now(); !l.last202.IsZero() {
 			l.maxGap = max(l.maxGap, now.Sub(l.last202))
 		}
 		l.last202 = time.Now()
-		op := strings.TrimPrefix(r.header.Get("Location"), "/v1/operations/")
+		op := strings.TrimPrefix(r.Header.Get("Location"), "/v1/operations/")
 		if prev, ok := l.op[key]; ok && prev != op {
 			l.t.Errorf("POST %s: 202 for operation %s, earlier %s", key, op, prev)
 		}
@@ -153,18 +106,18 @@ func (l *ledger) post(key string) reply {
 		}
 		l.op[key] = op
 		delete(l.unknown, key)
-	case r.status == http.StatusServiceUnavailable:
-		if r.header.Get("Retry-After") == "" {
+	case r.Status == http.StatusServiceUnavailable:
+		if r.Header.Get("Retry-After") == "" {
 			l.t.Errorf("POST %s: 503 without Retry-After", key)
 		}
 		if _, ok := l.op[key]; !ok {
 			l.unknown[key] = true
 		}
-	case r.header.Get("Idempotent-Replayed") == "true":
-		if prev, ok := l.stored[key]; ok && prev != string(r.body) {
-			l.t.Errorf("POST %s: replayed %s, earlier %s", key, r.body, prev)
+	case r.Header.Get("Idempotent-Replayed") == "true":
+		if prev, ok := l.stored[key]; ok && prev != string(r.Body) {
+			l.t.Errorf("POST %s: replayed %s, earlier %s", key, r.Body, prev)
 		}
-		l.stored[key] = string(r.body)
+		l.stored[key] = string(r.Body)
 		delete(l.unknown, key)
 		if _, ok := l.op[key]; !ok {
 			l.op[key] = "" // claimed by an attempt whose answer was a 503
@@ -178,9 +131,9 @@ func (l *ledger) post(key string) reply {
 // conflict sends another body under key: 409 when the key is claimed,
 // or 503 within the deadline.
 func (l *ledger) conflict(key string) {
-	r := do("POST", l.base+"/v1/payments", other(key), "Authorization", "Bearer key-a",
+	r := testenv.Do("POST", l.base+"/v1/payments", other(key), "Authorization", "Bearer key-a",
 		"Idempotency-Key", key, "Content-Type", "application/json")
-	if r.err != nil || r.status != http.StatusConflict && r.status != http.StatusServiceUnavailable || r.took > deadline+slack {
+	if r.Err != nil || r.Status != http.StatusConflict && r.Status != http.StatusServiceUnavailable || r.Took > deadline+slack {
 		l.t.Errorf("POST %s with another body: %v, want 409 (or 503 within %v)", key, r, deadline+slack)
 	}
 }
@@ -198,7 +151,7 @@ func (l *ledger) settle(within time.Duration) {
 		defer l.mu.Unlock()
 		for _, key := range l.keys {
 			if _, done := l.stored[key]; !done {
-				l.t.Logf("unsettled %s: operation %q; GET %v", key, l.op[key], do("GET", l.base+"/v1/operations/"+l.op[key], "", "Authorization", "Bearer key-a"))
+				l.t.Logf("unsettled %s: operation %q; GET %v", key, l.op[key], testenv.Do("GET", l.base+"/v1/operations/"+l.op[key], "", "Authorization", "Bearer key-a"))
 			}
 		}
 	}()
@@ -214,7 +167,7 @@ func (l *ledger) settle(within time.Duration) {
 			if done {
 				continue
 			}
-			if r := l.post(key); r.header.Get("Idempotent-Replayed") != "true" || r.status == http.StatusAccepted {
+			if r := l.post(key); r.Header.Get("Idempotent-Replayed") != "true" || r.Status == http.StatusAccepted {
 				waiting = append(waiting, fmt.Sprintf("%s: %v", key, r))
 				continue
 			}
@@ -272,11 +225,12 @@ func (l *ledger) check(s *testenv.Stack) (lost, doubled int) {
 	return lost, doubled
 }
 
-// load sends new commands from workers until stop is closed, one at a
+// load sends new commands from workers until stop is called, one at a
 // time each, at the clients' own pace (each waits for its answer), and
 // now and then another body under a key already sent; a key answered 503
-// is left to settle.
-func (l *ledger) load(workers int, stop <-chan struct{}) (done func()) {
+// is left to settle. stop returns once every worker has had its answer.
+func (l *ledger) load(workers int) (stop func()) {
+	done := make(chan struct{})
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)
@@ -284,7 +238,7 @@ func (l *ledger) load(workers int, stop <-chan struct{}) (done func()) {
 			defer wg.Done()
 			for i := 0; ; i++ {
 				select {
-				case <-stop:
+				case <-done:
 					return
 				default:
 				}
@@ -294,14 +248,28 @@ func (l *ledger) load(workers int, stop <-chan struct{}) (done func()) {
 					l.conflict(earlier)
 				}
 				select { // each client's pace: a command every 25 ms at most
-				case <-stop:
+				case <-done:
 					return
 				case <-time.After(25 * time.Millisecond):
 				}
 			}
 		}()
 	}
-	return wg.Wait
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+// loadBeforeFault is load, once 20 commands are accepted: the load is
+// under way when the fault comes.
+func (l *ledger) loadBeforeFault(workers int) (stop func()) {
+	l.t.Helper()
+	stop = l.load(workers)
+	testenv.Eventually(l.t, 30*time.Second, "commands accepted before the fault", func() error {
+		return testenv.Check(l.acked() >= 20, "%d accepted", l.acked())
+	})
+	return stop
 }
 
 // window counts the answers by status from now until the returned

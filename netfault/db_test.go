@@ -33,11 +33,11 @@ func dbFaultStack(t *testing.T) (s *testenv.Stack, f *testenv.NetFault, a *teste
 // readyz is /readyz's status, or 0 if it does not answer within the
 // deadline.
 func readyz(base string) (int, time.Duration) {
-	r := do("GET", base+"/readyz", "")
-	if r.err != nil || r.took > deadline+slack {
-		return 0, r.took
+	r := testenv.Do("GET", base+"/readyz", "")
+	if r.Err != nil || r.Took > deadline+slack {
+		return 0, r.Took
 	}
-	return r.status, r.took
+	return r.Status, r.Took
 }
 
 // TestDatabaseLatency: 200 ms more on every round trip between serve and
@@ -49,11 +49,9 @@ func TestDatabaseLatency(t *testing.T) {
 	s, f, a := dbFaultStack(t)
 	f.Latency(200 * time.Millisecond)
 	l := newLedger(t, a.Base, "")
-	stop := make(chan struct{})
-	wait := l.load(4, stop)
+	stop := l.load(4)
 	<-time.After(8 * time.Second) // how long the load runs: no wait for an event
-	close(stop)
-	wait()
+	stop()
 	l.settle(60 * time.Second)
 	lost, doubled := l.check(s)
 	if n := l.counts[http.StatusServiceUnavailable]; n > 0 {
@@ -93,11 +91,7 @@ func TestDatabaseHalfOpen(t *testing.T) {
 func dbFault(t *testing.T, s *testenv.Stack, a *testenv.API, name string, fault, heal func()) {
 	t.Helper()
 	l := newLedger(t, a.Base, "")
-	stop := make(chan struct{})
-	wait := l.load(4, stop)
-	testenv.Eventually(t, 30*time.Second, "commands accepted before the fault", func() error {
-		return testenv.Check(l.acked() >= 20, "%d accepted", l.acked())
-	})
+	stop := l.loadBeforeFault(4)
 
 	during := l.window()
 	faultAt := time.Now()
@@ -131,8 +125,7 @@ func dbFault(t *testing.T, s *testenv.Stack, a *testenv.API, name string, fault,
 		return testenv.Check(false, "no 202 since healing")
 	})
 	<-time.After(3 * time.Second) // the load after healing: how long it runs, not a wait
-	close(stop)
-	wait()
+	stop()
 
 	l.settle(90 * time.Second)
 	lost, doubled := l.check(s)

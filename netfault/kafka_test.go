@@ -117,11 +117,7 @@ func kafkaFault(t *testing.T, s *testenv.Stack, a *testenv.API, procs []*testenv
 		}
 	}
 	l := newLedger(t, a.Base, prefix)
-	stop := make(chan struct{})
-	wait := l.load(4, stop)
-	testenv.Eventually(t, 30*time.Second, "commands accepted before the fault", func() error {
-		return testenv.Check(l.acked() >= 20, "%d accepted", l.acked())
-	})
+	stop := l.loadBeforeFault(4)
 	during := l.window()
 	faultAt := time.Now()
 	fault()
@@ -133,8 +129,7 @@ func kafkaFault(t *testing.T, s *testenv.Stack, a *testenv.API, procs []*testenv
 	healedAt := time.Now()
 	answers := during()
 	<-time.After(3 * time.Second) // the load after healing: how long it runs, not a wait
-	close(stop)
-	wait()
+	stop()
 	if answers[http.StatusAccepted] == 0 || answers[http.StatusServiceUnavailable] > 0 {
 		t.Errorf("answers during the fault %v: want serve to keep accepting (202), never 503", answers)
 	}

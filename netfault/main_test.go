@@ -1,9 +1,6 @@
 package netfault
 
 import (
-	"flag"
-	"fmt"
-	"os"
 	"testing"
 
 	"github.com/idemgate/idemgate/testenv"
@@ -12,13 +9,5 @@ import (
 // env is the suite's PostgreSQL server and Kafka (testenv).
 var env *testenv.Env
 
-func TestMain(m *testing.M) {
-	flag.Parse()
-	if !testing.Short() { // the binary the roles run, built once before the first test
-		if _, err := testenv.BuildBinary(); err != nil {
-			fmt.Fprintln(os.Stderr, "netfault:", err)
-			os.Exit(1)
-		}
-	}
-	testenv.Run(m, &env)
-}
+// TestMain builds the binary the roles run before the first test.
+func TestMain(m *testing.M) { testenv.RunBuilt(m, &env) }

@@ -7,9 +7,6 @@
 package regions
 
 import (
-	"flag"
-	"fmt"
-	"os"
 	"testing"
 
 	"github.com/idemgate/idemgate/testenv"
@@ -18,13 +15,5 @@ import (
 // env is the suite's PostgreSQL server (testenv).
 var env *testenv.Env
 
-func TestMain(m *testing.M) {
-	flag.Parse()
-	if !testing.Short() { // the binary the roles run, built once before the first test
-		if _, err := testenv.BuildBinary(); err != nil {
-			fmt.Fprintln(os.Stderr, "regions:", err)
-			os.Exit(1)
-		}
-	}
-	testenv.Run(m, &env)
-}
+// TestMain builds the binary the roles run before the first test.
+func TestMain(m *testing.M) { testenv.RunBuilt(m, &env) }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/idemgate/idemgate/logging"
 	"github.com/idemgate/idemgate/store"
+
+	"github.com/idemgate/idemgate/internal/tick"
 )
 
 // Janitor forgets what is past its time, in bounded batches so that a
@@ -32,14 +34,7 @@ func NewJanitor(st *store.Store, interval time.Duration, batch int, dedupWindow 
 
 // Run deletes until ctx ends.
 func (j *Janitor) Run(ctx context.Context) error {
-	t := time.NewTicker(j.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	tick.Every(ctx, j.interval, func(ctx context.Context) {
 		keys, err := inBatches(ctx, j.batch, func(ctx context.Context) (int, error) { return j.store.DeleteExpired(ctx, j.batch) })
 		if err != nil && ctx.Err() == nil {
 			j.log.Warn("janitor: delete expired keys", "err", err)
@@ -53,7 +48,8 @@ func (j *Janitor) Run(ctx context.Context) error {
 		if keys+dedup > 0 {
 			j.logger.Info("janitor: forgot keys past their retention and dedup records past the window", "keys", keys, "dedup_records", dedup)
 		}
-	}
+	})
+	return nil
 }
 
 // inBatches calls take until it returns fewer than batch (the backlog is

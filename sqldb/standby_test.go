@@ -3,14 +3,12 @@ package sqldb_test
 import (
 	"context"
 	"errors"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/idemgate/idemgate/pgserver"
 	"github.com/idemgate/idemgate/sqldb"
+
+	"github.com/idemgate/idemgate/testenv"
 )
 
 // TestPoolRefusesStandby: a pool whose URL reaches a standby (no
@@ -21,24 +19,11 @@ func TestPoolRefusesStandby(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: starts a PostgreSQL pair")
 	}
-	dir, err := os.MkdirTemp("", "idemgate-sqldb-standby-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	pair := testenv.StartPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	pair, err := pgserver.StartPair(ctx, pgserver.Config{DataDir: filepath.Join(dir, "a"), StandbyDataDir: filepath.Join(dir, "b"), NoFsync: true, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pair.Stop(context.Background()) })
 
-	_, err = sqldb.Open(ctx, pair.Standby().URL(), sqldb.Options{})
+	_, err := sqldb.Open(ctx, pair.Standby().URL(), sqldb.Options{})
 	if !errors.Is(err, sqldb.ErrStandby) || !sqldb.IsTransient(err) {
 		t.Fatalf("open on the standby: %v; want ErrStandby, transient", err)
 	}

@@ -81,7 +81,7 @@ func (db *DB) retried(ctx context.Context, once func(context.Context) error) err
 	err := crdb.ExecuteCtx(crdb.WithMaxRetries(ctx, maxRetries), func(ctx context.Context, _ ...any) error {
 		if attempt > 0 {
 			db.countRetry()
-			if err := sleep(ctx, wait.NextBackOff()); err != nil {
+			if err := retry.Sleep(ctx, wait.NextBackOff()); err != nil {
 				return err
 			}
 		}
@@ -124,18 +124,6 @@ func (db *DB) runOnce(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx) e
 // backoff is the wait between attempts at a transaction: short, and
 // fully jittered so that transactions that keep colliding drift apart.
 var backoff = retry.Policy{Base: 2 * time.Millisecond, Max: 16 * time.Millisecond, Jitter: 1}
-
-// sleep waits d, or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
 
 // SQLState returns the SQLSTATE code in err's chain, or "".
 func SQLState(err error) string {

@@ -21,12 +21,10 @@ import (
 // write; crdbpgxv5.ExecuteTx would have dropped that error.
 func TestInTxRetriesCommitTimeSerializationFailure(t *testing.T) {
 	ctx := context.Background()
-	db := testenv.OpenDB(t, env.NewDatabase(t))
+	db := newSkew(t)
 	if db.Flavor != sqldb.Postgres {
 		t.Fatalf("flavor = %s, want postgres", db.Flavor)
 	}
-	mustExec(t, db, `CREATE TABLE skew (k TEXT PRIMARY KEY, v INT NOT NULL)`)
-	mustExec(t, db, `INSERT INTO skew VALUES ('a', 0), ('b', 0)`)
 
 	var attempts, statementErrors atomic.Int32
 	var commitFailures atomic.Int32
@@ -43,20 +41,9 @@ func TestInTxRetriesCommitTimeSerializationFailure(t *testing.T) {
 		}
 		if n == 1 {
 			// The rival reads 'a' and writes 'b', and commits first.
-			rival, err := db.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
-			if err != nil {
-				t.Errorf("rival begin: %v", err)
+			if err := rival(ctx, db); err != nil {
+				t.Errorf("rival: %v", err)
 				return err
-			}
-			var a int
-			if err := rival.QueryRow(ctx, `SELECT v FROM skew WHERE k = 'a'`).Scan(&a); err != nil {
-				t.Errorf("rival read: %v", err)
-			}
-			if _, err := rival.Exec(ctx, `UPDATE skew SET v = v + 10 WHERE k = 'b'`); err != nil {
-				t.Errorf("rival write: %v", err)
-			}
-			if err := rival.Commit(ctx); err != nil {
-				t.Errorf("rival commit: %v", err)
 			}
 			commitFailures.Add(1) // the commit that follows must fail
 		}
@@ -71,8 +58,43 @@ func TestInTxRetriesCommitTimeSerializationFailure(t *testing.T) {
 	if got := statementErrors.Load(); got != 0 {
 		t.Fatalf("%d statements failed; the failure must come at COMMIT", got)
 	}
+	appliedOnce(t, db)
+}
+
+// newSkew is a database of t's own with the table of the write-skew
+// tests: rows a and b, both 0.
+func newSkew(t *testing.T) *sqldb.DB {
+	t.Helper()
+	db := testenv.OpenDB(t, env.NewDatabase(t))
+	mustExec(t, db, `CREATE TABLE skew (k TEXT PRIMARY KEY, v INT NOT NULL)`)
+	mustExec(t, db, `INSERT INTO skew VALUES ('a', 0), ('b', 0)`)
+	return db
+}
+
+// rival is the other side of the write skew: it reads a, writes b (+10)
+// and commits, at SERIALIZABLE.
+func rival(ctx context.Context, db *sqldb.DB) error {
+	tx, err := db.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx)
+	var a int
+	if err := tx.QueryRow(ctx, `SELECT v FROM skew WHERE k = 'a'`).Scan(&a); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE skew SET v = v + 10 WHERE k = 'b'`); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// appliedOnce checks that the skew's two writes, a +1 and the rival's
+// b +10, were applied exactly once each.
+func appliedOnce(t *testing.T, db *sqldb.DB) {
+	t.Helper()
 	var a, b int
-	if err := db.Pool.QueryRow(ctx, `SELECT (SELECT v FROM skew WHERE k='a'), (SELECT v FROM skew WHERE k='b')`).Scan(&a, &b); err != nil {
+	if err := db.Pool.QueryRow(context.Background(), `SELECT (SELECT v FROM skew WHERE k='a'), (SELECT v FROM skew WHERE k='b')`).Scan(&a, &b); err != nil {
 		t.Fatal(err)
 	}
 	if a != 1 || b != 10 {

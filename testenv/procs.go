@@ -8,6 +8,7 @@ package testenv
 import (
 	"bytes"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -77,6 +78,23 @@ func Main(m *testing.M) {
 	code := m.Run()
 	removeBinary()
 	os.Exit(code)
+}
+
+// RunBuilt is Run for a package whose tests start the binary (Binary):
+// it builds the binary once before the first test, so that no test's
+// time pays for the build; with -short (no process starts) it builds
+// nothing. Call it from TestMain.
+func RunBuilt(m *testing.M, env **Env) {
+	if !flag.Parsed() {
+		flag.Parse() // testing.Short needs the flags
+	}
+	if !testing.Short() {
+		if _, err := BuildBinary(); err != nil {
+			fmt.Fprintln(os.Stderr, "testenv:", err)
+			os.Exit(1)
+		}
+	}
+	Run(m, env)
 }
 
 // Proc is a child process of a test, started again after each exit by

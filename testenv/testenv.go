@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"os"
 	"strings"
@@ -78,18 +77,14 @@ func start() (*Env, func(), error) {
 	if e.adminURL != "" {
 		return e, removeBinary, nil
 	}
-	dir, err := os.MkdirTemp("", "idemgate-testpg-")
+	dir, err := dataDir("testpg")
 	if err != nil {
-		return nil, nil, err
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	// The tests' settings: the same server as scripts/pg.sh's (NoFsync).
-	srv, err := pgserver.Start(ctx, pgserver.Config{DataDir: dir + "/pg", Logger: quiet, NoFsync: true})
+	srv, err := pgserver.Start(ctx, pgserver.Config{DataDir: dir + "/pg", Logger: Quiet, NoFsync: true})
 	if err != nil {
 		return nil, nil, fmt.Errorf("no DATABASE_URL, and a private PostgreSQL could not start: %w", err)
 	}

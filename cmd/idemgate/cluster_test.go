@@ -92,18 +92,8 @@ func startKafkaCluster(t *testing.T) *kafkaCluster {
 // clusterBasePort picks six consecutive ports below the ephemeral range,
 // where no outgoing connection takes one.
 func clusterBasePort(t *testing.T) int {
-	low := 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if v, err := strconv.Atoi(f[0]); err == nil {
-				low = v
-			}
-		}
-	}
-	base := max(1024, low-2768)
-	if low-6 <= base {
-		t.Fatalf("no room below the ephemeral range (%d)", low)
-	}
+	t.Helper()
+	base, low := belowEphemeral(t, 7)
 	return base + rand.IntN(low-6-base)
 }
 

@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -37,8 +34,7 @@ const answerBound = command.DefaultDBTimeout + 500*time.Millisecond
 // the test's.
 type pairStack struct {
 	*stack
-	pair   *pgserver.Pair
-	exited chan string
+	pair *pgserver.Pair
 }
 
 func startPairStack(t *testing.T, roleNames ...string) *pairStack {
@@ -46,23 +42,9 @@ func startPairStack(t *testing.T, roleNames ...string) *pairStack {
 	if testing.Short() {
 		t.Skip("-short: starts a PostgreSQL pair")
 	}
-	dir, err := os.MkdirTemp("", "idemgate-failover-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil { // as root, the server runs as postgres
-		t.Fatal(err)
-	}
+	pair := testenv.StartPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	pair, err := pgserver.StartPair(ctx, pgserver.Config{DataDir: filepath.Join(dir, "a"), StandbyDataDir: filepath.Join(dir, "b"),
-		NoFsync: true, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pair.Stop(context.Background()) })
 	reg, err := registry(roles.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -81,54 +63,10 @@ func startPairStack(t *testing.T, roleNames ...string) *pairStack {
 	}
 	t.Cleanup(kafka.Close)
 
-	ts := testenv.NewStack(t, pair.URL(), kafka.ListenAddrs())
-	s := &pairStack{pair: pair, exited: make(chan string, len(roleNames)), stack: &stack{Stack: ts, t: t, db: ts.DB,
-		brokers: ts.Brokers, group: ts.Group, vars: ts.Vars, port: testenv.NewPort(t)}}
-	s.base = "http://" + s.port.Addr()
-	for _, role := range roleNames {
-		s.startWatched(role)
-	}
-	s.waitHealthy()
+	s := &pairStack{stack: newStack(t, pair.URL(), kafka.ListenAddrs()), pair: pair}
+	s.exited = make(chan string, len(roleNames))
+	s.start(roleNames...)
 	return s
-}
-
-// startWatched is startRole, and reports on exited a role that ends
-// before the test does.
-func (s *pairStack) startWatched(role string) {
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
-	done := make(chan error, 1)
-	addr := ""
-	if role == "serve" {
-		addr = s.apiAddr()
-	}
-	getenv := func(k string) string {
-		if k == "IDEMGATE_ADDR" && addr != "" {
-			return addr
-		}
-		return s.vars[k]
-	}
-	go func() {
-		err := run(ctx, []string{role}, getenv, io.Discard, logs)
-		if ctx.Err() == nil {
-			s.exited <- fmt.Sprintf("%s exited: %v", role, err)
-		}
-		done <- err
-	}()
-	s.t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				s.t.Errorf("%s ended with: %v", role, err)
-			}
-		case <-time.After(30 * time.Second):
-			s.t.Errorf("%s did not stop within 30s of its context ending", role)
-		}
-		if s.t.Failed() {
-			s.t.Logf("--- %s log ---\n%s", role, logs.String())
-		}
-	})
 }
 
 // noneExited fails t if a role has ended.

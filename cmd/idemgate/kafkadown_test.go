@@ -1,12 +1,9 @@
 package main
 
 import (
-	"net"
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/idemgate/idemgate/testenv"
 )
@@ -19,25 +16,15 @@ import (
 // is held by the test throughout: refused while the broker is down, and
 // never free for another process to take.
 func TestKafkaDownStillAccepts(t *testing.T) {
-	dir := t.TempDir()
-	port := testenv.NewPort(t)
-	start := func() *kfake.Cluster {
-		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port.Number()), kfake.DataDir(dir), kfake.SyncWrites(),
-			kfake.ListenFn(func(string, string) (net.Listener, error) { return port.Listen() }))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	cluster := start()
-	brokers := port.Addr()
+	cluster := testenv.NewDiskKafka(t)
+	brokers := cluster.Addr()
 	s := startStack(t, "KAFKA_BROKERS", brokers, "IDEMGATE_LEASE", "1s", "IDEMGATE_SWEEP_INTERVAL", "200ms")
 	s.brokers = []string{brokers}
 
 	warm := s.postPayment("key-a", "before-outage", payment)
 	s.waitCompleted("key-a", warm.Header.Get("Location"))
 
-	cluster.Close() // Kafka is down
+	cluster.Stop() // Kafka is down
 	var locs []string
 	for i := range 5 {
 		r := s.postPayment("key-a", "during-outage-"+strconv.Itoa(i), payment)
@@ -64,8 +51,7 @@ func TestKafkaDownStillAccepts(t *testing.T) {
 		return testenv.Check(n == 5 && age > 0, "idemgate_pending_commands %v, oldest age %v s", n, age)
 	})
 
-	cluster = start() // Kafka is back, with its log
-	t.Cleanup(cluster.Close)
+	cluster.Start() // Kafka is back, with its log
 	for _, loc := range locs {
 		s.waitCompleted("key-a", loc)
 	}

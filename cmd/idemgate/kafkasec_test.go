@@ -385,13 +385,12 @@ func ping(t *testing.T, cfg events.KafkaConfig, addr string) error {
 	return err
 }
 
-// listenPorts draws n distinct ports for a server that binds them itself,
-// from the 2768 ports below the kernel's ephemeral range (30000-32767 by
-// default; no fixed port of the repository's scripts is there). Whoever
-// starts the server must retry on others when one is in use.
-func listenPorts(t *testing.T, n int) []int {
+// belowEphemeral is the range [base, low) of the 2768 ports below the
+// kernel's ephemeral range, which starts at low; it fails t if the range
+// holds fewer than n ports.
+func belowEphemeral(t *testing.T, n int) (base, low int) {
 	t.Helper()
-	low := 32768
+	low = 32768
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
 		if f := strings.Fields(string(b)); len(f) == 2 {
 			if v, err := strconv.Atoi(f[0]); err == nil {
@@ -399,10 +398,20 @@ func listenPorts(t *testing.T, n int) []int {
 			}
 		}
 	}
-	base := max(1024, low-2768)
+	base = max(1024, low-2768)
 	if low-base < n {
 		t.Fatalf("no room below the ephemeral range (%d)", low)
 	}
+	return base, low
+}
+
+// listenPorts draws n distinct ports for a server that binds them itself,
+// from the 2768 ports below the kernel's ephemeral range (30000-32767 by
+// default; no fixed port of the repository's scripts is there). Whoever
+// starts the server must retry on others when one is in use.
+func listenPorts(t *testing.T, n int) []int {
+	t.Helper()
+	base, low := belowEphemeral(t, n)
 	seen := map[int]bool{}
 	var ports []int
 	for len(ports) < n {

@@ -82,6 +82,9 @@ type stack struct {
 	topics  events.Topics
 	group   string
 	vars    map[string]string
+	// exited, when not nil, receives the end of a role that ends before
+	// the test does (failover_test.go).
+	exited chan string
 }
 
 // startStack starts serve, project and relay; extra are environment
@@ -96,21 +99,37 @@ func startStack(t testing.TB, extra ...string) *stack {
 // own on the port (apiAddr).
 func startRoles(t testing.TB, roles []string, extra ...string) *stack {
 	t.Helper()
-	ts := testenv.NewStack(t, newDatabase(t), env.Kafka(t), extra...)
+	s := newStack(t, newDatabase(t), env.Kafka(t), extra...)
+	s.start(roles...)
+	return s
+}
+
+// newStack is a stack on the given (migrated) database and brokers, with
+// no role started yet.
+func newStack(t testing.TB, dbURL string, brokers []string, extra ...string) *stack {
+	t.Helper()
+	ts := testenv.NewStack(t, dbURL, brokers, extra...)
 	s := &stack{Stack: ts, t: t, db: ts.DB, brokers: ts.Brokers, topics: events.TopicsWithPrefix(ts.Prefix),
 		group: ts.Group, vars: ts.Vars, port: testenv.NewPort(t)}
 	s.base = "http://" + s.port.Addr()
+	return s
+}
+
+// start starts the roles (startRole) and, if there are any, waits until
+// the API is ready.
+func (s *stack) start(roles ...string) {
+	s.t.Helper()
 	for _, role := range roles {
 		s.startRole(role)
 	}
 	if len(roles) > 0 {
 		s.waitHealthy()
 	}
-	return s
 }
 
 // startRole runs one role until the test ends; its log is shown if the
-// test fails.
+// test fails, and its end is reported on exited (when set) if it comes
+// before the test's.
 func (s *stack) startRole(role string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{}
@@ -125,7 +144,13 @@ func (s *stack) startRole(role string) {
 		}
 		return s.vars[k]
 	}
-	go func() { done <- run(ctx, []string{role}, getenv, io.Discard, logs) }()
+	go func() {
+		err := run(ctx, []string{role}, getenv, io.Discard, logs)
+		if ctx.Err() == nil && s.exited != nil {
+			s.exited <- fmt.Sprintf("%s exited: %v", role, err)
+		}
+		done <- err
+	}()
 	s.t.Cleanup(func() {
 		cancel()
 		select {

@@ -5,6 +5,7 @@
 package retry
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -81,4 +82,20 @@ func (p Policy) Delay(n int) time.Duration {
 		d = b.NextBackOff()
 	}
 	return d
+}
+
+// Sleep waits d between two attempts, or until ctx ends (then it returns
+// ctx's error at once); a d of zero or less waits nothing.
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

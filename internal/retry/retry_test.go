@@ -1,6 +1,8 @@
 package retry
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"testing"
 	"time"
@@ -97,5 +99,18 @@ func TestPolicyBounds(t *testing.T) {
 				t.Fatalf("%+v retry %d: waits in [%s, %s], want exactly %s", p, n, lo, hi, c)
 			}
 		}
+	}
+}
+
+// TestSleepEndsWithTheContext: Sleep returns the context's error at once
+// when it has ended, and nil after waiting nothing for a d of zero.
+func TestSleepEndsWithTheContext(t *testing.T) {
+	if err := Sleep(context.Background(), 0); err != nil {
+		t.Fatalf("Sleep(0) = %v, want nil", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := Sleep(ctx, time.Hour); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Sleep on an ended context = %v, want context.Canceled", err)
 	}
 }
