@@ -76,16 +76,24 @@ func (e *Emitter) Emit(ctx context.Context, cmd idemgate.Command) {
 	})
 }
 
+// drainBudget bounds how long Run keeps recording acknowledgements once
+// its context has ended: a process shutting down must exit within its
+// grace period even when the database does not answer. What is left
+// unrecorded stays accepted, and a sweeper emits it again after its lease
+// (a second event, which the projector deduplicates).
+const drainBudget = 5 * time.Second
+
 // Run records acknowledged commands as published, in batches, until ctx
-// ends; then it records every acknowledgement already received before it
-// returns (the caller flushes the producer first).
+// ends; then it records the acknowledgements already received before it
+// returns (the caller flushes the producer first), for drainBudget at
+// most.
 func (e *Emitter) Run(ctx context.Context) error {
 	batch := make([]string, 0, 1024)
-	flush := func() {
+	flush := func(ctx context.Context) {
 		if len(batch) == 0 {
 			return
 		}
-		if err := e.store.MarkPublished(context.WithoutCancel(ctx), batch); err != nil {
+		if err := e.store.MarkPublished(ctx, batch); err != nil {
 			e.log.Warn("record published commands; the sweeper will re-emit them", "n", len(batch), "err", err)
 		}
 		batch = batch[:0]
@@ -104,17 +112,24 @@ func (e *Emitter) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainBudget)
+			defer cancel()
 			for {
 				take()
 				if len(batch) == 0 {
 					return nil
 				}
-				flush()
+				if drain.Err() != nil {
+					e.logger.Warn("stopping: acknowledged commands left unrecorded; a sweeper will re-emit them",
+						"n", len(batch)+len(e.acked), "budget", drainBudget)
+					return nil
+				}
+				flush(drain)
 			}
 		case id := <-e.acked:
 			batch = append(batch, id)
 			take()
-			flush()
+			flush(context.WithoutCancel(ctx))
 		}
 	}
 }

@@ -269,7 +269,9 @@ func (b *backends) close() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for name, st := range b.pools {
-		st.DB().Close()
+		if !st.DB().CloseWithin(2 * time.Second) {
+			b.Logger.Warn("database connections still closing (hung half-open?); leaving them to the exit", "pool", name)
+		}
 		delete(b.pools, name)
 	}
 }

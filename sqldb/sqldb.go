@@ -56,6 +56,15 @@ type Options struct {
 	Metrics *TxMetrics
 }
 
+// DefaultConnectTimeout bounds each attempt at a new connection when
+// DATABASE_URL sets no connect_timeout. pgxpool builds connections in the
+// background, detached from the caller's deadline, and counts each one
+// under construction against the pool's size: without a bound, attempts
+// made through a link hung half-open (a partition that drops packets, a
+// host that vanished) never end, and the pool serves nothing even once
+// the link is back. A healthy connection takes milliseconds.
+const DefaultConnectTimeout = 5 * time.Second
+
 // ErrBadURL reports a DATABASE_URL that cannot be parsed: a
 // configuration mistake, not an outage, so never worth retrying.
 var ErrBadURL = errors.New("sqldb: DATABASE_URL cannot be parsed")
@@ -70,6 +79,9 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	}
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
 	}
 	if opts.StatementTimeout > 0 {
 		ms := strconv.FormatInt(opts.StatementTimeout.Milliseconds(), 10)
@@ -113,6 +125,26 @@ func (db *DB) Close() {
 		db.metrics.pools.remove(db.Name, db.Pool)
 	}
 	db.Pool.Close()
+}
+
+// CloseWithin closes the pool, waiting at most d, and reports whether
+// every connection was closed in time. pgx closes a connection that a
+// cancelled statement left in use in the background, draining it for up
+// to 15 s: behind a link hung half-open, nothing ever comes, and a
+// process stopping would wait that long for the pool. A process about to
+// exit need not wait: its sockets close with it.
+func (db *DB) CloseWithin(d time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		db.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
 }
 
 // ErrStandby reports a connection to a server that takes no writes: a
