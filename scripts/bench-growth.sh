@@ -23,7 +23,9 @@
 # Environment (defaults):
 #   SIZES="10000 1000000 10000000"   retained claims to measure at, ascending
 #   ROUNDS=2  DURATION=10  CONNS=32  OPEN_CONNS=128  OPEN_RATE=500  REPLAY_KEYS=2000
-#   FILL_CHUNK=500000   rows per fill statement
+#   FILL_CHUNK=1000000  rows per fill transaction
+#   BULK_FILL=2000000   a top-up of more rows than this stops the roles,
+#                       drops the four tables' indexes and builds them after
 #   BENCH_OUT=bench/out-growth
 #   BENCH_PORT=28180  serve; +2 and +3 the metrics of project and relay
 #   BENCH_PG_PORT=26442  BENCH_PG_RUN_DIR=/tmp/idemgate-growth-pg
@@ -40,7 +42,8 @@ CONNS=${CONNS:-32}
 OPEN_CONNS=${OPEN_CONNS:-128}
 OPEN_RATE=${OPEN_RATE:-500}
 REPLAY_KEYS=${REPLAY_KEYS:-2000}
-FILL_CHUNK=${FILL_CHUNK:-500000}
+FILL_CHUNK=${FILL_CHUNK:-1000000}
+BULK_FILL=${BULK_FILL:-2000000}
 BENCH_OUT=${BENCH_OUT:-bench/out-growth}
 BENCH_PORT=${BENCH_PORT:-28180}
 
@@ -62,7 +65,7 @@ log() { echo "bench-growth.sh: $(date -u +%H:%M:%S) $*" >&2; }
 die() { echo "bench-growth.sh: error: $*" >&2; exit 1; }
 need() { command -v "$1" >/dev/null 2>&1 || die "'$1' not found on PATH ($2)"; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for v in ROUNDS DURATION CONNS OPEN_CONNS OPEN_RATE REPLAY_KEYS FILL_CHUNK BENCH_PORT; do
+for v in ROUNDS DURATION CONNS OPEN_CONNS OPEN_RATE REPLAY_KEYS FILL_CHUNK BULK_FILL BENCH_PORT; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v='${!v}' is not a positive integer"
 done
 prev=0
@@ -106,6 +109,9 @@ stop_pid() {
   done
   kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
+  local keep=() p
+  for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
 }
 cleanup() {
   local rc=$? pid
@@ -153,19 +159,29 @@ DATABASE_URL=$IDB bin/idemgate migrate >&2
 
 ROLE_ENV=(DATABASE_URL="$IDB" KAFKA_BROKERS="$BROKERS" IDEMGATE_API_KEYS="$API_KEY=$TENANT" IDEMGATE_ADDR="$SERVE_ADDR"
   IDEMGATE_TOPIC_PREFIX=bench IDEMGATE_GROUP=bench-projector)
-start serve env "${ROLE_ENV[@]}" bin/idemgate serve
-SERVE_PID=$STARTED
-start relay env "${ROLE_ENV[@]}" IDEMGATE_METRICS_ADDR="$RELAY_METRICS" bin/idemgate relay
-RELAY_PID=$STARTED
-start project env "${ROLE_ENV[@]}" IDEMGATE_METRICS_ADDR="$PROJECT_METRICS" bin/idemgate project
-PROJECT_PID=$STARTED
-ready serve "$SERVE_PID" "http://$SERVE_ADDR/readyz"
-ready relay "$RELAY_PID" "http://$RELAY_METRICS/healthz"
-ready project "$PROJECT_PID" "http://$PROJECT_METRICS/healthz"
+# start_roles / stop_roles: serve, project and relay (stopped while a
+# large fill runs without the tables' indexes).
+start_roles() {
+  start serve env "${ROLE_ENV[@]}" bin/idemgate serve
+  SERVE_PID=$STARTED
+  start relay env "${ROLE_ENV[@]}" IDEMGATE_METRICS_ADDR="$RELAY_METRICS" bin/idemgate relay
+  RELAY_PID=$STARTED
+  start project env "${ROLE_ENV[@]}" IDEMGATE_METRICS_ADDR="$PROJECT_METRICS" bin/idemgate project
+  PROJECT_PID=$STARTED
+  ready serve "$SERVE_PID" "http://$SERVE_ADDR/readyz"
+  ready relay "$RELAY_PID" "http://$RELAY_METRICS/healthz"
+  ready project "$PROJECT_PID" "http://$PROJECT_METRICS/healthz"
+  I_WATCH="serve=$SERVE_PID,project=$PROJECT_PID,relay=$RELAY_PID,kafka=$KAFKA_PID,postgres=$PM_PID+"
+}
+stop_roles() {
+  stop_pid "$SERVE_PID"
+  stop_pid "$PROJECT_PID"
+  stop_pid "$RELAY_PID"
+}
+start_roles
 
 I_URL=http://$SERVE_ADDR
 I_METRICS="serve=http://$SERVE_ADDR/metrics,project=http://$PROJECT_METRICS/metrics,relay=http://$RELAY_METRICS/metrics"
-I_WATCH="serve=$SERVE_PID,project=$PROJECT_PID,relay=$RELAY_PID,kafka=$KAFKA_PID,postgres=$PM_PID+"
 alive() {
   local name pid
   for name in serve project relay; do
@@ -190,6 +206,48 @@ lg() {
 log "warm-up: 5 s closed loop (not recorded; the broker's JIT, the pools, and the template rows of the fill)"
 bin/loadgen -mode closed -url "$I_URL" -conns "$CONNS" -duration 5s -prefix "warmup-$RUN_ID" -key "$API_KEY" -tenant "$TENANT" \
   -db "$IDB" -wait-complete >/dev/null
+
+# The four tables' indexes and their key constraints, saved once to be
+# dropped before a large fill and built again after it (a bulk insert
+# into random-UUID btrees far larger than shared_buffers slows to a few
+# thousand rows a second; a built index is also denser than a grown one).
+FILL_TABLES="'idempotency_claims'::regclass, 'outbox'::regclass, 'processed_events'::regclass, 'payments'::regclass"
+drop_indexes() {
+  psql_ -d idemgate <<SQL
+CREATE TABLE IF NOT EXISTS bench_growth_indexes AS
+SELECT i.indrelid::regclass::TEXT AS tbl, i.indexrelid::regclass::TEXT AS name, pg_get_indexdef(i.indexrelid) AS def,
+       c.conname, c.contype
+FROM pg_index i LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.contype IN ('p', 'u')
+WHERE i.indrelid IN ($FILL_TABLES);
+DO \$\$
+DECLARE r RECORD;
+BEGIN
+  FOR r IN SELECT * FROM bench_growth_indexes LOOP
+    IF r.conname IS NOT NULL THEN
+      EXECUTE format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', r.tbl, r.conname);
+    END IF;
+    EXECUTE format('DROP INDEX IF EXISTS %s', r.name);
+  END LOOP;
+END \$\$;
+SQL
+}
+build_indexes() {
+  psql_ -d idemgate <<'SQL'
+SET maintenance_work_mem = '1GB';
+DO $$
+DECLARE r RECORD;
+BEGIN
+  FOR r IN SELECT * FROM bench_growth_indexes LOOP
+    EXECUTE r.def;
+    IF r.contype = 'p' THEN
+      EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I PRIMARY KEY USING INDEX %s', r.tbl, r.conname, r.name);
+    ELSIF r.contype = 'u' THEN
+      EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I UNIQUE USING INDEX %s', r.tbl, r.conname, r.name);
+    END IF;
+  END LOOP;
+END $$;
+SQL
+}
 
 # fill FROM TO: commands FROM..TO (1-based, inclusive) as completed,
 # retained ones, cloned from one real completed payment of the warm-up:
@@ -295,7 +353,7 @@ SELECT 'payments', c.operation_id::TEXT FROM idempotency_claims c WHERE c.operat
 ON CONFLICT (projector, event_id) DO NOTHING RETURNING event_id;
 EXPLAIN (ANALYZE, BUFFERS) INSERT INTO payments (payment_id, tenant_id, operation_id, amount, currency, customer, description, status, created_at)
 SELECT gen_random_uuid(), 'tenant-explain', op, 100, 'EUR', 'cus_1', NULL, 'succeeded', now() FROM unnest(:'ids'::UUID[]) AS op
-ON CONFLICT DO NOTHING;
+ON CONFLICT (payment_id) DO NOTHING;
 EXPLAIN (ANALYZE, BUFFERS) INSERT INTO outbox (operation_id, tenant_id, operation, status, content_type, location, body)
 SELECT op, 'tenant-explain', 'payments.create', 201, 'application/json', '', '\x7b7d' FROM unnest(:'ids'::UUID[]) AS op
 ON CONFLICT (operation_id) DO NOTHING;
@@ -319,6 +377,8 @@ EXPLAIN (ANALYZE, BUFFERS) DELETE FROM command_pending p WHERE p.operation_id = 
   AND (EXISTS (SELECT 1 FROM outbox o WHERE o.operation_id = p.operation_id)
        OR NOT EXISTS (SELECT 1 FROM idempotency_claims c WHERE c.operation_id = p.operation_id));
 ROLLBACK;
+\echo '=== the backlog gauges (store/outbox.go OutboxBacklog, store/claims.go: the pending commands)'
+EXPLAIN (ANALYZE, BUFFERS) SELECT count(*), min(created_at) FROM outbox WHERE sent_at IS NULL;
 \echo '=== table sizes'
 SELECT relname, n_live_tup, pg_size_pretty(pg_total_relation_size(relid)) FROM pg_stat_user_tables ORDER BY pg_total_relation_size(relid) DESC LIMIT 8;
 SQL
@@ -332,12 +392,26 @@ for size in $SIZES; do
   log "filling to $size retained commands (from $filled)"
   t=$SECONDS
   psql_ -d postgres -c "ALTER SYSTEM SET max_wal_size = '8GB'" -c 'SELECT pg_reload_conf()' >/dev/null
+  bulk=0
+  if ((size - filled > BULK_FILL)); then
+    bulk=1
+    log "  $((size - filled)) rows: roles stopped, indexes dropped, built again after"
+    stop_roles
+    drop_indexes
+  fi
   while ((filled < size)); do
     to=$((filled + FILL_CHUNK < size ? filled + FILL_CHUNK : size))
     fill $((filled + 1)) "$to" >/dev/null
     filled=$to
     log "  $filled"
   done
+  if ((bulk)); then
+    build_indexes
+    log "  indexes built"
+    start_roles
+    bin/loadgen -mode closed -url "$I_URL" -conns "$CONNS" -duration 5s -prefix "warmup-$size-$RUN_ID" -key "$API_KEY" -tenant "$TENANT" \
+      -db "$IDB" -wait-complete >/dev/null
+  fi
   psql_ -d idemgate -c 'VACUUM ANALYZE idempotency_claims, outbox, processed_events, payments, command_pending'
   psql_ -d postgres -c 'ALTER SYSTEM RESET max_wal_size' -c 'SELECT pg_reload_conf()' >/dev/null
   bytes=$(psql_ -d idemgate -tAc 'SELECT pg_database_size(current_database())')
