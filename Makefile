@@ -7,7 +7,7 @@ BIN     := bin/idemgate
 DATADIR ?= .idemgate
 ADDR    ?= 127.0.0.1:8080
 
-.PHONY: all build run test vet bench fuzz kafka-start kafka-stop pg-start pg-stop clean chaos chaos-cluster regions regions-stop
+.PHONY: all build run test vet bench bench-growth fuzz kafka-start kafka-stop pg-start pg-stop clean chaos chaos-cluster regions regions-stop
 
 all: build
 
@@ -56,6 +56,10 @@ vet:
 ## bench: idemgate against its baselines (pgbench, bench/syncclaim), fsync on; see BENCHMARKS.md
 bench: build
 	scripts/bench.sh
+
+## bench-growth: idemgate's cost per command at 10k, 1M and 10M retained claims (issue 21); see BENCHMARKS.md
+bench-growth: build
+	scripts/bench-growth.sh
 
 kafka-start:
 	scripts/kafka.sh start
