@@ -121,6 +121,10 @@ type Config struct {
 	// LagInterval is how often the projector measures its group's lag
 	// (IDEMGATE_LAG_INTERVAL).
 	LagInterval time.Duration
+	// RelayGrace is how old an unsent outcome must be before the relay
+	// publishes it; the projector publishes the younger ones itself
+	// (IDEMGATE_RELAY_GRACE, projector.RelayConfig.Grace).
+	RelayGrace time.Duration
 	// UpstreamBackoff is the wait before an upstream call's second attempt;
 	// it doubles up to 30 s (IDEMGATE_UPSTREAM_BACKOFF).
 	UpstreamBackoff time.Duration
@@ -214,6 +218,7 @@ func Defaults() Config {
 		// handles for the backends).
 		MaxConnections: 4096,
 		LagInterval:    consumer.DefaultLagInterval,
+		RelayGrace:     projector.DefaultRelayGrace,
 		// Eight days: the commands topic keeps a week (the window less a
 		// day, when idemgate creates it), and a dedup record must outlive
 		// every copy of its event there, with a day of margin.
@@ -304,6 +309,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	dur("IDEMGATE_JANITOR_INTERVAL", &c.JanitorInterval)
 	dur("IDEMGATE_DB_TIMEOUT", &c.DBTimeout)
 	dur("IDEMGATE_LAG_INTERVAL", &c.LagInterval)
+	dur("IDEMGATE_RELAY_GRACE", &c.RelayGrace)
 	dur("IDEMGATE_DEDUP_WINDOW", &c.DedupWindow)
 	dur("IDEMGATE_UPSTREAM_BACKOFF", &c.UpstreamBackoff)
 	dur("IDEMGATE_CALL_RETRY_FOR", &c.CallRetryFor)

@@ -88,7 +88,8 @@ func (p *Projector) applyBatch(ctx context.Context, cmds []idemgate.Command) err
 	for _, a := range applied {
 		p.observe(a.Command, a.Response)
 	}
-	p.cfg.Faults.Hit(fault.AfterProjectorTx)
+	p.cfg.Faults.Hit(fault.AfterProjectorTx) // a death here leaves the results to the relay
+	p.results.publish(ctx, applied...)
 	return nil
 }
 

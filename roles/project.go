@@ -55,6 +55,7 @@ func (b *backends) project(ctx context.Context) error {
 		Name:            ProjectorName,
 		Producer:        events.NewProducer(dlq),
 		DeadLetterTopic: b.topics.DeadLetter,
+		ResultsTopic:    b.topics.Results,
 		Faults:          b.Faults,
 		Registerer:      b.metrics,
 		Logger:          b.Logger,
@@ -101,7 +102,7 @@ func (b *backends) relay(ctx context.Context) error {
 	closeClient := func() { closeOnce.Do(client.Close) }
 	defer closeClient()
 	relay, err := projector.NewRelay(projector.RelayConfig{Store: st, Producer: events.NewProducer(client), Topic: b.topics.Results,
-		Faults: b.Faults, Logger: b.Logger, Registerer: b.metrics, TracerProvider: b.TracerProvider})
+		Grace: b.Config.RelayGrace, Faults: b.Faults, Logger: b.Logger, Registerer: b.metrics, TracerProvider: b.TracerProvider})
 	if err != nil {
 		return err
 	}
