@@ -125,6 +125,10 @@ type Config struct {
 	// publishes it; the projector publishes the younger ones itself
 	// (IDEMGATE_RELAY_GRACE, projector.RelayConfig.Grace).
 	RelayGrace time.Duration
+	// ProjectorPublishes has the projector publish each result event right
+	// after its commit (IDEMGATE_PROJECTOR_PUBLISHES, default true); false
+	// leaves them all to the relay, after its grace.
+	ProjectorPublishes bool
 	// UpstreamBackoff is the wait before an upstream call's second attempt;
 	// it doubles up to 30 s (IDEMGATE_UPSTREAM_BACKOFF).
 	UpstreamBackoff time.Duration
@@ -219,6 +223,8 @@ func Defaults() Config {
 		MaxConnections: 4096,
 		LagInterval:    consumer.DefaultLagInterval,
 		RelayGrace:     projector.DefaultRelayGrace,
+		// The relay is the safety net of the projector's publish.
+		ProjectorPublishes: true,
 		// Eight days: the commands topic keeps a week (the window less a
 		// day, when idemgate creates it), and a dedup record must outlive
 		// every copy of its event there, with a day of margin.
@@ -330,6 +336,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	num("IDEMGATE_CLAIM_CONCURRENCY", 1, 1000, func(n int) { c.ClaimConcurrency = n })
 	num("IDEMGATE_CALL_ATTEMPTS", 1, 1000, func(n int) { c.CallAttempts = n })
 	num("IDEMGATE_CALL_MAX_UNFINISHED", 1, 1000, func(n int) { c.CallMaxUnfinished = n })
+	if v := strings.TrimSpace(getenv("IDEMGATE_PROJECTOR_PUBLISHES")); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("IDEMGATE_PROJECTOR_PUBLISHES=%q is not true or false", v))
+		}
+		c.ProjectorPublishes = b
+	}
 	if v := strings.TrimSpace(getenv("IDEMGATE_PPROF")); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {

@@ -204,6 +204,10 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 	if err := r.cfg.Producer.EmitSync(ctx, recs...); err != nil {
 		return 0, err
 	}
+	acked := time.Now()
+	for i := range sent {
+		sent[i].SentAt = acked
+	}
 	r.published.Add(float64(len(recs)))
 	r.cfg.Faults.Hit(fault.AfterRelayPublish)
 	if err := r.cfg.Store.MarkSent(ctx, sent); err != nil {

@@ -49,13 +49,17 @@ func (b *backends) project(ctx context.Context) error {
 		return fmt.Errorf("kafka: %w", err)
 	}
 	defer dlq.Close()
+	resultsTopic := ""
+	if b.Config.ProjectorPublishes {
+		resultsTopic = b.topics.Results
+	}
 	p, err := projector.New(projector.Config{
 		Store:           st,
 		Registry:        b.Registry,
 		Name:            ProjectorName,
 		Producer:        events.NewProducer(dlq),
 		DeadLetterTopic: b.topics.DeadLetter,
-		ResultsTopic:    b.topics.Results,
+		ResultsTopic:    resultsTopic,
 		Faults:          b.Faults,
 		Registerer:      b.metrics,
 		Logger:          b.Logger,

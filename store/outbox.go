@@ -77,30 +77,34 @@ func (s *Store) OutboxBacklog(ctx context.Context) (n int, oldest time.Time, err
 }
 
 // Recorded names one recorded response: its command and when it was
-// recorded (the outbox row's created_at).
+// recorded (the outbox row's created_at); and, for MarkSent, when Kafka
+// acknowledged its result event (by the publisher's clock).
 type Recorded struct {
 	OperationID string
 	At          time.Time
+	SentAt      time.Time
 }
 
-// MarkSent records, in one statement, that the outcomes were published.
-// Each row is named with the time it was recorded, so that a mark never
-// lands on a newer outcome of the same command (a redrive deletes the
-// row and the projector records another) whose event nobody published.
-// The mark is idempotent, so it runs at READ COMMITTED, where it cannot
-// collide with the projectors recording new outcomes.
+// MarkSent records, in one statement, that the outcomes were published,
+// each at its SentAt (so that a publisher may gather its marks and still
+// record when each event was on Kafka). Each row is named with the time
+// it was recorded, so that a mark never lands on a newer outcome of the
+// same command (a redrive deletes the row and the projector records
+// another) whose event nobody published. The mark is idempotent, so it
+// runs at READ COMMITTED, where it cannot collide with the projectors
+// recording new outcomes.
 func (s *Store) MarkSent(ctx context.Context, rows []Recorded) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	ids, ats := make([]string, len(rows)), make([]time.Time, len(rows))
+	ids, ats, sent := make([]string, len(rows)), make([]time.Time, len(rows)), make([]time.Time, len(rows))
 	for i, r := range rows {
-		ids[i], ats[i] = r.OperationID, r.At
+		ids[i], ats[i], sent[i] = r.OperationID, r.At, r.SentAt
 	}
 	return s.db.InReadCommitted(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE outbox o SET sent_at = now()
-FROM unnest($1::UUID[], $2::TIMESTAMPTZ[]) AS m(operation_id, created_at)
-WHERE o.operation_id = m.operation_id AND o.created_at = m.created_at AND o.sent_at IS NULL`, planned, ids, ats); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE outbox o SET sent_at = m.sent_at
+FROM unnest($1::UUID[], $2::TIMESTAMPTZ[], $3::TIMESTAMPTZ[]) AS m(operation_id, created_at, sent_at)
+WHERE o.operation_id = m.operation_id AND o.created_at = m.created_at AND o.sent_at IS NULL`, planned, ids, ats, sent); err != nil {
 			return fmt.Errorf("mark outbox sent: %w", err)
 		}
 		return nil

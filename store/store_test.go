@@ -44,7 +44,7 @@ func complete(t *testing.T, st *store.Store, cmd idemgate.Command) store.Recorde
 	if err != nil || !fresh || a.RecordedAt.IsZero() {
 		t.Fatalf("record %s: fresh %v, recorded at %v, %v", cmd.IdempotencyKey, fresh, a.RecordedAt, err)
 	}
-	return store.Recorded{OperationID: cmd.OperationID, At: a.RecordedAt}
+	return store.Recorded{OperationID: cmd.OperationID, At: a.RecordedAt, SentAt: time.Now()}
 }
 
 // TestLease: a claim's lease (how long before the sweeper re-emits its
@@ -309,7 +309,7 @@ func TestMarkSentNamesTheRecordedRow(t *testing.T) {
 	if err != nil || !fresh {
 		t.Fatalf("record the failure: fresh %v, %v", fresh, err)
 	}
-	old := store.Recorded{OperationID: cmd.OperationID, At: a.RecordedAt}
+	old := store.Recorded{OperationID: cmd.OperationID, At: a.RecordedAt, SentAt: time.Now()}
 	if err := st.Redrive(ctx, "test", cmd.OperationID); err != nil {
 		t.Fatal(err)
 	}
