@@ -234,7 +234,7 @@ func (p *Projector) record(ctx context.Context, cmd idemgate.Command, resp idemg
 	a, fresh, err := p.cfg.Store.ApplyOnce(actx, p.cfg.Name, cmd, store.Record(resp), nil)
 	if err == nil && fresh {
 		p.observe(cmd, resp)
-		p.results.publish(ctx, a)
+		p.results.publish(within(ctx), a)
 	}
 	return err
 }

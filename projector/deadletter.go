@@ -44,7 +44,7 @@ func (p *Projector) deadLetter(ctx context.Context, rec *kgo.Record, cause error
 	a, fresh, err := p.cfg.Store.ApplyOnce(ctx, p.cfg.Name, cmd, store.Record(resp), nil)
 	if err == nil && fresh {
 		p.observe(cmd, resp)
-		p.results.publish(ctx, a)
+		p.results.publish(within(ctx), a)
 	}
 	return err
 }

@@ -188,7 +188,7 @@ func (p *Projector) Handle(ctx context.Context, rec *kgo.Record) error {
 	}
 	p.cfg.Faults.Hit(fault.AfterProjectorTx) // a death here leaves the result to the relay
 	if fresh {
-		p.results.publish(ctx, a)
+		p.results.publish(within(ctx), a)
 	}
 	return nil
 }

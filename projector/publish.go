@@ -14,7 +14,6 @@ import (
 	"github.com/idemgate/idemgate/events"
 	"github.com/idemgate/idemgate/logging"
 	"github.com/idemgate/idemgate/store"
-	"github.com/idemgate/idemgate/tracing"
 )
 
 // results publishes the outcomes the projector recorded as result events,
@@ -51,13 +50,13 @@ func newResults(cfg Config, tracer trace.Tracer) *results {
 }
 
 // publish hands the result events of what a committed transaction
-// recorded to the producer. A nil *results publishes nothing (the relay
-// does, after its grace).
-func (r *results) publish(ctx context.Context, applied ...store.Applied) {
+// recorded to the producer; each one's span is a child of the span in
+// parent(its operation id): its command's apply span. A nil *results
+// publishes nothing (the relay does, after its grace).
+func (r *results) publish(parent func(operationID string) context.Context, applied ...store.Applied) {
 	if r == nil {
 		return
 	}
-	ctx = context.WithoutCancel(ctx) // a revocation does not take back what was committed
 	for _, a := range applied {
 		if a.RecordedAt.IsZero() {
 			continue // not written by this transaction: its writer publishes it
@@ -69,7 +68,9 @@ func (r *results) publish(ctx context.Context, applied ...store.Applied) {
 			continue
 		}
 		rec := env.Record(r.topic, events.IdentityKey(cmd.Tenant, cmd.Operation, cmd.IdempotencyKey))
-		sctx, span := r.tracer.Start(tracing.FromTraceParent(ctx, cmd.TraceParent), "idemgate.result.publish "+cmd.Operation,
+		// A revocation does not take back what was committed.
+		ctx := context.WithoutCancel(parent(cmd.OperationID))
+		sctx, span := r.tracer.Start(ctx, "idemgate.result.publish "+cmd.Operation,
 			trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attribute.String("idemgate.operation_id", cmd.OperationID),
 				attribute.String("messaging.system", "kafka"), attribute.String("messaging.destination.name", r.topic)))
 		rec.Context = sctx // the tracing hook parents its send span on it
@@ -129,4 +130,9 @@ func (r *results) mark() {
 		cancel()
 		time.Sleep(markPause)
 	}
+}
+
+// within is the parent of publish whose commands all have ctx's span.
+func within(ctx context.Context) func(string) context.Context {
+	return func(string) context.Context { return ctx }
 }

@@ -25,12 +25,12 @@ import (
 //
 //	POST /v1/orders (server)            <- the client's span
 //	├── idemgate.claim
-//	├── <commands> publish (kotel)
-//	│   └── <commands> receive (kotel)
-//	│       └── idemgate.apply orders.create
-//	│           └── idemgate.upstream.call orders.create -> the upstream sees this trace
-//	└── idemgate.result.publish orders.create
-//	    └── <results> publish (kotel)
+//	└── <commands> publish (kotel)
+//	    └── <commands> receive (kotel)
+//	        └── idemgate.apply orders.create
+//	            ├── idemgate.upstream.call orders.create -> the upstream sees this trace
+//	            └── idemgate.result.publish orders.create (after the commit)
+//	                └── <results> publish (kotel)
 func TestTraceAcrossRoles(t *testing.T) {
 	u := startUpstream(t)
 	exp := tracetest.NewInMemoryExporter()
@@ -94,7 +94,7 @@ func TestTraceAcrossRoles(t *testing.T) {
 	parentOf("commands receive", "commands publish")
 	parentOf("idemgate.apply orders.create", "commands receive")
 	parentOf("idemgate.upstream.call orders.create", "idemgate.apply orders.create")
-	parentOf("idemgate.result.publish orders.create", "POST /v1/orders")
+	parentOf("idemgate.result.publish orders.create", "idemgate.apply orders.create")
 	parentOf("results publish", "idemgate.result.publish orders.create")
 
 	// The upstream was called within the trace, as a child of the call span.
