@@ -121,6 +121,14 @@ type Config struct {
 	// LagInterval is how often the projector measures its group's lag
 	// (IDEMGATE_LAG_INTERVAL).
 	LagInterval time.Duration
+	// RelayGrace is how old an unsent outcome must be before the relay
+	// publishes it; the projector publishes the younger ones itself
+	// (IDEMGATE_RELAY_GRACE, projector.RelayConfig.Grace).
+	RelayGrace time.Duration
+	// ProjectorPublishes has the projector publish each result event right
+	// after its commit (IDEMGATE_PROJECTOR_PUBLISHES, default true); false
+	// leaves them all to the relay, after its grace.
+	ProjectorPublishes bool
 	// UpstreamBackoff is the wait before an upstream call's second attempt;
 	// it doubles up to 30 s (IDEMGATE_UPSTREAM_BACKOFF).
 	UpstreamBackoff time.Duration
@@ -214,6 +222,9 @@ func Defaults() Config {
 		// handles for the backends).
 		MaxConnections: 4096,
 		LagInterval:    consumer.DefaultLagInterval,
+		RelayGrace:     projector.DefaultRelayGrace,
+		// The relay is the safety net of the projector's publish.
+		ProjectorPublishes: true,
 		// Eight days: the commands topic keeps a week (the window less a
 		// day, when idemgate creates it), and a dedup record must outlive
 		// every copy of its event there, with a day of margin.
@@ -304,6 +315,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	dur("IDEMGATE_JANITOR_INTERVAL", &c.JanitorInterval)
 	dur("IDEMGATE_DB_TIMEOUT", &c.DBTimeout)
 	dur("IDEMGATE_LAG_INTERVAL", &c.LagInterval)
+	dur("IDEMGATE_RELAY_GRACE", &c.RelayGrace)
 	dur("IDEMGATE_DEDUP_WINDOW", &c.DedupWindow)
 	dur("IDEMGATE_UPSTREAM_BACKOFF", &c.UpstreamBackoff)
 	dur("IDEMGATE_CALL_RETRY_FOR", &c.CallRetryFor)
@@ -324,6 +336,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	num("IDEMGATE_CLAIM_CONCURRENCY", 1, 1000, func(n int) { c.ClaimConcurrency = n })
 	num("IDEMGATE_CALL_ATTEMPTS", 1, 1000, func(n int) { c.CallAttempts = n })
 	num("IDEMGATE_CALL_MAX_UNFINISHED", 1, 1000, func(n int) { c.CallMaxUnfinished = n })
+	if v := strings.TrimSpace(getenv("IDEMGATE_PROJECTOR_PUBLISHES")); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("IDEMGATE_PROJECTOR_PUBLISHES=%q is not true or false", v))
+		}
+		c.ProjectorPublishes = b
+	}
 	if v := strings.TrimSpace(getenv("IDEMGATE_PPROF")); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {

@@ -83,6 +83,14 @@ func FromEnv(getenv func(string) string) (*Injector, error) {
 	return in, nil
 }
 
+// WithDeath returns an injector that fires at each point with the given
+// odds and calls die there instead of killing the process: a test in the
+// process stands for the death (die must not return, as a death would
+// not: runtime.Goexit ends the goroutine that passed the point).
+func WithDeath(odds map[string]float64, die func(point string)) *Injector {
+	return &Injector{odds: odds, rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())), die: die}
+}
+
 // Hit passes through a point; the process may die there.
 func (in *Injector) Hit(point string) {
 	if in.Fires(point) {

@@ -29,12 +29,13 @@ import (
 func (p *Projector) HandleBatch(ctx context.Context, recs []*kgo.Record) error {
 	seen := make(map[string]bool, len(recs))
 	var stretch []idemgate.Command
-	var spans []trace.Span // one per command of the stretch, in its own trace
+	var spans []trace.Span                   // one per command of the stretch, in its own trace
+	applying := map[string]context.Context{} // each command's apply span, its result's parent
 	flush := func() error {
 		if len(stretch) == 0 {
 			return nil
 		}
-		err := p.applyBatch(ctx, stretch)
+		err := p.applyBatch(ctx, stretch, func(id string) context.Context { return applying[id] })
 		for _, s := range spans {
 			if err != nil {
 				s.SetStatus(codes.Error, err.Error())
@@ -69,7 +70,8 @@ func (p *Projector) HandleBatch(ctx context.Context, recs []*kgo.Record) error {
 			}
 			continue
 		}
-		_, span := p.startApply(ctx, rec, cmd)
+		actx, span := p.startApply(ctx, rec, cmd)
+		applying[cmd.OperationID] = actx
 		spans = append(spans, span)
 		stretch = append(stretch, cmd)
 	}
@@ -77,8 +79,9 @@ func (p *Projector) HandleBatch(ctx context.Context, recs []*kgo.Record) error {
 }
 
 // applyBatch applies commands of in-database operations in one
-// transaction.
-func (p *Projector) applyBatch(ctx context.Context, cmds []idemgate.Command) error {
+// transaction, then publishes their results; parent gives each command's
+// apply span, the parent of its result's.
+func (p *Projector) applyBatch(ctx context.Context, cmds []idemgate.Command, parent func(operationID string) context.Context) error {
 	actx, cancel := attemptContext(ctx, attemptTimeout)
 	defer cancel()
 	applied, err := p.cfg.Store.ApplyBatch(actx, p.cfg.Name, cmds, p.effects, func() { p.cfg.Faults.Hit(fault.InProjectorTx) })
@@ -88,7 +91,8 @@ func (p *Projector) applyBatch(ctx context.Context, cmds []idemgate.Command) err
 	for _, a := range applied {
 		p.observe(a.Command, a.Response)
 	}
-	p.cfg.Faults.Hit(fault.AfterProjectorTx)
+	p.cfg.Faults.Hit(fault.AfterProjectorTx) // a death here leaves the results to the relay
+	p.results.publish(parent, applied...)
 	return nil
 }
 

@@ -231,9 +231,10 @@ func (p *Projector) attemptCall(ctx context.Context, cmd idemgate.Command, op id
 func (p *Projector) record(ctx context.Context, cmd idemgate.Command, resp idemgate.Response) error {
 	actx, cancel := attemptContext(ctx, attemptTimeout)
 	defer cancel()
-	fresh, err := p.cfg.Store.RecordOnce(actx, p.cfg.Name, cmd, resp)
+	a, fresh, err := p.cfg.Store.ApplyOnce(actx, p.cfg.Name, cmd, store.Record(resp), nil)
 	if err == nil && fresh {
 		p.observe(cmd, resp)
+		p.results.publish(within(ctx), a)
 	}
 	return err
 }

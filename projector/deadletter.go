@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/idemgate/idemgate"
+	"github.com/idemgate/idemgate/store"
 )
 
 // DeadLetter gives up on a record after its bounded retries: it copies the
@@ -40,9 +41,10 @@ func (p *Projector) deadLetter(ctx context.Context, rec *kgo.Record, cause error
 	p.cfg.Logger.Error("dead-lettered a command", "operation_id", cmd.OperationID, "status", failure.Status, "type", failure.Type, "err", cause)
 	failure.Detail += " (operation " + cmd.OperationID + ")"
 	resp := idemgate.ProblemResponse(failure)
-	fresh, err := p.cfg.Store.RecordOnce(ctx, p.cfg.Name, cmd, resp)
+	a, fresh, err := p.cfg.Store.ApplyOnce(ctx, p.cfg.Name, cmd, store.Record(resp), nil)
 	if err == nil && fresh {
 		p.observe(cmd, resp)
+		p.results.publish(within(ctx), a)
 	}
 	return err
 }

@@ -39,9 +39,15 @@ type Config struct {
 	// Producer and DeadLetterTopic receive events that cannot be applied.
 	Producer        *events.Producer
 	DeadLetterTopic string
-	Faults          *fault.Injector
-	Registerer      prometheus.Registerer
-	Logger          *slog.Logger
+	// ResultsTopic, when set, receives the result event of each outcome
+	// the projector records, through Producer, right after the commit
+	// that recorded it; the projector then marks its outbox row sent. The
+	// relay publishes what stays unsent past its grace. When empty, the
+	// relay publishes every outcome.
+	ResultsTopic string
+	Faults       *fault.Injector
+	Registerer   prometheus.Registerer
+	Logger       *slog.Logger
 	// CallBudget bounds an upstream call. Only observed failures spend
 	// its failure budget: a call is given up once it has failed
 	// CallBudget.Failures times (default 5) and for CallBudget.For
@@ -81,6 +87,7 @@ type Projector struct {
 	dead    prometheus.Counter
 	unknown *prometheus.CounterVec
 	waiting *prometheus.GaugeVec
+	results *results // nil without a ResultsTopic
 	// isolation lets a call run alone in the process (see isolatedIf).
 	isolation sync.RWMutex
 }
@@ -127,8 +134,13 @@ func New(cfg Config) (*Projector, error) {
 		}, []string{"operation"}),
 	}
 	p.tracer = cfg.TracerProvider.Tracer(tracing.Name)
+	p.results = newResults(cfg, p.tracer)
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{p.latency, p.applied, p.dead, p.unknown, p.waiting} {
+		cs := []prometheus.Collector{p.latency, p.applied, p.dead, p.unknown, p.waiting}
+		if p.results != nil {
+			cs = append(cs, p.results.published)
+		}
+		for _, c := range cs {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("projector: %w", err)
 			}
@@ -165,16 +177,19 @@ func (p *Projector) Handle(ctx context.Context, rec *kgo.Record) error {
 	}
 	actx, cancel := attemptContext(ctx, attemptTimeout)
 	defer cancel()
-	resp, fresh, err := p.cfg.Store.ApplyOnce(actx, p.cfg.Name, cmd,
+	a, fresh, err := p.cfg.Store.ApplyOnce(actx, p.cfg.Name, cmd,
 		func(ctx context.Context, tx pgx.Tx) (idemgate.Response, error) { return op.Apply.ApplyTx(ctx, tx, cmd) },
 		func() { p.cfg.Faults.Hit(fault.InProjectorTx) })
 	if err != nil {
 		return err
 	}
 	if fresh {
-		p.observe(cmd, resp)
+		p.observe(cmd, a.Response)
 	}
-	p.cfg.Faults.Hit(fault.AfterProjectorTx)
+	p.cfg.Faults.Hit(fault.AfterProjectorTx) // a death here leaves the result to the relay
+	if fresh {
+		p.results.publish(within(ctx), a)
+	}
 	return nil
 }
 

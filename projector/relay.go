@@ -30,14 +30,33 @@ type RelayConfig struct {
 	// Prefer: wait answers as soon as the result event is out).
 	Batch    int
 	Interval time.Duration
-	Faults   *fault.Injector
-	Logger   *slog.Logger
+	// Grace is how old an unsent outcome must be (since it was recorded)
+	// before the relay publishes it: a projector with a ResultsTopic
+	// publishes its outcomes itself, right after its commit, and marks
+	// them sent, so the relay only publishes those it did not (it died
+	// between its commit and its publish or its mark, or its produce
+	// failed). Zero publishes every unsent outcome at once, for
+	// projectors that do not publish (roles.Relay's default is
+	// DefaultRelayGrace).
+	Grace  time.Duration
+	Faults *fault.Injector
+	Logger *slog.Logger
 	// Registerer receives the relay's metrics; may be nil.
 	Registerer prometheus.Registerer
 	// TracerProvider records a publish span per outcome, in the trace of
 	// the request that claimed its command; default: none recorded.
 	TracerProvider trace.TracerProvider
 }
+
+// DefaultRelayGrace is the relay's grace in the deployed roles: far above
+// the time a projector takes from its commit to its mark (a produce with
+// acks=all and one UPDATE: milliseconds, a few hundred at the p99 of a
+// loaded 2-core box), so that the normal path publishes once and the
+// relay's poll finds nothing; yet short next to what a projector's death
+// costs anyway (its partitions wait for the consumer group to move them,
+// at least the session timeout). It bounds how late the result event of
+// a command comes when its projector dies after the commit.
+const DefaultRelayGrace = 5 * time.Second
 
 // Relay publishes recorded responses as result events and marks them
 // sent. It is at-least-once: a crash between the publish and the mark
@@ -63,6 +82,7 @@ func NewRelay(cfg RelayConfig) (*Relay, error) {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 50 * time.Millisecond
 	}
+	cfg.Grace = max(cfg.Grace, 0)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -154,12 +174,12 @@ func (r *Relay) measure(ctx context.Context) {
 // RelayOnce publishes up to one batch of unsent responses and returns how
 // many it published.
 func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
-	unsent, err := r.cfg.Store.UnsentResponses(ctx, r.cfg.Batch)
+	unsent, err := r.cfg.Store.UnsentResponses(ctx, r.cfg.Batch, r.cfg.Grace)
 	if err != nil || len(unsent) == 0 {
 		return 0, err
 	}
 	recs := make([]*kgo.Record, 0, len(unsent))
-	ids := make([]string, 0, len(unsent))
+	sent := make([]store.Recorded, 0, len(unsent))
 	spans := make([]trace.Span, 0, len(unsent))
 	defer func() {
 		for _, s := range spans {
@@ -179,14 +199,18 @@ func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
 		rec.Context = sctx // the tracing hook parents its send span on it
 		spans = append(spans, span)
 		recs = append(recs, rec)
-		ids = append(ids, cmd.OperationID)
+		sent = append(sent, store.Recorded{OperationID: cmd.OperationID, At: u.RecordedAt})
 	}
 	if err := r.cfg.Producer.EmitSync(ctx, recs...); err != nil {
 		return 0, err
 	}
+	acked := time.Now()
+	for i := range sent {
+		sent[i].SentAt = acked
+	}
 	r.published.Add(float64(len(recs)))
 	r.cfg.Faults.Hit(fault.AfterRelayPublish)
-	if err := r.cfg.Store.MarkSent(ctx, ids); err != nil {
+	if err := r.cfg.Store.MarkSent(ctx, sent); err != nil {
 		return 0, err
 	}
 	return len(recs), nil

@@ -81,7 +81,7 @@ func TestRelayKeepsOutcomesUnsentWhileProduceFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	unsent := func() int {
-		outs, err := st.UnsentResponses(ctx, 10)
+		outs, err := st.UnsentResponses(ctx, 10, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

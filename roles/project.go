@@ -49,12 +49,17 @@ func (b *backends) project(ctx context.Context) error {
 		return fmt.Errorf("kafka: %w", err)
 	}
 	defer dlq.Close()
+	resultsTopic := ""
+	if b.Config.ProjectorPublishes {
+		resultsTopic = b.topics.Results
+	}
 	p, err := projector.New(projector.Config{
 		Store:           st,
 		Registry:        b.Registry,
 		Name:            ProjectorName,
 		Producer:        events.NewProducer(dlq),
 		DeadLetterTopic: b.topics.DeadLetter,
+		ResultsTopic:    resultsTopic,
 		Faults:          b.Faults,
 		Registerer:      b.metrics,
 		Logger:          b.Logger,
@@ -101,7 +106,7 @@ func (b *backends) relay(ctx context.Context) error {
 	closeClient := func() { closeOnce.Do(client.Close) }
 	defer closeClient()
 	relay, err := projector.NewRelay(projector.RelayConfig{Store: st, Producer: events.NewProducer(client), Topic: b.topics.Results,
-		Faults: b.Faults, Logger: b.Logger, Registerer: b.metrics, TracerProvider: b.TracerProvider})
+		Grace: b.Config.RelayGrace, Faults: b.Faults, Logger: b.Logger, Registerer: b.metrics, TracerProvider: b.TracerProvider})
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -22,12 +23,13 @@ type Effect func(ctx context.Context, tx pgx.Tx) (idemgate.Response, error)
 // (a redelivered event finds either done, or its claim gone with the
 // key's retention, and does nothing more), runs effect and writes the
 // response to the outbox, which completes the claim. fresh is false when
-// the command had already been processed; its response is then not
-// returned.
+// the command had already been processed; nothing is then returned. A
+// fresh application returns the response with the time it was recorded
+// (the outbox row's created_at: the result event's time, part of its id).
 //
 // The hook, when not nil, runs inside the transaction after the writes and
 // before the commit (a fault point).
-func (s *Store) ApplyOnce(ctx context.Context, projector string, cmd idemgate.Command, effect Effect, hook func()) (resp idemgate.Response, fresh bool, err error) {
+func (s *Store) ApplyOnce(ctx context.Context, projector string, cmd idemgate.Command, effect Effect, hook func()) (a Applied, fresh bool, err error) {
 	err = s.db.InTx(ctx, func(tx pgx.Tx) error {
 		fresh = false
 		if done, err := markProcessed(ctx, tx, projector, cmd.OperationID); err != nil || done {
@@ -36,12 +38,17 @@ func (s *Store) ApplyOnce(ctx context.Context, projector string, cmd idemgate.Co
 		if open, err := completeClaim(ctx, tx, cmd.OperationID); err != nil || !open {
 			return err
 		}
-		var err error
-		if resp, err = effect(ctx, tx); err != nil {
+		resp, err := effect(ctx, tx)
+		if err != nil {
 			return err
 		}
-		if err := writeOutbox(ctx, tx, cmd, resp); err != nil {
+		at, written, err := writeOutbox(ctx, tx, cmd, resp)
+		if err != nil {
 			return err
+		}
+		a = Applied{Command: cmd, Response: resp}
+		if written {
+			a.RecordedAt = at
 		}
 		if hook != nil {
 			hook()
@@ -50,9 +57,12 @@ func (s *Store) ApplyOnce(ctx context.Context, projector string, cmd idemgate.Co
 		return nil
 	})
 	if errors.Is(err, errNotOpen) {
-		return idemgate.Response{}, false, nil
+		return Applied{}, false, nil
 	}
-	return resp, fresh, err
+	if err != nil || !fresh {
+		return Applied{}, false, err
+	}
+	return a, true, nil
 }
 
 // errNotOpen rolls back an application whose claim is completed or gone.
@@ -62,8 +72,13 @@ var errNotOpen = errors.New("store: the claim is not open")
 // dead-lettered command's 500, an upstream's answer), unless the command
 // was already processed.
 func (s *Store) RecordOnce(ctx context.Context, projector string, cmd idemgate.Command, resp idemgate.Response) (fresh bool, err error) {
-	_, fresh, err = s.ApplyOnce(ctx, projector, cmd, func(context.Context, pgx.Tx) (idemgate.Response, error) { return resp, nil }, nil)
+	_, fresh, err = s.ApplyOnce(ctx, projector, cmd, Record(resp), nil)
 	return fresh, err
+}
+
+// Record is the effect of a command completed with resp and nothing else.
+func Record(resp idemgate.Response) Effect {
+	return func(context.Context, pgx.Tx) (idemgate.Response, error) { return resp, nil }
 }
 
 // markProcessed records the event; done is true when it was recorded
@@ -103,14 +118,19 @@ func completeClaim(ctx context.Context, tx pgx.Tx, operationID string) (open boo
 	return true, nil
 }
 
-// writeOutbox records the response.
-func writeOutbox(ctx context.Context, tx pgx.Tx, cmd idemgate.Command, resp idemgate.Response) error {
-	if _, err := tx.Exec(ctx, `INSERT INTO outbox (operation_id, tenant_id, operation, status, content_type, location, body)
-VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (operation_id) DO NOTHING`,
-		cmd.OperationID, cmd.Tenant, cmd.Operation, resp.Status, resp.ContentType, resp.Location, resp.Body); err != nil {
-		return fmt.Errorf("write outbox: %w", err)
+// writeOutbox records the response and returns when (written is false
+// when a row was there already).
+func writeOutbox(ctx context.Context, tx pgx.Tx, cmd idemgate.Command, resp idemgate.Response) (at time.Time, written bool, err error) {
+	err = tx.QueryRow(ctx, `INSERT INTO outbox (operation_id, tenant_id, operation, status, content_type, location, body)
+VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (operation_id) DO NOTHING RETURNING created_at`,
+		cmd.OperationID, cmd.Tenant, cmd.Operation, resp.Status, resp.ContentType, resp.Location, resp.Body).Scan(&at)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, false, nil
 	}
-	return nil
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("write outbox: %w", err)
+	}
+	return at, true, nil
 }
 
 // BatchEffect applies a run of commands inside ApplyBatch's transaction
@@ -123,10 +143,13 @@ VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (operation_id) DO NOTHING`,
 // that the statements run in its order.
 type BatchEffect func(ctx context.Context, tx pgx.Tx, b *pgx.Batch, cmds []idemgate.Command) ([]idemgate.Response, error)
 
-// Applied is a command ApplyBatch applied, with its response.
+// Applied is a command ApplyBatch applied, with its response and the
+// time its outbox row was recorded (zero when the row existed already,
+// and was not written by this application).
 type Applied struct {
-	Command  idemgate.Command
-	Response idemgate.Response
+	Command    idemgate.Command
+	Response   idemgate.Response
+	RecordedAt time.Time
 }
 
 // ApplyBatch applies a batch of commands exactly once in effect, in ONE
@@ -179,7 +202,8 @@ ON CONFLICT (projector, event_id) DO NOTHING RETURNING event_id`, planned, proje
 		if len(resps) != len(todo) {
 			return fmt.Errorf("%w: the applier returned %d responses for %d commands", idemgate.ErrPermanent, len(resps), len(todo))
 		}
-		queueOutboxRows(b, todo, resps)
+		recorded := make(map[string]time.Time, len(todo))
+		queueOutboxRows(b, todo, resps, recorded)
 		if err := SendQueued(ctx, tx, b); err != nil {
 			return err
 		}
@@ -187,7 +211,7 @@ ON CONFLICT (projector, event_id) DO NOTHING RETURNING event_id`, planned, proje
 			hook()
 		}
 		for i, c := range todo {
-			applied = append(applied, Applied{Command: c, Response: resps[i]})
+			applied = append(applied, Applied{Command: c, Response: resps[i], RecordedAt: recorded[c.OperationID]})
 		}
 		return nil
 	})
@@ -204,7 +228,12 @@ func SendQueued(ctx context.Context, tx pgx.Tx, b *pgx.Batch) error {
 	br := tx.SendBatch(ctx, b)
 	var err error
 	for _, q := range b.QueuedQueries {
-		if _, err = br.Exec(); err != nil {
+		if q.Fn != nil {
+			err = q.Fn(br) // a statement whose answer is read (queueOutboxRows)
+		} else {
+			_, err = br.Exec()
+		}
+		if err != nil {
 			err = fmt.Errorf("%s: %w", statementName(q.SQL), err)
 			break
 		}
@@ -222,8 +251,9 @@ func statementName(sql string) string {
 	return strings.ToLower(strings.Join(f[:min(3, len(f))], " "))
 }
 
-// queueOutboxRows queues the responses' outbox rows: one multi-row statement.
-func queueOutboxRows(b *pgx.Batch, cmds []idemgate.Command, resps []idemgate.Response) {
+// queueOutboxRows queues the responses' outbox rows: one multi-row
+// statement, which fills recorded with the time of each row it wrote.
+func queueOutboxRows(b *pgx.Batch, cmds []idemgate.Command, resps []idemgate.Response, recorded map[string]time.Time) {
 	n := len(cmds)
 	ids, tenants, ops := make([]string, n), make([]string, n), make([]string, n)
 	statuses := make([]int32, n)
@@ -235,5 +265,11 @@ func queueOutboxRows(b *pgx.Batch, cmds []idemgate.Command, resps []idemgate.Res
 	}
 	b.Queue(`INSERT INTO outbox (operation_id, tenant_id, operation, status, content_type, location, body)
 SELECT * FROM unnest($1::UUID[], $2::TEXT[], $3::TEXT[], $4::INT4[], $5::TEXT[], $6::TEXT[], $7::BYTEA[])
-ON CONFLICT (operation_id) DO NOTHING`, ids, tenants, ops, statuses, ctypes, locs, bodies)
+ON CONFLICT (operation_id) DO NOTHING RETURNING operation_id::TEXT, created_at`, ids, tenants, ops, statuses, ctypes, locs, bodies).
+		Query(func(rows pgx.Rows) error {
+			var id string
+			var at time.Time
+			_, err := pgx.ForEachRow(rows, []any{&id, &at}, func() error { recorded[id] = at; return nil })
+			return err
+		})
 }

@@ -25,24 +25,26 @@ type Unsent struct {
 }
 
 // UnsentResponses reads up to limit recorded responses not yet
-// published, oldest first.
-func (s *Store) UnsentResponses(ctx context.Context, limit int) (out []Unsent, err error) {
+// published, oldest first, among those recorded more than olderThan ago
+// (by the database's clock, which recorded them): the projector publishes
+// the newer ones itself.
+func (s *Store) UnsentResponses(ctx context.Context, limit int, olderThan time.Duration) (out []Unsent, err error) {
 	err = s.db.InReadCommitted(ctx, func(tx pgx.Tx) error {
-		out, err = unsentResponses(ctx, tx, limit)
+		out, err = unsentResponses(ctx, tx, limit, olderThan)
 		return err
 	})
 	return out, err
 }
 
-func unsentResponses(ctx context.Context, tx pgx.Tx, limit int) ([]Unsent, error) {
+func unsentResponses(ctx context.Context, tx pgx.Tx, limit int, olderThan time.Duration) ([]Unsent, error) {
 	rows, err := tx.Query(ctx, `
 SELECT o.operation_id::TEXT, o.tenant_id, o.operation, COALESCE(c.idem_key, ''), o.status, o.content_type, o.location, o.body, o.created_at,
        COALESCE(c.traceparent, '')
 FROM outbox o
 LEFT JOIN idempotency_claims c ON c.operation_id = o.operation_id
-WHERE o.sent_at IS NULL
+WHERE o.sent_at IS NULL AND o.created_at < now() - $2::INTERVAL
 ORDER BY o.created_at
-LIMIT $1`, limit)
+LIMIT $1`, limit, olderThan)
 	if err != nil {
 		return nil, fmt.Errorf("read outbox: %w", err)
 	}
@@ -74,12 +76,35 @@ func (s *Store) OutboxBacklog(ctx context.Context) (n int, oldest time.Time, err
 	return n, oldest, nil
 }
 
-// MarkSent records that the outcomes were published. The mark is
-// idempotent, so it runs at READ COMMITTED, where it cannot collide with
-// the projectors recording new outcomes.
-func (s *Store) MarkSent(ctx context.Context, operationIDs []string) error {
+// Recorded names one recorded response: its command and when it was
+// recorded (the outbox row's created_at); and, for MarkSent, when Kafka
+// acknowledged its result event (by the publisher's clock).
+type Recorded struct {
+	OperationID string
+	At          time.Time
+	SentAt      time.Time
+}
+
+// MarkSent records, in one statement, that the outcomes were published,
+// each at its SentAt (so that a publisher may gather its marks and still
+// record when each event was on Kafka). Each row is named with the time
+// it was recorded, so that a mark never lands on a newer outcome of the
+// same command (a redrive deletes the row and the projector records
+// another) whose event nobody published. The mark is idempotent, so it
+// runs at READ COMMITTED, where it cannot collide with the projectors
+// recording new outcomes.
+func (s *Store) MarkSent(ctx context.Context, rows []Recorded) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	ids, ats, sent := make([]string, len(rows)), make([]time.Time, len(rows)), make([]time.Time, len(rows))
+	for i, r := range rows {
+		ids[i], ats[i], sent[i] = r.OperationID, r.At, r.SentAt
+	}
 	return s.db.InReadCommitted(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE outbox SET sent_at = now() WHERE operation_id = ANY($1::UUID[]) AND sent_at IS NULL`, planned, operationIDs); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE outbox o SET sent_at = m.sent_at
+FROM unnest($1::UUID[], $2::TIMESTAMPTZ[], $3::TIMESTAMPTZ[]) AS m(operation_id, created_at, sent_at)
+WHERE o.operation_id = m.operation_id AND o.created_at = m.created_at AND o.sent_at IS NULL`, planned, ids, ats, sent); err != nil {
 			return fmt.Errorf("mark outbox sent: %w", err)
 		}
 		return nil

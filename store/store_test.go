@@ -37,12 +37,14 @@ func claim(t *testing.T, st *store.Store, key string, retention time.Duration) i
 	return cmd
 }
 
-func complete(t *testing.T, st *store.Store, cmd idemgate.Command) {
+func complete(t *testing.T, st *store.Store, cmd idemgate.Command) store.Recorded {
 	t.Helper()
-	fresh, err := st.RecordOnce(context.Background(), "test", cmd, idemgate.Response{Status: 201, ContentType: "application/json", Body: []byte(`{}`)})
-	if err != nil || !fresh {
-		t.Fatalf("record %s: fresh %v, %v", cmd.IdempotencyKey, fresh, err)
+	a, fresh, err := st.ApplyOnce(context.Background(), "test", cmd,
+		store.Record(idemgate.Response{Status: 201, ContentType: "application/json", Body: []byte(`{}`)}), nil)
+	if err != nil || !fresh || a.RecordedAt.IsZero() {
+		t.Fatalf("record %s: fresh %v, recorded at %v, %v", cmd.IdempotencyKey, fresh, a.RecordedAt, err)
 	}
+	return store.Recorded{OperationID: cmd.OperationID, At: a.RecordedAt, SentAt: time.Now()}
 }
 
 // TestLease: a claim's lease (how long before the sweeper re-emits its
@@ -88,10 +90,11 @@ func TestDeleteExpired(t *testing.T) {
 	db := newDB(t)
 	st := store.New(db, 0)
 	sent, unsent, kept := claim(t, st, "k-sent", time.Microsecond), claim(t, st, "k-unsent", time.Microsecond), claim(t, st, "k-kept", time.Hour)
+	var recorded []store.Recorded
 	for _, c := range []idemgate.Command{sent, unsent, kept} {
-		complete(t, st, c)
+		recorded = append(recorded, complete(t, st, c))
 	}
-	if err := st.MarkSent(ctx, []string{sent.OperationID, kept.OperationID}); err != nil {
+	if err := st.MarkSent(ctx, []store.Recorded{recorded[0], recorded[2]}); err != nil {
 		t.Fatal(err)
 	}
 	n, err := st.DeleteExpired(ctx, 100)
@@ -288,5 +291,46 @@ func TestAcceptedCount(t *testing.T) {
 	}
 	if !oldest.Equal(first.AcceptedAt) {
 		t.Fatalf("oldest accepted at %v, want k-first's %v", oldest, first.AcceptedAt)
+	}
+}
+
+// TestMarkSentNamesTheRecordedRow: a mark names a row by the time it was
+// recorded, so that the mark of a redriven command's old outcome, late
+// (its publisher was slow), does not land on the outcome recorded after
+// the redrive, whose result event nobody published yet. And the relay's
+// read leaves alone the outcomes younger than its grace.
+func TestMarkSentNamesTheRecordedRow(t *testing.T) {
+	ctx := context.Background()
+	db := newDB(t)
+	st := store.New(db, 0)
+	cmd := claim(t, st, "k-redriven", time.Hour)
+	failed := idemgate.ProblemResponse(idemgate.NewProblem(500, idemgate.ProblemProcessingFailed, "Processing failed", "for the test"))
+	a, fresh, err := st.ApplyOnce(ctx, "test", cmd, store.Record(failed), nil)
+	if err != nil || !fresh {
+		t.Fatalf("record the failure: fresh %v, %v", fresh, err)
+	}
+	old := store.Recorded{OperationID: cmd.OperationID, At: a.RecordedAt, SentAt: time.Now()}
+	if err := st.Redrive(ctx, "test", cmd.OperationID); err != nil {
+		t.Fatal(err)
+	}
+	fresh2 := complete(t, st, cmd)
+	if !fresh2.At.After(old.At) {
+		t.Fatalf("the new outcome was recorded at %v, not after the old one (%v)", fresh2.At, old.At)
+	}
+	if err := st.MarkSent(ctx, []store.Recorded{old}); err != nil {
+		t.Fatal(err)
+	}
+	unsent, err := st.UnsentResponses(ctx, 10, 0)
+	if err != nil || len(unsent) != 1 || unsent[0].Response.Status != 201 || !unsent[0].RecordedAt.Equal(fresh2.At) {
+		t.Fatalf("unsent %+v (%v); want the new 201, unmarked by the old row's mark", unsent, err)
+	}
+	if young, err := st.UnsentResponses(ctx, 10, time.Hour); err != nil || len(young) != 0 {
+		t.Fatalf("unsent older than an hour: %+v (%v), want none", young, err)
+	}
+	if err := st.MarkSent(ctx, []store.Recorded{fresh2}); err != nil {
+		t.Fatal(err)
+	}
+	if unsent, err := st.UnsentResponses(ctx, 10, 0); err != nil || len(unsent) != 0 {
+		t.Fatalf("unsent %+v (%v) after the new row's mark, want none", unsent, err)
 	}
 }

@@ -16,8 +16,9 @@ import (
 	"github.com/idemgate/idemgate/testenv"
 )
 
-// TestResultsTopicGetsEveryOutcome checks the relay publishes each
-// recorded outcome as a CloudEvent and marks its outbox row sent.
+// TestResultsTopicGetsEveryOutcome checks that each recorded outcome is
+// published as a CloudEvent (by the projector, right after its commit)
+// and its outbox row marked sent.
 func TestResultsTopicGetsEveryOutcome(t *testing.T) {
 	s := startStack(t)
 	want := map[string]int{}

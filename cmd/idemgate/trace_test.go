@@ -25,12 +25,12 @@ import (
 //
 //	POST /v1/orders (server)            <- the client's span
 //	├── idemgate.claim
-//	├── <commands> publish (kotel)
-//	│   └── <commands> receive (kotel)
-//	│       └── idemgate.apply orders.create
-//	│           └── idemgate.upstream.call orders.create -> the upstream sees this trace
-//	└── idemgate.relay.publish orders.create
-//	    └── <results> publish (kotel)
+//	└── <commands> publish (kotel)
+//	    └── <commands> receive (kotel)
+//	        └── idemgate.apply orders.create
+//	            ├── idemgate.upstream.call orders.create -> the upstream sees this trace
+//	            └── idemgate.result.publish orders.create (after the commit)
+//	                └── <results> publish (kotel)
 func TestTraceAcrossRoles(t *testing.T) {
 	u := startUpstream(t)
 	exp := tracetest.NewInMemoryExporter()
@@ -57,11 +57,11 @@ func TestTraceAcrossRoles(t *testing.T) {
 	s.outcomeOf("key-a", resp.Header.Get("Location"))
 
 	// A span is exported when it ends, and a parent may end after its
-	// child (the relay's publish span outlives the produce it wraps), so
+	// child (the projector's publish span outlives the produce it wraps), so
 	// wait for every span the checks below name.
 	want := []string{"POST /v1/orders", "idemgate.claim", "commands publish", "commands receive",
 		"idemgate.apply orders.create", "idemgate.upstream.call orders.create",
-		"idemgate.relay.publish orders.create", "results publish"}
+		"idemgate.result.publish orders.create", "results publish"}
 	byName := map[string]tracetest.SpanStub{}
 	// Not Eventually: after 30 s the checks below say which span is
 	// missing, or which parent is wrong, better than a timeout would.
@@ -94,8 +94,8 @@ func TestTraceAcrossRoles(t *testing.T) {
 	parentOf("commands receive", "commands publish")
 	parentOf("idemgate.apply orders.create", "commands receive")
 	parentOf("idemgate.upstream.call orders.create", "idemgate.apply orders.create")
-	parentOf("idemgate.relay.publish orders.create", "POST /v1/orders")
-	parentOf("results publish", "idemgate.relay.publish orders.create")
+	parentOf("idemgate.result.publish orders.create", "idemgate.apply orders.create")
+	parentOf("results publish", "idemgate.result.publish orders.create")
 
 	// The upstream was called within the trace, as a child of the call span.
 	u.mu.Lock()
