@@ -71,7 +71,7 @@ type settings struct {
 func loadSettings(t *testing.T, cluster bool) settings {
 	kafkaVar, kafkaDef, pgVar, pgDef, duration := "CHAOS_KAFKA_PORT", 29092, "CHAOS_PG_PORT", 25432, 60*time.Second
 	if cluster {
-		kafkaVar, kafkaDef, pgVar, pgDef, duration = "CHAOS_CLUSTER_KAFKA_PORT", 30092, "CHAOS_CLUSTER_PG_PORT", 26432, 90*time.Second
+		kafkaVar, kafkaDef, pgVar, pgDef, duration = "CHAOS_CLUSTER_KAFKA_PORT", 27092, "CHAOS_CLUSTER_PG_PORT", 26432, 90*time.Second
 	}
 	s := settings{
 		commands:  envInt(t, "CHAOS_COMMANDS", 300),

@@ -22,7 +22,7 @@ package chaos
 // Settings: as TestChaos's (CHAOS_COMMANDS, CHAOS_KILLS, CHAOS_CLIENTS,
 // CHAOS_DURATION, 90s here, CHAOS_DRAIN, CHAOS_SEED, CHAOS_BIN,
 // CHAOS_ORDERS_BIN), and the backends' ports: CHAOS_CLUSTER_KAFKA_PORT
-// (30092: node N listens on it + 2(N-1), its controller on the next
+// (27092: node N listens on it + 2(N-1), its controller on the next
 // port) and CHAOS_CLUSTER_PG_PORT (26432: the primary, the standby on
 // the next port). The proxies listen on ports the test holds.
 
