@@ -63,8 +63,8 @@ RESULTS=$BENCH_OUT/results.jsonl
 
 log() { echo "bench-growth.sh: $(date -u +%H:%M:%S) $*" >&2; }
 die() { echo "bench-growth.sh: error: $*" >&2; exit 1; }
-need() { command -v "$1" >/dev/null 2>&1 || die "'$1' not found on PATH ($2)"; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# shellcheck source=scripts/benchlib.sh
+source scripts/benchlib.sh
 for v in ROUNDS DURATION CONNS OPEN_CONNS OPEN_RATE REPLAY_KEYS FILL_CHUNK BULK_FILL BENCH_PORT; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v='${!v}' is not a positive integer"
 done
@@ -75,20 +75,7 @@ for s in $SIZES; do
   prev=$s
 done
 
-need go "Go 1.26 builds idemgate and the load generator"
-need java "Java 17+ runs the Kafka broker"
-need curl "the readiness checks use it"
-PG_BIN=${PG_BIN:-}
-if [[ -z $PG_BIN ]]; then
-  for cand in "$(pg_config --bindir 2>/dev/null || true)" /usr/lib/postgresql/15/bin \
-    $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
-    if [[ -n $cand && -x $cand/initdb ]]; then PG_BIN=$cand; break; fi
-  done
-fi
-[[ -n $PG_BIN && -x $PG_BIN/initdb ]] || die "PostgreSQL server binaries (initdb) not found; set PG_BIN"
-PSQL=$PG_BIN/psql
-[[ -x $PSQL ]] || PSQL=$(command -v psql) || die "psql not found in $PG_BIN nor on PATH"
-export PG_BIN
+need_tools
 for p in "$BENCH_PORT" $((BENCH_PORT + 2)) $((BENCH_PORT + 3)); do
   port_open "$p" && die "port $p is in use (set BENCH_PORT)"
 done
@@ -99,66 +86,14 @@ go build -o bin/ ./bench/loadgen
 mkdir -p "$LOGS"
 : >"$RESULTS"
 
-PIDS=()
-stop_pid() {
-  local pid=$1 i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.2
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  local keep=() p
-  for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
-  PIDS=("${keep[@]}")
-}
-cleanup() {
-  local rc=$? pid
-  trap - EXIT INT TERM
-  for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-  scripts/kafka.sh stop >/dev/null 2>&1 || log "could not stop the Kafka broker in $KAFKA_RUN_DIR"
-  scripts/pg.sh stop >/dev/null 2>&1 || log "could not stop PostgreSQL in $PG_RUN_DIR"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+stop_at_exit
 
-start() {
-  local name=$1
-  shift
-  "$@" >>"$LOGS/$name.log" 2>&1 &
-  STARTED=$!
-  PIDS+=("$STARTED")
-}
-ready() {
-  local name=$1 pid=$2 url=$3 i
-  for ((i = 0; i < 300; i++)); do
-    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$LOGS/$name.log" >&2; die "$name exited during startup (log: $LOGS/$name.log)"; }
-    curl -fsS --noproxy '*' -m 2 -o /dev/null "$url" 2>/dev/null && return 0
-    sleep 0.2
-  done
-  die "$name not ready at $url after 60 s (log: $LOGS/$name.log)"
-}
-
-log "PostgreSQL with fsync=on, synchronous_commit=on, full_page_writes=on in $PG_RUN_DIR, port $PG_PORT"
-scripts/pg.sh stop >/dev/null 2>&1 || true
-scripts/pg.sh start >/dev/null
+start_servers
 IDB="postgres://postgres@127.0.0.1:$PG_PORT/idemgate?sslmode=disable"
-psql_() { "$PSQL" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres "$@"; }
-[[ $(psql_ -d postgres -tAc 'SHOW fsync') == on ]] || die "the server does not run with fsync=on"
-PM_PID=$(head -n 1 "$PG_RUN_DIR/data/postmaster.pid")
-
-log "Kafka broker in $KAFKA_RUN_DIR, port $KAFKA_PORT"
-scripts/kafka.sh stop >/dev/null 2>&1 || true
-KAFKA=$(scripts/kafka.sh start) || die "the Kafka broker did not start"
-BROKERS=${KAFKA#KAFKA_BROKERS=}
-KAFKA_PID=$(<"$KAFKA_RUN_DIR/broker.pid")
 
 DATABASE_URL=$IDB bin/idemgate migrate >&2
 
-ROLE_ENV=(DATABASE_URL="$IDB" KAFKA_BROKERS="$BROKERS" IDEMGATE_API_KEYS="$API_KEY=$TENANT" IDEMGATE_ADDR="$SERVE_ADDR"
-  IDEMGATE_TOPIC_PREFIX=bench IDEMGATE_GROUP=bench-projector)
+role_env "$IDB" "$SERVE_ADDR"
 # start_roles / stop_roles: serve, project and relay (stopped while a
 # large fill runs without the tables' indexes).
 start_roles() {
@@ -182,26 +117,7 @@ start_roles
 
 I_URL=http://$SERVE_ADDR
 I_METRICS="serve=http://$SERVE_ADDR/metrics,project=http://$PROJECT_METRICS/metrics,relay=http://$RELAY_METRICS/metrics"
-alive() {
-  local name pid
-  for name in serve project relay; do
-    pid=${name^^}_PID
-    kill -0 "${!pid}" 2>/dev/null || { tail -n 20 "$LOGS/$name.log" >&2; die "$name died (log: $LOGS/$name.log)"; }
-  done
-}
-settle() {
-  alive
-  sleep 1
-  psql_ -d postgres -c CHECKPOINT
-}
-# lg LABEL ARGS...: one loadgen measure, its JSON line appended to RESULTS.
-lg() {
-  local label=$1
-  shift
-  settle
-  bin/loadgen -label "$label" -round "$round" -prefix "${label//\//-}-r$round-$RUN_ID" -key "$API_KEY" -tenant "$TENANT" "$@" >>"$RESULTS" ||
-    die "loadgen $label (round $round) failed"
-}
+alive() { alive_all serve project relay; }
 
 log "warm-up: 5 s closed loop (not recorded; the broker's JIT, the pools, and the template rows of the fill)"
 bin/loadgen -mode closed -url "$I_URL" -conns "$CONNS" -duration 5s -prefix "warmup-$RUN_ID" -key "$API_KEY" -tenant "$TENANT" \
