@@ -80,9 +80,9 @@ for p in "$BENCH_PORT" $((BENCH_PORT + 2)) $((BENCH_PORT + 3)); do
   port_open "$p" && die "port $p is in use (set BENCH_PORT)"
 done
 
-log "building bin/idemgate, bin/loadgen"
+log "building bin/idemgate, bin/loadgen, bin/growth"
 go build -o bin/idemgate ./cmd/idemgate
-go build -o bin/ ./bench/loadgen
+go build -o bin/ ./bench/loadgen ./bench/growth
 mkdir -p "$LOGS"
 : >"$RESULTS"
 
@@ -209,78 +209,25 @@ SQL
 
 # explain SIZE: the hot path's statements under EXPLAIN (ANALYZE, BUFFERS),
 # each in a transaction rolled back, with ids and keys of the filled rows.
+# The claim is store's claimSQL itself; the others are copies adapted to
+# psql (the batches as arrays), each \echo naming its source in store/:
+# keep them in step with it.
 explain() {
-  local out=$BENCH_OUT/explain-$1.txt
-  psql_ -d idemgate -v n="$1" >"$out" 2>&1 <<'SQL' || die "EXPLAIN failed (see $out)"
+  local out=$BENCH_OUT/explain-$1.txt claim
+  # The claim is store's own statement (store.HotPathSQL), not a copy.
+  claim=$(bin/growth -sql claim) || die "bin/growth -sql claim failed"
+  psql_ -d idemgate -v n="$1" -v claim_sql="$claim" >"$out" 2>&1 <<'SQL' || die "EXPLAIN failed (see $out)"
+PREPARE claim(TEXT, TEXT, TEXT, UUID, BYTEA, TEXT, BYTEA, INT8, INT8, TEXT, TEXT) AS :claim_sql;
+SET plan_cache_mode = force_custom_plan;
 \echo '=== serve: claimSQL (store/claims.go), a new key'
 BEGIN;
-EXPLAIN (ANALYZE, BUFFERS) WITH ins AS (
-    INSERT INTO idempotency_claims
-        (tenant_id, operation, idem_key, operation_id, fingerprint, target, request,
-         created_at, lease_until, expires_at, traceparent, accepted_region, emitted_region)
-    VALUES ('tenant-fill-7', 'payments.create', gen_random_uuid()::TEXT, gen_random_uuid(), '\x00', '', '\x7b7d',
-         now(), now() + interval '30 seconds', now() + interval '1 day', '', NULL, NULL)
-    ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
-    RETURNING operation_id, fingerprint, created_at, lease_until),
-pending AS (
-    INSERT INTO command_pending (operation_id, lease_until) SELECT operation_id, lease_until FROM ins)
-SELECT true, operation_id::TEXT, fingerprint, created_at, false,
-       NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA, false
-FROM ins
-UNION ALL
-SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND o.operation_id IS NOT NULL,
-       o.status, o.content_type, o.location, o.body, a.outcome_unknown_at IS NOT NULL AND o.operation_id IS NULL
-FROM idempotency_claims c
-LEFT JOIN outbox o ON o.operation_id = c.operation_id
-LEFT JOIN call_attempts a ON a.operation_id = c.operation_id
-WHERE c.tenant_id = 'tenant-fill-7' AND c.operation = 'payments.create' AND c.idem_key = 'x' AND NOT EXISTS (SELECT 1 FROM ins);
+EXPLAIN (ANALYZE, BUFFERS) EXECUTE claim('tenant-fill-7', 'payments.create', gen_random_uuid()::TEXT, gen_random_uuid(), '\x00', '', '\x7b7d', 30000000, 86400000000, '', '');
 ROLLBACK;
 \echo '=== serve: claimSQL, a replay (the key of filled command 7)'
 BEGIN;
-EXPLAIN (ANALYZE, BUFFERS) WITH ins AS (
-    INSERT INTO idempotency_claims
-        (tenant_id, operation, idem_key, operation_id, fingerprint, target, request,
-         created_at, lease_until, expires_at, traceparent, accepted_region, emitted_region)
-    VALUES ('tenant-fill-7', 'payments.create', md5('key7')::UUID::TEXT, gen_random_uuid(), '\x00', '', '\x7b7d',
-         now(), now() + interval '30 seconds', now() + interval '1 day', '', NULL, NULL)
-    ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
-    RETURNING operation_id, fingerprint, created_at, lease_until),
-pending AS (
-    INSERT INTO command_pending (operation_id, lease_until) SELECT operation_id, lease_until FROM ins)
-SELECT true, operation_id::TEXT, fingerprint, created_at, false,
-       NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA, false
-FROM ins
-UNION ALL
-SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND o.operation_id IS NOT NULL,
-       o.status, o.content_type, o.location, o.body, a.outcome_unknown_at IS NOT NULL AND o.operation_id IS NULL
-FROM idempotency_claims c
-LEFT JOIN outbox o ON o.operation_id = c.operation_id
-LEFT JOIN call_attempts a ON a.operation_id = c.operation_id
-WHERE c.tenant_id = 'tenant-fill-7' AND c.operation = 'payments.create' AND c.idem_key = md5('key7')::UUID::TEXT AND NOT EXISTS (SELECT 1 FROM ins);
+EXPLAIN (ANALYZE, BUFFERS) EXECUTE claim('tenant-fill-7', 'payments.create', md5('key7')::UUID::TEXT, gen_random_uuid(), '\x00', '', '\x7b7d', 30000000, 86400000000, '', '');
 ROLLBACK;
 SET plan_cache_mode = force_generic_plan;
-PREPARE claim(TEXT, TEXT, TEXT, UUID, BYTEA, TEXT, BYTEA, INT8, INT8, TEXT, TEXT) AS
-WITH ins AS (
-    INSERT INTO idempotency_claims
-        (tenant_id, operation, idem_key, operation_id, fingerprint, target, request,
-         created_at, lease_until, expires_at, traceparent, accepted_region, emitted_region)
-    VALUES ($1, $2, $3, $4, $5, $6, $7,
-         now(), now() + ($8::INT8 * INTERVAL '1 microsecond'), now() + ($9::INT8 * INTERVAL '1 microsecond'), $10,
-         NULLIF($11::TEXT, ''), NULLIF($11::TEXT, ''))
-    ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
-    RETURNING operation_id, fingerprint, created_at, lease_until),
-pending AS (
-    INSERT INTO command_pending (operation_id, lease_until) SELECT operation_id, lease_until FROM ins)
-SELECT true, operation_id::TEXT, fingerprint, created_at, false,
-       NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA, false
-FROM ins
-UNION ALL
-SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND o.operation_id IS NOT NULL,
-       o.status, o.content_type, o.location, o.body, a.outcome_unknown_at IS NOT NULL AND o.operation_id IS NULL
-FROM idempotency_claims c
-LEFT JOIN outbox o ON o.operation_id = c.operation_id
-LEFT JOIN call_attempts a ON a.operation_id = c.operation_id
-WHERE c.tenant_id = $1 AND c.operation = $2 AND c.idem_key = $3 AND NOT EXISTS (SELECT 1 FROM ins);
 BEGIN;
 \echo '=== claimSQL, generic plan (as the prepared statement may settle on), a replay of filled command 7'
 EXPLAIN (ANALYZE, BUFFERS) EXECUTE claim('tenant-fill-7', 'payments.create', md5('key7')::UUID::TEXT, gen_random_uuid(), '\x00', '', '\x7b7d', 30000000, 86400000000, '', '');

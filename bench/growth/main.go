@@ -6,6 +6,10 @@
 // command and latency against retained claims, on a log x axis.
 //
 // Usage: growth [-svg chart.svg] results.jsonl > results.md
+//
+// growth -sql NAME prints the hot-path statement NAME of store
+// (store.HotPathSQL, e.g. claim), for the script's EXPLAIN to run the real
+// statement, not a copy.
 package main
 
 import (
@@ -19,11 +23,23 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/idemgate/idemgate/store"
 )
 
 func main() {
 	svgPath := flag.String("svg", "", "write the chart to this file")
+	sqlName := flag.String("sql", "", "print store's hot-path statement of this name (store.HotPathSQL) and exit")
 	flag.Parse()
+	if *sqlName != "" {
+		q, ok := store.HotPathSQL()[*sqlName]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "growth: no hot-path statement %q\n", *sqlName)
+			os.Exit(2)
+		}
+		fmt.Println(q)
+		return
+	}
 	if flag.NArg() != 1 {
 		fmt.Fprintln(os.Stderr, "usage: growth [-svg chart.svg] results.jsonl")
 		os.Exit(2)
