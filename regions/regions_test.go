@@ -180,21 +180,7 @@ func TestRegionLoss(t *testing.T) {
 	})
 	// One effect per key: a payment row per payment claim, an order at
 	// the upstream per order key, under its claim's operation id.
-	claims := map[string]string{} // key -> operation id
-	rows, err := db.Pool.Query(context.Background(), `SELECT idem_key, operation_id::TEXT FROM idempotency_claims`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var k, id string
-		if err := rows.Scan(&k, &id); err != nil {
-			t.Fatal(err)
-		}
-		claims[k] = id
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	claims := testenv.Claims(t, db) // key -> operation id
 	if len(claims) != len(keys) {
 		t.Errorf("%d claims for %d keys", len(claims), len(keys))
 	}

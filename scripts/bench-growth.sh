@@ -63,8 +63,8 @@ RESULTS=$BENCH_OUT/results.jsonl
 
 log() { echo "bench-growth.sh: $(date -u +%H:%M:%S) $*" >&2; }
 die() { echo "bench-growth.sh: error: $*" >&2; exit 1; }
-need() { command -v "$1" >/dev/null 2>&1 || die "'$1' not found on PATH ($2)"; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# shellcheck source=scripts/benchlib.sh
+source scripts/benchlib.sh
 for v in ROUNDS DURATION CONNS OPEN_CONNS OPEN_RATE REPLAY_KEYS FILL_CHUNK BULK_FILL BENCH_PORT; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v='${!v}' is not a positive integer"
 done
@@ -75,90 +75,25 @@ for s in $SIZES; do
   prev=$s
 done
 
-need go "Go 1.26 builds idemgate and the load generator"
-need java "Java 17+ runs the Kafka broker"
-need curl "the readiness checks use it"
-PG_BIN=${PG_BIN:-}
-if [[ -z $PG_BIN ]]; then
-  for cand in "$(pg_config --bindir 2>/dev/null || true)" /usr/lib/postgresql/15/bin \
-    $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
-    if [[ -n $cand && -x $cand/initdb ]]; then PG_BIN=$cand; break; fi
-  done
-fi
-[[ -n $PG_BIN && -x $PG_BIN/initdb ]] || die "PostgreSQL server binaries (initdb) not found; set PG_BIN"
-PSQL=$PG_BIN/psql
-[[ -x $PSQL ]] || PSQL=$(command -v psql) || die "psql not found in $PG_BIN nor on PATH"
-export PG_BIN
+need_tools
 for p in "$BENCH_PORT" $((BENCH_PORT + 2)) $((BENCH_PORT + 3)); do
   port_open "$p" && die "port $p is in use (set BENCH_PORT)"
 done
 
-log "building bin/idemgate, bin/loadgen"
+log "building bin/idemgate, bin/loadgen, bin/growth"
 go build -o bin/idemgate ./cmd/idemgate
-go build -o bin/ ./bench/loadgen
+go build -o bin/ ./bench/loadgen ./bench/growth
 mkdir -p "$LOGS"
 : >"$RESULTS"
 
-PIDS=()
-stop_pid() {
-  local pid=$1 i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.2
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  local keep=() p
-  for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
-  PIDS=("${keep[@]}")
-}
-cleanup() {
-  local rc=$? pid
-  trap - EXIT INT TERM
-  for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-  scripts/kafka.sh stop >/dev/null 2>&1 || log "could not stop the Kafka broker in $KAFKA_RUN_DIR"
-  scripts/pg.sh stop >/dev/null 2>&1 || log "could not stop PostgreSQL in $PG_RUN_DIR"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+stop_at_exit
 
-start() {
-  local name=$1
-  shift
-  "$@" >>"$LOGS/$name.log" 2>&1 &
-  STARTED=$!
-  PIDS+=("$STARTED")
-}
-ready() {
-  local name=$1 pid=$2 url=$3 i
-  for ((i = 0; i < 300; i++)); do
-    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$LOGS/$name.log" >&2; die "$name exited during startup (log: $LOGS/$name.log)"; }
-    curl -fsS --noproxy '*' -m 2 -o /dev/null "$url" 2>/dev/null && return 0
-    sleep 0.2
-  done
-  die "$name not ready at $url after 60 s (log: $LOGS/$name.log)"
-}
-
-log "PostgreSQL with fsync=on, synchronous_commit=on, full_page_writes=on in $PG_RUN_DIR, port $PG_PORT"
-scripts/pg.sh stop >/dev/null 2>&1 || true
-scripts/pg.sh start >/dev/null
+start_servers
 IDB="postgres://postgres@127.0.0.1:$PG_PORT/idemgate?sslmode=disable"
-psql_() { "$PSQL" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres "$@"; }
-[[ $(psql_ -d postgres -tAc 'SHOW fsync') == on ]] || die "the server does not run with fsync=on"
-PM_PID=$(head -n 1 "$PG_RUN_DIR/data/postmaster.pid")
-
-log "Kafka broker in $KAFKA_RUN_DIR, port $KAFKA_PORT"
-scripts/kafka.sh stop >/dev/null 2>&1 || true
-KAFKA=$(scripts/kafka.sh start) || die "the Kafka broker did not start"
-BROKERS=${KAFKA#KAFKA_BROKERS=}
-KAFKA_PID=$(<"$KAFKA_RUN_DIR/broker.pid")
 
 DATABASE_URL=$IDB bin/idemgate migrate >&2
 
-ROLE_ENV=(DATABASE_URL="$IDB" KAFKA_BROKERS="$BROKERS" IDEMGATE_API_KEYS="$API_KEY=$TENANT" IDEMGATE_ADDR="$SERVE_ADDR"
-  IDEMGATE_TOPIC_PREFIX=bench IDEMGATE_GROUP=bench-projector)
+role_env "$IDB" "$SERVE_ADDR"
 # start_roles / stop_roles: serve, project and relay (stopped while a
 # large fill runs without the tables' indexes).
 start_roles() {
@@ -182,26 +117,7 @@ start_roles
 
 I_URL=http://$SERVE_ADDR
 I_METRICS="serve=http://$SERVE_ADDR/metrics,project=http://$PROJECT_METRICS/metrics,relay=http://$RELAY_METRICS/metrics"
-alive() {
-  local name pid
-  for name in serve project relay; do
-    pid=${name^^}_PID
-    kill -0 "${!pid}" 2>/dev/null || { tail -n 20 "$LOGS/$name.log" >&2; die "$name died (log: $LOGS/$name.log)"; }
-  done
-}
-settle() {
-  alive
-  sleep 1
-  psql_ -d postgres -c CHECKPOINT
-}
-# lg LABEL ARGS...: one loadgen measure, its JSON line appended to RESULTS.
-lg() {
-  local label=$1
-  shift
-  settle
-  bin/loadgen -label "$label" -round "$round" -prefix "${label//\//-}-r$round-$RUN_ID" -key "$API_KEY" -tenant "$TENANT" "$@" >>"$RESULTS" ||
-    die "loadgen $label (round $round) failed"
-}
+alive() { alive_all serve project relay; }
 
 log "warm-up: 5 s closed loop (not recorded; the broker's JIT, the pools, and the template rows of the fill)"
 bin/loadgen -mode closed -url "$I_URL" -conns "$CONNS" -duration 5s -prefix "warmup-$RUN_ID" -key "$API_KEY" -tenant "$TENANT" \
@@ -293,78 +209,25 @@ SQL
 
 # explain SIZE: the hot path's statements under EXPLAIN (ANALYZE, BUFFERS),
 # each in a transaction rolled back, with ids and keys of the filled rows.
+# The claim is store's claimSQL itself; the others are copies adapted to
+# psql (the batches as arrays), each \echo naming its source in store/:
+# keep them in step with it.
 explain() {
-  local out=$BENCH_OUT/explain-$1.txt
-  psql_ -d idemgate -v n="$1" >"$out" 2>&1 <<'SQL' || die "EXPLAIN failed (see $out)"
+  local out=$BENCH_OUT/explain-$1.txt claim
+  # The claim is store's own statement (store.HotPathSQL), not a copy.
+  claim=$(bin/growth -sql claim) || die "bin/growth -sql claim failed"
+  psql_ -d idemgate -v n="$1" -v claim_sql="$claim" >"$out" 2>&1 <<'SQL' || die "EXPLAIN failed (see $out)"
+PREPARE claim(TEXT, TEXT, TEXT, UUID, BYTEA, TEXT, BYTEA, INT8, INT8, TEXT, TEXT) AS :claim_sql;
+SET plan_cache_mode = force_custom_plan;
 \echo '=== serve: claimSQL (store/claims.go), a new key'
 BEGIN;
-EXPLAIN (ANALYZE, BUFFERS) WITH ins AS (
-    INSERT INTO idempotency_claims
-        (tenant_id, operation, idem_key, operation_id, fingerprint, target, request,
-         created_at, lease_until, expires_at, traceparent, accepted_region, emitted_region)
-    VALUES ('tenant-fill-7', 'payments.create', gen_random_uuid()::TEXT, gen_random_uuid(), '\x00', '', '\x7b7d',
-         now(), now() + interval '30 seconds', now() + interval '1 day', '', NULL, NULL)
-    ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
-    RETURNING operation_id, fingerprint, created_at, lease_until),
-pending AS (
-    INSERT INTO command_pending (operation_id, lease_until) SELECT operation_id, lease_until FROM ins)
-SELECT true, operation_id::TEXT, fingerprint, created_at, false,
-       NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA, false
-FROM ins
-UNION ALL
-SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND o.operation_id IS NOT NULL,
-       o.status, o.content_type, o.location, o.body, a.outcome_unknown_at IS NOT NULL AND o.operation_id IS NULL
-FROM idempotency_claims c
-LEFT JOIN outbox o ON o.operation_id = c.operation_id
-LEFT JOIN call_attempts a ON a.operation_id = c.operation_id
-WHERE c.tenant_id = 'tenant-fill-7' AND c.operation = 'payments.create' AND c.idem_key = 'x' AND NOT EXISTS (SELECT 1 FROM ins);
+EXPLAIN (ANALYZE, BUFFERS) EXECUTE claim('tenant-fill-7', 'payments.create', gen_random_uuid()::TEXT, gen_random_uuid(), '\x00', '', '\x7b7d', 30000000, 86400000000, '', '');
 ROLLBACK;
 \echo '=== serve: claimSQL, a replay (the key of filled command 7)'
 BEGIN;
-EXPLAIN (ANALYZE, BUFFERS) WITH ins AS (
-    INSERT INTO idempotency_claims
-        (tenant_id, operation, idem_key, operation_id, fingerprint, target, request,
-         created_at, lease_until, expires_at, traceparent, accepted_region, emitted_region)
-    VALUES ('tenant-fill-7', 'payments.create', md5('key7')::UUID::TEXT, gen_random_uuid(), '\x00', '', '\x7b7d',
-         now(), now() + interval '30 seconds', now() + interval '1 day', '', NULL, NULL)
-    ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
-    RETURNING operation_id, fingerprint, created_at, lease_until),
-pending AS (
-    INSERT INTO command_pending (operation_id, lease_until) SELECT operation_id, lease_until FROM ins)
-SELECT true, operation_id::TEXT, fingerprint, created_at, false,
-       NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA, false
-FROM ins
-UNION ALL
-SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND o.operation_id IS NOT NULL,
-       o.status, o.content_type, o.location, o.body, a.outcome_unknown_at IS NOT NULL AND o.operation_id IS NULL
-FROM idempotency_claims c
-LEFT JOIN outbox o ON o.operation_id = c.operation_id
-LEFT JOIN call_attempts a ON a.operation_id = c.operation_id
-WHERE c.tenant_id = 'tenant-fill-7' AND c.operation = 'payments.create' AND c.idem_key = md5('key7')::UUID::TEXT AND NOT EXISTS (SELECT 1 FROM ins);
+EXPLAIN (ANALYZE, BUFFERS) EXECUTE claim('tenant-fill-7', 'payments.create', md5('key7')::UUID::TEXT, gen_random_uuid(), '\x00', '', '\x7b7d', 30000000, 86400000000, '', '');
 ROLLBACK;
 SET plan_cache_mode = force_generic_plan;
-PREPARE claim(TEXT, TEXT, TEXT, UUID, BYTEA, TEXT, BYTEA, INT8, INT8, TEXT, TEXT) AS
-WITH ins AS (
-    INSERT INTO idempotency_claims
-        (tenant_id, operation, idem_key, operation_id, fingerprint, target, request,
-         created_at, lease_until, expires_at, traceparent, accepted_region, emitted_region)
-    VALUES ($1, $2, $3, $4, $5, $6, $7,
-         now(), now() + ($8::INT8 * INTERVAL '1 microsecond'), now() + ($9::INT8 * INTERVAL '1 microsecond'), $10,
-         NULLIF($11::TEXT, ''), NULLIF($11::TEXT, ''))
-    ON CONFLICT (tenant_id, operation, idem_key) DO NOTHING
-    RETURNING operation_id, fingerprint, created_at, lease_until),
-pending AS (
-    INSERT INTO command_pending (operation_id, lease_until) SELECT operation_id, lease_until FROM ins)
-SELECT true, operation_id::TEXT, fingerprint, created_at, false,
-       NULL::INT4, NULL::TEXT, NULL::TEXT, NULL::BYTEA, false
-FROM ins
-UNION ALL
-SELECT false, c.operation_id::TEXT, c.fingerprint, c.created_at, c.expires_at <= now() AND o.operation_id IS NOT NULL,
-       o.status, o.content_type, o.location, o.body, a.outcome_unknown_at IS NOT NULL AND o.operation_id IS NULL
-FROM idempotency_claims c
-LEFT JOIN outbox o ON o.operation_id = c.operation_id
-LEFT JOIN call_attempts a ON a.operation_id = c.operation_id
-WHERE c.tenant_id = $1 AND c.operation = $2 AND c.idem_key = $3 AND NOT EXISTS (SELECT 1 FROM ins);
 BEGIN;
 \echo '=== claimSQL, generic plan (as the prepared statement may settle on), a replay of filled command 7'
 EXPLAIN (ANALYZE, BUFFERS) EXECUTE claim('tenant-fill-7', 'payments.create', md5('key7')::UUID::TEXT, gen_random_uuid(), '\x00', '', '\x7b7d', 30000000, 86400000000, '', '');

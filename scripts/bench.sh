@@ -70,30 +70,17 @@ RESULTS=$BENCH_OUT/results.jsonl
 
 log() { echo "bench.sh: $*" >&2; }
 die() { echo "bench.sh: error: $*" >&2; exit 1; }
-need() { command -v "$1" >/dev/null 2>&1 || die "'$1' not found on PATH ($2)"; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# shellcheck source=scripts/benchlib.sh
+source scripts/benchlib.sh
 for v in ROUNDS DURATION CONNS OPEN_CONNS OPEN_RATE BACKLOG REPLAY_KEYS BENCH_PORT; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v='${!v}' is not a positive integer"
 done
 [[ $HOG == 0 || $HOG == 1 ]] || die "HOG='$HOG' is not 0 or 1"
 
 # --- tools -------------------------------------------------------------------
-need go "Go 1.26 builds idemgate and the load generator"
-need java "Java 17+ runs the Kafka broker"
-need curl "the readiness checks use it"
-PG_BIN=${PG_BIN:-}
-if [[ -z $PG_BIN ]]; then
-  for cand in "$(pg_config --bindir 2>/dev/null || true)" /usr/lib/postgresql/15/bin \
-    $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
-    if [[ -n $cand && -x $cand/initdb ]]; then PG_BIN=$cand; break; fi
-  done
-fi
-[[ -n $PG_BIN && -x $PG_BIN/initdb ]] || die "PostgreSQL server binaries (initdb) not found; set PG_BIN"
+need_tools
 PGBENCH=$PG_BIN/pgbench
 [[ -x $PGBENCH ]] || die "pgbench not found in $PG_BIN (it ships with the PostgreSQL server binaries)"
-PSQL=$PG_BIN/psql
-[[ -x $PSQL ]] || PSQL=$(command -v psql) || die "psql not found in $PG_BIN nor on PATH"
-export PG_BIN
 for p in "$BENCH_PORT" $((BENCH_PORT + 1)) $((BENCH_PORT + 2)) $((BENCH_PORT + 3)) $((BENCH_PORT + 4)); do
   port_open "$p" && die "port $p is in use (set BENCH_PORT to use 5 other ports)"
 done
@@ -103,79 +90,21 @@ go build -o bin/idemgate ./cmd/idemgate
 go build -o bin/ ./bench/loadgen ./bench/syncclaim ./bench/syncoutbox ./bench/report
 mkdir -p "$LOGS"
 : >"$RESULTS"
-
-# --- processes: every one started here is stopped on exit --------------------
-PIDS=()
-stop_pid() {
-  local pid=$1 i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.2
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  local keep=() p
-  for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
-  PIDS=("${keep[@]}")
-}
-cleanup() {
-  local rc=$? pid
-  trap - EXIT INT TERM
-  for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-  scripts/kafka.sh stop >/dev/null 2>&1 || log "could not stop the Kafka broker in $KAFKA_RUN_DIR"
-  scripts/pg.sh stop >/dev/null 2>&1 || log "could not stop PostgreSQL in $PG_RUN_DIR"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# start NAME CMD...: run CMD in the background, logging to $LOGS/NAME.log;
-# sets STARTED to its pid.
-start() {
-  local name=$1
-  shift
-  "$@" >>"$LOGS/$name.log" 2>&1 &
-  STARTED=$!
-  PIDS+=("$STARTED")
-}
-
-# ready NAME PID URL: wait until URL answers 2xx, or the process dies.
-ready() {
-  local name=$1 pid=$2 url=$3 i
-  for ((i = 0; i < 300; i++)); do
-    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$LOGS/$name.log" >&2; die "$name exited during startup (log: $LOGS/$name.log)"; }
-    curl -fsS --noproxy '*' -m 2 -o /dev/null "$url" 2>/dev/null && return 0
-    sleep 0.2
-  done
-  die "$name not ready at $url after 60 s (log: $LOGS/$name.log)"
-}
+stop_at_exit
 
 # --- servers -----------------------------------------------------------------
-log "PostgreSQL with fsync=on, synchronous_commit=on, full_page_writes=on in $PG_RUN_DIR, port $PG_PORT"
-scripts/pg.sh stop >/dev/null 2>&1 || true
-scripts/pg.sh start >/dev/null
+start_servers
 PG_BASE=postgres://postgres@127.0.0.1:$PG_PORT
 IDB="$PG_BASE/idemgate?sslmode=disable"
 SDB="$PG_BASE/bench_sync?sslmode=disable"
 ODB="$PG_BASE/bench_so?sslmode=disable"
 RDB="$PG_BASE/bench_pgbench?sslmode=disable"
-psql_() { "$PSQL" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres "$@"; }
-[[ $(psql_ -d postgres -tAc 'SHOW fsync') == on ]] || die "the server does not run with fsync=on"
 psql_ -d postgres -c 'CREATE DATABASE bench_sync' -c 'CREATE DATABASE bench_pgbench' -c 'CREATE DATABASE bench_so'
-PM_PID=$(head -n 1 "$PG_RUN_DIR/data/postmaster.pid")
-
-log "Kafka broker in $KAFKA_RUN_DIR, port $KAFKA_PORT"
-scripts/kafka.sh stop >/dev/null 2>&1 || true
-KAFKA=$(scripts/kafka.sh start) || die "the Kafka broker did not start"
-BROKERS=${KAFKA#KAFKA_BROKERS=}
-KAFKA_PID=$(<"$KAFKA_RUN_DIR/broker.pid")
 
 DATABASE_URL=$IDB bin/idemgate migrate >&2
 DATABASE_URL=$RDB bin/idemgate migrate >&2
 
-ROLE_ENV=(DATABASE_URL="$IDB" KAFKA_BROKERS="$BROKERS" IDEMGATE_API_KEYS="$API_KEY=$TENANT" IDEMGATE_ADDR="$SERVE_ADDR"
-  IDEMGATE_TOPIC_PREFIX=bench IDEMGATE_GROUP=bench-projector)
+role_env "$IDB" "$SERVE_ADDR"
 start_project() {
   start project env "${ROLE_ENV[@]}" IDEMGATE_METRICS_ADDR="$PROJECT_METRICS" bin/idemgate project
   PROJECT_PID=$STARTED
@@ -203,24 +132,6 @@ i_watch() { echo "serve=$SERVE_PID,project=$PROJECT_PID,relay=$RELAY_PID,kafka=$
 
 # --- measures ----------------------------------------------------------------
 round=0
-# settle: before each measure, the previous one's background work (relay,
-# autovacuum) gets a second, and a checkpoint is taken so that no measure
-# pays for another's dirty pages.
-settle() {
-  alive
-  sleep 1
-  psql_ -d postgres -c CHECKPOINT
-}
-
-# lg LABEL ARGS...: one loadgen measure, its JSON line appended to RESULTS.
-lg() {
-  local label=$1
-  shift
-  settle
-  bin/loadgen -label "$label" -round "$round" -prefix "$label-r$round-$RUN_ID" -key "$API_KEY" -tenant "$TENANT" "$@" >>"$RESULTS" ||
-    die "loadgen $label (round $round) failed"
-}
-
 # pgb LABEL SCRIPT ROWS_PER_TX: baseline R.
 # claims_script N: claim1.sql with its claim repeated N times in its one
 # transaction, written into BENCH_OUT; prints its path.
@@ -288,12 +199,7 @@ drain() {
 }
 SKIP_PROJECT=0
 alive() {
-  local name pid
-  for name in serve project relay syncclaim syncoutbox; do
-    [[ $name == project && $SKIP_PROJECT == 1 ]] && continue
-    pid=${name^^}_PID
-    kill -0 "${!pid}" 2>/dev/null || { tail -n 20 "$LOGS/$name.log" >&2; die "$name died (log: $LOGS/$name.log)"; }
-  done
+  if ((SKIP_PROJECT)); then alive_all serve relay syncclaim syncoutbox; else alive_all serve project relay syncclaim syncoutbox; fi
 }
 
 log "warm-up: 5 s on each of S, SO and idemgate (not recorded; the broker's JIT and the pools)"

@@ -88,6 +88,13 @@ LEFT JOIN outbox o ON o.operation_id = c.operation_id
 LEFT JOIN call_attempts a ON a.operation_id = c.operation_id
 WHERE c.tenant_id = $1 AND c.operation = $2 AND c.idem_key = $3 AND NOT EXISTS (SELECT 1 FROM ins)`
 
+// HotPathSQL returns statements of the hot path by name, for the tools
+// that show their plans (scripts/bench-growth.sh runs them under EXPLAIN,
+// through bench/growth -sql): "claim" is serve's claim of a key.
+func HotPathSQL() map[string]string {
+	return map[string]string{"claim": claimSQL}
+}
+
 // reclaim deletes a completed claim past its retention and claims its key
 // for req.
 func (s *Store) reclaim(ctx context.Context, req idemgate.ClaimRequest) (idemgate.Claim, error) {

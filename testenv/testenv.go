@@ -196,6 +196,27 @@ func Count(t testing.TB, db *sqldb.DB, sql string, args ...any) int {
 	return n
 }
 
+// Claims is the operation id of every claim in db, by its key.
+func Claims(t testing.TB, db *sqldb.DB) map[string]string {
+	t.Helper()
+	claims := map[string]string{}
+	rows, err := db.Pool.Query(context.Background(), `SELECT idem_key, operation_id::TEXT FROM idempotency_claims`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var key, op string
+		if err := rows.Scan(&key, &op); err != nil {
+			t.Fatal(err)
+		}
+		claims[key] = op
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return claims
+}
+
 // KafkaOptions are the options of an idemgate client of brokers with the
 // default Kafka settings, the roles' own (events.KafkaConfig).
 func KafkaOptions(t testing.TB, brokers []string) []kgo.Opt {

@@ -6,11 +6,13 @@
 // command and latency against retained claims, on a log x axis.
 //
 // Usage: growth [-svg chart.svg] results.jsonl > results.md
+//
+// growth -sql NAME prints the hot-path statement NAME of store
+// (store.HotPathSQL, e.g. claim), for the script's EXPLAIN to run the real
+// statement, not a copy.
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -19,11 +21,24 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/idemgate/idemgate/bench/internal/jsonl"
+	"github.com/idemgate/idemgate/store"
 )
 
 func main() {
 	svgPath := flag.String("svg", "", "write the chart to this file")
+	sqlName := flag.String("sql", "", "print store's hot-path statement of this name (store.HotPathSQL) and exit")
 	flag.Parse()
+	if *sqlName != "" {
+		q, ok := store.HotPathSQL()[*sqlName]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "growth: no hot-path statement %q\n", *sqlName)
+			os.Exit(2)
+		}
+		fmt.Println(q)
+		return
+	}
 	if flag.NArg() != 1 {
 		fmt.Fprintln(os.Stderr, "usage: growth [-svg chart.svg] results.jsonl")
 		os.Exit(2)
@@ -50,40 +65,9 @@ func main() {
 }
 
 // line is one JSON line of the run.
-type line map[string]any
+type line = jsonl.Line
 
-func read(r io.Reader) ([]line, error) {
-	var out []line
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		if strings.TrimSpace(sc.Text()) == "" {
-			continue
-		}
-		var l line
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			return nil, fmt.Errorf("line %d: %w", n, err)
-		}
-		out = append(out, l)
-	}
-	return out, sc.Err()
-}
-
-// value reads a number at a dotted path ("cpu.ms_per_cmd.total").
-func (l line) value(path string) (float64, bool) {
-	var cur any = map[string]any(l)
-	for _, k := range strings.Split(path, ".") {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return 0, false
-		}
-		if cur, ok = m[k]; !ok {
-			return 0, false
-		}
-	}
-	v, ok := cur.(float64)
-	return v, ok
-}
+func read(r io.Reader) ([]line, error) { return jsonl.Read(r) }
 
 // measure is one figure of the table: the mode of the loadgen run
 // (e2e, open or replay) and the path of the value in its line.
@@ -129,12 +113,12 @@ func collect(lines []line) figures {
 		label, _ := l["label"].(string)
 		switch label {
 		case "fill":
-			if s, ok := l.value("size"); ok {
+			if s, ok := l.Number("size"); ok {
 				f.Fill[int(s)] = l
 			}
 			continue
 		case "loadavg":
-			if s, ok := l.value("size"); ok {
+			if s, ok := l.Number("size"); ok {
 				la, _ := l["loadavg"].(string)
 				f.Load[int(s)] = strings.TrimSpace(f.Load[int(s)] + "; " + la)
 				f.Load[int(s)] = strings.TrimPrefix(f.Load[int(s)], "; ")
@@ -157,7 +141,7 @@ func collect(lines []line) figures {
 			if m.Mode != mode {
 				continue
 			}
-			if v, ok := l.value(m.Path); ok {
+			if v, ok := l.Number(m.Path); ok {
 				if vals[m.Name] == nil {
 					vals[m.Name] = map[int][]float64{}
 				}
@@ -259,8 +243,8 @@ func writeTable(w io.Writer, f figures) {
 	fmt.Fprintln(w)
 	for _, s := range f.Sizes {
 		if l, ok := f.Fill[s]; ok {
-			secs, _ := l.value("seconds")
-			bytes, _ := l.value("db_bytes")
+			secs, _ := l.Number("seconds")
+			bytes, _ := l.Number("db_bytes")
 			fmt.Fprintf(w, "- %s: filled in %.0f s, database %.0f MB; load average at the rounds (1, 5, 15 min): %s\n",
 				sizeName(s), secs, bytes/(1<<20), f.Load[s])
 		}

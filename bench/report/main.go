@@ -10,18 +10,18 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/idemgate/idemgate/bench/internal/jsonl"
 )
 
 // line is one JSON line of the run, kept as decoded JSON.
-type line map[string]any
+type line = jsonl.Line
 
 // source names one figure: the label of the measure and the path of the
 // value in its JSON line.
@@ -154,20 +154,11 @@ func read(path string) ([]line, error) {
 		return nil, err
 	}
 	defer f.Close()
-	var out []line
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		if strings.TrimSpace(sc.Text()) == "" {
-			continue
-		}
-		var l line
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, n, err)
-		}
-		out = append(out, l)
+	lines, err := jsonl.Read(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return out, sc.Err()
+	return lines, nil
 }
 
 // values returns src's value in each round (NaN where it is missing).
@@ -181,7 +172,7 @@ func values(lines []line, src source, rounds []int) []float64 {
 			if num(l["round"]) != float64(rd) || !matches(src.Label, l["label"]) {
 				continue
 			}
-			v, ok := lookup(l, src.Path)
+			v, ok := l.Number(src.Path)
 			if !ok {
 				continue
 			}
@@ -203,21 +194,6 @@ func matches(pattern string, label any) bool {
 		return strings.HasPrefix(s, p)
 	}
 	return s == pattern
-}
-
-func lookup(l line, path string) (float64, bool) {
-	var cur any = map[string]any(l)
-	for _, k := range strings.Split(path, ".") {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return 0, false
-		}
-		if cur, ok = m[k]; !ok {
-			return 0, false
-		}
-	}
-	v, ok := cur.(float64)
-	return v, ok
 }
 
 func num(v any) float64 { f, _ := v.(float64); return f }

@@ -9,15 +9,9 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
 	"github.com/idemgate/idemgate/bench/internal/syncapi"
 )
@@ -26,20 +20,12 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:8081", "listen address")
 	keys := flag.String("keys", "bench-key=tenant-bench", "API keys: key=tenant,...")
 	flag.Parse()
-	tenants, err := syncapi.ParseKeys(*keys)
+	ctx, done, pool, tenants, err := syncapi.Setup(*keys, "")
 	if err != nil {
 		fail(err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	pool, err := syncapi.Open(ctx, os.Getenv("DATABASE_URL"), "")
-	if err != nil {
-		fail(err)
-	}
-	defer pool.Close()
-	srv := &http.Server{Addr: *addr, Handler: syncapi.Handler(pool, tenants, nil), ReadHeaderTimeout: 10 * time.Second}
-	go func() { <-ctx.Done(); _ = srv.Shutdown(context.Background()) }()
-	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+	defer done()
+	if err := syncapi.Serve(ctx, *addr, syncapi.Handler(pool, tenants, nil)); err != nil {
 		fail(err)
 	}
 }

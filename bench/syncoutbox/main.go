@@ -20,11 +20,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -62,17 +59,11 @@ func main() {
 	brokers := flag.String("brokers", "127.0.0.1:9092", "Kafka brokers, comma-separated")
 	topic := flag.String("topic", "so.payments", "topic of the events")
 	flag.Parse()
-	tenants, err := syncapi.ParseKeys(*keys)
+	ctx, done, pool, tenants, err := syncapi.Setup(*keys, schema)
 	if err != nil {
 		fail(err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	pool, err := syncapi.Open(ctx, os.Getenv("DATABASE_URL"), schema)
-	if err != nil {
-		fail(err)
-	}
-	defer pool.Close()
+	defer done()
 	kc, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(*brokers, ",")...),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // idempotent: franz-go's default with acks=all
 		kgo.DefaultProduceTopic(*topic))
@@ -85,9 +76,7 @@ func main() {
 	}
 	relayDone := make(chan struct{})
 	go func() { defer close(relayDone); relay(ctx, pool, kc) }()
-	srv := &http.Server{Addr: *addr, Handler: syncapi.Handler(pool, tenants, effect), ReadHeaderTimeout: 10 * time.Second}
-	go func() { <-ctx.Done(); _ = srv.Shutdown(context.Background()) }()
-	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+	if err := syncapi.Serve(ctx, *addr, syncapi.Handler(pool, tenants, effect)); err != nil {
 		fail(err)
 	}
 	<-relayDone

@@ -435,21 +435,7 @@ func TestKafkaCluster(t *testing.T) {
 	basePublish := latest(publishSQL, warm, warmed)
 
 	// Every command answered was applied exactly once.
-	claims := map[string]string{} // key -> operation id
-	rows, err := s.DB.Pool.Query(ctx, `SELECT idem_key, operation_id::text FROM idempotency_claims`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var key, op string
-		if err := rows.Scan(&key, &op); err != nil {
-			t.Fatal(err)
-		}
-		claims[key] = op
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	claims := testenv.Claims(t, s.DB) // key -> operation id
 	lost := 0
 	for key, op := range log.ops {
 		if claims[key] == "" || op != "" && op != claims[key] {

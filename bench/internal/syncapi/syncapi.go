@@ -15,8 +15,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"os/signal"
 	"strings"
 	"sync/atomic"
+	"syscall"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -93,6 +97,32 @@ func Open(ctx context.Context, url, extra string) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("database (DATABASE_URL): %w", err)
 	}
 	return pool, nil
+}
+
+// Setup is the start a baseline's main shares: its API keys parsed (keys,
+// as ParseKeys), a context that SIGINT or SIGTERM ends, and the pool on
+// DATABASE_URL (as Open, with extra). done closes the pool and stops the
+// signals' watch.
+func Setup(keys, extra string) (ctx context.Context, done func(), pool *pgxpool.Pool, tenants map[string]string, err error) {
+	if tenants, err = ParseKeys(keys); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	if pool, err = Open(ctx, os.Getenv("DATABASE_URL"), extra); err != nil {
+		stop()
+		return nil, nil, nil, nil, err
+	}
+	return ctx, func() { pool.Close(); stop() }, pool, tenants, nil
+}
+
+// Serve serves h on addr until ctx ends, then shuts the server down.
+func Serve(ctx context.Context, addr string, h http.Handler) error {
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { <-ctx.Done(); _ = srv.Shutdown(context.Background()) }()
+	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }
 
 // Handler serves GET /healthz and POST /v1/payments: a new key answers 201
