@@ -173,6 +173,14 @@ func (r *run) procEnv(p *proc) ([]string, string) {
 	if p.kind == "project" {
 		env = append(env, fmt.Sprintf("IDEMGATE_MAX_ATTEMPTS=%d", poisonMaxAttempts))
 	}
+	if p.name == "project-2" {
+		// One projector leaves its results to the relay, as a projector of
+		// the release before does during a rolling update: both ways of
+		// publishing run under the faults, and the relay has outcomes to
+		// publish (and its fault point, relay.after-publish, a chance to
+		// fire) beside the projector that publishes its own.
+		env = append(env, "IDEMGATE_PROJECTOR_PUBLISHES=false")
+	}
 	if p.kind == "serve" && r.cl != nil {
 		// serve reaches the database through the proxies of the
 		// cluster run (the later value of a variable wins).
