@@ -91,9 +91,14 @@ func TestHistoryCatchesAReplayOfAnotherAnswer(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				client := fmt.Sprintf("%s-racer-%d", k, s)
+				// A racer that arrives after the other's command completed
+				// gets the stored answer, as it should: on a loaded box the
+				// in-process pipeline can finish before the second goroutine
+				// sends (a fresh-clone CI run waited 30 s here for a 202 that
+				// could never come).
 				err := testenv.Poll(context.Background(), 30*time.Second, func() error {
 					out, err := h.post(client, "race", k, path, body(i, s))
-					return testenv.Check(err == nil && out.Kind == history.Accepted, "%s: %v %v", k, out.Kind, err)
+					return testenv.Check(err == nil && (out.Kind == history.Accepted || out.Kind == history.Stored), "%s: %v %v", k, out.Kind, err)
 				})
 				if err != nil {
 					t.Error(err)
