@@ -85,15 +85,24 @@ const drainBudget = 5 * time.Second
 
 // Run records acknowledged commands as published, in batches, until ctx
 // ends; then it records the acknowledgements already received before it
-// returns (the caller flushes the producer first), for drainBudget at
-// most.
+// returns (the caller flushes the producer first). Once ctx has ended,
+// every mark, the one in flight included, gets drainBudget at most.
 func (e *Emitter) Run(ctx context.Context) error {
+	// work bounds the marks: it ends drainBudget after ctx. A mark in
+	// flight when the process stops, on a connection hung half-open say,
+	// would otherwise hold the shutdown until the pool's own transaction
+	// bound (30 s), past the grace a process manager gives (a fresh-clone
+	// CI run's TestDatabaseHalfOpen: serve still stopping 20 s after
+	// SIGTERM, its emitter waiting on a mark begun during the fault).
+	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	defer context.AfterFunc(ctx, func() { time.AfterFunc(drainBudget, stopWork) })()
 	batch := make([]string, 0, 1024)
-	flush := func(ctx context.Context) {
+	flush := func() {
 		if len(batch) == 0 {
 			return
 		}
-		if err := e.store.MarkPublished(ctx, batch); err != nil {
+		if err := e.store.MarkPublished(work, batch); err != nil {
 			e.log.Warn("record published commands; the sweeper will re-emit them", "n", len(batch), "err", err)
 		}
 		batch = batch[:0]
@@ -112,24 +121,22 @@ func (e *Emitter) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainBudget)
-			defer cancel()
 			for {
 				take()
 				if len(batch) == 0 {
 					return nil
 				}
-				if drain.Err() != nil {
+				if work.Err() != nil {
 					e.logger.Warn("stopping: acknowledged commands left unrecorded; a sweeper will re-emit them",
 						"n", len(batch)+len(e.acked), "budget", drainBudget)
 					return nil
 				}
-				flush(drain)
+				flush()
 			}
 		case id := <-e.acked:
 			batch = append(batch, id)
 			take()
-			flush(context.WithoutCancel(ctx))
+			flush()
 		}
 	}
 }
