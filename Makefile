@@ -7,7 +7,7 @@ BIN     := bin/idemgate
 DATADIR ?= .idemgate
 ADDR    ?= 127.0.0.1:8080
 
-.PHONY: all build run test vet bench bench-growth fuzz kafka-start kafka-stop pg-start pg-stop clean chaos chaos-cluster regions regions-stop
+.PHONY: all build run test vet bench bench-growth bench-ab fuzz kafka-start kafka-stop pg-start pg-stop clean chaos chaos-cluster regions regions-stop
 
 all: build
 
@@ -60,6 +60,10 @@ bench: build
 ## bench-growth: idemgate's cost per command at 10k, 1M and 10M retained claims (issue 21); see BENCHMARKS.md
 bench-growth: build
 	scripts/bench-growth.sh
+
+## bench-ab: one lever measured on its own: idemgate against itself with a setting changed (VARIANTS; issue 21); see BENCHMARKS.md
+bench-ab: build
+	scripts/bench-ab.sh
 
 kafka-start:
 	scripts/kafka.sh start

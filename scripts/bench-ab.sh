@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# `make bench-ab` (issue 21's levers): idemgate against itself with one setting
+# changed, so that a lever is measured on its own. On one durable PostgreSQL
+# (fsync=on, as scripts/bench.sh) and one Kafka broker, each VARIANT is a set of
+# environment variables given to serve, project and relay, which are started
+# afresh for each variant and round; the variants' order rotates every round.
+# Per variant and round: 500 warm-up commands, then with bench/loadgen
+#   open    OPEN_RATE requests/s for DURATION s, up to the events on Kafka
+#   closed  CONNS connections for DURATION s, likewise
+# each with the CPU of serve, project, relay, the broker and PostgreSQL.
+# scripts/bench-ab-summary.py then prints, per measure and variant, the
+# median of the per-round ratios against the first variant.
+#
+#   VARIANTS='NAME:VAR=VALUE,VAR=VALUE NAME:...'  (the first is the baseline;
+#     BIN=path in a variant runs another idemgate binary for it)
+#   default: 'gzip:IDEMGATE_KAFKA_COMPRESSION=gzip none:IDEMGATE_KAFKA_COMPRESSION=none lz4:IDEMGATE_KAFKA_COMPRESSION=lz4'
+#   ROUNDS=6  DURATION=10  CONNS=32  OPEN_CONNS=128  OPEN_RATE=500
+#   BENCH_OUT=bench/out-ab  BENCH_PORT=28280 (+2, +3: project's and relay's metrics)
+#   BENCH_PG_PORT=26452  BENCH_PG_RUN_DIR=/tmp/idemgate-ab-pg
+#   BENCH_KAFKA_PORT=26112  BENCH_KAFKA_CONTROLLER_PORT=26113  BENCH_KAFKA_RUN_DIR=/tmp/idemgate-ab-kafka
+# The servers are the script's own, wiped at start and stopped at exit with
+# every process it started. Loopback only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VARIANTS=${VARIANTS:-gzip:IDEMGATE_KAFKA_COMPRESSION=gzip none:IDEMGATE_KAFKA_COMPRESSION=none lz4:IDEMGATE_KAFKA_COMPRESSION=lz4}
+ROUNDS=${ROUNDS:-6}
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-32}
+OPEN_CONNS=${OPEN_CONNS:-128}
+OPEN_RATE=${OPEN_RATE:-500}
+BENCH_OUT=${BENCH_OUT:-bench/out-ab}
+BENCH_PORT=${BENCH_PORT:-28280}
+
+export PG_RUN_DIR=${BENCH_PG_RUN_DIR:-/tmp/idemgate-ab-pg} PG_PORT=${BENCH_PG_PORT:-26452}
+export PG_FSYNC=on PG_SYNC_COMMIT=on PG_FRESH=1
+export KAFKA_RUN_DIR=${BENCH_KAFKA_RUN_DIR:-/tmp/idemgate-ab-kafka} KAFKA_PORT=${BENCH_KAFKA_PORT:-26112}
+export KAFKA_CONTROLLER_PORT=${BENCH_KAFKA_CONTROLLER_PORT:-26113} KAFKA_FRESH=1
+
+SERVE_ADDR=127.0.0.1:$BENCH_PORT
+PROJECT_METRICS=127.0.0.1:$((BENCH_PORT + 2))
+RELAY_METRICS=127.0.0.1:$((BENCH_PORT + 3))
+API_KEY=bench-key
+TENANT=tenant-bench
+RUN_ID=$(date +%s)
+LOGS=$BENCH_OUT/logs
+RESULTS=$BENCH_OUT/results.jsonl
+
+log() { echo "bench-ab.sh: $(date -u +%H:%M:%S) $*" >&2; }
+die() { echo "bench-ab.sh: error: $*" >&2; exit 1; }
+# shellcheck source=scripts/benchlib.sh
+source scripts/benchlib.sh
+for v in ROUNDS DURATION CONNS OPEN_CONNS OPEN_RATE BENCH_PORT; do
+  [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v='${!v}' is not a positive integer"
+done
+read -r -a SPECS <<<"$VARIANTS"
+((${#SPECS[@]} >= 2)) || die "VARIANTS needs a baseline and at least one variant ('$VARIANTS')"
+for spec in "${SPECS[@]}"; do
+  [[ $spec =~ ^[A-Za-z0-9_-]+:([A-Z_][A-Z0-9_]*=[^,]*)(,[A-Z_][A-Z0-9_]*=[^,]*)*$ ]] ||
+    die "variant '$spec' is not NAME:VAR=VALUE[,VAR=VALUE...]"
+done
+
+need_tools
+need python3 "scripts/bench-ab-summary.py prints the ratios"
+for p in "$BENCH_PORT" $((BENCH_PORT + 2)) $((BENCH_PORT + 3)); do
+  port_open "$p" && die "port $p is in use (set BENCH_PORT)"
+done
+
+log "building bin/idemgate, bin/loadgen"
+go build -o bin/idemgate ./cmd/idemgate
+go build -o bin/ ./bench/loadgen
+mkdir -p "$LOGS"
+: >"$RESULTS"
+stop_at_exit
+start_servers
+IDB="postgres://postgres@127.0.0.1:$PG_PORT/idemgate?sslmode=disable"
+DATABASE_URL=$IDB bin/idemgate migrate >&2
+role_env "$IDB" "$SERVE_ADDR"
+alive() { alive_all serve project relay; }
+
+n=${#SPECS[@]}
+for ((round = 1; round <= ROUNDS; round++)); do
+  for ((j = 0; j < n; j++)); do
+    spec=${SPECS[$(((j + round - 1) % n))]}
+    name=${spec%%:*}
+    IFS=, read -r -a venv <<<"${spec#*:}"
+    bin=bin/idemgate
+    for kv in "${venv[@]}"; do [[ $kv == BIN=* ]] && bin=${kv#BIN=}; done
+    start serve env "${ROLE_ENV[@]}" "${venv[@]}" "$bin" serve
+    SERVE_PID=$STARTED
+    start project env "${ROLE_ENV[@]}" "${venv[@]}" IDEMGATE_METRICS_ADDR="$PROJECT_METRICS" "$bin" project
+    PROJECT_PID=$STARTED
+    start relay env "${ROLE_ENV[@]}" "${venv[@]}" IDEMGATE_METRICS_ADDR="$RELAY_METRICS" "$bin" relay
+    RELAY_PID=$STARTED
+    ready serve "$SERVE_PID" "http://$SERVE_ADDR/readyz"
+    ready project "$PROJECT_PID" "http://$PROJECT_METRICS/healthz"
+    ready relay "$RELAY_PID" "http://$RELAY_METRICS/healthz"
+    watch="serve=$SERVE_PID,project=$PROJECT_PID,relay=$RELAY_PID,kafka=$KAFKA_PID,postgres=$PM_PID+"
+    bin/loadgen -mode closed -url "http://$SERVE_ADDR" -conns 8 -requests 500 -prefix "warm-$name-r$round-$RUN_ID" \
+      -key "$API_KEY" -tenant "$TENANT" -db "$IDB" -wait-complete >/dev/null
+    lg "ab/open/$name" -mode open -rate "$OPEN_RATE" -conns "$OPEN_CONNS" -duration "${DURATION}s" \
+      -url "http://$SERVE_ADDR" -db "$IDB" -wait-complete -watch "$watch"
+    lg "ab/closed/$name" -mode closed -conns "$CONNS" -duration "${DURATION}s" \
+      -url "http://$SERVE_ADDR" -db "$IDB" -wait-complete -watch "$watch"
+    stop_pid "$SERVE_PID"
+    stop_pid "$PROJECT_PID"
+    stop_pid "$RELAY_PID"
+    log "round $round/$ROUNDS: $name done"
+  done
+done
+python3 scripts/bench-ab-summary.py "$RESULTS" "${SPECS[0]%%:*}" | tee "$BENCH_OUT/summary.txt"
