@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -261,11 +262,18 @@ func (p *Pair) Stop(ctx context.Context) error {
 }
 
 // KillPrimary kills the primary as a lost machine dies: SIGKILL to the
-// postmaster and every process of its process group (its backends and
-// WAL sender), at once, so that no backend outlives it to finish a
-// transaction. It returns once none of them runs. Its commits are on the
-// standby: synchronous_commit = on returned each only once the standby
-// had flushed it.
+// postmaster and to every one of its children (backends, WAL sender,
+// checkpointer...), at once, so that no backend outlives it to finish a
+// transaction. Each child of a postmaster leads a session of its own
+// (PostgreSQL calls setsid in every child, so that it can signal the
+// child's own children), so the postmaster's process group holds the
+// postmaster alone: the children are found by their parent, with the
+// postmaster stopped first (SIGSTOP) so that it forks none meanwhile.
+// It returns once none of them runs and the socket refuses connections:
+// a fresh-clone CI run's Promote, right after a kill of the group alone,
+// still found the primary answering. Its commits are on the standby:
+// synchronous_commit = on returned each only once the standby had
+// flushed it.
 func (p *Pair) KillPrimary() error {
 	s := p.Primary()
 	if s == nil {
@@ -275,23 +283,27 @@ func (p *Pair) KillPrimary() error {
 	if err != nil {
 		return err
 	}
-	// pg_ctl starts the postmaster in a session of its own (setsid), so
-	// its process group is the postmaster and its children alone.
-	target := pid
-	if pgid, err := syscall.Getpgid(pid); err == nil && pgid == pid {
-		target = -pid
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		return fmt.Errorf("pgserver: stop the postmaster %d: %w", pid, err)
 	}
-	if err := syscall.Kill(target, syscall.SIGKILL); err != nil {
-		return fmt.Errorf("pgserver: kill -9 %d: %w", target, err)
+	procs := append(childrenOf(pid), pid)
+	for _, q := range procs {
+		if err := syscall.Kill(q, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("pgserver: kill -9 %d: %w", q, err)
+		}
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for groupAlive(pid) {
+	for {
+		alive := slices.ContainsFunc(procs, processAlive)
+		if _, _, answers := s.running(); !alive && !answers {
+			break
+		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("pgserver: the primary's processes (group %d) outlived kill -9 for 30s", pid)
+			return fmt.Errorf("pgserver: the primary (postmaster %d and its %d children) outlived kill -9 for 30s", pid, len(procs)-1)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	s.logger.Info("killed the primary (kill -9 of its postmaster and its children)", "cluster", s.dir, "pid", pid)
+	s.logger.Info("killed the primary (kill -9 of its postmaster and its children)", "cluster", s.dir, "pid", pid, "children", len(procs)-1)
 	return nil
 }
 
@@ -460,33 +472,76 @@ func (s *Server) postmasterPID() (int, error) {
 	return pid, nil
 }
 
-// groupAlive reports whether a process of group pgid still runs. A
-// zombie does not: it holds no memory and no file, and the machine's
-// init may never reap it.
+// groupAlive reports whether the postmaster pgid, or a process of its
+// group, still runs. A zombie does not: it holds no memory and no file,
+// and the machine's init may never reap it.
 func groupAlive(pgid int) bool {
+	found := false
+	eachProcess(func(pid int, state string, _, pgrp int) {
+		found = found || (pgrp == pgid || pid == pgid) && running(state)
+	})
+	return found
+}
+
+// processAlive reports whether pid runs (a zombie does not).
+func processAlive(pid int) bool {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return false
+	}
+	state, _, _, ok := parseStat(b)
+	return ok && running(state)
+}
+
+// childrenOf lists the running processes whose parent is pid.
+func childrenOf(pid int) []int {
+	var kids []int
+	eachProcess(func(p int, state string, ppid, _ int) {
+		if ppid == pid && running(state) {
+			kids = append(kids, p)
+		}
+	})
+	return kids
+}
+
+func running(state string) bool { return state != "Z" && state != "X" }
+
+// eachProcess calls fn with each process's pid, state, parent and group,
+// from /proc.
+func eachProcess(fn func(pid int, state string, ppid, pgrp int)) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return syscall.Kill(-pgid, 0) == nil
+		return
 	}
 	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
 		if err != nil {
 			continue
 		}
-		// pid (comm) state ppid pgrp ...; comm may hold spaces.
-		_, rest, ok := strings.Cut(string(b), ") ")
-		if !ok {
-			continue
-		}
-		f := strings.Fields(rest)
-		if len(f) > 2 && f[0] != "Z" && f[0] != "X" && f[2] == strconv.Itoa(pgid) {
-			return true
+		if state, ppid, pgrp, ok := parseStat(b); ok {
+			fn(pid, state, ppid, pgrp)
 		}
 	}
-	return false
+}
+
+// parseStat reads the state, parent and group of a /proc/<pid>/stat:
+// "pid (comm) state ppid pgrp ...", where comm may hold spaces.
+func parseStat(b []byte) (state string, ppid, pgrp int, ok bool) {
+	i := strings.LastIndex(string(b), ") ")
+	if i < 0 {
+		return "", 0, 0, false
+	}
+	f := strings.Fields(string(b[i+2:]))
+	if len(f) < 3 {
+		return "", 0, 0, false
+	}
+	ppid, err1 := strconv.Atoi(f[1])
+	pgrp, err2 := strconv.Atoi(f[2])
+	return f[0], ppid, pgrp, err1 == nil && err2 == nil
 }
 
 // waitFor polls a counting query on url until it counts more than

@@ -127,6 +127,8 @@ type Proc struct {
 	state *os.ProcessState
 }
 
+var warnOrError = regexp.MustCompile(`level=(WARN|ERROR)`)
+
 // NewProc is a process not started yet (Start), stopped when t ends.
 func NewProc(t testing.TB, name string, env []string, argv ...string) *Proc {
 	p := &Proc{Name: name, Argv: argv, Env: env, Log: &Log{}, t: t}
@@ -135,6 +137,15 @@ func NewProc(t testing.TB, name string, env []string, argv ...string) *Proc {
 			t.Errorf("%s did not exit within 20s of SIGTERM; killed", p.Name)
 		}
 		if t.Failed() && p.Output == nil {
+			// The tail shows how the process ended; its warnings, what went
+			// wrong before (a produce that failed thousands of lines earlier).
+			if w := p.Log.Matching(warnOrError, time.Time{}); len(w) > 0 {
+				var b strings.Builder
+				for _, ln := range w[:min(len(w), 40)] {
+					b.WriteString(ln.Text + "\n")
+				}
+				t.Logf("--- %s log: its warnings and errors (%d, the first 40) ---\n%s", p.Name, len(w), b.String())
+			}
 			t.Logf("--- %s log (last 60 lines) ---\n%s", p.Name, p.Log.Tail(60))
 		}
 	})
