@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/idemgate/idemgate/events"
 )
@@ -25,6 +26,13 @@ func kafkaFromEnv(getenv func(string) string) (events.KafkaConfig, []error) {
 		SASLUsername:  get("KAFKA_SASL_USERNAME"),
 		SASLPassword:  getenv("KAFKA_SASL_PASSWORD"), // a password may begin or end with a space
 		Compression:   strings.ToLower(get("IDEMGATE_KAFKA_COMPRESSION")),
+	}
+	if v := get("IDEMGATE_KAFKA_LINGER"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("IDEMGATE_KAFKA_LINGER=%q is not a positive duration such as 5ms", v))
+		}
+		k.Linger = d
 	}
 	k.TLS = k.CAFile != "" || k.CertFile != "" || k.KeyFile != "" || k.ServerName != ""
 	if v := get("KAFKA_TLS"); v != "" {

@@ -67,14 +67,14 @@ func TestKafkaFromEnv(t *testing.T) {
 	t.Run("ManagedSCRAM", func(t *testing.T) {
 		c, err := FromEnv(env(map[string]string{
 			"KAFKA_TLS": "true", "KAFKA_SASL_MECHANISM": "scram-sha-512", "KAFKA_SASL_USERNAME": "idemgate",
-			"KAFKA_SASL_PASSWORD_FILE": pwFile, "IDEMGATE_KAFKA_COMPRESSION": "ZSTD",
+			"KAFKA_SASL_PASSWORD_FILE": pwFile, "IDEMGATE_KAFKA_COMPRESSION": "ZSTD", "IDEMGATE_KAFKA_LINGER": "20ms",
 		}))
 		if err != nil {
 			t.Fatal(err)
 		}
 		k := c.Kafka
 		if !k.TLS || k.SASLMechanism != "SCRAM-SHA-512" || k.SASLUsername != "idemgate" || k.SASLPassword != " s3cret with spaces " ||
-			k.Compression != "zstd" {
+			k.Compression != "zstd" || k.Linger != 20*time.Millisecond {
 			t.Fatalf("kafka = %+v", k)
 		}
 		if _, err := k.ClientOptions([]string{"b:9093"}); err != nil {
@@ -121,6 +121,10 @@ func TestKafkaFromEnv(t *testing.T) {
 			"KAFKA_TLS_INSECURE_SKIP_VERIFY=\"true\" is not supported"},
 		"UnknownCompression": {map[string]string{"IDEMGATE_KAFKA_COMPRESSION": "brotli"},
 			`IDEMGATE_KAFKA_COMPRESSION="brotli" is not none, gzip, snappy, lz4 or zstd`},
+		"LingerNotADuration": {map[string]string{"IDEMGATE_KAFKA_LINGER": "soon"},
+			`IDEMGATE_KAFKA_LINGER="soon" is not a positive duration such as 5ms`},
+		"LingerTooLong": {map[string]string{"IDEMGATE_KAFKA_LINGER": "5s"},
+			`IDEMGATE_KAFKA_LINGER=5s is not between 0 and 1s`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := FromEnv(env(tc.vars))

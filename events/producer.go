@@ -21,7 +21,6 @@ func baseOptions(brokers []string) []kgo.Opt {
 		kgo.RecordDeliveryTimeout(30 * time.Second),
 		kgo.ProduceRequestTimeout(10 * time.Second),
 		kgo.MaxBufferedRecords(100_000),
-		kgo.ProducerLinger(time.Millisecond),
 	}
 }
 
