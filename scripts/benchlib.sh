@@ -1,4 +1,4 @@
-# Shared by scripts/bench.sh and scripts/bench-growth.sh: the tools they
+# Shared by scripts/bench.sh, scripts/bench-growth.sh and scripts/bench-ab.sh: the tools they
 # need, the processes they start (every one stopped at exit), and their
 # own durable PostgreSQL and Kafka broker.
 #
@@ -128,11 +128,13 @@ settle() {
 }
 
 # lg LABEL ARGS...: one loadgen measure, its JSON line appended to RESULTS
-# (the key prefix: LABEL with its slashes as dashes).
+# (the key prefix: LABEL with its slashes as dashes). LG_HOOK, when set, is
+# run after the checkpoint, just before the load.
 lg() {
   local label=$1
   shift
   settle
+  [[ -z ${LG_HOOK:-} ]] || "$LG_HOOK"
   bin/loadgen -label "$label" -round "$round" -prefix "${label//\//-}-r$round-$RUN_ID" -key "$API_KEY" -tenant "$TENANT" "$@" >>"$RESULTS" ||
     die "loadgen $label (round $round) failed"
 }
