@@ -18,10 +18,10 @@
 #
 # Environment (defaults):
 #   REGIONS_RUN_DIR=/tmp/idemgate-regions   everything: pg/, A/, B/ (pid files, logs, Kafka data)
-#   REGIONS_PG_PORT=47100                    the shared PostgreSQL
-#   REGION_A_PORT=47130  REGION_B_PORT=47140  each region's API (serve)
-#   REGION_A_DB_PORT=47102  REGION_B_DB_PORT=47103  each region's latency proxy to the database
-#   REGION_A_KAFKA_PORT=47110  REGION_B_KAFKA_PORT=47120  each region's broker (controller: port+1)
+#   REGIONS_PG_PORT=24100                    the shared PostgreSQL
+#   REGION_A_PORT=24130  REGION_B_PORT=24140  each region's API (serve)
+#   REGION_A_DB_PORT=24102  REGION_B_DB_PORT=24103  each region's latency proxy to the database
+#   REGION_A_KAFKA_PORT=24110  REGION_B_KAFKA_PORT=24120  each region's broker (controller: port+1)
 #   REGION_A_DB_LATENCY=1ms  REGION_B_DB_LATENCY=30ms  added to each round trip to the database
 #   IDEMGATE_ROUTES                          a gateway routes file, given to both regions
 #   IDEMGATE_*                               any other setting passes to every role (IDEMGATE_LEASE, ...)
@@ -39,13 +39,13 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 RUN_DIR=${REGIONS_RUN_DIR:-/tmp/idemgate-regions}
-PG_PORT=${REGIONS_PG_PORT:-47100}
-REGION_A_PORT=${REGION_A_PORT:-47130}
-REGION_B_PORT=${REGION_B_PORT:-47140}
-REGION_A_DB_PORT=${REGION_A_DB_PORT:-47102}
-REGION_B_DB_PORT=${REGION_B_DB_PORT:-47103}
-REGION_A_KAFKA_PORT=${REGION_A_KAFKA_PORT:-47110}
-REGION_B_KAFKA_PORT=${REGION_B_KAFKA_PORT:-47120}
+PG_PORT=${REGIONS_PG_PORT:-24100}
+REGION_A_PORT=${REGION_A_PORT:-24130}
+REGION_B_PORT=${REGION_B_PORT:-24140}
+REGION_A_DB_PORT=${REGION_A_DB_PORT:-24102}
+REGION_B_DB_PORT=${REGION_B_DB_PORT:-24103}
+REGION_A_KAFKA_PORT=${REGION_A_KAFKA_PORT:-24110}
+REGION_B_KAFKA_PORT=${REGION_B_KAFKA_PORT:-24120}
 REGION_A_DB_LATENCY=${REGION_A_DB_LATENCY:-1ms}
 REGION_B_DB_LATENCY=${REGION_B_DB_LATENCY:-30ms}
 START_TIMEOUT=${REGIONS_START_TIMEOUT:-120}

@@ -6,7 +6,7 @@
 //
 //	scripts/regions.sh start > /tmp/regions.env && . /tmp/regions.env
 //	go run ./bench/regions -a $REGION_A_URL -b $REGION_B_URL \
-//	    -db 'postgres://postgres@127.0.0.1:47100/idemgate?sslmode=disable'
+//	    -db 'postgres://postgres@127.0.0.1:24100/idemgate?sslmode=disable'
 //
 // scripts/regions-bench.sh does all of it. The recovery step runs
 // -kill (scripts/regions.sh kill A) under load on A, then waits, with A
@@ -32,9 +32,9 @@ import (
 )
 
 func main() {
-	a := flag.String("a", "http://127.0.0.1:47130", "region A's API (near the database)")
-	b := flag.String("b", "http://127.0.0.1:47140", "region B's API (far from the database)")
-	db := flag.String("db", "postgres://postgres@127.0.0.1:47100/idemgate?sslmode=disable", "the shared database, directly")
+	a := flag.String("a", "http://127.0.0.1:24130", "region A's API (near the database)")
+	b := flag.String("b", "http://127.0.0.1:24140", "region B's API (far from the database)")
+	db := flag.String("db", "postgres://postgres@127.0.0.1:24100/idemgate?sslmode=disable", "the shared database, directly")
 	conns := flag.Int("conns", 16, "closed loop: clients at once")
 	dur := flag.Duration("duration", 15*time.Second, "each region's closed loop")
 	kill := flag.String("kill", "scripts/regions.sh kill A", "how region A is lost (empty: no recovery step)")

@@ -2,7 +2,7 @@
 // every round trip through it, for scripts/regions.sh: each region's
 // roles reach the shared database through one, as across a WAN.
 //
-//	go run ./scripts/latencyproxy --listen 127.0.0.1:47102 --target 127.0.0.1:47100 --latency 30ms
+//	go run ./scripts/latencyproxy --listen 127.0.0.1:24102 --target 127.0.0.1:24100 --latency 30ms
 //
 // The target may be a Unix socket (--target /path/.s.PGSQL.5432). The
 // latency is toxiproxy's latency toxic (github.com/Shopify/toxiproxy/v2,
