@@ -10,7 +10,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/idemgate/idemgate"
-	"github.com/idemgate/idemgate/fault"
 	"github.com/idemgate/idemgate/store"
 )
 
@@ -79,21 +78,12 @@ func (p *Projector) HandleBatch(ctx context.Context, recs []*kgo.Record) error {
 }
 
 // applyBatch applies commands of in-database operations in one
-// transaction, then publishes their results; parent gives each command's
-// apply span, the parent of its result's.
-func (p *Projector) applyBatch(ctx context.Context, cmds []idemgate.Command, parent func(operationID string) context.Context) error {
-	actx, cancel := attemptContext(ctx, attemptTimeout)
-	defer cancel()
-	applied, err := p.cfg.Store.ApplyBatch(actx, p.cfg.Name, cmds, p.effects, func() { p.cfg.Faults.Hit(fault.InProjectorTx) })
-	if err != nil {
-		return err
-	}
-	for _, a := range applied {
-		p.observe(a.Command, a.Response)
-	}
-	p.cfg.Faults.Hit(fault.AfterProjectorTx) // a death here leaves the results to the relay
-	p.results.publish(parent, applied...)
-	return nil
+// transaction, shared with other partitions' (grouper), then publishes
+// their results; parent gives each command's apply span, the parent of
+// its result's. The transaction has its own bound, as an attempt in hand:
+// the end of ctx does not cut it short.
+func (p *Projector) applyBatch(_ context.Context, cmds []idemgate.Command, parent func(operationID string) context.Context) error {
+	return p.group.apply(cmds, parent)
 }
 
 // effects applies commands in order, each run of one operation at once

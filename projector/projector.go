@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
@@ -72,6 +71,12 @@ type Config struct {
 // long: it is well below the consumer group's rebalance timeout.
 const attemptTimeout = 10 * time.Second
 
+// maxGroup bounds the commands of one group transaction (grouper): one
+// consumer batch (consumer.DefaultBatchSize). Measured against 1,000 at
+// saturation, it completed commands sooner (202 -> COMPLETED p99 1.02x
+// against 1.70x of no grouping) for as much CPU saved (BENCHMARKS.md).
+const maxGroup = 200
+
 // attemptContext is the context of one attempt: shutdown and revocation
 // (the end of ctx) do not cut it short, its own bound does.
 func attemptContext(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
@@ -88,6 +93,7 @@ type Projector struct {
 	unknown *prometheus.CounterVec
 	waiting *prometheus.GaugeVec
 	results *results // nil without a ResultsTopic
+	group   *grouper // the shared transactions of in-database operations
 	// isolation lets a call run alone in the process (see isolatedIf).
 	isolation sync.RWMutex
 }
@@ -135,6 +141,7 @@ func New(cfg Config) (*Projector, error) {
 	}
 	p.tracer = cfg.TracerProvider.Tracer(tracing.Name)
 	p.results = newResults(cfg, p.tracer)
+	p.group = newGrouper(p, maxGroup)
 	if cfg.Registerer != nil {
 		cs := []prometheus.Collector{p.latency, p.applied, p.dead, p.unknown, p.waiting}
 		if p.results != nil {
@@ -175,22 +182,9 @@ func (p *Projector) Handle(ctx context.Context, rec *kgo.Record) error {
 	if op.Call != nil {
 		return p.call(ctx, rec, cmd, op)
 	}
-	actx, cancel := attemptContext(ctx, attemptTimeout)
-	defer cancel()
-	a, fresh, err := p.cfg.Store.ApplyOnce(actx, p.cfg.Name, cmd,
-		func(ctx context.Context, tx pgx.Tx) (idemgate.Response, error) { return op.Apply.ApplyTx(ctx, tx, cmd) },
-		func() { p.cfg.Faults.Hit(fault.InProjectorTx) })
-	if err != nil {
-		return err
-	}
-	if fresh {
-		p.observe(cmd, a.Response)
-	}
-	p.cfg.Faults.Hit(fault.AfterProjectorTx) // a death here leaves the result to the relay
-	if fresh {
-		p.results.publish(within(ctx), a)
-	}
-	return nil
+	// In a group with the other partitions' stretches: a single record
+	// is what most fetches bring a partition at a moderate rate.
+	return p.applyBatch(ctx, []idemgate.Command{cmd}, within(ctx))
 }
 
 func (p *Projector) observe(cmd idemgate.Command, resp idemgate.Response) {

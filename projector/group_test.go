@@ -1,0 +1,203 @@
+package projector
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/idemgate/idemgate"
+	"github.com/idemgate/idemgate/sqldb"
+	"github.com/idemgate/idemgate/store"
+	"github.com/idemgate/idemgate/testenv"
+)
+
+// gated is a module whose effects.hold applier holds its transaction
+// until release is closed (entered says it got there), beside effects.add
+// and effects.fail, whose applier fails with a permanent error.
+func gated(t *testing.T) (p *Projector, db *sqldb.DB, entered chan struct{}, release chan struct{}) {
+	t.Helper()
+	db = testenv.OpenDB(t, env.NewDatabase(t, store.Migrations()))
+	if _, err := db.Pool.Exec(context.Background(), `CREATE TABLE effects (operation_id TEXT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	entered, release = make(chan struct{}, 16), make(chan struct{})
+	valid := func(b []byte) (json.RawMessage, error) { return b, nil }
+	reg := idemgate.MustRegistry(idemgate.Module{Name: "effects", Operations: []idemgate.Operation{
+		{Name: "effects.add", Path: "/v1/effects", Validate: valid, Apply: queuedAdd{}},
+		{Name: "effects.hold", Path: "/v1/holds", Validate: valid,
+			Apply: idemgate.TxApplierFunc(func(context.Context, pgx.Tx, idemgate.Command) (idemgate.Response, error) {
+				entered <- struct{}{}
+				<-release
+				return created, nil
+			})},
+		{Name: "effects.fail", Path: "/v1/fails", Validate: valid,
+			Apply: idemgate.TxApplierFunc(func(context.Context, pgx.Tx, idemgate.Command) (idemgate.Response, error) {
+				return idemgate.Response{}, fmt.Errorf("%w: refused", idemgate.ErrPermanent)
+			})},
+	}})
+	p, err := New(Config{Store: store.New(db, 0), Registry: reg, Name: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, db, entered, release
+}
+
+// holdSlots fills every group slot with a held transaction and returns
+// once each is inside it; the returned wait reports their errors.
+func holdSlots(t *testing.T, p *Projector, db *sqldb.DB, entered chan struct{}) (wait func() []error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, groupSlots)
+	for i := range groupSlots {
+		rec := claimAndRecord(t, db, "effects.hold")
+		wg.Go(func() { errs[i] = p.Handle(context.Background(), rec) })
+		<-entered
+	}
+	return func() []error { wg.Wait(); return errs }
+}
+
+// waitQueued returns once n stretches wait in the grouper's queue.
+func waitQueued(t *testing.T, p *Projector, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		p.group.mu.Lock()
+		got := len(p.group.queue)
+		p.group.mu.Unlock()
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d stretches queued, want %d", got, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// runs hands each run to HandleBatch (a partition's worker each) and
+// returns a wait for their errors.
+func runs(p *Projector, rs ...[]*kgo.Record) (wait func() []error) {
+	var wg sync.WaitGroup
+	errs := make([]error, len(rs))
+	for i, r := range rs {
+		wg.Go(func() { errs[i] = p.HandleBatch(context.Background(), r) })
+	}
+	return func() []error { wg.Wait(); return errs }
+}
+
+// Stretches of several partitions that arrive while every slot is busy
+// share the next transaction: their outbox rows have one xmin. Each is
+// applied once, and each caller gets its own outcome.
+func TestPartitionsShareATransaction(t *testing.T) {
+	p, db, entered, release := gated(t)
+	ctx := context.Background()
+	held := holdSlots(t, p, db, entered)
+	var rs [][]*kgo.Record
+	for range 4 {
+		rs = append(rs, []*kgo.Record{claimAndRecord(t, db, "effects.add"), claimAndRecord(t, db, "effects.add")})
+	}
+	wait := runs(p, rs...)
+	waitQueued(t, p, 4)
+	close(release)
+	for i, err := range append(held(), wait()...) {
+		if err != nil {
+			t.Fatalf("caller %d: %v", i, err)
+		}
+	}
+	var effects, rows, txs int
+	err := db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM effects), count(*), count(DISTINCT xmin::TEXT)
+FROM outbox WHERE operation = 'effects.add'`).Scan(&effects, &rows, &txs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if effects != 8 || rows != 8 || txs != 1 {
+		t.Fatalf("effects %d, outbox rows %d in %d transactions; want 8, 8 in 1", effects, rows, txs)
+	}
+	for i, r := range rs { // redelivered, in a group again: nothing more
+		if err := p.HandleBatch(ctx, r); err != nil {
+			t.Fatalf("redelivery of run %d: %v", i, err)
+		}
+	}
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM effects`).Scan(&effects); err != nil {
+		t.Fatal(err)
+	}
+	if effects != 8 {
+		t.Fatalf("after the redeliveries: effects %d, want 8", effects)
+	}
+}
+
+// A stretch whose applier fails does not fail the others of its group:
+// the group is applied again stretch by stretch, the others are applied
+// once, and only the failing stretch's caller gets the (permanent) error.
+func TestAFailingStretchFailsAlone(t *testing.T) {
+	p, db, entered, release := gated(t)
+	ctx := context.Background()
+	held := holdSlots(t, p, db, entered)
+	good := [][]*kgo.Record{
+		{claimAndRecord(t, db, "effects.add"), claimAndRecord(t, db, "effects.add")},
+		{claimAndRecord(t, db, "effects.add")},
+	}
+	bad := []*kgo.Record{claimAndRecord(t, db, "effects.add"), claimAndRecord(t, db, "effects.fail")}
+	wait := runs(p, good[0], bad, good[1])
+	waitQueued(t, p, 3)
+	close(release)
+	for i, err := range held() {
+		if err != nil {
+			t.Fatalf("held %d: %v", i, err)
+		}
+	}
+	errs := wait()
+	if errs[0] != nil || errs[2] != nil {
+		t.Fatalf("the good stretches: %v, %v; want nil", errs[0], errs[2])
+	}
+	if errs[1] == nil || !errors.Is(errs[1], idemgate.ErrPermanent) {
+		t.Fatalf("the failing stretch: %v, want its applier's permanent error", errs[1])
+	}
+	var effects, rows int
+	if err := db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM effects), (SELECT count(*) FROM outbox WHERE operation = 'effects.add')`).Scan(&effects, &rows); err != nil {
+		t.Fatal(err)
+	}
+	// The failing stretch recorded nothing, its good command neither.
+	if effects != 3 || rows != 3 {
+		t.Fatalf("effects %d, outbox rows %d; want 3, 3 (the good stretches', once)", effects, rows)
+	}
+}
+
+// A stretch holding a command that a queued stretch holds too (an event
+// re-emitted into another partition) waits for a later group: a group's
+// commands are distinct, and the command is applied once.
+func TestAGroupNeverHoldsACommandTwice(t *testing.T) {
+	p, db, entered, release := gated(t)
+	ctx := context.Background()
+	held := holdSlots(t, p, db, entered)
+	shared := claimAndRecord(t, db, "effects.add")
+	wait := runs(p, []*kgo.Record{shared, claimAndRecord(t, db, "effects.add")}, []*kgo.Record{claimAndRecord(t, db, "effects.add"), shared})
+	waitQueued(t, p, 2)
+	group := p.group.take() // both slots are held: no dispatch takes meanwhile
+	if len(group) != 1 {
+		t.Fatalf("the next group holds %d stretches, want 1 (the second shares a command with the first)", len(group))
+	}
+	p.group.mu.Lock()
+	p.group.queue = append(group, p.group.queue...) // as it was
+	p.group.mu.Unlock()
+	close(release)
+	for i, err := range append(held(), wait()...) {
+		if err != nil {
+			t.Fatalf("caller %d: %v", i, err)
+		}
+	}
+	var effects, rows int
+	if err := db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM effects), (SELECT count(*) FROM outbox WHERE operation = 'effects.add')`).Scan(&effects, &rows); err != nil {
+		t.Fatal(err)
+	}
+	if effects != 3 || rows != 3 {
+		t.Fatalf("effects %d, outbox rows %d; want 3, 3 (the shared command once)", effects, rows)
+	}
+}
