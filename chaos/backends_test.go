@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	sysproc "github.com/idemgate/idemgate/internal/proc"
 	"github.com/idemgate/idemgate/pgserver"
 	"github.com/idemgate/idemgate/testenv"
 )
@@ -189,7 +190,7 @@ func (r *run) crashPostgres(hold time.Duration) {
 		r.fail("backend", "postmaster.pid: %v", err)
 		return
 	}
-	children := testenv.ChildrenOf(pid)
+	children := sysproc.Children(pid)
 	_ = syscall.Kill(pid, syscall.SIGKILL)
 	for _, c := range children {
 		_ = syscall.Kill(c, syscall.SIGKILL)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/idemgate/idemgate/internal/proc"
 	"github.com/idemgate/idemgate/pgserver"
 	"github.com/idemgate/idemgate/sqldb"
 	"github.com/idemgate/idemgate/testenv"
@@ -97,7 +98,7 @@ func (p *ownPG) freeze() {
 	}
 	p.frozen = append(p.frozen, pm)
 	// The postmaster stopped, no new backend appears; stop the others.
-	for _, c := range testenv.ChildrenOf(pm) {
+	for _, c := range proc.Children(pm) {
 		if syscall.Kill(c, syscall.SIGSTOP) == nil {
 			p.frozen = append(p.frozen, c)
 		}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/idemgate/idemgate/internal/proc"
 )
 
 // Pair is a primary with a synchronous streaming standby: two clusters
@@ -286,7 +288,7 @@ func (p *Pair) KillPrimary() error {
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		return fmt.Errorf("pgserver: stop the postmaster %d: %w", pid, err)
 	}
-	procs := append(childrenOf(pid), pid)
+	procs := append(proc.Children(pid), pid)
 	for _, q := range procs {
 		if err := syscall.Kill(q, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return fmt.Errorf("pgserver: kill -9 %d: %w", q, err)
@@ -294,7 +296,7 @@ func (p *Pair) KillPrimary() error {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		alive := slices.ContainsFunc(procs, processAlive)
+		alive := slices.ContainsFunc(procs, proc.Alive)
 		if _, _, answers := s.running(); !alive && !answers {
 			break
 		}
@@ -396,7 +398,7 @@ func (p *Pair) Rejoin(ctx context.Context) error {
 // killed postmaster is an orphan.
 func (s *Server) clearStaleLocks() error {
 	pid, err := s.postmasterPID()
-	if err != nil || groupAlive(pid) {
+	if err != nil || proc.GroupAlive(pid) {
 		return nil // no lock, or a live server: PostgreSQL decides
 	}
 	for _, f := range []string{filepath.Join(s.dir, "postmaster.pid"), filepath.Join(s.socket, fmt.Sprintf(".s.PGSQL.%d.lock", s.port))} {
@@ -470,78 +472,6 @@ func (s *Server) postmasterPID() (int, error) {
 		return 0, fmt.Errorf("pgserver: postmaster.pid: %w", err)
 	}
 	return pid, nil
-}
-
-// groupAlive reports whether the postmaster pgid, or a process of its
-// group, still runs. A zombie does not: it holds no memory and no file,
-// and the machine's init may never reap it.
-func groupAlive(pgid int) bool {
-	found := false
-	eachProcess(func(pid int, state string, _, pgrp int) {
-		found = found || (pgrp == pgid || pid == pgid) && running(state)
-	})
-	return found
-}
-
-// processAlive reports whether pid runs (a zombie does not).
-func processAlive(pid int) bool {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return false
-	}
-	state, _, _, ok := parseStat(b)
-	return ok && running(state)
-}
-
-// childrenOf lists the running processes whose parent is pid.
-func childrenOf(pid int) []int {
-	var kids []int
-	eachProcess(func(p int, state string, ppid, _ int) {
-		if ppid == pid && running(state) {
-			kids = append(kids, p)
-		}
-	})
-	return kids
-}
-
-func running(state string) bool { return state != "Z" && state != "X" }
-
-// eachProcess calls fn with each process's pid, state, parent and group,
-// from /proc.
-func eachProcess(fn func(pid int, state string, ppid, pgrp int)) {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		if state, ppid, pgrp, ok := parseStat(b); ok {
-			fn(pid, state, ppid, pgrp)
-		}
-	}
-}
-
-// parseStat reads the state, parent and group of a /proc/<pid>/stat:
-// "pid (comm) state ppid pgrp ...", where comm may hold spaces.
-func parseStat(b []byte) (state string, ppid, pgrp int, ok bool) {
-	i := strings.LastIndex(string(b), ") ")
-	if i < 0 {
-		return "", 0, 0, false
-	}
-	f := strings.Fields(string(b[i+2:]))
-	if len(f) < 3 {
-		return "", 0, 0, false
-	}
-	ppid, err1 := strconv.Atoi(f[1])
-	pgrp, err2 := strconv.Atoi(f[2])
-	return f[0], ppid, pgrp, err1 == nil && err2 == nil
 }
 
 // waitFor polls a counting query on url until it counts more than

@@ -107,25 +107,3 @@ func TestPairFailover(t *testing.T) {
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return len(b), nil }
-
-func TestParseStat(t *testing.T) {
-	for name, tc := range map[string]struct {
-		stat       string
-		state      string
-		ppid, pgrp int
-		ok         bool
-	}{
-		"OKPostgres":       {"24054 (postgres) S 24053 24054 24054 0 -1 4194368 ...", "S", 24053, 24054, true},
-		"OKCommWithAParen": {"7 (a) b) Z 1 7 7 0", "Z", 1, 7, true},
-		"ErrNoComm":        {"7 a S 1 7", "", 0, 0, false},
-		"ErrTooShort":      {"7 (a) S 1", "", 0, 0, false},
-		"ErrNotANumber":    {"7 (a) S x 7 7", "S", 0, 7, false},
-	} {
-		t.Run(name, func(t *testing.T) {
-			state, ppid, pgrp, ok := parseStat([]byte(tc.stat))
-			if ok != tc.ok || ok && (state != tc.state || ppid != tc.ppid || pgrp != tc.pgrp) {
-				t.Fatalf("parseStat(%q) = %q %d %d %v, want %q %d %d %v", tc.stat, state, ppid, pgrp, ok, tc.state, tc.ppid, tc.pgrp, tc.ok)
-			}
-		})
-	}
-}
