@@ -2,12 +2,12 @@ package command
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/idemgate/idemgate"
+	"github.com/idemgate/idemgate/internal/groupcommit"
 	"github.com/idemgate/idemgate/sqldb"
 	"github.com/idemgate/idemgate/store"
 )
@@ -25,15 +25,11 @@ import (
 // claims are made again one by one, so that only the request at fault
 // gets the error.
 type claimer struct {
-	store    *store.Store
-	maxBatch int
-	timeout  time.Duration
-	slots    chan struct{}
+	store   *store.Store
+	timeout time.Duration
 	// groups counts the transactions and their claims (a histogram).
 	groups prometheus.Observer
-
-	mu    sync.Mutex
-	queue []*pendingClaim
+	queue  *groupcommit.Queue[*pendingClaim]
 }
 
 type pendingClaim struct {
@@ -47,17 +43,16 @@ type claimResult struct {
 }
 
 func newClaimer(st *store.Store, concurrency, maxBatch int, timeout time.Duration, groups prometheus.Observer) *claimer {
-	return &claimer{store: st, maxBatch: maxBatch, timeout: timeout, slots: make(chan struct{}, max(1, concurrency)), groups: groups}
+	c := &claimer{store: st, timeout: timeout, groups: groups}
+	c.queue = groupcommit.New(concurrency, groupcommit.First[*pendingClaim](maxBatch), c.run)
+	return c
 }
 
 // claim claims req's key, in whatever group it joins. When ctx ends first
 // the claim may still commit: the client's retry then finds it.
 func (c *claimer) claim(ctx context.Context, req idemgate.ClaimRequest) (idemgate.Claim, error) {
 	p := &pendingClaim{req: req, done: make(chan claimResult, 1)}
-	c.mu.Lock()
-	c.queue = append(c.queue, p)
-	c.mu.Unlock()
-	c.dispatch()
+	c.queue.Add(p)
 	select {
 	case r := <-p.done:
 		return r.claim, r.err
@@ -66,41 +61,7 @@ func (c *claimer) claim(ctx context.Context, req idemgate.ClaimRequest) (idemgat
 	}
 }
 
-// dispatch starts a transaction for the queued claims while a slot is
-// free.
-func (c *claimer) dispatch() {
-	for {
-		select {
-		case c.slots <- struct{}{}:
-		default:
-			return // the transaction that ends next takes the queue
-		}
-		c.mu.Lock()
-		n := min(len(c.queue), c.maxBatch)
-		batch := append([]*pendingClaim(nil), c.queue[:n]...)
-		c.queue = append(c.queue[:0], c.queue[n:]...)
-		c.mu.Unlock()
-		if n == 0 {
-			<-c.slots
-			// A claim queued while the slot was held found no slot: look
-			// again now that it is free.
-			c.mu.Lock()
-			empty := len(c.queue) == 0
-			c.mu.Unlock()
-			if empty {
-				return
-			}
-			continue
-		}
-		go c.run(batch)
-	}
-}
-
 func (c *claimer) run(batch []*pendingClaim) {
-	defer func() {
-		<-c.slots
-		c.dispatch()
-	}()
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
 	c.groups.Observe(float64(len(batch)))

@@ -2,10 +2,10 @@ package projector
 
 import (
 	"context"
-	"sync"
 
 	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/fault"
+	"github.com/idemgate/idemgate/internal/groupcommit"
 )
 
 // grouper gives the stretches of concurrent partitions a shared
@@ -22,12 +22,8 @@ import (
 // the data, each stretch is applied again on its own, so that only the
 // one at fault gets the error (the consumer then isolates its record).
 type grouper struct {
-	p        *Projector
-	slots    chan struct{}
-	maxGroup int // commands per transaction, at most
-
-	mu    sync.Mutex
-	queue []*stretch
+	p     *Projector
+	queue *groupcommit.Queue[*stretch]
 }
 
 // stretch is one partition's run of commands waiting for its group.
@@ -42,7 +38,9 @@ type stretch struct {
 const groupSlots = 2
 
 func newGrouper(p *Projector, maxGroup int) *grouper {
-	return &grouper{p: p, slots: make(chan struct{}, groupSlots), maxGroup: maxGroup}
+	g := &grouper{p: p}
+	g.queue = groupcommit.New(groupSlots, func(q []*stretch) ([]*stretch, []*stretch) { return takeGroup(q, maxGroup) }, g.run)
+	return g
 }
 
 // apply applies cmds (distinct operation ids) in whatever group they join
@@ -51,53 +49,20 @@ func newGrouper(p *Projector, maxGroup int) *grouper {
 // says, as an attempt in hand.
 func (g *grouper) apply(cmds []idemgate.Command, parent func(operationID string) context.Context) error {
 	s := &stretch{cmds: cmds, parent: parent, done: make(chan error, 1)}
-	g.mu.Lock()
-	g.queue = append(g.queue, s)
-	g.mu.Unlock()
-	g.dispatch()
+	g.queue.Add(s)
 	return <-s.done
 }
 
-// dispatch starts a group transaction for the queued stretches while a
-// slot is free.
-func (g *grouper) dispatch() {
-	for {
-		select {
-		case g.slots <- struct{}{}:
-		default:
-			return // the transaction that ends next takes the queue
-		}
-		group := g.take()
-		if len(group) == 0 {
-			<-g.slots
-			// A stretch queued while the slot was held found no slot:
-			// look again now that it is free.
-			g.mu.Lock()
-			empty := len(g.queue) == 0
-			g.mu.Unlock()
-			if empty {
-				return
-			}
-			continue
-		}
-		go g.run(group)
-	}
-}
-
-// take removes from the queue, in order, the stretches of the next group:
-// up to maxGroup commands (the first stretch always goes), and none whose
-// commands share an operation id with one already taken (a command
+// takeGroup splits the queue, in order, into the next group and the rest:
+// up to maxGroup commands (the first stretch always goes), and no stretch
+// whose commands share an operation id with one already taken (a command
 // re-emitted into another partition); those wait for a later group.
-func (g *grouper) take() []*stretch {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	var group []*stretch
+func takeGroup(queue []*stretch, maxGroup int) (group, rest []*stretch) {
 	seen := map[string]bool{}
 	n := 0
-	keep := g.queue[:0]
-	for _, s := range g.queue {
-		if len(group) > 0 && (n+len(s.cmds) > g.maxGroup || sharesID(s.cmds, seen)) {
-			keep = append(keep, s)
+	for _, s := range queue {
+		if len(group) > 0 && (n+len(s.cmds) > maxGroup || sharesID(s.cmds, seen)) {
+			rest = append(rest, s)
 			continue
 		}
 		for _, c := range s.cmds {
@@ -106,9 +71,7 @@ func (g *grouper) take() []*stretch {
 		n += len(s.cmds)
 		group = append(group, s)
 	}
-	clear(g.queue[len(keep):])
-	g.queue = keep
-	return group
+	return group, rest
 }
 
 func sharesID(cmds []idemgate.Command, seen map[string]bool) bool {
@@ -121,10 +84,6 @@ func sharesID(cmds []idemgate.Command, seen map[string]bool) bool {
 }
 
 func (g *grouper) run(group []*stretch) {
-	defer func() {
-		<-g.slots
-		g.dispatch()
-	}()
 	if len(group) == 1 {
 		group[0].done <- g.applyTx(group[0].cmds, group)
 		return

@@ -68,9 +68,7 @@ func waitQueued(t *testing.T, p *Projector, n int) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		p.group.mu.Lock()
-		got := len(p.group.queue)
-		p.group.mu.Unlock()
+		got := p.group.queue.Len()
 		if got == n {
 			return
 		}
@@ -171,33 +169,41 @@ func TestAFailingStretchFailsAlone(t *testing.T) {
 }
 
 // A stretch holding a command that a queued stretch holds too (an event
-// re-emitted into another partition) waits for a later group: a group's
-// commands are distinct, and the command is applied once.
+// re-emitted into another partition) waits for a later group, as does
+// one that would take the group past its bound: a group's commands are
+// distinct, and the command is applied once.
 func TestAGroupNeverHoldsACommandTwice(t *testing.T) {
+	cmd := func(id string) idemgate.Command { return idemgate.Command{OperationID: id} }
+	a := &stretch{cmds: []idemgate.Command{cmd("1"), cmd("2")}}
+	b := &stretch{cmds: []idemgate.Command{cmd("3"), cmd("1")}} // shares "1" with a
+	c := &stretch{cmds: []idemgate.Command{cmd("4")}}
+	d := &stretch{cmds: []idemgate.Command{cmd("5"), cmd("6")}} // past a bound of 4 after a and c
+	group, rest := takeGroup([]*stretch{a, b, c, d}, 4)
+	if len(group) != 2 || group[0] != a || group[1] != c || len(rest) != 2 || rest[0] != b || rest[1] != d {
+		t.Fatalf("takeGroup = %v, %v; want [a c], [b d]", group, rest)
+	}
+	if group, _ := takeGroup([]*stretch{d, a}, 1); len(group) != 1 || group[0] != d {
+		t.Fatalf("a first stretch past the bound: group %v, want it alone", group)
+	}
+
 	p, db, entered, release := gated(t)
 	ctx := context.Background()
 	held := holdSlots(t, p, db, entered)
 	shared := claimAndRecord(t, db, "effects.add")
 	wait := runs(p, []*kgo.Record{shared, claimAndRecord(t, db, "effects.add")}, []*kgo.Record{claimAndRecord(t, db, "effects.add"), shared})
 	waitQueued(t, p, 2)
-	group := p.group.take() // both slots are held: no dispatch takes meanwhile
-	if len(group) != 1 {
-		t.Fatalf("the next group holds %d stretches, want 1 (the second shares a command with the first)", len(group))
-	}
-	p.group.mu.Lock()
-	p.group.queue = append(group, p.group.queue...) // as it was
-	p.group.mu.Unlock()
 	close(release)
 	for i, err := range append(held(), wait()...) {
 		if err != nil {
 			t.Fatalf("caller %d: %v", i, err)
 		}
 	}
-	var effects, rows int
-	if err := db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM effects), (SELECT count(*) FROM outbox WHERE operation = 'effects.add')`).Scan(&effects, &rows); err != nil {
+	var effects, rows, txs int
+	if err := db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM effects), count(*), count(DISTINCT xmin::TEXT)
+FROM outbox WHERE operation = 'effects.add'`).Scan(&effects, &rows, &txs); err != nil {
 		t.Fatal(err)
 	}
-	if effects != 3 || rows != 3 {
-		t.Fatalf("effects %d, outbox rows %d; want 3, 3 (the shared command once)", effects, rows)
+	if effects != 3 || rows != 3 || txs != 2 {
+		t.Fatalf("effects %d, outbox rows %d in %d transactions; want 3, 3 in 2 (the shared command once, the second run in a group of its own)", effects, rows, txs)
 	}
 }

@@ -1,0 +1,56 @@
+package groupcommit
+
+import (
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// While the one slot is busy, the items that arrive wait, and the next
+// group takes them in their order, up to First's bound; every item is run
+// once.
+func TestItemsWaitingForASlotShareTheNextGroup(t *testing.T) {
+	var mu sync.Mutex
+	var groups [][]int
+	entered, release := make(chan struct{}), make(chan struct{})
+	done := make(chan struct{}, 16)
+	q := New(1, First[int](3), func(g []int) {
+		mu.Lock()
+		groups = append(groups, g)
+		first := len(groups) == 1
+		mu.Unlock()
+		if first {
+			close(entered)
+			<-release
+		}
+		for range g {
+			done <- struct{}{}
+		}
+	})
+	q.Add(0)
+	<-entered
+	for i := 1; i <= 5; i++ {
+		q.Add(i)
+	}
+	if n := q.Len(); n != 5 {
+		t.Fatalf("%d items wait, want 5", n)
+	}
+	close(release)
+	for range 6 {
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("not every item was run")
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := [][]int{{0}, {1, 2, 3}, {4, 5}}
+	if !slices.EqualFunc(groups, want, slices.Equal) {
+		t.Fatalf("groups %v, want %v", groups, want)
+	}
+	if n := q.Len(); n != 0 {
+		t.Fatalf("%d items still wait", n)
+	}
+}
