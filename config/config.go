@@ -103,6 +103,10 @@ type Config struct {
 	// APIPoolSize bounds the API's database connections
 	// (IDEMGATE_API_POOL_SIZE).
 	APIPoolSize int32
+	// ProjectorPoolSize bounds the projector's database connections
+	// (IDEMGATE_PROJECTOR_POOL_SIZE): its two group transactions, the
+	// upstream calls' bookkeeping of each partition, the result marks.
+	ProjectorPoolSize int32
 	// ClaimConcurrency is how many claim transactions the API runs at once
 	// (IDEMGATE_CLAIM_CONCURRENCY; at most the API's pool); the claims
 	// that arrive meanwhile share the next ones (group commit).
@@ -215,8 +219,9 @@ func Defaults() Config {
 		// its claim transactions (command.DefaultClaimConcurrency), so
 		// reads find one while claims run. (The emitter, the sweeper and
 		// the janitor have a pool of their own.)
-		APIPoolSize:      8,
-		ClaimConcurrency: command.DefaultClaimConcurrency,
+		APIPoolSize:       8,
+		ProjectorPoolSize: 8,
+		ClaimConcurrency:  command.DefaultClaimConcurrency,
 		// 4096 client connections: past it new ones wait in the listen
 		// queue rather than exhaust file handles (it is lowered to leave
 		// handles for the backends).
@@ -330,6 +335,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		}
 	}
 	num("IDEMGATE_API_POOL_SIZE", 1, 1000, func(n int) { c.APIPoolSize = int32(n) })
+	num("IDEMGATE_PROJECTOR_POOL_SIZE", 1, 1000, func(n int) { c.ProjectorPoolSize = int32(n) })
 	num("IDEMGATE_TOPIC_REPLICATION", 0, 1000, func(n int) { c.TopicReplication = int16(n) })
 	num("IDEMGATE_TOPIC_MIN_INSYNC", 0, 1000, func(n int) { c.TopicMinInsync = n })
 	num("IDEMGATE_MAX_CONNECTIONS", 16, 1_000_000, func(n int) { c.MaxConnections = n })

@@ -13,17 +13,19 @@ import (
 
 // TestStuckProjectorDoesNotStarveTheAPI (finding 9): in one process (dev
 // mode on the suite's database and Kafka) the projector is stuck: the
-// test holds a lock that every one of its transactions waits for, with
-// more partitions (12) than the projector's pool has connections (8), so
-// that pool is exhausted (as its metrics show). The API, on a pool of its
-// own that no request waits on, keeps answering POST, GET and /readyz;
-// once the lock is released everything completes.
+// test holds a lock that every one of its transactions waits for, and its
+// pool has as many connections (2, IDEMGATE_PROJECTOR_POOL_SIZE) as it
+// runs group transactions, so that pool is exhausted (as its metrics
+// show), while the runs of its other partitions (12 in all) wait for a
+// group. The API, on a pool of its own that no request waits on, keeps
+// answering POST, GET and /readyz; once the lock is released everything
+// completes.
 func TestStuckProjectorDoesNotStarveTheAPI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: runs the idemgate binary")
 	}
 	t.Parallel()
-	s := newStack(t, "IDEMGATE_PARTITIONS", "12")
+	s := newStack(t, "IDEMGATE_PARTITIONS", "12", "IDEMGATE_PROJECTOR_POOL_SIZE", "2")
 	addr := heldAddr(t)
 	a := devAPI(t, s.Role("dev", s.Environ(), "dev", "--addr", addr, "--data-dir", t.TempDir()), addr)
 	a.WaitReady(a.Base, 90*time.Second)
@@ -31,7 +33,7 @@ func TestStuckProjectorDoesNotStarveTheAPI(t *testing.T) {
 	_, paymentPath := a.completed("warm")
 
 	// Every application starts by recording its event in processed_events:
-	// with the table locked, each partition's worker waits on the lock.
+	// with the table locked, each group transaction waits on the lock.
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, s.DBURL)
 	if err != nil {
@@ -57,9 +59,9 @@ func TestStuckProjectorDoesNotStarveTheAPI(t *testing.T) {
 	const waitingSQL = `SELECT count(*) FROM pg_stat_activity
 WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO processed_events%'`
 	var waiting int
-	testenv.Eventually(t, 20*time.Second, "the projector pool's 8 transactions wait on the lock", func() error {
+	testenv.Eventually(t, 20*time.Second, "the projector pool's 2 transactions wait on the lock", func() error {
 		waiting = s.Count(waitingSQL)
-		return testenv.Check(waiting >= 8, "%d waiting", waiting)
+		return testenv.Check(waiting >= 2, "%d waiting", waiting)
 	})
 	completedBefore := s.Count(`SELECT count(*) FROM outbox`)
 	// The pools as the process reports them: the projector's exhausted,
@@ -75,8 +77,8 @@ WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '
 		return projectorInUse, projectorMax, apiWaits
 	}
 	inUse, size, apiWaitsBefore := pools()
-	if inUse != size || size != 8 {
-		t.Fatalf("the projector's pool has %v of %v connections in use, want all 8: it is not exhausted, the test would prove nothing", inUse, size)
+	if inUse != size || size != 2 {
+		t.Fatalf("the projector's pool has %v of %v connections in use, want all 2: it is not exhausted, the test would prove nothing", inUse, size)
 	}
 
 	// The API meanwhile, for 5 s. A request that waited on the projector's

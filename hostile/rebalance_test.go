@@ -17,12 +17,14 @@ import (
 )
 
 // TestRebalanceDuringDatabaseHang (finding 7): a projector is busy with a
-// backlog, each of its workers in an attempt, when the database hangs
+// backlog, its two group transactions in their attempts and its other
+// partitions' runs waiting for a group, when the database hangs
 // (SIGSTOP), and a second projector joins the group then. The rebalance
 // completes (both members own partitions) within the 10 s bound of the
-// attempts in hand, far below the 60 s rebalance timeout a worker
-// retrying for ever would have held it to; after SIGCONT every accepted
-// command completes exactly once.
+// attempts in hand (a revoked run that waits for a group leaves at once),
+// far below the 60 s rebalance timeout a worker retrying for ever would
+// have held it to; after SIGCONT every accepted command completes exactly
+// once.
 func TestRebalanceDuringDatabaseHang(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: runs the idemgate binary")
@@ -62,10 +64,11 @@ func TestRebalanceDuringDatabaseHang(t *testing.T) {
 
 	// The first projector is busy with its backlog when the database
 	// hangs: a lock the test holds on processed_events, where every
-	// application starts, keeps each of its 4 workers in its first
-	// attempt, holding a connection of its pool, until the database stops
-	// with them in hand (without it the projector can drain most
-	// partitions before the SIGSTOP, and the rebalance proves little).
+	// application starts, keeps its two group transactions in their first
+	// attempt, each holding a connection of its pool, and the runs of its
+	// other partitions waiting for a group, until the database stops with
+	// them in hand (without it the projector can drain most partitions
+	// before the SIGSTOP, and the rebalance proves little).
 	ctx := context.Background()
 	lockConn, err := pgx.Connect(ctx, pg.URL())
 	if err != nil {
@@ -81,9 +84,9 @@ func TestRebalanceDuringDatabaseHang(t *testing.T) {
 	}
 	metrics := heldAddr(t)
 	first := s.Project("IDEMGATE_METRICS_ADDR", metrics)
-	testenv.Eventually(t, 60*time.Second, "the first projector's 4 workers in their attempts", func() error {
+	testenv.Eventually(t, 60*time.Second, "the first projector's 2 group transactions in their attempts", func() error {
 		inUse, _ := scrape(t, "http://"+metrics+"/metrics", "").sum("idemgate_sql_pool_connections_in_use", `pool="projector"`)
-		return testenv.Check(inUse == 4, "%v connections of its pool in use", inUse)
+		return testenv.Check(inUse == 2, "%v connections of its pool in use", inUse)
 	})
 	pg.freeze()
 	before := assignments(t, s)

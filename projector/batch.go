@@ -80,10 +80,11 @@ func (p *Projector) HandleBatch(ctx context.Context, recs []*kgo.Record) error {
 // applyBatch applies commands of in-database operations in one
 // transaction, shared with other partitions' (grouper), then publishes
 // their results; parent gives each command's apply span, the parent of
-// its result's. The transaction has its own bound, as an attempt in hand:
-// the end of ctx does not cut it short.
-func (p *Projector) applyBatch(_ context.Context, cmds []idemgate.Command, parent func(operationID string) context.Context) error {
-	return p.group.apply(cmds, parent)
+// its result's. The end of ctx takes them out of the queue if they still
+// wait for their group; it does not cut a transaction short, which has
+// its own bound, as an attempt in hand.
+func (p *Projector) applyBatch(ctx context.Context, cmds []idemgate.Command, parent func(operationID string) context.Context) error {
+	return p.group.apply(ctx, cmds, parent)
 }
 
 // effects applies commands in order, each run of one operation at once

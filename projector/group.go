@@ -44,13 +44,23 @@ func newGrouper(p *Projector, maxGroup int) *grouper {
 }
 
 // apply applies cmds (distinct operation ids) in whatever group they join
-// and publishes their results. It returns once the group's transaction
-// has ended: its own bound (attemptTimeout) limits the wait, whatever ctx
-// says, as an attempt in hand.
-func (g *grouper) apply(cmds []idemgate.Command, parent func(operationID string) context.Context) error {
+// and publishes their results. When ctx ends (the partition revoked, the
+// process stopping) while the stretch still waits for a group, it leaves
+// the queue and apply returns ctx's error: nothing of it started. Once in
+// a group, apply returns when the group's transaction has ended: its own
+// bound (attemptTimeout) limits the wait, as an attempt in hand.
+func (g *grouper) apply(ctx context.Context, cmds []idemgate.Command, parent func(operationID string) context.Context) error {
 	s := &stretch{cmds: cmds, parent: parent, done: make(chan error, 1)}
 	g.queue.Add(s)
-	return <-s.done
+	select {
+	case err := <-s.done:
+		return err
+	case <-ctx.Done():
+		if g.queue.Remove(s) {
+			return ctx.Err()
+		}
+		return <-s.done
+	}
 }
 
 // takeGroup splits the queue, in order, into the next group and the rest:

@@ -207,3 +207,51 @@ FROM outbox WHERE operation = 'effects.add'`).Scan(&effects, &rows, &txs); err !
 		t.Fatalf("effects %d, outbox rows %d in %d transactions; want 3, 3 in 2 (the shared command once, the second run in a group of its own)", effects, rows, txs)
 	}
 }
+
+// A run whose partition is revoked (its context ends) while it waits for
+// a group leaves the queue at once, with the context's error, and nothing
+// of it is applied: the next owner applies it.
+func TestARevokedRunLeavesTheQueue(t *testing.T) {
+	p, db, entered, release := gated(t)
+	ctx := context.Background()
+	held := holdSlots(t, p, db, entered)
+	run := []*kgo.Record{claimAndRecord(t, db, "effects.add"), claimAndRecord(t, db, "effects.add")}
+	rctx, revoke := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- p.HandleBatch(rctx, run) }()
+	waitQueued(t, p, 1)
+	revoke()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("the revoked run: %v, want context.Canceled", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the revoked run still waits for a group while the slots are held")
+	}
+	if n := p.group.queue.Len(); n != 0 {
+		t.Fatalf("%d stretches still queued", n)
+	}
+	close(release)
+	for i, err := range held() {
+		if err != nil {
+			t.Fatalf("held %d: %v", i, err)
+		}
+	}
+	var effects, rows int
+	if err := db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM effects), (SELECT count(*) FROM outbox WHERE operation = 'effects.add')`).Scan(&effects, &rows); err != nil {
+		t.Fatal(err)
+	}
+	if effects != 0 || rows != 0 {
+		t.Fatalf("effects %d, outbox rows %d; want 0, 0 (the revoked run applied nothing)", effects, rows)
+	}
+	if err := p.HandleBatch(ctx, run); err != nil { // its next owner
+		t.Fatal(err)
+	}
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM effects`).Scan(&effects); err != nil {
+		t.Fatal(err)
+	}
+	if effects != 2 {
+		t.Fatalf("after the next owner: effects %d, want 2", effects)
+	}
+}

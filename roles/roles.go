@@ -178,7 +178,7 @@ var poolSpecs = map[string]struct {
 }{
 	"api":        {8, 5 * time.Second},  // claims and reads; each request also has its own deadline
 	"background": {2, 30 * time.Second}, // the emitter's marks, the sweeper, the janitor
-	"projector":  {8, 15 * time.Second}, // one transaction at a time per partition
+	"projector":  {8, 15 * time.Second}, // two group transactions, the upstream calls' bookkeeping, the result marks
 	"relay":      {2, 15 * time.Second}, // the outbox relay
 	"console":    {2, 10 * time.Second}, // the operator console's pages and redrives
 }
@@ -248,6 +248,9 @@ func (b *backends) store(ctx context.Context, pool string) (*store.Store, error)
 	maxConns := spec.maxConns
 	if pool == "api" && b.Config.APIPoolSize > 0 {
 		maxConns = b.Config.APIPoolSize
+	}
+	if pool == "projector" && b.Config.ProjectorPoolSize > 0 {
+		maxConns = b.Config.ProjectorPoolSize
 	}
 	db, err := sqldb.Open(ctx, b.Config.DatabaseURL, sqldb.Options{MaxConns: maxConns, StatementTimeout: spec.statement,
 		TxTimeout: spec.statement, Name: pool, Metrics: b.txMetrics})

@@ -6,10 +6,13 @@
 // next free slot takes them together.
 package groupcommit
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // Queue holds the items waiting for a slot.
-type Queue[T any] struct {
+type Queue[T comparable] struct {
 	slots chan struct{}
 	take  func(queue []T) (group, rest []T)
 	run   func(group []T)
@@ -23,7 +26,7 @@ type Queue[T any] struct {
 // must return a group of its own (not a part of queue), at least one
 // item when queue has one, and may reorder nothing. run applies a group and answers each of its callers; it runs on
 // a goroutine of its own, in a slot.
-func New[T any](slots int, take func(queue []T) (group, rest []T), run func(group []T)) *Queue[T] {
+func New[T comparable](slots int, take func(queue []T) (group, rest []T), run func(group []T)) *Queue[T] {
 	return &Queue[T]{slots: make(chan struct{}, max(1, slots)), take: take, run: run}
 }
 
@@ -33,6 +36,20 @@ func (q *Queue[T]) Add(item T) {
 	q.queue = append(q.queue, item)
 	q.mu.Unlock()
 	q.dispatch()
+}
+
+// Remove takes item out of the queue if it still waits there, and
+// reports whether it did: a caller that gives up (a partition revoked)
+// leaves before its group starts; once taken into a group, its item runs.
+func (q *Queue[T]) Remove(item T) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	i := slices.Index(q.queue, item)
+	if i < 0 {
+		return false
+	}
+	q.queue = slices.Delete(q.queue, i, i+1)
+	return true
 }
 
 // Len is how many items wait for a slot.

@@ -54,3 +54,38 @@ func TestItemsWaitingForASlotShareTheNextGroup(t *testing.T) {
 		t.Fatalf("%d items still wait", n)
 	}
 }
+
+// An item removed while it waits is never run; one already taken into a
+// group cannot be removed.
+func TestRemove(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	ran := make(chan []int, 4)
+	q := New(1, First[int](10), func(g []int) {
+		if g[0] == 0 {
+			close(entered)
+			<-release
+		}
+		ran <- g
+	})
+	q.Add(0)
+	<-entered
+	q.Add(1)
+	q.Add(2)
+	if !q.Remove(1) {
+		t.Fatal("Remove(1) = false while it waits")
+	}
+	if q.Remove(0) {
+		t.Fatal("Remove(0) = true while its group runs")
+	}
+	close(release)
+	for _, want := range [][]int{{0}, {2}} {
+		select {
+		case g := <-ran:
+			if !slices.Equal(g, want) {
+				t.Fatalf("group %v, want %v", g, want)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("group %v never ran", want)
+		}
+	}
+}
