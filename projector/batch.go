@@ -34,7 +34,7 @@ func (p *Projector) HandleBatch(ctx context.Context, recs []*kgo.Record) error {
 		if len(stretch) == 0 {
 			return nil
 		}
-		err := p.applyBatch(ctx, stretch, func(id string) context.Context { return applying[id] })
+		err := p.group.apply(ctx, stretch, func(id string) context.Context { return applying[id] })
 		for _, s := range spans {
 			if err != nil {
 				s.SetStatus(codes.Error, err.Error())
@@ -75,16 +75,6 @@ func (p *Projector) HandleBatch(ctx context.Context, recs []*kgo.Record) error {
 		stretch = append(stretch, cmd)
 	}
 	return flush()
-}
-
-// applyBatch applies commands of in-database operations in one
-// transaction, shared with other partitions' (grouper), then publishes
-// their results; parent gives each command's apply span, the parent of
-// its result's. The end of ctx takes them out of the queue if they still
-// wait for their group; it does not cut a transaction short, which has
-// its own bound, as an attempt in hand.
-func (p *Projector) applyBatch(ctx context.Context, cmds []idemgate.Command, parent func(operationID string) context.Context) error {
-	return p.group.apply(ctx, cmds, parent)
 }
 
 // effects applies commands in order, each run of one operation at once

@@ -94,16 +94,13 @@ func sharesID(cmds []idemgate.Command, seen map[string]bool) bool {
 }
 
 func (g *grouper) run(group []*stretch) {
-	if len(group) == 1 {
-		group[0].done <- g.applyTx(group[0].cmds, group)
-		return
-	}
 	var cmds []idemgate.Command
 	for _, s := range group {
 		cmds = append(cmds, s.cmds...)
 	}
 	err := g.applyTx(cmds, group)
-	if err == nil || !IsPermanent(err) { // an outage: each would meet it alone too
+	// An outage's error is each stretch's too: it would meet it alone.
+	if err == nil || !IsPermanent(err) || len(group) == 1 {
 		for _, s := range group {
 			s.done <- err
 		}
@@ -118,7 +115,7 @@ func (g *grouper) run(group []*stretch) {
 // publishes each stretch's results under its own spans.
 func (g *grouper) applyTx(cmds []idemgate.Command, group []*stretch) error {
 	p := g.p
-	actx, cancel := attemptContext(context.Background(), attemptTimeout)
+	actx, cancel := context.WithTimeout(context.Background(), attemptTimeout)
 	defer cancel()
 	applied, err := p.cfg.Store.ApplyBatch(actx, p.cfg.Name, cmds, p.effects, func() { p.cfg.Faults.Hit(fault.InProjectorTx) })
 	if err != nil {
@@ -128,10 +125,6 @@ func (g *grouper) applyTx(cmds []idemgate.Command, group []*stretch) error {
 		p.observe(a.Command, a.Response)
 	}
 	p.cfg.Faults.Hit(fault.AfterProjectorTx) // a death here leaves the results to the relay
-	if len(group) == 1 {
-		p.results.publish(group[0].parent, applied...)
-		return nil
-	}
 	owner := make(map[string]*stretch, len(cmds))
 	for _, s := range group {
 		for _, c := range s.cmds {

@@ -66,17 +66,22 @@ func holdSlots(t *testing.T, p *Projector, db *sqldb.DB, entered chan struct{}) 
 // waitQueued returns once n stretches wait in the grouper's queue.
 func waitQueued(t *testing.T, p *Projector, n int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testenv.Eventually(t, 30*time.Second, fmt.Sprintf("%d stretches queued", n), func() error {
 		got := p.group.queue.Len()
-		if got == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d stretches queued, want %d", got, n)
-		}
-		time.Sleep(time.Millisecond)
+		return testenv.Check(got == n, "%d queued", got)
+	})
+}
+
+// applied counts the effects, the effects.add outbox rows, and the
+// transactions that wrote those rows (their distinct xmin).
+func applied(t *testing.T, db *sqldb.DB) (effects, rows, txs int) {
+	t.Helper()
+	err := db.Pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM effects), count(*), count(DISTINCT xmin::TEXT)
+FROM outbox WHERE operation = 'effects.add'`).Scan(&effects, &rows, &txs)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return effects, rows, txs
 }
 
 // runs hands each run to HandleBatch (a partition's worker each) and
@@ -109,12 +114,7 @@ func TestPartitionsShareATransaction(t *testing.T) {
 			t.Fatalf("caller %d: %v", i, err)
 		}
 	}
-	var effects, rows, txs int
-	err := db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM effects), count(*), count(DISTINCT xmin::TEXT)
-FROM outbox WHERE operation = 'effects.add'`).Scan(&effects, &rows, &txs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	effects, rows, txs := applied(t, db)
 	if effects != 8 || rows != 8 || txs != 1 {
 		t.Fatalf("effects %d, outbox rows %d in %d transactions; want 8, 8 in 1", effects, rows, txs)
 	}
@@ -123,9 +123,7 @@ FROM outbox WHERE operation = 'effects.add'`).Scan(&effects, &rows, &txs)
 			t.Fatalf("redelivery of run %d: %v", i, err)
 		}
 	}
-	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM effects`).Scan(&effects); err != nil {
-		t.Fatal(err)
-	}
+	effects, _, _ = applied(t, db)
 	if effects != 8 {
 		t.Fatalf("after the redeliveries: effects %d, want 8", effects)
 	}
@@ -136,7 +134,6 @@ FROM outbox WHERE operation = 'effects.add'`).Scan(&effects, &rows, &txs)
 // once, and only the failing stretch's caller gets the (permanent) error.
 func TestAFailingStretchFailsAlone(t *testing.T) {
 	p, db, entered, release := gated(t)
-	ctx := context.Background()
 	held := holdSlots(t, p, db, entered)
 	good := [][]*kgo.Record{
 		{claimAndRecord(t, db, "effects.add"), claimAndRecord(t, db, "effects.add")},
@@ -158,10 +155,7 @@ func TestAFailingStretchFailsAlone(t *testing.T) {
 	if errs[1] == nil || !errors.Is(errs[1], idemgate.ErrPermanent) {
 		t.Fatalf("the failing stretch: %v, want its applier's permanent error", errs[1])
 	}
-	var effects, rows int
-	if err := db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM effects), (SELECT count(*) FROM outbox WHERE operation = 'effects.add')`).Scan(&effects, &rows); err != nil {
-		t.Fatal(err)
-	}
+	effects, rows, _ := applied(t, db)
 	// The failing stretch recorded nothing, its good command neither.
 	if effects != 3 || rows != 3 {
 		t.Fatalf("effects %d, outbox rows %d; want 3, 3 (the good stretches', once)", effects, rows)
@@ -187,7 +181,6 @@ func TestAGroupNeverHoldsACommandTwice(t *testing.T) {
 	}
 
 	p, db, entered, release := gated(t)
-	ctx := context.Background()
 	held := holdSlots(t, p, db, entered)
 	shared := claimAndRecord(t, db, "effects.add")
 	wait := runs(p, []*kgo.Record{shared, claimAndRecord(t, db, "effects.add")}, []*kgo.Record{claimAndRecord(t, db, "effects.add"), shared})
@@ -198,11 +191,7 @@ func TestAGroupNeverHoldsACommandTwice(t *testing.T) {
 			t.Fatalf("caller %d: %v", i, err)
 		}
 	}
-	var effects, rows, txs int
-	if err := db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM effects), count(*), count(DISTINCT xmin::TEXT)
-FROM outbox WHERE operation = 'effects.add'`).Scan(&effects, &rows, &txs); err != nil {
-		t.Fatal(err)
-	}
+	effects, rows, txs := applied(t, db)
 	if effects != 3 || rows != 3 || txs != 2 {
 		t.Fatalf("effects %d, outbox rows %d in %d transactions; want 3, 3 in 2 (the shared command once, the second run in a group of its own)", effects, rows, txs)
 	}
@@ -238,19 +227,14 @@ func TestARevokedRunLeavesTheQueue(t *testing.T) {
 			t.Fatalf("held %d: %v", i, err)
 		}
 	}
-	var effects, rows int
-	if err := db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM effects), (SELECT count(*) FROM outbox WHERE operation = 'effects.add')`).Scan(&effects, &rows); err != nil {
-		t.Fatal(err)
-	}
+	effects, rows, _ := applied(t, db)
 	if effects != 0 || rows != 0 {
 		t.Fatalf("effects %d, outbox rows %d; want 0, 0 (the revoked run applied nothing)", effects, rows)
 	}
 	if err := p.HandleBatch(ctx, run); err != nil { // its next owner
 		t.Fatal(err)
 	}
-	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM effects`).Scan(&effects); err != nil {
-		t.Fatal(err)
-	}
+	effects, _, _ = applied(t, db)
 	if effects != 2 {
 		t.Fatalf("after the next owner: effects %d, want 2", effects)
 	}

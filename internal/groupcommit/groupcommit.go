@@ -23,9 +23,10 @@ type Queue[T comparable] struct {
 
 // New returns a queue that runs at most slots groups at once. take splits
 // the waiting items, in their order, into the next group and the rest; it
-// must return a group of its own (not a part of queue), at least one
-// item when queue has one, and may reorder nothing. run applies a group and answers each of its callers; it runs on
-// a goroutine of its own, in a slot.
+// must return a group of its own (not a part of queue), at least one item
+// when queue has one, and may reorder nothing. run applies a group and
+// answers each of its callers; it runs on a goroutine of its own, in a
+// slot.
 func New[T comparable](slots int, take func(queue []T) (group, rest []T), run func(group []T)) *Queue[T] {
 	return &Queue[T]{slots: make(chan struct{}, max(1, slots)), take: take, run: run}
 }
