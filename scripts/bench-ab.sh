@@ -18,7 +18,8 @@
 # rounds'. ROUNDS=0 with PROFILE=1 takes the profiles alone.
 #
 #   VARIANTS='NAME:VAR=VALUE,VAR=VALUE NAME:...'  (the first is the baseline;
-#     BIN=path in a variant runs another idemgate binary for it)
+#     BIN=path in a variant runs another idemgate binary for it; DB=name gives
+#     it a database of its own, migrated by its binary, for a schema change)
 #   default: 'gzip:IDEMGATE_KAFKA_COMPRESSION=gzip none:IDEMGATE_KAFKA_COMPRESSION=none lz4:IDEMGATE_KAFKA_COMPRESSION=lz4'
 #   ROUNDS=6  DURATION=10  CONNS=32  OPEN_CONNS=128  OPEN_RATE=500  PROFILE=0
 #   BENCH_OUT=bench/out-ab  BENCH_PORT=28280 (+1, +2, +3: serve's, project's and relay's metrics)
@@ -86,18 +87,41 @@ start_servers
 IDB="postgres://postgres@127.0.0.1:$PG_PORT/idemgate?sslmode=disable"
 DATABASE_URL=$IDB bin/idemgate migrate >&2
 role_env "$IDB" "$SERVE_ADDR"
+# variant_bin_db SPEC: sets bin (BIN=, else bin/idemgate) and vdb (DB=, else
+# the shared database's URL).
+variant_bin_db() {
+  local kv
+  IFS=, read -r -a kvs <<<"${1#*:}"
+  bin=bin/idemgate vdb=$IDB
+  for kv in "${kvs[@]}"; do
+    case $kv in
+    BIN=*) bin=${kv#BIN=} ;;
+    DB=*)
+      [[ ${kv#DB=} =~ ^[a-z][a-z0-9_]*$ ]] || die "variant '$1': DB= takes a lower-case name of letters, digits and _"
+      vdb="postgres://postgres@127.0.0.1:$PG_PORT/${kv#DB=}?sslmode=disable"
+      ;;
+    esac
+  done
+}
+for spec in "${SPECS[@]}"; do
+  variant_bin_db "$spec"
+  [[ $vdb == "$IDB" ]] && continue
+  db=${vdb##*/}
+  psql_ -d postgres -c "CREATE DATABASE ${db%%\?*}"
+  DATABASE_URL=$vdb "$bin" migrate >&2
+done
 alive() { alive_all serve project relay; }
 
 # roles_up SPEC [VAR=VALUE...]: serve, project and relay of the variant SPEC
 # (its environment, then the extra one), ready; sets name and the pids.
 roles_up() {
-  local spec=$1 kv
+  local spec=$1
   shift
   name=${spec%%:*}
   IFS=, read -r -a venv <<<"${spec#*:}"
   venv+=("$@")
-  bin=bin/idemgate
-  for kv in "${venv[@]}"; do [[ $kv == BIN=* ]] && bin=${kv#BIN=}; done
+  variant_bin_db "$spec"
+  venv+=(DATABASE_URL="$vdb")
   start serve env "${ROLE_ENV[@]}" "${venv[@]}" IDEMGATE_METRICS_ADDR="$SERVE_METRICS" "$bin" serve
   SERVE_PID=$STARTED
   start project env "${ROLE_ENV[@]}" "${venv[@]}" IDEMGATE_METRICS_ADDR="$PROJECT_METRICS" "$bin" project
@@ -110,7 +134,7 @@ roles_up() {
   ready relay "$RELAY_PID" "http://$RELAY_METRICS/healthz"
   watch="serve=$SERVE_PID,project=$PROJECT_PID,relay=$RELAY_PID,kafka=$KAFKA_PID,postgres=$PM_PID+"
   bin/loadgen -mode closed -url "http://$SERVE_ADDR" -conns 8 -requests 500 -prefix "warm-$name-r$round-$RUN_ID" \
-    -key "$API_KEY" -tenant "$TENANT" -db "$IDB" -wait-complete >/dev/null
+    -key "$API_KEY" -tenant "$TENANT" -db "$vdb" -wait-complete >/dev/null
 }
 roles_down() {
   stop_pid "$SERVE_PID"
@@ -119,7 +143,7 @@ roles_down() {
 }
 open_loop() {
   lg "$1" -mode open -rate "$OPEN_RATE" -conns "$OPEN_CONNS" -duration "${DURATION}s" \
-    -url "http://$SERVE_ADDR" -db "$IDB" -wait-complete -watch "$watch"
+    -url "http://$SERVE_ADDR" -db "$vdb" -wait-complete -watch "$watch"
 }
 
 n=${#SPECS[@]}
@@ -128,7 +152,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     roles_up "${SPECS[$(((j + round - 1) % n))]}"
     open_loop "ab/open/$name"
     lg "ab/closed/$name" -mode closed -conns "$CONNS" -duration "${DURATION}s" \
-      -url "http://$SERVE_ADDR" -db "$IDB" -wait-complete -watch "$watch"
+      -url "http://$SERVE_ADDR" -db "$vdb" -wait-complete -watch "$watch"
     roles_down
     log "round $round/$ROUNDS: $name done"
   done
