@@ -2,6 +2,7 @@ package projector
 
 import (
 	"context"
+	"time"
 
 	"github.com/idemgate/idemgate"
 	"github.com/idemgate/idemgate/fault"
@@ -37,9 +38,26 @@ type stretch struct {
 // while the other commits. More would only split the groups again.
 const groupSlots = 2
 
+// gatherWait is how long a free slot waits for company before it takes
+// its group. One fetch brings runs to several partitions at once, and
+// their workers hand them over within microseconds; without the wait the
+// first run took a free slot alone, the second the other slot, and only
+// the rest waited for a group: at 500 commands/s, about three
+// transactions per fetch instead of one. The wait ends early once the
+// waiting runs make a whole group (maxGroup commands); it adds at most
+// this much to a command's completion.
+const gatherWait = time.Millisecond
+
 func newGrouper(p *Projector, maxGroup int) *grouper {
 	g := &grouper{p: p}
 	g.queue = groupcommit.New(groupSlots, func(q []*stretch) ([]*stretch, []*stretch) { return takeGroup(q, maxGroup) }, g.run)
+	g.queue.Gather(gatherWait, func(q []*stretch) bool {
+		n := 0
+		for _, s := range q {
+			n += len(s.cmds)
+		}
+		return n >= maxGroup
+	})
 	return g
 }
 

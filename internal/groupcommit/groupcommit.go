@@ -1,14 +1,16 @@
 // Package groupcommit gives concurrent callers' work shared transactions
 // (group commit): the API's claims (command/claimer.go) and the
-// projector's partitions' runs (projector/group.go). A caller never waits
-// for company: while a slot is free its item goes at once, alone if need
-// be; while every slot is busy, the items that arrive queue up, and the
-// next free slot takes them together.
+// projector's partitions' runs (projector/group.go). While every slot is
+// busy, the items that arrive queue up, and the next free slot takes them
+// together. While a slot is free, an item goes at once, alone if need be,
+// unless the queue gathers (Gather): then the free slot waits a moment
+// for the items that arrive with it.
 package groupcommit
 
 import (
 	"slices"
 	"sync"
+	"time"
 )
 
 // Queue holds the items waiting for a slot.
@@ -17,8 +19,15 @@ type Queue[T comparable] struct {
 	take  func(queue []T) (group, rest []T)
 	run   func(group []T)
 
+	// gather and full: see Gather.
+	gather time.Duration
+	full   func(queue []T) bool
+
 	mu    sync.Mutex
 	queue []T
+	// wakers are the gathering slots' signals: closed when the queue is
+	// full.
+	wakers []chan struct{}
 }
 
 // New returns a queue that runs at most slots groups at once. take splits
@@ -31,10 +40,27 @@ func New[T comparable](slots int, take func(queue []T) (group, rest []T), run fu
 	return &Queue[T]{slots: make(chan struct{}, max(1, slots)), take: take, run: run}
 }
 
+// Gather makes each slot, once free, wait up to wait before it takes its
+// group, so that items arriving together share it (the runs one fetch
+// brings to the projector's partitions arrive within microseconds of each
+// other, one slot apiece without it). The wait ends early once full says
+// the waiting items make a whole group (nil: never). Call it before the
+// first Add. An
+// item waiting in a gathering slot's queue can still be removed.
+func (q *Queue[T]) Gather(wait time.Duration, full func(queue []T) bool) {
+	q.gather, q.full = wait, full
+}
+
 // Add queues item and starts groups while slots are free.
 func (q *Queue[T]) Add(item T) {
 	q.mu.Lock()
 	q.queue = append(q.queue, item)
+	if len(q.wakers) > 0 && q.full != nil && q.full(q.queue) {
+		for _, w := range q.wakers {
+			close(w)
+		}
+		q.wakers = nil
+	}
 	q.mu.Unlock()
 	q.dispatch()
 }
@@ -67,12 +93,11 @@ func (q *Queue[T]) dispatch() {
 		default:
 			return // the group that ends next takes the queue
 		}
-		q.mu.Lock()
-		n := len(q.queue)
-		group, rest := q.take(q.queue)
-		q.queue = append(q.queue[:0], rest...)
-		clear(q.queue[len(q.queue):n])
-		q.mu.Unlock()
+		if q.gather > 0 {
+			go q.gatherAndRun()
+			return // an item arriving meanwhile tries the other slots
+		}
+		group := q.takeGroup()
 		if len(group) == 0 {
 			<-q.slots
 			// An item queued while the slot was held found no slot: look
@@ -89,6 +114,50 @@ func (q *Queue[T]) dispatch() {
 			}()
 			q.run(group)
 		}()
+	}
+}
+
+// takeGroup takes the next group out of the queue.
+func (q *Queue[T]) takeGroup() []T {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := len(q.queue)
+	group, rest := q.take(q.queue)
+	q.queue = append(q.queue[:0], rest...)
+	clear(q.queue[len(q.queue):n])
+	return group
+}
+
+// gatherAndRun holds the slot it was started in for up to q.gather, or
+// until the queue is full, then takes a group and runs it.
+func (q *Queue[T]) gatherAndRun() {
+	defer func() {
+		<-q.slots
+		// An item queued while the slot was held found no slot, or came
+		// after the group was taken: look again now that it is free.
+		if q.Len() > 0 {
+			q.dispatch()
+		}
+	}()
+	q.mu.Lock()
+	if q.full == nil || !q.full(q.queue) {
+		wake := make(chan struct{})
+		q.wakers = append(q.wakers, wake)
+		q.mu.Unlock()
+		t := time.NewTimer(q.gather)
+		select {
+		case <-t.C:
+		case <-wake:
+		}
+		t.Stop()
+		q.mu.Lock()
+		if i := slices.Index(q.wakers, wake); i >= 0 {
+			q.wakers = slices.Delete(q.wakers, i, i+1)
+		}
+	}
+	q.mu.Unlock()
+	if group := q.takeGroup(); len(group) > 0 {
+		q.run(group)
 	}
 }
 

@@ -89,3 +89,64 @@ func TestRemove(t *testing.T) {
 		}
 	}
 }
+
+// recorder runs groups by recording them, and hands each group over.
+func recorder() (run func([]int), groups chan []int) {
+	groups = make(chan []int, 16)
+	return func(g []int) { groups <- g }, groups
+}
+
+func nextGroup(t *testing.T, groups chan []int) []int {
+	t.Helper()
+	select {
+	case g := <-groups:
+		return g
+	case <-time.After(30 * time.Second):
+		t.Fatal("no group ran")
+		return nil
+	}
+}
+
+// A gathering queue's free slots wait for company: three items added one
+// after the other, with both slots free, run as one group (without the
+// gather the first two would each take a slot alone). The wait is an hour,
+// so the group can only have gone because it was full.
+func TestGatherWaitsForCompanyUntilFull(t *testing.T) {
+	run, groups := recorder()
+	q := New(2, First[int](3), run)
+	q.Gather(time.Hour, func(queue []int) bool { return len(queue) >= 3 })
+	q.Add(1)
+	q.Add(2)
+	q.Add(3)
+	if g := nextGroup(t, groups); !slices.Equal(g, []int{1, 2, 3}) {
+		t.Fatalf("group %v, want [1 2 3]", g)
+	}
+}
+
+// A slot gathers for its wait at most: a lone item runs once it is over.
+func TestGatherEndsAfterItsWait(t *testing.T) {
+	run, groups := recorder()
+	q := New(2, First[int](3), run)
+	q.Gather(10*time.Millisecond, func([]int) bool { return false })
+	q.Add(1)
+	if g := nextGroup(t, groups); !slices.Equal(g, []int{1}) {
+		t.Fatalf("group %v, want [1]", g)
+	}
+}
+
+// An item removed while its slot gathers is never run; the items that
+// come after it make the group.
+func TestRemoveWhileGathering(t *testing.T) {
+	run, groups := recorder()
+	q := New(1, First[int](3), run)
+	q.Gather(time.Hour, func(queue []int) bool { return len(queue) >= 2 })
+	q.Add(1)
+	if !q.Remove(1) {
+		t.Fatal("Remove(1) = false while its slot gathers")
+	}
+	q.Add(2)
+	q.Add(3)
+	if g := nextGroup(t, groups); !slices.Equal(g, []int{2, 3}) {
+		t.Fatalf("group %v, want [2 3]", g)
+	}
+}
