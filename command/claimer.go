@@ -42,9 +42,10 @@ type claimResult struct {
 	err   error
 }
 
-func newClaimer(st *store.Store, concurrency, maxBatch int, timeout time.Duration, groups prometheus.Observer) *claimer {
+func newClaimer(st *store.Store, concurrency int, spillAfter time.Duration, maxBatch int, timeout time.Duration, groups prometheus.Observer) *claimer {
 	c := &claimer{store: st, timeout: timeout, groups: groups}
 	c.queue = groupcommit.New(concurrency, groupcommit.First[*pendingClaim](maxBatch), c.run)
+	c.queue.Spill(spillAfter)
 	return c
 }
 

@@ -19,7 +19,7 @@ func newTestClaimer(t *testing.T, concurrency int) (*claimer, prometheus.Histogr
 	t.Helper()
 	db := testenv.OpenDB(t, env.NewDatabase(t, store.Migrations()))
 	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "groups", Buckets: []float64{1, 2, 4, 8, 16, 32, 64}})
-	return newClaimer(store.New(db, 0), concurrency, 64, 5*time.Second, h), h
+	return newClaimer(store.New(db, 0), concurrency, DefaultClaimSpillAfter, 64, 5*time.Second, h), h
 }
 
 func claimReq(key string) idemgate.ClaimRequest {

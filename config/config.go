@@ -111,6 +111,9 @@ type Config struct {
 	// (IDEMGATE_CLAIM_CONCURRENCY; at most the API's pool); the claims
 	// that arrive meanwhile share the next ones (group commit).
 	ClaimConcurrency int
+	// ClaimSpillAfter is how long a claim transaction runs before the
+	// claims behind it may take another slot (IDEMGATE_CLAIM_SPILL_AFTER).
+	ClaimSpillAfter time.Duration
 	// MaxConnections caps the API's concurrent client connections
 	// (IDEMGATE_MAX_CONNECTIONS); past it, new ones wait in the listen
 	// queue. It is lowered to leave file handles for the backends.
@@ -222,6 +225,7 @@ func Defaults() Config {
 		APIPoolSize:       8,
 		ProjectorPoolSize: 8,
 		ClaimConcurrency:  command.DefaultClaimConcurrency,
+		ClaimSpillAfter:   command.DefaultClaimSpillAfter,
 		// 4096 client connections: past it new ones wait in the listen
 		// queue rather than exhaust file handles (it is lowered to leave
 		// handles for the backends).
@@ -319,6 +323,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	dur("IDEMGATE_SWEEP_INTERVAL", &c.SweepInterval)
 	dur("IDEMGATE_JANITOR_INTERVAL", &c.JanitorInterval)
 	dur("IDEMGATE_DB_TIMEOUT", &c.DBTimeout)
+	dur("IDEMGATE_CLAIM_SPILL_AFTER", &c.ClaimSpillAfter)
 	dur("IDEMGATE_LAG_INTERVAL", &c.LagInterval)
 	dur("IDEMGATE_RELAY_GRACE", &c.RelayGrace)
 	dur("IDEMGATE_DEDUP_WINDOW", &c.DedupWindow)

@@ -103,6 +103,7 @@ func (b *backends) serve(ctx context.Context, l net.Listener) error {
 		Logger:           b.Logger,
 		DBTimeout:        b.Config.DBTimeout,
 		ClaimConcurrency: min(b.Config.ClaimConcurrency, int(max(b.Config.APIPoolSize, 1))),
+		ClaimSpillAfter:  b.Config.ClaimSpillAfter,
 		ServeMetrics:     b.Config.MetricsAddr == "",
 		TracerProvider:   b.TracerProvider,
 		MetricsToken:     b.Config.MetricsToken,

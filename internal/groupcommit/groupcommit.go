@@ -4,7 +4,8 @@
 // busy, the items that arrive queue up, and the next free slot takes them
 // together. While a slot is free, an item goes at once, alone if need be,
 // unless the queue gathers (Gather): then the free slot waits a moment
-// for the items that arrive with it.
+// for the items that arrive with it. A queue that spills (Spill) opens a
+// second slot only when the group running is slow.
 package groupcommit
 
 import (
@@ -15,19 +16,25 @@ import (
 
 // Queue holds the items waiting for a slot.
 type Queue[T comparable] struct {
-	slots chan struct{}
+	slots int
 	take  func(queue []T) (group, rest []T)
 	run   func(group []T)
 
-	// gather and full: see Gather.
+	// gather and full: see Gather. spill: see Spill.
 	gather time.Duration
 	full   func(queue []T) bool
+	spill  time.Duration
 
 	mu    sync.Mutex
 	queue []T
+	// started holds when each slot in use was taken, in that order.
+	started []time.Time
 	// wakers are the gathering slots' signals: closed when the queue is
 	// full.
 	wakers []chan struct{}
+	// spillTimer, while set, looks at the queue again when the youngest
+	// group has run for spill.
+	spillTimer *time.Timer
 }
 
 // New returns a queue that runs at most slots groups at once. take splits
@@ -37,7 +44,7 @@ type Queue[T comparable] struct {
 // answers each of its callers; it runs on a goroutine of its own, in a
 // slot.
 func New[T comparable](slots int, take func(queue []T) (group, rest []T), run func(group []T)) *Queue[T] {
-	return &Queue[T]{slots: make(chan struct{}, max(1, slots)), take: take, run: run}
+	return &Queue[T]{slots: max(1, slots), take: take, run: run}
 }
 
 // Gather makes each slot, once free, wait up to wait before it takes its
@@ -45,11 +52,20 @@ func New[T comparable](slots int, take func(queue []T) (group, rest []T), run fu
 // brings to the projector's partitions arrive within microseconds of each
 // other, one slot apiece without it). The wait ends early once full says
 // the waiting items make a whole group (nil: never). Call it before the
-// first Add. An
-// item waiting in a gathering slot's queue can still be removed.
+// first Add. An item waiting in a gathering slot's queue can still be
+// removed.
 func (q *Queue[T]) Gather(wait time.Duration, full func(queue []T) bool) {
 	q.gather, q.full = wait, full
 }
+
+// Spill keeps the queue to one group at a time while groups are quick:
+// items that arrive while a group runs wait for it and go together in the
+// next, and another slot opens for them only once every running group has
+// run for after (a transaction stuck on a connection that hangs, or a
+// database far away), up to the queue's slots. Fewer, larger groups cost
+// a database less than the same items in groups side by side. Call it
+// before the first Add; 0 (the default) opens every slot at once.
+func (q *Queue[T]) Spill(after time.Duration) { q.spill = after }
 
 // Add queues item and starts groups while slots are free.
 func (q *Queue[T]) Add(item T) {
@@ -86,41 +102,65 @@ func (q *Queue[T]) Len() int {
 	return len(q.queue)
 }
 
+// dispatch starts groups while items wait and slots may open.
 func (q *Queue[T]) dispatch() {
 	for {
-		select {
-		case q.slots <- struct{}{}:
-		default:
-			return // the group that ends next takes the queue
+		q.mu.Lock()
+		if len(q.queue) == 0 || len(q.started) >= q.slots || !q.mayOpenLocked() {
+			q.mu.Unlock()
+			return // the group that ends next (or the spill timer) looks again
 		}
+		start := time.Now()
+		q.started = append(q.started, start)
 		if q.gather > 0 {
-			go q.gatherAndRun()
+			q.mu.Unlock()
+			go q.gatherAndRun(start)
 			return // an item arriving meanwhile tries the other slots
 		}
-		group := q.takeGroup()
-		if len(group) == 0 {
-			<-q.slots
-			// An item queued while the slot was held found no slot: look
-			// again now that it is free.
-			if q.Len() == 0 {
-				return
-			}
-			continue
-		}
+		group := q.takeLocked()
+		q.mu.Unlock()
 		go func() {
-			defer func() {
-				<-q.slots
-				q.dispatch()
-			}()
+			defer q.release(start)
 			q.run(group)
 		}()
 	}
 }
 
-// takeGroup takes the next group out of the queue.
-func (q *Queue[T]) takeGroup() []T {
+// mayOpenLocked reports whether a slot may open now. Without Spill, one
+// may whenever it is free; with it, only when no group runs or the
+// youngest has run for spill: until then a timer waits for that moment.
+func (q *Queue[T]) mayOpenLocked() bool {
+	if q.spill <= 0 || len(q.started) == 0 {
+		return true
+	}
+	wait := q.spill - time.Since(q.started[len(q.started)-1])
+	if wait <= 0 {
+		return true
+	}
+	if q.spillTimer == nil {
+		q.spillTimer = time.AfterFunc(wait, func() {
+			q.mu.Lock()
+			q.spillTimer = nil
+			q.mu.Unlock()
+			q.dispatch()
+		})
+	}
+	return false
+}
+
+// release frees the slot taken at start and looks at the queue again:
+// an item queued while every slot was in use found none.
+func (q *Queue[T]) release(start time.Time) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	if i := slices.Index(q.started, start); i >= 0 {
+		q.started = slices.Delete(q.started, i, i+1)
+	}
+	q.mu.Unlock()
+	q.dispatch()
+}
+
+// takeLocked takes the next group out of the queue.
+func (q *Queue[T]) takeLocked() []T {
 	n := len(q.queue)
 	group, rest := q.take(q.queue)
 	q.queue = append(q.queue[:0], rest...)
@@ -128,17 +168,10 @@ func (q *Queue[T]) takeGroup() []T {
 	return group
 }
 
-// gatherAndRun holds the slot it was started in for up to q.gather, or
+// gatherAndRun holds the slot taken at start for up to q.gather, or
 // until the queue is full, then takes a group and runs it.
-func (q *Queue[T]) gatherAndRun() {
-	defer func() {
-		<-q.slots
-		// An item queued while the slot was held found no slot, or came
-		// after the group was taken: look again now that it is free.
-		if q.Len() > 0 {
-			q.dispatch()
-		}
-	}()
+func (q *Queue[T]) gatherAndRun(start time.Time) {
+	defer q.release(start)
 	q.mu.Lock()
 	if q.full == nil || !q.full(q.queue) {
 		wake := make(chan struct{})
@@ -155,8 +188,9 @@ func (q *Queue[T]) gatherAndRun() {
 			q.wakers = slices.Delete(q.wakers, i, i+1)
 		}
 	}
+	group := q.takeLocked()
 	q.mu.Unlock()
-	if group := q.takeGroup(); len(group) > 0 {
+	if len(group) > 0 {
 		q.run(group)
 	}
 }

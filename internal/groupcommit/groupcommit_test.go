@@ -150,3 +150,51 @@ func TestRemoveWhileGathering(t *testing.T) {
 		t.Fatalf("group %v, want [2 3]", g)
 	}
 }
+
+// blocker runs groups by handing them over; a group holding 0 first waits
+// for release.
+func blocker() (run func([]int), groups chan []int, release chan struct{}) {
+	groups, release = make(chan []int, 16), make(chan struct{})
+	return func(g []int) {
+		if slices.Contains(g, 0) {
+			<-release
+		}
+		groups <- g
+	}, groups, release
+}
+
+// A spilling queue runs one group at a time while it is quick: with a
+// second slot free, the items that arrive behind a running group wait for
+// it (the spill is an hour) and then go together.
+func TestSpillWaitsBehindAQuickGroup(t *testing.T) {
+	run, groups, release := blocker()
+	q := New(2, First[int](10), run)
+	q.Spill(time.Hour)
+	q.Add(0)
+	q.Add(1)
+	q.Add(2)
+	if n := q.Len(); n != 2 {
+		t.Fatalf("%d items wait, want 2: another slot opened behind a running group", n)
+	}
+	close(release)
+	for _, want := range [][]int{{0}, {1, 2}} {
+		if g := nextGroup(t, groups); !slices.Equal(g, want) {
+			t.Fatalf("group %v, want %v", g, want)
+		}
+	}
+}
+
+// Once the running group has run for the spill, the next slot opens for
+// the items waiting behind it: a group stuck (here, until the end of the
+// test) holds back nothing but its own items.
+func TestSpillOpensASlotBehindASlowGroup(t *testing.T) {
+	run, groups, release := blocker()
+	defer close(release)
+	q := New(2, First[int](10), run)
+	q.Spill(10 * time.Millisecond)
+	q.Add(0)
+	q.Add(1)
+	if g := nextGroup(t, groups); !slices.Equal(g, []int{1}) {
+		t.Fatalf("group %v, want [1]", g)
+	}
+}
