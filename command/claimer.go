@@ -13,10 +13,14 @@ import (
 )
 
 // claimer gives concurrent requests' claims a shared transaction (group
-// commit). A request never waits for company: when a transaction slot is
-// free its claim goes at once, alone if need be; while every slot is
-// busy, the claims that arrive queue up and the next free slot takes them
-// all (up to maxBatch) in one transaction, one round trip and one commit.
+// commit). A request never waits for company: when no claim transaction
+// runs its claim goes at once, alone if need be. While one runs, the
+// claims that arrive queue up and the next transaction takes them all (up
+// to maxBatch) in one transaction, one round trip and one commit. Another
+// slot opens for them (up to concurrency) only once the running
+// transaction has taken spillAfter, or a whole group waits: one at a time
+// costs the database fewer commits, and a stuck transaction still holds
+// back only its own claims.
 //
 // Each request gets its own result, read in its own position (a retried
 // transaction recomputes them all, never mixing them up). A key repeated
@@ -45,7 +49,7 @@ type claimResult struct {
 func newClaimer(st *store.Store, concurrency int, spillAfter time.Duration, maxBatch int, timeout time.Duration, groups prometheus.Observer) *claimer {
 	c := &claimer{store: st, timeout: timeout, groups: groups}
 	c.queue = groupcommit.New(concurrency, groupcommit.First[*pendingClaim](maxBatch), c.run)
-	c.queue.Spill(spillAfter)
+	c.queue.Spill(spillAfter, func(q []*pendingClaim) bool { return len(q) >= maxBatch })
 	return c
 }
 

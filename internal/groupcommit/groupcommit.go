@@ -20,10 +20,11 @@ type Queue[T comparable] struct {
 	take  func(queue []T) (group, rest []T)
 	run   func(group []T)
 
-	// gather and full: see Gather. spill: see Spill.
-	gather time.Duration
-	full   func(queue []T) bool
-	spill  time.Duration
+	// gather and full: see Gather. spill and spillFull: see Spill.
+	gather    time.Duration
+	full      func(queue []T) bool
+	spill     time.Duration
+	spillFull func(queue []T) bool
 
 	mu    sync.Mutex
 	queue []T
@@ -60,12 +61,15 @@ func (q *Queue[T]) Gather(wait time.Duration, full func(queue []T) bool) {
 
 // Spill keeps the queue to one group at a time while groups are quick:
 // items that arrive while a group runs wait for it and go together in the
-// next, and another slot opens for them only once every running group has
+// next. Another slot opens for them only once every running group has
 // run for after (a transaction stuck on a connection that hangs, or a
-// database far away), up to the queue's slots. Fewer, larger groups cost
+// database far away), or once full says the waiting items make a whole
+// group (nil: never), up to the queue's slots. Fewer, larger groups cost
 // a database less than the same items in groups side by side. Call it
 // before the first Add; 0 (the default) opens every slot at once.
-func (q *Queue[T]) Spill(after time.Duration) { q.spill = after }
+func (q *Queue[T]) Spill(after time.Duration, full func(queue []T) bool) {
+	q.spill, q.spillFull = after, full
+}
 
 // Add queues item and starts groups while slots are free.
 func (q *Queue[T]) Add(item T) {
@@ -127,10 +131,11 @@ func (q *Queue[T]) dispatch() {
 }
 
 // mayOpenLocked reports whether a slot may open now. Without Spill, one
-// may whenever it is free; with it, only when no group runs or the
-// youngest has run for spill: until then a timer waits for that moment.
+// may whenever it is free; with it, only when no group runs, the waiting
+// items make a whole group, or the youngest group has run for spill:
+// until then a timer waits for that moment.
 func (q *Queue[T]) mayOpenLocked() bool {
-	if q.spill <= 0 || len(q.started) == 0 {
+	if q.spill <= 0 || len(q.started) == 0 || q.spillFull != nil && q.spillFull(q.queue) {
 		return true
 	}
 	wait := q.spill - time.Since(q.started[len(q.started)-1])

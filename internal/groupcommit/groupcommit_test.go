@@ -169,7 +169,7 @@ func blocker() (run func([]int), groups chan []int, release chan struct{}) {
 func TestSpillWaitsBehindAQuickGroup(t *testing.T) {
 	run, groups, release := blocker()
 	q := New(2, First[int](10), run)
-	q.Spill(time.Hour)
+	q.Spill(time.Hour, nil)
 	q.Add(0)
 	q.Add(1)
 	q.Add(2)
@@ -191,10 +191,28 @@ func TestSpillOpensASlotBehindASlowGroup(t *testing.T) {
 	run, groups, release := blocker()
 	defer close(release)
 	q := New(2, First[int](10), run)
-	q.Spill(10 * time.Millisecond)
+	q.Spill(10*time.Millisecond, nil)
 	q.Add(0)
 	q.Add(1)
 	if g := nextGroup(t, groups); !slices.Equal(g, []int{1}) {
 		t.Fatalf("group %v, want [1]", g)
+	}
+}
+
+// Behind a quick group, a whole group of waiting items opens the next
+// slot at once: the spill (an hour) holds back only a partial one.
+func TestSpillOpensASlotForAWholeGroup(t *testing.T) {
+	run, groups, release := blocker()
+	defer close(release)
+	q := New(2, First[int](2), run)
+	q.Spill(time.Hour, func(queue []int) bool { return len(queue) >= 2 })
+	q.Add(0)
+	q.Add(1)
+	if n := q.Len(); n != 1 {
+		t.Fatalf("%d items wait, want 1", n)
+	}
+	q.Add(2)
+	if g := nextGroup(t, groups); !slices.Equal(g, []int{1, 2}) {
+		t.Fatalf("group %v, want [1 2]", g)
 	}
 }
