@@ -87,27 +87,26 @@ start_servers
 IDB="postgres://postgres@127.0.0.1:$PG_PORT/idemgate?sslmode=disable"
 DATABASE_URL=$IDB bin/idemgate migrate >&2
 role_env "$IDB" "$SERVE_ADDR"
-# variant_bin_db SPEC: sets bin (BIN=, else bin/idemgate) and vdb (DB=, else
-# the shared database's URL).
+# variant_bin_db SPEC: sets bin (BIN=, else bin/idemgate), vdb_name (DB=,
+# else empty) and vdb (its URL, else the shared database's).
 variant_bin_db() {
   local kv
   IFS=, read -r -a kvs <<<"${1#*:}"
-  bin=bin/idemgate vdb=$IDB
+  bin=bin/idemgate vdb_name=
   for kv in "${kvs[@]}"; do
     case $kv in
     BIN=*) bin=${kv#BIN=} ;;
-    DB=*)
-      [[ ${kv#DB=} =~ ^[a-z][a-z0-9_]*$ ]] || die "variant '$1': DB= takes a lower-case name of letters, digits and _"
-      vdb="postgres://postgres@127.0.0.1:$PG_PORT/${kv#DB=}?sslmode=disable"
-      ;;
+    DB=*) vdb_name=${kv#DB=} ;;
     esac
   done
+  [[ -z $vdb_name || $vdb_name =~ ^[a-z][a-z0-9_]*$ ]] || die "variant '$1': DB= takes a lower-case name of letters, digits and _"
+  vdb=$IDB
+  [[ -z $vdb_name ]] || vdb="postgres://postgres@127.0.0.1:$PG_PORT/$vdb_name?sslmode=disable"
 }
 for spec in "${SPECS[@]}"; do
   variant_bin_db "$spec"
-  [[ $vdb == "$IDB" ]] && continue
-  db=${vdb##*/}
-  psql_ -d postgres -c "CREATE DATABASE ${db%%\?*}"
+  [[ -n $vdb_name ]] || continue
+  psql_ -d postgres -c "CREATE DATABASE $vdb_name"
   DATABASE_URL=$vdb "$bin" migrate >&2
 done
 alive() { alive_all serve project relay; }

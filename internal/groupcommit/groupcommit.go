@@ -20,11 +20,11 @@ type Queue[T comparable] struct {
 	take  func(queue []T) (group, rest []T)
 	run   func(group []T)
 
-	// gather and full: see Gather. spill and spillFull: see Spill.
-	gather    time.Duration
-	full      func(queue []T) bool
-	spill     time.Duration
-	spillFull func(queue []T) bool
+	// gather, spill: see Gather and Spill. full says the waiting items
+	// make a whole group (nil: never); both end their wait on it.
+	gather time.Duration
+	spill  time.Duration
+	full   func(queue []T) bool
 
 	mu    sync.Mutex
 	queue []T
@@ -52,8 +52,8 @@ func New[T comparable](slots int, take func(queue []T) (group, rest []T), run fu
 // group, so that items arriving together share it (the runs one fetch
 // brings to the projector's partitions arrive within microseconds of each
 // other, one slot apiece without it). The wait ends early once full says
-// the waiting items make a whole group (nil: never). Call it before the
-// first Add. An item waiting in a gathering slot's queue can still be
+// the waiting items make a whole group (nil: never; the same full as
+// Spill's, for a queue that does both). Call it before the first Add. An item waiting in a gathering slot's queue can still be
 // removed.
 func (q *Queue[T]) Gather(wait time.Duration, full func(queue []T) bool) {
 	q.gather, q.full = wait, full
@@ -68,7 +68,7 @@ func (q *Queue[T]) Gather(wait time.Duration, full func(queue []T) bool) {
 // a database less than the same items in groups side by side. Call it
 // before the first Add; 0 (the default) opens every slot at once.
 func (q *Queue[T]) Spill(after time.Duration, full func(queue []T) bool) {
-	q.spill, q.spillFull = after, full
+	q.spill, q.full = after, full
 }
 
 // Add queues item and starts groups while slots are free.
@@ -135,7 +135,7 @@ func (q *Queue[T]) dispatch() {
 // items make a whole group, or the youngest group has run for spill:
 // until then a timer waits for that moment.
 func (q *Queue[T]) mayOpenLocked() bool {
-	if q.spill <= 0 || len(q.started) == 0 || q.spillFull != nil && q.spillFull(q.queue) {
+	if q.spill <= 0 || len(q.started) == 0 || q.full != nil && q.full(q.queue) {
 		return true
 	}
 	wait := q.spill - time.Since(q.started[len(q.started)-1])
